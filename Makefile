@@ -1,0 +1,59 @@
+# Chorus: `make run` starts everything locally, `make test` runs every test.
+# Each target installs what it needs first (a virtual environment and the pinned
+# Python and npm packages), so both work on a fresh clone.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+NODE_DIR := devhost/node
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help prerequisites install run stack test test-unit lint format clean
+
+help:
+	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api"
+	@echo "make test    run the whole test suite (unit, integration, e2e)"
+	@echo "make stack   start only the local services, for 'func start'"
+	@echo "make lint    ruff (format + check) and mypy"
+	@echo "make clean   remove the virtual environment, node_modules and local data"
+
+prerequisites:
+	@PYTHON="$(PYTHON)" sh tools/check-prerequisites.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@PYTHON="$(PYTHON)" sh tools/check-prerequisites.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@PYTHON="$(PYTHON)" sh tools/check-prerequisites.sh
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
+
+run: install
+	$(PY) -m devhost run
+
+stack: install
+	$(PY) -m devhost stack
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules .devhost .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,114 @@
+"""The local host and stack.
+
+    python -m devhost run      the stack plus the app at http://127.0.0.1:7071/api
+    python -m devhost stack    only the stack, and local.settings.json for `func start`
+    python -m devhost token SUBJECT [--role user|moderator|admin]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from devhost.settings_file import PROJECT_DIR, write_local_settings
+from devhost.stack import STATE_DIR, LocalStack
+from devhost.tokens import ROLES, issue_token
+
+log = logging.getLogger("devhost")
+
+# How often the host looks for a service that died under it.
+WATCH_INTERVAL_SECONDS = 1.0
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    # The Azure SDKs log every HTTP request at INFO.
+    for noisy in ("azure", "uamqp", "azure.eventhub", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def _serve(stack: LocalStack, host_port: int | None) -> int:
+    """Run until SIGINT/SIGTERM or until a service dies; return the exit code."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    function_host = None
+    if host_port is not None:
+        from devhost.host.server import FunctionHost
+
+        stack.apply_to_environment()
+        function_host = FunctionHost(PROJECT_DIR, STATE_DIR, port=host_port)
+        await function_host.start()
+        print(f"Chorus is running at {function_host.base_url}/api  (Ctrl-C stops everything)", flush=True)
+    exit_code = 0
+    try:
+        while not stop.is_set():
+            crashed = stack.crashed()
+            if crashed:
+                log.error("%s stopped unexpectedly; see its log in %s. Shutting everything down.",
+                          ", ".join(crashed), stack.log_dir)
+                exit_code = 1
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_SECONDS)
+            except TimeoutError:
+                pass
+    finally:
+        if function_host is not None:
+            await function_host.stop()
+    return exit_code
+
+
+def _run(args: argparse.Namespace, with_host: bool) -> int:
+    configure_logging(args.log_level)
+    stack = LocalStack()
+    try:
+        stack.start(fresh=not args.keep_data)
+        log.info("stack is up; endpoints in %s", STATE_DIR / "stack.json")
+        if not with_host:
+            write_local_settings(stack.settings)
+            print(
+                "The local stack is up. local.settings.json now points at it: run `func start` "
+                "in another terminal. Ctrl-C stops the stack.",
+                flush=True,
+            )
+        return asyncio.run(_serve(stack, args.port if with_host else None))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stack.stop()
+        log.info("stopped every process the local stack started")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "start the stack and host the app"), ("stack", "start only the stack")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--keep-data", action="store_true",
+                             help="keep PostgreSQL data from the last run (Cosmos, Azurite and Event Hubs "
+                                  "are in memory and always start empty)")
+        command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        if name == "run":
+            command.add_argument("--port", type=int, default=7071)
+    token = commands.add_parser("token", help="print a bearer token the local host accepts")
+    token.add_argument("subject")
+    token.add_argument("--role", choices=ROLES, default="user")
+    token.add_argument("--hours", type=float, default=12.0)
+
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        print(issue_token(STATE_DIR, args.subject, args.role, int(args.hours * 3600)))
+        return 0
+    return _run(args, with_host=args.command == "run")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""HTTP functions behind a real HTTP server, under the host's routePrefix."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+
+from devhost.host.app_index import FunctionSpec, resolve_setting_refs
+from devhost.host.invocation import Invoker
+from devhost.host.routing import Route, RouteTable, RouteTemplate
+
+log = logging.getLogger("devhost.http")
+
+# The Functions host accepts request bodies up to 100 MB; the app sets its own, smaller limit.
+MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+def build_route_table(specs: list[FunctionSpec]) -> RouteTable[FunctionSpec]:
+    routes = []
+    for spec in specs:
+        trigger = spec.trigger
+        template = resolve_setting_refs(str(trigger.get("route") or spec.name))
+        methods = frozenset(str(m).upper() for m in trigger.get("methods") or ())
+        routes.append(Route(RouteTemplate.parse(template), methods, spec))
+    return RouteTable(routes)
+
+
+class HttpFrontEnd:
+    def __init__(self, specs: list[FunctionSpec], invoker: Invoker, route_prefix: str) -> None:
+        self._table = build_route_table(specs)
+        self._invoker = invoker
+        self._prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if self._prefix:
+            if not (path == self._prefix or path.lower().startswith(self._prefix.lower() + "/")):
+                return web.Response(status=404)
+            path = path[len(self._prefix):]
+        match = self._table.resolve(request.method, path)
+        if match.target is None:
+            if match.allowed_methods:
+                return web.Response(status=405, headers={"Allow": ", ".join(sorted(match.allowed_methods))})
+            return web.Response(status=404)
+        spec = match.target
+        body = await request.read()
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=match.route_params,
+            body=body,
+        )
+        try:
+            result: Any = await self._invoker.invoke(
+                spec,
+                http_request,
+                summary=f"{request.method} {request.path_qs}",
+                trace_parent=request.headers.get("traceparent"),
+            )
+        except Exception:
+            log.exception("function %s raised; answering 500", spec.name)
+            return web.Response(status=500)
+        return _to_aiohttp(result)
+
+
+def _to_aiohttp(result: Any) -> web.Response:
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, str):
+        return web.Response(text=result)
+    if not isinstance(result, func.HttpResponse):
+        log.error("HTTP function returned %s, not an HttpResponse; answering 500", type(result).__name__)
+        return web.Response(status=500)
+    headers = dict(result.headers)
+    content_type = headers.pop("Content-Type", None) or headers.pop("content-type", None)
+    if content_type is None and result.mimetype:
+        content_type = f"{result.mimetype}; charset={result.charset}" if result.charset else result.mimetype
+    response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+    if content_type:
+        response.headers["Content-Type"] = content_type
+    return response

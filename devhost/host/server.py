@@ -1,0 +1,113 @@
+"""The local Functions host: HTTP site, timers and change-feed feeders for one app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from devhost.host.app_index import FunctionSpec, load_function_app
+from devhost.host.change_feed import ChangeFeedTrigger, trigger_config
+from devhost.host.http_server import HttpFrontEnd
+from devhost.host.invocation import Invoker
+from devhost.host.timers import run_timer
+
+log = logging.getLogger("devhost.host")
+
+SUPPORTED_TRIGGERS = ("httpTrigger", "timerTrigger", "cosmosDBTrigger")
+# How long a crashed feeder or timer loop waits before it is started again.
+RESTART_DELAY_SECONDS = 1.0
+
+
+def route_prefix(app_dir: Path) -> str:
+    host_json = json.loads((app_dir / "host.json").read_text())
+    return str(host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
+
+
+class FunctionHost:
+    def __init__(self, app_dir: Path, state_dir: Path, host: str = "127.0.0.1", port: int = 7071,
+                 module_name: str = "function_app", only: set[str] | None = None) -> None:
+        self.app_dir = app_dir
+        self.module_name = module_name
+        self.only = only
+        self.state_dir = state_dir
+        self.host = host
+        self.port = port
+        self.specs: list[FunctionSpec] = []
+        self._invoker = Invoker(app_dir)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._feeders: list[ChangeFeedTrigger] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self.specs = load_function_app(self.app_dir, self.module_name)
+        if self.only is not None:
+            unknown = self.only - {s.name for s in self.specs}
+            if unknown:
+                raise RuntimeError(f"no functions named {sorted(unknown)} in the app")
+            self.specs = [s for s in self.specs if s.name in self.only]
+        unsupported = [s.name for s in self.specs if s.trigger_type not in SUPPORTED_TRIGGERS]
+        if unsupported:
+            raise RuntimeError(f"the local host does not run these functions' triggers: {unsupported}")
+        environ = dict(os.environ)
+        by_type = {t: [s for s in self.specs if s.trigger_type == t] for t in SUPPORTED_TRIGGERS}
+        self._feeders = feeders = [
+            ChangeFeedTrigger(spec, trigger_config(spec, environ), self._invoker.invoke,
+                              self.state_dir / "failed-batches", socket.gethostname())
+            for spec in by_type["cosmosDBTrigger"]
+        ]
+
+        front_end = HttpFrontEnd(by_type["httpTrigger"], self._invoker, route_prefix(self.app_dir))
+        self._runner = web.AppRunner(front_end.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await site.start()
+
+        for spec in by_type["timerTrigger"]:
+            self._spawn(f"timer {spec.name}", lambda spec=spec: run_timer(spec, self._invoker.invoke))
+        for feeder in feeders:
+            self._spawn(f"change feed {feeder.spec.name}", feeder.run)
+        log.info(
+            "hosting %d function(s) at %s/%s: %s",
+            len(self.specs), self.base_url, route_prefix(self.app_dir),
+            ", ".join(f"{s.name} ({s.trigger_type})" for s in self.specs),
+        )
+
+    def change_feed_checkpoints(self) -> dict[str, str | None]:
+        """Each Cosmos DB trigger's current checkpoint (None until it has one)."""
+        return {feeder.spec.name: feeder.checkpoint for feeder in self._feeders}
+
+    def _spawn(self, label: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        async def supervised() -> None:
+            while True:
+                try:
+                    await loop()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s crashed; restarting it in %.0f s", label, RESTART_DELAY_SECONDS)
+                    await asyncio.sleep(RESTART_DELAY_SECONDS)
+
+        self._tasks.append(asyncio.create_task(supervised(), name=label))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._invoker.close()

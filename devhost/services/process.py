@@ -1,0 +1,148 @@
+"""Child processes the local stack starts: started in their own process group,
+logged to a file, waited for until ready, and always stopped."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServiceStartError(RuntimeError):
+    """A local service did not come up; the message says which and where its log is."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now on `host` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    """One child process with its log file. `stop()` is idempotent and kills the whole group."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Poll `ready` until true; fail fast if the process exits, with its log tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServiceStartError(
+                    f"{self.name} exited with code {self.popen.returncode} while starting; "
+                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+                )
+            if ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceStartError(
+            f"{self.name} was not ready after {timeout:.0f} s; see its log {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.popen.poll() is None:
+            _signal_group(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=grace)
+        else:
+            # The leader is gone; make sure nothing it spawned outlives it.
+            _signal_group(self.popen.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM when the host dies, even by SIGKILL, so nothing outlives it."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def start_process(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> ManagedProcess:
+    """Start `argv` in a new session (its own process group) with output going to `log_path`.
+
+    The child is tied to this process's life (see `_die_with_parent`); `user` runs it as another
+    system user (PostgreSQL refuses to run as root)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_path.open("ab")
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=str(cwd) if cwd else None,
+            start_new_session=True,
+            user=user,
+            preexec_fn=_die_with_parent,
+        )
+    except FileNotFoundError as exc:
+        raise ServiceStartError(f"cannot start {name}: {exc.filename} not found") from exc
+    finally:
+        log_file.close()
+    return ManagedProcess(name=name, popen=popen, log_path=log_path)
+
+
+NODE_DIR = Path(__file__).resolve().parent.parent / "node"
+
+
+def node_bin(name: str) -> Path:
+    """A binary installed by `npm ci` in devhost/node."""
+    path = NODE_DIR / "node_modules" / ".bin" / name
+    if not path.exists():
+        raise ServiceStartError(f"{path} is missing: run `make install` (it runs npm ci in devhost/node)")
+    return path

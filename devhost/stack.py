@@ -1,0 +1,148 @@
+"""The local stack: PostgreSQL, the Cosmos DB emulator, Azurite and the Event Hubs stand-in,
+started on free 127.0.0.1 ports, migrated and provisioned, and described in
+`.devhost/stack.json` for operators and tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from azure.cosmos import CosmosClient
+from azure.storage.blob import BlobServiceClient
+
+from devhost.cosmos_provisioning import provision
+from devhost.services.azurite import Azurite, start_azurite
+from devhost.services.cosmos import CosmosEmulator, start_cosmos_emulator
+from devhost.services.eventhubs import EventHubsStandIn, start_eventhubs_standin
+from devhost.services.postgres import PostgresServer, start_postgres
+from devhost.settings_file import PROJECT_DIR, example_settings
+from devhost.tokens import public_key_pem
+from shared_code.db.migrations import migrate
+
+log = logging.getLogger("devhost.stack")
+
+STATE_DIR = PROJECT_DIR / ".devhost"
+APP_DATABASE = "chorus"
+
+
+
+@dataclass
+class LocalStack:
+    state_dir: Path = STATE_DIR
+    durable: bool = True
+    postgres: PostgresServer | None = None
+    cosmos: CosmosEmulator | None = None
+    azurite: Azurite | None = None
+    eventhubs: EventHubsStandIn | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def start(self, fresh: bool = True) -> None:
+        """Start every service (in parallel), then migrate and provision. Stops all on failure."""
+        data_dir = self.state_dir / "pgdata"
+        if fresh and data_dir.exists():
+            shutil.rmtree(data_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = {
+                    "postgres": pool.submit(start_postgres, data_dir, self.log_dir, durable=self.durable),
+                    "cosmos": pool.submit(start_cosmos_emulator, self.log_dir),
+                    "azurite": pool.submit(start_azurite, self.log_dir),
+                    "eventhubs": pool.submit(start_eventhubs_standin, self.log_dir),
+                }
+            # Keep every service that started, so that one failing still stops the others.
+            errors = []
+            for name, future in futures.items():
+                if future.exception() is None:
+                    setattr(self, name, future.result())
+                else:
+                    errors.append(future.exception())
+            if errors:
+                raise errors[0]  # type: ignore[misc]
+            self._prepare()
+        except BaseException:
+            self.stop()
+            raise
+        self.write_stack_file()
+
+    def _prepare(self) -> None:
+        assert self.postgres and self.cosmos and self.azurite and self.eventhubs
+        with psycopg.connect(self.postgres.url(), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{APP_DATABASE}"')
+        applied = migrate(self.postgres.url(APP_DATABASE))
+        log.info("PostgreSQL: %d migration(s) applied", len(applied))
+
+        settings = example_settings()
+        with CosmosClient(self.cosmos.endpoint, credential=self.cosmos.key) as cosmos:
+            containers = provision(cosmos, settings["COSMOS_DATABASE"])
+        log.info("Cosmos DB: database %s with %s", settings["COSMOS_DATABASE"], ", ".join(containers))
+
+        blob = BlobServiceClient.from_connection_string(self.azurite.connection_string)
+        if not blob.get_container_client(settings["MEDIA_CONTAINER"]).exists():
+            blob.create_container(settings["MEDIA_CONTAINER"])
+        blob.close()
+
+        settings.update(
+            {
+                "AzureWebJobsStorage": self.azurite.connection_string,
+                "POSTGRES_URL": self.postgres.url(APP_DATABASE),
+                "CosmosDB": self.cosmos.connection_string,
+                "EventHubs": self.eventhubs.connection_string,
+                "EVENTHUB_NAME": self.eventhubs.hub_name,
+                "MediaStorage": self.azurite.connection_string,
+                "AUTH_PUBLIC_KEYS_PEM": public_key_pem(self.state_dir),
+            }
+        )
+        self.settings = settings
+
+    def apply_to_environment(self) -> None:
+        os.environ.update(self.settings)
+
+    def describe(self) -> dict[str, Any]:
+        assert self.postgres and self.cosmos and self.azurite and self.eventhubs
+        return {
+            "postgres": {"url": self.postgres.url(APP_DATABASE), "pid": self.postgres.process.pid,
+                         "dataDir": str(self.postgres.data_dir)},
+            "cosmos": {"endpoint": self.cosmos.endpoint, "connectionString": self.cosmos.connection_string,
+                       "pid": self.cosmos.process.pid},
+            "azurite": {"connectionString": self.azurite.connection_string, "pid": self.azurite.process.pid},
+            "eventHubs": {"connectionString": self.eventhubs.connection_string, "hub": self.eventhubs.hub_name,
+                          "inspectUrl": f"http://127.0.0.1:{self.eventhubs.http_port}/events",
+                          "pid": self.eventhubs.process.pid},
+            "logs": str(self.log_dir),
+        }
+
+    def write_stack_file(self) -> Path:
+        path = self.state_dir / "stack.json"
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        return path
+
+    def services(self) -> list[tuple[str, Any]]:
+        return [(n, s) for n, s in (("postgres", self.postgres), ("cosmos", self.cosmos),
+                                    ("azurite", self.azurite), ("eventhubs", self.eventhubs)) if s is not None]
+
+    def crashed(self) -> list[str]:
+        """Services whose process has exited on its own."""
+        return [name for name, service in self.services() if not service.process.alive()]
+
+    def stop(self) -> None:
+        for name, service in reversed(self.services()):
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s failed", name)
+        (self.state_dir / "stack.json").unlink(missing_ok=True)
+

@@ -1,0 +1,15 @@
+"""The Chorus Function App: one FunctionApp, the blueprints registered, nothing else.
+
+Settings are read here so a missing or malformed one stops the app at start-up
+with its name, instead of failing the first request.
+"""
+
+import azure.functions as func
+
+from functions import health
+from shared_code.settings import get_settings
+
+get_settings()
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(health.bp)

@@ -1,0 +1,1 @@
+"""Everything the functions call: settings, domain, services, adapters, projections."""

@@ -1,0 +1,79 @@
+"""The long-lived clients of one worker process, created once and shared.
+
+Functions ask for `await get_app_context()`; tests and tools build their own
+with `AppContext.create(settings)` and close it with `aclose()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from azure.cosmos.aio import CosmosClient, DatabaseProxy
+from azure.eventhub.aio import EventHubProducerClient
+from azure.storage.blob.aio import BlobServiceClient
+from psycopg_pool import AsyncConnectionPool
+
+from shared_code.adapters.blob import create_blob_service
+from shared_code.adapters.cosmos import create_cosmos_client
+from shared_code.adapters.eventhubs import create_producer
+from shared_code.adapters.postgres import open_pool
+from shared_code.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    pg_pool: AsyncConnectionPool
+    cosmos: CosmosClient
+    cosmos_db: DatabaseProxy
+    blob_service: BlobServiceClient
+    eventhubs: EventHubProducerClient | None
+
+    @classmethod
+    async def create(cls, settings: Settings) -> AppContext:
+        cosmos = create_cosmos_client(settings)
+        eventhubs = create_producer(settings)
+        if eventhubs is None:
+            log.warning(
+                "Event Hubs publishing is off: neither EventHubs nor EventHubs__fullyQualifiedNamespace is set"
+            )
+        return cls(
+            settings=settings,
+            pg_pool=await open_pool(settings),
+            cosmos=cosmos,
+            cosmos_db=cosmos.get_database_client(settings.cosmos_database),
+            blob_service=create_blob_service(settings),
+            eventhubs=eventhubs,
+        )
+
+    async def aclose(self) -> None:
+        await self.pg_pool.close()
+        await self.cosmos.close()
+        await self.blob_service.close()
+        if self.eventhubs is not None:
+            await self.eventhubs.close()
+
+
+_context: AppContext | None = None
+_context_lock: asyncio.Lock | None = None
+
+
+async def get_app_context() -> AppContext:
+    """This process's context, created on first use (the worker has one event loop)."""
+    global _context, _context_lock
+    if _context is None:
+        _context_lock = _context_lock or asyncio.Lock()
+        async with _context_lock:
+            if _context is None:
+                _context = await AppContext.create(get_settings())
+    return _context
+
+
+def use_app_context(context: AppContext | None) -> None:
+    """Install a context built elsewhere (tests, tools), or clear it with None."""
+    global _context
+    _context = context

@@ -1,0 +1,1 @@
+"""PostgreSQL: migrations and the per-worker connection pool."""

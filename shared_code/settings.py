@@ -1,0 +1,125 @@
+"""The app's settings: one typed object read from the environment.
+
+`func start` fills the environment from local.settings.json; Azure from app
+settings (Key Vault references for secrets). Connection settings follow the
+Functions convention so bindings and code share them: `CosmosDB` holds a
+connection string locally, `CosmosDB__accountEndpoint` names the account when
+the app uses its managed identity in Azure (likewise EventHubs, MediaStorage).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names it and says where to set it."""
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True, env_ignore_empty=True)
+
+    # PostgreSQL: a libpq URL. In Azure a Key Vault reference holds it.
+    postgres_url: SecretStr = Field(validation_alias=_alias("POSTGRES_URL"))
+    postgres_pool_min: int = Field(default=1, ge=0, validation_alias=_alias("POSTGRES_POOL_MIN"))
+    postgres_pool_max: int = Field(default=10, ge=1, validation_alias=_alias("POSTGRES_POOL_MAX"))
+
+    # Cosmos DB: a connection string (local) or an account endpoint (managed identity).
+    cosmos_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("CosmosDB"))
+    cosmos_account_endpoint: str | None = Field(
+        default=None, validation_alias=_alias("CosmosDB__accountEndpoint")
+    )
+    cosmos_database: str = Field(default="chorus", min_length=1, validation_alias=_alias("COSMOS_DATABASE"))
+
+    # Event Hubs: optional. Without it the publisher is off and says so.
+    eventhubs_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("EventHubs"))
+    eventhubs_namespace: str | None = Field(
+        default=None, validation_alias=_alias("EventHubs__fullyQualifiedNamespace")
+    )
+    eventhub_name: str = Field(default="chorus-events", min_length=1, validation_alias=_alias("EVENTHUB_NAME"))
+
+    # Blob storage for media.
+    media_storage_connection_string: SecretStr | None = Field(
+        default=None, validation_alias=_alias("MediaStorage")
+    )
+    media_storage_blob_uri: str | None = Field(
+        default=None, validation_alias=_alias("MediaStorage__blobServiceUri")
+    )
+    media_container: str = Field(default="media", min_length=3, validation_alias=_alias("MEDIA_CONTAINER"))
+
+    # Bearer tokens: issuer and audience always; keys from a JWKS URL or PEM public keys.
+    auth_issuer: str = Field(min_length=1, validation_alias=_alias("AUTH_ISSUER"))
+    auth_audience: str = Field(min_length=1, validation_alias=_alias("AUTH_AUDIENCE"))
+    auth_jwks_url: str | None = Field(default=None, validation_alias=_alias("AUTH_JWKS_URL"))
+    auth_public_keys_pem: str | None = Field(default=None, validation_alias=_alias("AUTH_PUBLIC_KEYS_PEM"))
+    auth_role_claim: str = Field(default="roles", validation_alias=_alias("AUTH_ROLE_CLAIM"))
+
+    # Signs list cursors so a client cannot forge one.
+    cursor_signing_key: SecretStr = Field(min_length=32, validation_alias=_alias("CURSOR_SIGNING_KEY"))
+
+    # HTTP limits.
+    max_request_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=64 * 1024, validation_alias=_alias("MAX_REQUEST_BODY_BYTES")
+    )
+
+    applicationinsights_connection_string: SecretStr | None = Field(
+        default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    )
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias=_alias("LOG_LEVEL"))
+
+    @model_validator(mode="after")
+    def _one_way_to_each_account(self) -> Settings:
+        if self.cosmos_connection_string is None and self.cosmos_account_endpoint is None:
+            raise ValueError("set CosmosDB (a connection string) or CosmosDB__accountEndpoint (managed identity)")
+        if self.media_storage_connection_string is None and self.media_storage_blob_uri is None:
+            raise ValueError(
+                "set MediaStorage (a connection string) or MediaStorage__blobServiceUri (managed identity)"
+            )
+        if self.auth_jwks_url is None and self.auth_public_keys_pem is None:
+            raise ValueError("set AUTH_JWKS_URL or AUTH_PUBLIC_KEYS_PEM so bearer tokens can be verified")
+        return self
+
+    @property
+    def eventhubs_enabled(self) -> bool:
+        return self.eventhubs_connection_string is not None or self.eventhubs_namespace is not None
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, or raise SettingsError naming each bad one."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # fields come from the environment
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = _setting_name(error.get("loc", ()))
+            problems.append(f"{name}: {error['msg']}" if name else error["msg"])
+        raise SettingsError(
+            "Chorus cannot start: " + "; ".join(problems)
+            + ". Set them in local.settings.json (func start), the environment, or the app settings in Azure."
+        ) from None
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return ""
+    field = Settings.model_fields.get(str(loc[0]))
+    if field is None or field.validation_alias is None:
+        return str(loc[0])
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(choice) for choice in alias.choices)
+    return str(alias)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this worker process, read once."""
+    return load_settings()

@@ -1,0 +1,107 @@
+"""Local services for the integration and e2e tests: each started once per test session,
+on free ports, and stopped at the end. Each test gets its own data on top of them
+(a database cloned from a migrated template, a Cosmos database of its own)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+if TYPE_CHECKING:
+    from devhost.services.azurite import Azurite
+    from devhost.services.cosmos import CosmosEmulator
+    from devhost.services.eventhubs import EventHubsStandIn
+    from devhost.services.postgres import PostgresServer
+
+TEMPLATE_DATABASE = "chorus_template"
+
+
+@pytest.fixture(scope="session")
+def service_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service-logs")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory, service_log_dir: Path) -> Iterator[PostgresServer]:
+    from devhost.services.postgres import start_postgres
+
+    # Test data is thrown away: no fsync.
+    server = start_postgres(tmp_path_factory.mktemp("pg") / "data", service_log_dir, durable=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server: PostgresServer) -> str:
+    """A database with every migration applied, cloned by each test that needs one."""
+    from shared_code.db.migrations import migrate
+
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
+    migrate(postgres_server.url(TEMPLATE_DATABASE))
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer, migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    yield postgres_server.url(name)
+    with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def cosmos_emulator(service_log_dir: Path) -> Iterator[CosmosEmulator]:
+    from devhost.services.cosmos import start_cosmos_emulator
+
+    emulator = start_cosmos_emulator(service_log_dir)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def eventhubs_standin(service_log_dir: Path) -> Iterator[EventHubsStandIn]:
+    from devhost.services.eventhubs import start_eventhubs_standin
+
+    standin = start_eventhubs_standin(service_log_dir)
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(service_log_dir: Path) -> Iterator[Azurite]:
+    from devhost.services.azurite import start_azurite
+
+    service = start_azurite(service_log_dir)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def cosmos_database_name(cosmos_emulator: CosmosEmulator) -> Iterator[str]:
+    """A Cosmos database with every container from cosmos_indexes/, for this test only."""
+    from azure.cosmos import CosmosClient
+
+    from devhost.cosmos_provisioning import provision
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with CosmosClient(cosmos_emulator.endpoint, credential=cosmos_emulator.key) as client:
+        provision(client, name)
+        yield name
+        client.delete_database(name)

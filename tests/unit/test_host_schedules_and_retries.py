@@ -1,0 +1,82 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from devhost.host.app_index import AppIndexError, FunctionSpec, RetryPolicy, timespan_seconds
+from devhost.host.retries import invoke_with_retries
+from devhost.host.timers import Schedule
+
+
+def test_ncrontab_has_seconds_first() -> None:
+    start = datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC)
+    assert Schedule("*/10 * * * * *").next_after(start) == datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+    assert Schedule("0 30 9 * * *").next_after(start) == datetime(2026, 1, 2, 9, 30, 0, tzinfo=UTC)
+
+
+def test_timespan_schedule_is_an_interval() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert (Schedule("00:00:15").next_after(start) - start).total_seconds() == 15
+
+
+@pytest.mark.parametrize("bad", ["* * * * *", "61 * * * * *", "soon", "00:00:00"])
+def test_bad_schedules_are_refused(bad: str) -> None:
+    with pytest.raises(AppIndexError):
+        Schedule(bad)
+
+
+def test_timespans() -> None:
+    assert timespan_seconds("00:00:01.5") == 1.5
+    assert timespan_seconds("1.02:00:00") == 93600
+
+
+def test_exponential_backoff_is_capped() -> None:
+    policy = RetryPolicy("exponential_backoff", 5, minimum_seconds=1, maximum_seconds=5)
+    assert [policy.delay_before(n) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+    assert policy.allows(5)
+    assert not policy.allows(6)
+    assert RetryPolicy("fixed_delay", -1).allows(10_000)
+
+
+def _spec(retry: RetryPolicy | None) -> FunctionSpec:
+    def function() -> None: ...
+
+    return FunctionSpec("f", function, ({"type": "timerTrigger", "name": "t"},), retry)
+
+
+async def test_invoke_with_retries_retries_then_succeeds() -> None:
+    calls: list[int] = []
+    delays: list[float] = []
+
+    async def flaky(spec: FunctionSpec, value: object, *, summary: str = "", trace_parent: str | None = None,
+                    retry_count: int = 0) -> str:
+        calls.append(retry_count)
+        if len(calls) < 3:
+            raise RuntimeError("not yet")
+        return "done"
+
+    async def record(delay: float) -> None:
+        delays.append(delay)
+
+    spec = _spec(RetryPolicy("fixed_delay", 3, delay_seconds=0.5))
+    assert await invoke_with_retries(spec, None, flaky, sleep=record) == "done"
+    assert calls == [0, 1, 2]
+    assert delays == [0.5, 0.5]
+
+
+async def test_invoke_with_retries_gives_up_after_the_policy() -> None:
+    calls: list[int] = []
+
+    async def broken(spec: FunctionSpec, value: object, *, summary: str = "", trace_parent: str | None = None,
+                     retry_count: int = 0) -> None:
+        calls.append(retry_count)
+        raise RuntimeError("always")
+
+    async def no_wait(delay: float) -> None: ...
+
+    with pytest.raises(RuntimeError, match="always"):
+        await invoke_with_retries(_spec(RetryPolicy("fixed_delay", 2)), None, broken, sleep=no_wait)
+    assert calls == [0, 1, 2]
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        await invoke_with_retries(_spec(None), None, broken, sleep=no_wait)
+    assert calls == [0]
