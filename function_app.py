@@ -6,10 +6,11 @@ with its name, instead of failing the first request.
 
 import azure.functions as func
 
-from functions import health
+from functions import accounts, health, posts, social
 from shared_code.settings import get_settings
 
 get_settings()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(health.bp)
+for blueprint in (health.bp, accounts.bp, social.bp, posts.bp):
+    app.register_functions(blueprint)

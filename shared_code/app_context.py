@@ -19,6 +19,9 @@ from shared_code.adapters.blob import create_blob_service
 from shared_code.adapters.cosmos import create_cosmos_client
 from shared_code.adapters.eventhubs import create_producer
 from shared_code.adapters.postgres import open_pool
+from shared_code.auth import TokenVerifier
+from shared_code.cursors import CursorCodec
+from shared_code.services.posts import MediaUrls
 from shared_code.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,10 +35,14 @@ class AppContext:
     cosmos_db: DatabaseProxy
     blob_service: BlobServiceClient
     eventhubs: EventHubProducerClient | None
+    tokens: TokenVerifier
+    cursors: CursorCodec
+    media_urls: MediaUrls
 
     @classmethod
     async def create(cls, settings: Settings) -> AppContext:
         cosmos = create_cosmos_client(settings)
+        blob_service = create_blob_service(settings)
         eventhubs = create_producer(settings)
         if eventhubs is None:
             log.warning(
@@ -46,8 +53,11 @@ class AppContext:
             pg_pool=await open_pool(settings),
             cosmos=cosmos,
             cosmos_db=cosmos.get_database_client(settings.cosmos_database),
-            blob_service=create_blob_service(settings),
+            blob_service=blob_service,
             eventhubs=eventhubs,
+            tokens=TokenVerifier.from_settings(settings),
+            cursors=CursorCodec(settings.cursor_signing_key.get_secret_value().encode()),
+            media_urls=MediaUrls(f"{blob_service.url.rstrip('/')}/{settings.media_container}"),
         )
 
     async def aclose(self) -> None:

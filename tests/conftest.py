@@ -5,7 +5,7 @@ on free ports, and stopped at the end. Each test gets its own data on top of the
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from devhost.services.cosmos import CosmosEmulator
     from devhost.services.eventhubs import EventHubsStandIn
     from devhost.services.postgres import PostgresServer
+    from shared_code.app_context import AppContext
+    from tests.support.api import ApiClient
 
 TEMPLATE_DATABASE = "chorus_template"
 
@@ -43,9 +45,13 @@ def migrated_template(postgres_server: PostgresServer) -> str:
     """A database with every migration applied, cloned by each test that needs one."""
     from shared_code.db.migrations import migrate
 
+    from shared_code.db.roles import ensure_app_login
+    from tests.support.stack import APP_LOGIN
+
     with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
     migrate(postgres_server.url(TEMPLATE_DATABASE))
+    ensure_app_login(postgres_server.url(TEMPLATE_DATABASE), APP_LOGIN)
     return TEMPLATE_DATABASE
 
 
@@ -105,3 +111,40 @@ def cosmos_database_name(cosmos_emulator: CosmosEmulator) -> Iterator[str]:
         provision(client, name)
         yield name
         client.delete_database(name)
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the local signing key for test tokens lives."""
+    return tmp_path_factory.mktemp("devhost-state")
+
+
+@pytest.fixture
+def app_settings_values(database_url: str, cosmos_emulator: CosmosEmulator, cosmos_database_name: str,
+                        azurite: Azurite, eventhubs_standin: EventHubsStandIn, state_dir: Path) -> dict[str, str]:
+    from tests.support.stack import app_settings
+
+    return app_settings(database_url, cosmos_emulator, cosmos_database_name, azurite, eventhubs_standin, state_dir)
+
+
+@pytest.fixture
+async def app_context(app_settings_values: dict[str, str]) -> AsyncIterator[AppContext]:
+    """The app's clients for this test's database and Cosmos database, installed as the process's."""
+    from shared_code.app_context import AppContext, use_app_context
+    from tests.support.stack import settings_from
+
+    context = await AppContext.create(settings_from(app_settings_values))
+    use_app_context(context)
+    try:
+        yield context
+    finally:
+        use_app_context(None)
+        await context.aclose()
+
+
+@pytest.fixture
+def api(app_context: AppContext, app_settings_values: dict[str, str], state_dir: Path) -> ApiClient:
+    from tests.support.api import ApiClient
+    from tests.support.stack import app_functions
+
+    return ApiClient(app_functions(app_settings_values), state_dir)

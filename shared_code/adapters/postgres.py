@@ -14,7 +14,8 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
         max_size=settings.postgres_pool_max,
         # Fail a request that waits this long for a connection instead of hanging it.
         timeout=10,
-        kwargs={"autocommit": False, "application_name": "chorus"},
+        # Autocommit: every use case opens an explicit transaction block (unit_of_work).
+        kwargs={"autocommit": True, "application_name": "chorus"},
         open=False,
         name="chorus",
     )

@@ -1,4 +1,5 @@
 """`python -m shared_code.db migrate [--database-url URL]`: apply `sql/` to a database.
+`python -m shared_code.db grant-app-role LOGIN`: let LOGIN act as the app (row-level security applies).
 
 The URL defaults to the POSTGRES_URL setting, so the deploy hook and the local host
 run the same command.
@@ -11,6 +12,7 @@ import os
 import sys
 
 from shared_code.db.migrations import MigrationError, migrate
+from shared_code.db.roles import ensure_app_login
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,11 +20,27 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     migrate_cmd = commands.add_parser("migrate", help="apply pending migrations from sql/")
     migrate_cmd.add_argument("--database-url", default=os.environ.get("POSTGRES_URL"))
+    grant_cmd = commands.add_parser(
+        "grant-app-role", help="create a login (if missing) and make it a member of chorus_app"
+    )
+    grant_cmd.add_argument("login")
+    grant_cmd.add_argument("--database-url", default=os.environ.get("POSTGRES_ADMIN_URL"),
+                           help="an owner's connection (default: POSTGRES_ADMIN_URL)")
+    grant_cmd.add_argument("--password-env", help="name of an environment variable holding the password")
     args = parser.parse_args(argv)
 
     if not args.database_url:
         print("error: no database: pass --database-url or set POSTGRES_URL", file=sys.stderr)
         return 2
+    if args.command == "grant-app-role":
+        password = os.environ.get(args.password_env) if args.password_env else None
+        try:
+            ensure_app_login(args.database_url, args.login, password)
+        except Exception as exc:
+            print(f"error: cannot grant chorus_app to {args.login}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{args.login} can log in and is a member of chorus_app")
+        return 0
     try:
         names = migrate(args.database_url)
     except MigrationError as exc:

@@ -1,0 +1,217 @@
+"""What every HTTP function shares: authenticate, parse and validate, run a use case in a
+unit of work, and turn every outcome into a response. Functions stay a few lines each."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+import azure.functions as func
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ValidationError
+
+from functions.responses import json_response, problem_response
+from shared_code.app_context import AppContext, get_app_context
+from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
+from shared_code.db.unit_of_work import Actor, UnitOfWork, unit_of_work
+from shared_code.domain.errors import DomainError, Invalid, PayloadTooLarge, UnsupportedMediaType
+from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
+from shared_code.schemas import ResponseBody
+from shared_code.services.idempotency import StoredResponse, respond_once
+
+log = logging.getLogger("chorus.http")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+PROBLEM_TYPE_PREFIX = "urn:chorus:problem:"
+# A transaction that lost a deadlock or serialization race is run again this many times.
+TRANSACTION_ATTEMPTS = 3
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def correlation_id_of(req: func.HttpRequest) -> str:
+    """The W3C trace id of the request if it has one, so logs join the caller's trace; else a new id."""
+    match = _TRACEPARENT.match(req.headers.get("traceparent", "").strip().lower())
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
+
+
+@dataclass
+class ApiRequest:
+    req: func.HttpRequest
+    app: AppContext
+    principal: Principal | None
+    correlation_id: str
+
+    @property
+    def actor(self) -> Actor:
+        assert self.principal is not None, "anonymous endpoints have no actor"
+        role = "admin" if self.principal.is_admin else "moderator" if self.principal.is_moderator else "user"
+        return Actor(subject=self.principal.subject, role=role, correlation_id=self.correlation_id,
+                     traceparent=self.req.headers.get("traceparent"))
+
+    def route_id(self, name: str) -> UUID:
+        try:
+            return UUID(self.req.route_params[name])
+        except (KeyError, ValueError):
+            # The route constraint ({name:guid}) already refuses these; say so if it ever does not.
+            raise Invalid(f"{name} must be a UUID", field=name) from None
+
+    def body(self, model: type[ModelT]) -> ModelT:
+        raw = self.req.get_body() or b""
+        if len(raw) > self.app.settings.max_request_body_bytes:
+            raise PayloadTooLarge(f"the request body is over {self.app.settings.max_request_body_bytes} bytes")
+        content_type = self.req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise UnsupportedMediaType("send the request body as application/json")
+        try:
+            document = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise _Malformed("the request body is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise _Malformed("the request body must be a JSON object")
+        return model.model_validate(document)
+
+    def page(self) -> tuple[int, str | None]:
+        """`?limit=` (1–100, default 20) and `?cursor=`."""
+        raw_limit = self.req.params.get("limit")
+        limit = PAGE_LIMIT_DEFAULT
+        if raw_limit is not None:
+            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_LIMIT_MAX:
+                raise Invalid(f"limit must be a whole number from 1 to {PAGE_LIMIT_MAX}", field="limit")
+            limit = int(raw_limit)
+        return limit, self.req.params.get("cursor") or None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.req.headers.get("idempotency-key")
+
+    async def run(self, use_case: Callable[[UnitOfWork], Awaitable[ResultT]]) -> ResultT:
+        """Run a use case in its own transaction; again if it lost a deadlock or serialization race."""
+        for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+            try:
+                async with unit_of_work(self.app.pg_pool, self.actor) as uow:
+                    return await use_case(uow)
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                log.info("transaction lost a race (attempt %d); running it again", attempt,
+                         extra={"correlationId": self.correlation_id})
+        raise AssertionError("unreachable")
+
+    async def create(self, operation: str, body: BaseModel,
+                     use_case: Callable[[UnitOfWork], Awaitable[tuple[ResponseBody, str]]]) -> func.HttpResponse:
+        """A creating request: 201 with Location; honours Idempotency-Key (API.md).
+
+        `use_case` returns the created resource and its path under /api.
+        """
+
+        async def respond(uow: UnitOfWork) -> StoredResponse:
+            async def first_time() -> StoredResponse:
+                resource, path = await use_case(uow)
+                return StoredResponse(201, resource.to_json(), {"Location": f"/api/{path}"})
+
+            return await respond_once(uow, self.idempotency_key, operation,
+                                      body.model_dump(mode="json"), first_time)
+
+        stored = await self.run(respond)
+        headers = dict(stored.headers)
+        if stored.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(stored.body, status=stored.status, headers=headers)
+
+
+class _Malformed(DomainError):
+    status, slug, title = 400, "malformed-request", "Malformed request"
+
+
+Handler = Callable[[ApiRequest], Awaitable[func.HttpResponse]]
+
+
+def endpoint(*, anonymous: bool = False) -> Callable[[Handler], Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]]:
+    """Wrap a handler into an HTTP function.
+
+    The wrapper's own signature is `(req: func.HttpRequest)`: the Python worker binds
+    parameters by name and annotation, so it must not see the handler's.
+    """
+
+    def decorate(handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
+        async def function(req: func.HttpRequest) -> func.HttpResponse:
+            correlation_id = correlation_id_of(req)
+            response = await _handle(handler, req, correlation_id, anonymous)
+            response.headers["x-correlation-id"] = correlation_id
+            return response
+
+        function.__name__ = handler.__name__
+        function.__qualname__ = handler.__qualname__
+        function.__doc__ = handler.__doc__
+        return function
+
+    return decorate
+
+
+async def _handle(handler: Handler, req: func.HttpRequest, correlation_id: str, anonymous: bool
+                  ) -> func.HttpResponse:
+    try:
+        app = await get_app_context()
+        principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
+        return await handler(ApiRequest(req=req, app=app, principal=principal, correlation_id=correlation_id))
+    except AuthenticationError as exc:
+        return problem_response(
+            401, "Unauthorized", exc.detail, type_=PROBLEM_TYPE_PREFIX + "unauthorized",
+            headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.detail}"'},
+        )
+    except DomainError as exc:
+        return problem_response(exc.status, exc.title, exc.detail, type_=PROBLEM_TYPE_PREFIX + exc.slug,
+                                extra=exc.extra or None)
+    except ValidationError as exc:
+        return problem_response(422, "Validation failed", "the request does not meet the contract",
+                                type_=PROBLEM_TYPE_PREFIX + "validation-failed",
+                                extra={"errors": validation_errors(exc)})
+    except AuthUnavailableError:
+        log.exception("token keys unavailable", extra={"correlationId": correlation_id})
+        return _unavailable("the identity provider's keys cannot be fetched right now")
+    except (psycopg.OperationalError, PoolTimeout):
+        log.exception("database unavailable", extra={"correlationId": correlation_id})
+        return _unavailable("the database is not reachable right now")
+    except Exception:
+        log.exception("unhandled error in %s (correlation id %s)", handler.__name__, correlation_id)
+        return problem_response(500, "Internal error",
+                                f"something went wrong on our side; quote correlation id {correlation_id}",
+                                type_=PROBLEM_TYPE_PREFIX + "internal")
+
+
+def _unavailable(detail: str) -> func.HttpResponse:
+    return problem_response(503, "Service unavailable", detail + "; retry shortly",
+                            type_=PROBLEM_TYPE_PREFIX + "unavailable", headers={"Retry-After": "5"})
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as `{field, message}`; never the submitted values."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        field = ".".join(str(part) for part in error["loc"]) or None
+        errors.append({"field": field, "message": error["msg"], "code": error["type"]})
+    return errors
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def ok(body: ResponseBody | dict[str, Any], status: int = 200, location: str | None = None) -> func.HttpResponse:
+    payload = body.to_json() if isinstance(body, ResponseBody) else body
+    return json_response(payload, status=status, headers={"Location": location} if location else None)
+
+
+def no_content() -> func.HttpResponse:
+    return func.HttpResponse(status_code=204)

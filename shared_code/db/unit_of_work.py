@@ -1,0 +1,113 @@
+"""One PostgreSQL transaction per use case, with the events it records.
+
+The unit of work takes a pooled connection, begins a transaction, tells the
+database who is acting (for row-level security) and resolves the acting user
+in the same round trip. Events recorded during the use case are written to the
+outbox just before commit, in the same transaction: both or neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from shared_code.domain.errors import NotOnboarded
+from shared_code.domain.events import EventPayload
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as the token says, and what travels with the request."""
+
+    subject: str
+    role: str = "user"  # "user" | "moderator" | "admin" | "system"
+    correlation_id: str | None = None
+    traceparent: str | None = None
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role in ("moderator", "admin", "system")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ("admin", "system")
+
+
+@dataclass
+class UnitOfWork:
+    conn: AsyncConnection[TupleRow]
+    actor: Actor
+    user_id: UUID | None
+    _events: list[tuple[EventPayload, UUID, int]] = field(default_factory=list)
+
+    def require_user(self) -> UUID:
+        """The acting user's id; 403 for a valid token whose subject has not onboarded."""
+        if self.user_id is None:
+            raise NotOnboarded("this account is not set up yet: create it with POST /api/users first")
+        return self.user_id
+
+    async def act_as(self, user_id: UUID) -> None:
+        """Row-level security now sees `user_id` as the acting user (after onboarding creates it)."""
+        await self.conn.execute("SELECT set_config('chorus.user_id', %s, true)", (str(user_id),))
+        self.user_id = user_id
+
+    def record(self, event: EventPayload, aggregate_id: UUID, aggregate_version: int) -> None:
+        """Queue an event for the outbox; written in this transaction at commit."""
+        self._events.append((event, aggregate_id, aggregate_version))
+
+    @property
+    def recorded(self) -> list[EventPayload]:
+        return [event for event, _, _ in self._events]
+
+    async def flush_events(self) -> None:
+        if not self._events:
+            return
+        metadata = {
+            key: value
+            for key, value in (
+                ("correlationId", self.actor.correlation_id),
+                ("traceparent", self.actor.traceparent),
+                ("actor", self.actor.subject),
+                ("actorUserId", str(self.user_id) if self.user_id else None),
+            )
+            if value is not None
+        }
+        rows: list[tuple[Any, ...]] = [
+            (event.aggregate_type, aggregate_id, version, event.event_type, Jsonb(event.to_json()),
+             Jsonb(metadata))
+            for event, aggregate_id, version in self._events
+        ]
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, metadata)
+                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                rows,
+            )
+        self._events.clear()
+
+
+@asynccontextmanager
+async def unit_of_work(pool: AsyncConnectionPool, actor: Actor) -> AsyncIterator[UnitOfWork]:
+    """Commit on success (events included), roll back on any exception."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            """SELECT set_config('chorus.subject', %(subject)s, true),
+                      set_config('chorus.role', %(role)s, true),
+                      set_config('chorus.user_id', coalesce(
+                          (SELECT id::text FROM users WHERE auth_subject = %(subject)s AND deleted_at IS NULL),
+                          ''), true)""",
+            {"subject": actor.subject, "role": actor.role},
+        )
+        row = await cur.fetchone()
+        user_id = UUID(row[2]) if row and row[2] else None
+        uow = UnitOfWork(conn=conn, actor=actor, user_id=user_id)
+        yield uow
+        await uow.flush_events()

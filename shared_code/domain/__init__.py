@@ -1,0 +1,1 @@
+"""The domain: errors, events and the limits every layer shares."""

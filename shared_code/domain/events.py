@@ -1,0 +1,279 @@
+"""Domain events: what the outbox carries to projections and Event Hubs.
+
+Each event type is a pydantic model (camelCase on the wire). An event belongs to
+one aggregate (the row whose version it carries); events of one aggregate are
+handled in version order. docs/events.md lists them with example payloads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from shared_code.domain.limits import ReactionType
+
+
+class EventPayload(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    aggregate_type: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class AuthorSnapshot(BaseModel):
+    """The author as a post shows them; refreshed in projections on profile.updated."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    user_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+
+
+class MediaRef(BaseModel):
+    """A ready media asset of a post. Readers turn the blob path into a URL when they serve it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    media_id: UUID
+    content_type: str
+    blob_path: str
+
+
+class UserCounts(BaseModel):
+    """A user's counts after the change, with the version of that row."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    user_id: UUID
+    followers: int
+    following: int
+    posts: int
+    version: int
+
+
+class PostCounts(BaseModel):
+    """A post's reaction counts (every type, zeros included) and comment count after the change."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    post_id: UUID
+    reactions: dict[str, int]
+    comments: int
+    version: int
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+class UserCreated(EventPayload):
+    event_type = "user.created"
+    aggregate_type = "user"
+
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    created_at: datetime
+
+
+class ProfileUpdated(EventPayload):
+    event_type = "profile.updated"
+    aggregate_type = "user"
+
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    changed: tuple[str, ...]
+
+
+class UserDeleted(EventPayload):
+    event_type = "user.deleted"
+    aggregate_type = "user"
+
+    user_id: UUID
+    deleted_at: datetime
+
+
+# --- social graph ----------------------------------------------------------------------------
+
+
+class FollowCreated(EventPayload):
+    event_type = "follow.created"
+    aggregate_type = "follow"
+
+    follow_id: UUID
+    follower_id: UUID
+    followee_id: UUID
+    follower_counts: UserCounts
+    followee_counts: UserCounts
+    created_at: datetime
+
+
+class FollowDeleted(EventPayload):
+    event_type = "follow.deleted"
+    aggregate_type = "follow"
+
+    follow_id: UUID
+    follower_id: UUID
+    followee_id: UUID
+    follower_counts: UserCounts
+    followee_counts: UserCounts
+    # "unfollow", "block" or "account_deleted": why the edge went away.
+    cause: str
+
+
+class BlockCreated(EventPayload):
+    event_type = "block.created"
+    aggregate_type = "block"
+
+    block_id: UUID
+    blocker_id: UUID
+    blocked_id: UUID
+
+
+class BlockDeleted(EventPayload):
+    event_type = "block.deleted"
+    aggregate_type = "block"
+
+    block_id: UUID
+    blocker_id: UUID
+    blocked_id: UUID
+
+
+class MuteCreated(EventPayload):
+    event_type = "mute.created"
+    aggregate_type = "mute"
+
+    mute_id: UUID
+    muter_id: UUID
+    muted_id: UUID
+
+
+class MuteDeleted(EventPayload):
+    event_type = "mute.deleted"
+    aggregate_type = "mute"
+
+    mute_id: UUID
+    muter_id: UUID
+    muted_id: UUID
+
+
+# --- posts -----------------------------------------------------------------------------------
+
+
+class PostCreated(EventPayload):
+    event_type = "post.created"
+    aggregate_type = "post"
+
+    post_id: UUID
+    author: AuthorSnapshot
+    content: str
+    media: tuple[MediaRef, ...]
+    status: str
+    created_at: datetime
+    author_counts: UserCounts
+
+
+class PostUpdated(EventPayload):
+    event_type = "post.updated"
+    aggregate_type = "post"
+
+    post_id: UUID
+    author: AuthorSnapshot
+    content: str
+    media: tuple[MediaRef, ...]
+    status: str
+    created_at: datetime
+    edited_at: datetime
+
+
+class PostDeleted(EventPayload):
+    event_type = "post.deleted"
+    aggregate_type = "post"
+
+    post_id: UUID
+    author_id: UUID
+    deleted_at: datetime
+    author_counts: UserCounts
+
+
+# --- comments and reactions ------------------------------------------------------------------
+
+
+class CommentCreated(EventPayload):
+    event_type = "comment.created"
+    aggregate_type = "comment"
+
+    comment_id: UUID
+    post_id: UUID
+    post_author_id: UUID
+    author_id: UUID
+    parent_id: UUID | None
+    content: str
+    created_at: datetime
+    post_counts: PostCounts
+
+
+class CommentDeleted(EventPayload):
+    event_type = "comment.deleted"
+    aggregate_type = "comment"
+
+    comment_id: UUID
+    post_id: UUID
+    author_id: UUID
+    deleted_by: UUID
+    post_counts: PostCounts
+
+
+class ReactionSet(EventPayload):
+    event_type = "reaction.set"
+    aggregate_type = "reaction"
+
+    reaction_id: UUID
+    post_id: UUID
+    post_author_id: UUID
+    user_id: UUID
+    type: ReactionType
+    previous_type: ReactionType | None
+    created_at: datetime
+    post_counts: PostCounts
+
+
+class ReactionRemoved(EventPayload):
+    event_type = "reaction.removed"
+    aggregate_type = "reaction"
+
+    reaction_id: UUID
+    post_id: UUID
+    post_author_id: UUID
+    user_id: UUID
+    previous_type: ReactionType
+    post_counts: PostCounts
+
+
+EVENT_TYPES: dict[str, type[EventPayload]] = {
+    cls.event_type: cls
+    for cls in (
+        UserCreated, ProfileUpdated, UserDeleted,
+        FollowCreated, FollowDeleted, BlockCreated, BlockDeleted, MuteCreated, MuteDeleted,
+        PostCreated, PostUpdated, PostDeleted,
+        CommentCreated, CommentDeleted, ReactionSet, ReactionRemoved,
+    )
+}
+
+
+def parse_event(event_type: str, payload: dict[str, Any]) -> EventPayload:
+    """The typed payload of a stored event. KeyError for an unknown type."""
+    return EVENT_TYPES[event_type].model_validate(payload)

@@ -1,0 +1,237 @@
+"""Comments and reactions, and the post counts they move.
+
+Each change updates the post's `post_counts` row in the same transaction and
+bumps its version; the event carries the counts and that version, so the
+counters projection never has to count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared_code.cursors import CursorCodec
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import Forbidden, Invalid, NotFound
+from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
+from shared_code.domain.limits import REACTION_TYPES, ReactionType
+from shared_code.schemas import Comment, CreateComment, Page, Reaction
+from shared_code.services.guards import has_blocked, visible_post
+from shared_code.services.posts import full_reaction_counts
+
+
+def _counts(row: tuple[Any, ...]) -> PostCounts:
+    post_id, reactions, comments, version = row
+    return PostCounts(post_id=post_id, reactions=full_reaction_counts(reactions), comments=comments,
+                      version=version)
+
+
+async def _not_blocked_by_author(uow: UnitOfWork, author_id: UUID, me: UUID, action: str) -> None:
+    if author_id != me and await has_blocked(uow, author_id, me):
+        raise Forbidden(f"you cannot {action} this post")
+
+
+# --- comments --------------------------------------------------------------------------------
+
+
+async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Comment:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id)
+    await _not_blocked_by_author(uow, post.author_id, me, "comment on")
+    if body.parent_id is not None:
+        cur = await uow.conn.execute(
+            "SELECT 1 FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL", (body.parent_id, post_id)
+        )
+        if await cur.fetchone() is None:
+            raise Invalid("parentId is not a comment on this post", field="parentId")
+    cur = await uow.conn.execute(
+        "INSERT INTO comments (post_id, author_id, parent_id, content) VALUES (%s, %s, %s, %s) RETURNING id, created_at",
+        (post_id, me, body.parent_id, body.content),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    comment_id, created_at = row
+    counts = await _move_comment_count(uow, post_id, +1)
+    uow.record(
+        CommentCreated(comment_id=comment_id, post_id=post_id, post_author_id=post.author_id, author_id=me,
+                       parent_id=body.parent_id, content=body.content, created_at=created_at, post_counts=counts),
+        comment_id, 1,
+    )
+    return Comment(id=comment_id, post_id=post_id, author_id=me, parent_id=body.parent_id, content=body.content,
+                   created_at=created_at)
+
+
+async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> PostCounts:
+    cur = await uow.conn.execute(
+        """UPDATE post_counts SET comments = comments + %s, version = version + 1 WHERE post_id = %s
+           RETURNING post_id, reactions, comments, version""",
+        (delta, post_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _counts(row)
+
+
+async def list_comments(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, limit: int, cursor: str | None
+                        ) -> Page[Comment]:
+    uow.require_user()
+    await visible_post(uow, post_id)
+    scope = f"comments:{post_id}"
+    params: dict[str, Any] = {"post": post_id, "limit": limit + 1}
+    after = ""
+    if cursor:
+        position = cursors.decode(scope, cursor)
+        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+        after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
+    cur = await uow.conn.execute(
+        f"""SELECT id, post_id, author_id, parent_id, content, created_at FROM comments
+            WHERE post_id = %(post)s AND deleted_at IS NULL {after}
+            ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = await cur.fetchall()
+    items = [Comment(id=r[0], post_id=r[1], author_id=r[2], parent_id=r[3], content=r[4], created_at=r[5])
+             for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.id)})
+    return Page[Comment](items=items, next_cursor=next_cursor)
+
+
+async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
+    me = uow.require_user()
+    cur = await uow.conn.execute(
+        "SELECT post_id, author_id FROM comments WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (comment_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such comment")
+    post_id, author_id = row
+    post = await visible_post(uow, post_id)
+    if me not in (author_id, post.author_id) and not uow.actor.is_moderator:
+        raise Forbidden("only the comment's author, the post's author or a moderator can delete a comment")
+    cur = await uow.conn.execute(
+        "UPDATE comments SET deleted_at = now(), version = version + 1 WHERE id = %s RETURNING version", (comment_id,)
+    )
+    version_row = await cur.fetchone()
+    assert version_row is not None
+    counts = await _move_comment_count(uow, post_id, -1)
+    uow.record(
+        CommentDeleted(comment_id=comment_id, post_id=post_id, author_id=author_id, deleted_by=me,
+                       post_counts=counts),
+        comment_id, version_row[0],
+    )
+
+
+# --- reactions -------------------------------------------------------------------------------
+
+
+async def _move_reaction_counts(uow: UnitOfWork, post_id: UUID, added: str | None, removed: str | None
+                                ) -> PostCounts:
+    cur = await uow.conn.execute(
+        """UPDATE post_counts SET
+               reactions = reactions
+                   || CASE WHEN %(added)s::text IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object(%(added)s::text, coalesce((reactions ->> %(added)s)::int, 0) + 1) END
+                   || CASE WHEN %(removed)s::text IS NULL THEN '{}'::jsonb
+                           ELSE jsonb_build_object(%(removed)s::text,
+                                                   coalesce((reactions ->> %(removed)s)::int, 0) - 1) END,
+               version = version + 1
+           WHERE post_id = %(post)s
+           RETURNING post_id, reactions, comments, version""",
+        {"post": post_id, "added": added, "removed": removed},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return _counts(row)
+
+
+async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionType) -> None:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id)
+    await _not_blocked_by_author(uow, post.author_id, me, "react to")
+    cur = await uow.conn.execute(
+        """INSERT INTO reactions (post_id, user_id, type) VALUES (%s, %s, %s)
+           ON CONFLICT (post_id, user_id) DO NOTHING RETURNING id, version, created_at""",
+        (post_id, me, reaction_type),
+    )
+    row = await cur.fetchone()
+    previous: ReactionType | None = None
+    if row is None:
+        cur = await uow.conn.execute(
+            "SELECT type, deleted_at IS NULL FROM reactions WHERE post_id = %s AND user_id = %s FOR UPDATE",
+            (post_id, me),
+        )
+        existing = await cur.fetchone()
+        assert existing is not None
+        current_type, live = existing
+        if live and current_type == reaction_type:
+            return  # the same reaction again: nothing changes
+        previous = current_type if live else None
+        cur = await uow.conn.execute(
+            """UPDATE reactions SET type = %s, version = version + 1, updated_at = now(),
+                   created_at = CASE WHEN deleted_at IS NULL THEN created_at ELSE now() END, deleted_at = NULL
+               WHERE post_id = %s AND user_id = %s RETURNING id, version, created_at""",
+            (reaction_type, post_id, me),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    reaction_id, version, created_at = row
+    counts = await _move_reaction_counts(uow, post_id, reaction_type, previous)
+    uow.record(
+        ReactionSet(reaction_id=reaction_id, post_id=post_id, post_author_id=post.author_id, user_id=me,
+                    type=reaction_type, previous_type=previous, created_at=created_at, post_counts=counts),
+        reaction_id, version,
+    )
+
+
+async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id)
+    cur = await uow.conn.execute(
+        """UPDATE reactions SET deleted_at = now(), updated_at = now(), version = version + 1
+           WHERE post_id = %s AND user_id = %s AND deleted_at IS NULL
+           RETURNING id, version, type""",
+        (post_id, me),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return  # nothing to remove
+    reaction_id, version, previous = row
+    counts = await _move_reaction_counts(uow, post_id, None, previous)
+    uow.record(
+        ReactionRemoved(reaction_id=reaction_id, post_id=post_id, post_author_id=post.author_id, user_id=me,
+                        previous_type=previous, post_counts=counts),
+        reaction_id, version,
+    )
+
+
+async def list_reactions(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, reaction_type: str | None,
+                         limit: int, cursor: str | None) -> Page[Reaction]:
+    """Who reacted, newest first (PostgreSQL; the projections issue serves it from Cosmos)."""
+    uow.require_user()
+    await visible_post(uow, post_id)
+    if reaction_type is not None and reaction_type not in REACTION_TYPES:
+        raise Invalid(f"type must be one of {', '.join(REACTION_TYPES)}", field="type")
+    scope = f"reactions:{post_id}:{reaction_type or '*'}"
+    params: dict[str, Any] = {"post": post_id, "type": reaction_type, "limit": limit + 1}
+    after = ""
+    if cursor:
+        position = cursors.decode(scope, cursor)
+        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+        after = "AND (created_at, user_id) < (%(after_time)s, %(after_id)s)"
+    cur = await uow.conn.execute(
+        f"""SELECT user_id, type, created_at FROM reactions
+            WHERE post_id = %(post)s AND deleted_at IS NULL AND (%(type)s::text IS NULL OR type = %(type)s) {after}
+            ORDER BY created_at DESC, user_id DESC LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = await cur.fetchall()
+    items = [Reaction(user_id=r[0], type=r[1], created_at=r[2]) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.user_id)})
+    return Page[Reaction](items=items, next_cursor=next_cursor)

@@ -1,0 +1,64 @@
+"""Checks several use cases share: does the user exist, is there a block between two users,
+may the caller see this post."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import NotFound
+
+
+async def require_live_user(uow: UnitOfWork, user_id: UUID) -> None:
+    """404 unless `user_id` is a live account."""
+    cur = await uow.conn.execute("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,))
+    if await cur.fetchone() is None:
+        raise NotFound("no such user")
+
+
+async def blocked_either_way(uow: UnitOfWork, a: UUID, b: UUID) -> bool:
+    cur = await uow.conn.execute(
+        """SELECT 1 FROM blocks WHERE deleted_at IS NULL
+             AND ((blocker_id = %(a)s AND blocked_id = %(b)s) OR (blocker_id = %(b)s AND blocked_id = %(a)s))""",
+        {"a": a, "b": b},
+    )
+    return await cur.fetchone() is not None
+
+
+async def has_blocked(uow: UnitOfWork, blocker: UUID, blocked: UUID) -> bool:
+    cur = await uow.conn.execute(
+        "SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s AND deleted_at IS NULL", (blocker, blocked)
+    )
+    return await cur.fetchone() is not None
+
+
+@dataclass(frozen=True)
+class PostRef:
+    id: UUID
+    author_id: UUID
+    status: str
+    version: int
+    created_at: datetime
+
+
+async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> PostRef:
+    """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
+    removed ones for all but the author and moderators; all of an author's posts for a user
+    that author has blocked."""
+    cur = await uow.conn.execute(
+        "SELECT id, author_id, status, version, created_at FROM posts WHERE id = %s AND deleted_at IS NULL"
+        + (" FOR UPDATE" if lock else ""),
+        (post_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such post")
+    post = PostRef(*row)
+    viewer = uow.user_id
+    if post.status != "visible" and viewer != post.author_id and not uow.actor.is_moderator:
+        raise NotFound("no such post")
+    if viewer is not None and viewer != post.author_id and await has_blocked(uow, post.author_id, viewer):
+        raise NotFound("no such post")
+    return post

@@ -1,0 +1,77 @@
+"""Idempotency-Key for creating requests (API.md): a retry with the same key and body
+gets the first response again; the same key with another body is 409.
+
+The key is reserved in the use case's own transaction, before the write: a
+concurrent retry waits on that row and then replays the committed response; a
+rolled-back attempt leaves no key behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import Conflict, Invalid
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False
+
+
+def request_fingerprint(operation: str, body: Any) -> str:
+    canonical = json.dumps([operation, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def respond_once(
+    uow: UnitOfWork,
+    key: str | None,
+    operation: str,
+    body: Any,
+    create: Callable[[], Awaitable[StoredResponse]],
+) -> StoredResponse:
+    """Run `create` unless this key has already answered; store what it answered."""
+    if key is None:
+        return await create()
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise Invalid(f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable characters")
+    fingerprint = request_fingerprint(operation, body)
+    subject = uow.actor.subject
+    cur = await uow.conn.execute(
+        """INSERT INTO idempotency_keys (subject, key, operation, request_hash, response_status)
+           VALUES (%s, %s, %s, %s, 0)
+           ON CONFLICT (subject, key) DO NOTHING
+           RETURNING 1""",
+        (subject, key, operation, fingerprint),
+    )
+    if await cur.fetchone() is None:
+        cur = await uow.conn.execute(
+            """SELECT request_hash, response_status, response_body, response_headers
+               FROM idempotency_keys WHERE subject = %s AND key = %s""",
+            (subject, key),
+        )
+        row = await cur.fetchone()
+        assert row is not None  # the conflicting row is committed: we waited for it
+        stored_hash, status, response_body, headers = row
+        if stored_hash != fingerprint:
+            raise Conflict("this Idempotency-Key was used with a different request; use a new key")
+        return StoredResponse(status, response_body, dict(headers), replayed=True)
+    response = await create()
+    await uow.conn.execute(
+        """UPDATE idempotency_keys SET response_status = %s, response_body = %s, response_headers = %s
+           WHERE subject = %s AND key = %s""",
+        (response.status, Jsonb(response.body), Jsonb(response.headers), subject, key),
+    )
+    return response

@@ -1,0 +1,237 @@
+"""Posts: create, read, edit, delete, and an author's posts newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared_code.cursors import CursorCodec
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import Forbidden, Invalid, NotFound
+from shared_code.domain.events import AuthorSnapshot, MediaRef, PostCreated, PostDeleted, PostUpdated, UserCounts
+from shared_code.domain.limits import REACTION_TYPES
+from shared_code.schemas import Author, CreatePost, EditPost, Media, Page, Post
+from shared_code.services.guards import has_blocked, require_live_user, visible_post
+
+
+def full_reaction_counts(stored: dict[str, int] | None) -> dict[str, int]:
+    """Every reaction type, zeros included, so clients need no defaults."""
+    stored = stored or {}
+    return {t: int(stored.get(t, 0)) for t in REACTION_TYPES}
+
+
+class MediaUrls:
+    """Turns a blob path into a URL a client can read; the media service supplies the real one."""
+
+    def __init__(self, base_url: str) -> None:
+        self._base = base_url.rstrip("/")
+
+    def url(self, blob_path: str) -> str:
+        return f"{self._base}/{blob_path}"
+
+
+async def _author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
+    cur = await uow.conn.execute(
+        """SELECT u.id, u.username, p.display_name, p.avatar_url
+           FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = %s""",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return AuthorSnapshot(user_id=row[0], username=row[1], display_name=row[2], avatar_url=row[3])
+
+
+async def _attach_media(uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID]
+                        ) -> tuple[MediaRef, ...]:
+    if not media_ids:
+        return ()
+    cur = await uow.conn.execute(
+        """SELECT m.id, m.content_type, m.blob_path FROM media_assets m
+           WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
+           FOR UPDATE""",
+        (list(media_ids), owner),
+    )
+    found = {row[0]: MediaRef(media_id=row[0], content_type=row[1], blob_path=row[2]) for row in await cur.fetchall()}
+    missing = [str(m) for m in media_ids if m not in found]
+    if missing:
+        raise Invalid("these media are not yours, not ready, or already used by a post", mediaIds=missing)
+    async with uow.conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO post_media (post_id, media_id, position) VALUES (%s, %s, %s)",
+            [(post_id, media_id, position) for position, media_id in enumerate(media_ids)],
+        )
+    return tuple(found[m] for m in media_ids)
+
+
+async def _change_post_count(uow: UnitOfWork, author: UUID, delta: int) -> UserCounts:
+    cur = await uow.conn.execute(
+        """UPDATE user_counts SET posts = posts + %s, version = version + 1 WHERE user_id = %s
+           RETURNING user_id, followers, following, posts, version""",
+        (delta, author),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3], version=row[4])
+
+
+async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
+    me = uow.require_user()
+    cur = await uow.conn.execute(
+        "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
+        (me, body.content),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    post_id, created_at, status = row
+    await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
+    media = await _attach_media(uow, me, post_id, body.media_ids)
+    author_counts = await _change_post_count(uow, me, +1)
+    author = await _author_snapshot(uow, me)
+    uow.record(
+        PostCreated(post_id=post_id, author=author, content=body.content, media=media, status=status,
+                    created_at=created_at, author_counts=author_counts),
+        post_id, 1,
+    )
+    return Post(id=post_id, author_id=me, author=Author(**author.model_dump()), content=body.content,
+                media=[_media(m, media_urls) for m in media], status=status, created_at=created_at,
+                edited_at=None, counts=full_reaction_counts(None), comment_count=0)
+
+
+def _media(ref: MediaRef, media_urls: MediaUrls) -> Media:
+    return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref.blob_path))
+
+
+# One query shape for every post read: the post, its author, counts and media in one round trip.
+_POST_COLUMNS = """
+    p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.status, p.created_at,
+    p.edited_at, pc.reactions, pc.comments,
+    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
+                                                'blobPath', m.blob_path) ORDER BY pm.position)
+              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
+              WHERE pm.post_id = p.id), '[]'::json)
+"""
+_POST_JOINS = """
+    FROM posts p
+    JOIN users u ON u.id = p.author_id
+    JOIN profiles pr ON pr.user_id = p.author_id
+    JOIN post_counts pc ON pc.post_id = p.id
+"""
+
+
+def _post_from_row(row: Sequence[Any], media_urls: MediaUrls) -> Post:
+    media = [MediaRef.model_validate(m) for m in row[11]]
+    return Post(
+        id=row[0], author_id=row[1],
+        author=Author(user_id=row[1], username=row[2], display_name=row[3], avatar_url=row[4]),
+        content=row[5], status=row[6], created_at=row[7], edited_at=row[8],
+        counts=full_reaction_counts(row[9]), comment_count=row[10],
+        media=[_media(m, media_urls) for m in media],
+    )
+
+
+async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
+    uow.require_user()
+    await visible_post(uow, post_id)
+    cur = await uow.conn.execute(f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,))  # noqa: S608
+    row = await cur.fetchone()
+    assert row is not None
+    return _post_from_row(row, media_urls)
+
+
+async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls) -> Post:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id, lock=True)
+    if post.author_id != me:
+        raise Forbidden("only the author can edit a post")
+    cur = await uow.conn.execute(
+        """UPDATE posts SET content = %s, edited_at = now(), updated_at = now(), version = version + 1
+           WHERE id = %s RETURNING version, edited_at""",
+        (body.content, post_id),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    version, edited_at = row
+    updated = await get_post(uow, post_id, media_urls)
+    media = await _media_refs(uow, post_id)
+    uow.record(
+        PostUpdated(post_id=post_id, author=await _author_snapshot(uow, me), content=body.content, media=media,
+                    status=updated.status, created_at=updated.created_at, edited_at=edited_at),
+        post_id, version,
+    )
+    return updated
+
+
+async def _media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
+    cur = await uow.conn.execute(
+        """SELECT m.id, m.content_type, m.blob_path FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
+           WHERE pm.post_id = %s ORDER BY pm.position""",
+        (post_id,),
+    )
+    return tuple(MediaRef(media_id=r[0], content_type=r[1], blob_path=r[2]) for r in await cur.fetchall())
+
+
+async def _soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> None:
+    cur = await uow.conn.execute(
+        """UPDATE posts SET deleted_at = now(), updated_at = now(), version = version + 1
+           WHERE id = %s AND deleted_at IS NULL RETURNING version, deleted_at""",
+        (post_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return
+    version, deleted_at = row
+    author_counts = await _change_post_count(uow, author_id, -1)
+    uow.record(PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at,
+                           author_counts=author_counts), post_id, version)
+
+
+async def delete_post(uow: UnitOfWork, post_id: UUID) -> None:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id, lock=True)
+    if post.author_id != me and not uow.actor.is_moderator:
+        raise Forbidden("only the author or a moderator can delete a post")
+    await _soft_delete_post(uow, post_id, post.author_id)
+
+
+async def delete_posts_of(uow: UnitOfWork, author_id: UUID) -> None:
+    """Every live post of an author (account deletion), one event each."""
+    cur = await uow.conn.execute(
+        "SELECT id FROM posts WHERE author_id = %s AND deleted_at IS NULL ORDER BY created_at FOR UPDATE",
+        (author_id,),
+    )
+    for (post_id,) in await cur.fetchall():
+        await _soft_delete_post(uow, post_id, author_id)
+
+
+async def list_author_posts(uow: UnitOfWork, cursors: CursorCodec, media_urls: MediaUrls, author_id: UUID,
+                            limit: int, cursor: str | None) -> Page[Post]:
+    viewer = uow.require_user()
+    await require_live_user(uow, author_id)
+    if viewer != author_id and await has_blocked(uow, author_id, viewer):
+        raise NotFound("no such user")
+    sees_all = viewer == author_id or uow.actor.is_moderator
+    scope = f"posts:{author_id}"
+    params: dict[str, Any] = {"author": author_id, "limit": limit + 1, "all": sees_all}
+    after = ""
+    if cursor:
+        position = cursors.decode(scope, cursor)
+        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+        after = "AND (p.created_at, p.id) < (%(after_time)s, %(after_id)s)"
+    cur = await uow.conn.execute(
+        f"""SELECT {_POST_COLUMNS} {_POST_JOINS}
+            WHERE p.author_id = %(author)s AND p.deleted_at IS NULL
+              AND (%(all)s OR p.status = 'visible') {after}
+            ORDER BY p.created_at DESC, p.id DESC
+            LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = await cur.fetchall()
+    items = [_post_from_row(row, media_urls) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.id)})
+    return Page[Post](items=items, next_cursor=next_cursor)

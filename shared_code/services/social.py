@@ -1,0 +1,210 @@
+"""The social graph: follows, blocks, mutes, and follower/following lists.
+
+Every operation is idempotent: a second follow, block or mute changes nothing and
+records no event. Counts move in the same transaction as the edge, with the
+count rows locked in id order so that crossing follows cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from shared_code.cursors import CursorCodec
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import Forbidden, Invalid
+from shared_code.domain.events import (
+    BlockCreated,
+    BlockDeleted,
+    FollowCreated,
+    FollowDeleted,
+    MuteCreated,
+    MuteDeleted,
+    UserCounts,
+)
+from shared_code.schemas import Page, PublicProfile
+from shared_code.services.guards import blocked_either_way, require_live_user
+
+FollowCause = Literal["unfollow", "block", "account_deleted"]
+
+
+async def _move_follow_counts(uow: UnitOfWork, follower: UUID, followee: UUID, delta: int
+                              ) -> tuple[UserCounts, UserCounts]:
+    cur = await uow.conn.execute(
+        """UPDATE user_counts
+           SET following = following + CASE WHEN user_id = %(follower)s THEN %(delta)s ELSE 0 END,
+               followers = followers + CASE WHEN user_id = %(followee)s THEN %(delta)s ELSE 0 END,
+               version = version + 1
+           WHERE user_id IN (%(follower)s, %(followee)s)
+           RETURNING user_id, followers, following, posts, version""",
+        {"follower": follower, "followee": followee, "delta": delta},
+    )
+    counts = {row[0]: UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3],
+                                 version=row[4]) for row in await cur.fetchall()}
+    return counts[follower], counts[followee]
+
+
+async def follow(uow: UnitOfWork, followee: UUID) -> None:
+    me = uow.require_user()
+    if followee == me:
+        raise Invalid("you cannot follow yourself")
+    await require_live_user(uow, followee)
+    if await blocked_either_way(uow, me, followee):
+        raise Forbidden("you cannot follow this user")
+    cur = await uow.conn.execute(
+        """INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)
+           ON CONFLICT (follower_id, followee_id) DO UPDATE
+               SET deleted_at = NULL, created_at = now(), version = follows.version + 1
+               WHERE follows.deleted_at IS NOT NULL
+           RETURNING id, version, created_at""",
+        (me, followee),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return  # already following
+    follow_id, version, created_at = row
+    follower_counts, followee_counts = await _move_follow_counts(uow, me, followee, +1)
+    uow.record(
+        FollowCreated(follow_id=follow_id, follower_id=me, followee_id=followee, follower_counts=follower_counts,
+                      followee_counts=followee_counts, created_at=created_at),
+        follow_id, version,
+    )
+
+
+async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: FollowCause) -> None:
+    cur = await uow.conn.execute(
+        """UPDATE follows SET deleted_at = now(), version = version + 1
+           WHERE follower_id = %s AND followee_id = %s AND deleted_at IS NULL
+           RETURNING id, version""",
+        (follower, followee),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return
+    follow_id, version = row
+    follower_counts, followee_counts = await _move_follow_counts(uow, follower, followee, -1)
+    uow.record(
+        FollowDeleted(follow_id=follow_id, follower_id=follower, followee_id=followee,
+                      follower_counts=follower_counts, followee_counts=followee_counts, cause=cause),
+        follow_id, version,
+    )
+
+
+async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
+    me = uow.require_user()
+    await _end_follow(uow, me, followee, "unfollow")
+
+
+async def remove_all_follows_of(uow: UnitOfWork, user_id: UUID, cause: FollowCause) -> None:
+    """End every follow to and from `user_id` (account deletion), one event per edge."""
+    cur = await uow.conn.execute(
+        """SELECT follower_id, followee_id FROM follows
+           WHERE (follower_id = %(u)s OR followee_id = %(u)s) AND deleted_at IS NULL
+           ORDER BY follower_id, followee_id""",
+        {"u": user_id},
+    )
+    for follower, followee in await cur.fetchall():
+        await _end_follow(uow, follower, followee, cause)
+
+
+async def _set_edge(uow: UnitOfWork, table: Literal["blocks", "mutes"], actor_column: str, target_column: str,
+                    actor: UUID, target: UUID) -> tuple[UUID, int] | None:
+    """Create or revive an edge; None if it already exists. Table and columns are fixed by callers."""
+    cur = await uow.conn.execute(
+        f"""INSERT INTO {table} ({actor_column}, {target_column}) VALUES (%s, %s)
+            ON CONFLICT ({actor_column}, {target_column}) DO UPDATE
+                SET deleted_at = NULL, created_at = now(), version = {table}.version + 1
+                WHERE {table}.deleted_at IS NOT NULL
+            RETURNING id, version""",  # noqa: S608
+        (actor, target),
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+async def _clear_edge(uow: UnitOfWork, table: Literal["blocks", "mutes"], actor_column: str, target_column: str,
+                      actor: UUID, target: UUID) -> tuple[UUID, int] | None:
+    cur = await uow.conn.execute(
+        f"""UPDATE {table} SET deleted_at = now(), version = version + 1
+            WHERE {actor_column} = %s AND {target_column} = %s AND deleted_at IS NULL
+            RETURNING id, version""",  # noqa: S608
+        (actor, target),
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+async def block(uow: UnitOfWork, target: UUID) -> None:
+    me = uow.require_user()
+    if target == me:
+        raise Invalid("you cannot block yourself")
+    await require_live_user(uow, target)
+    edge = await _set_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
+    if edge is None:
+        return
+    # A block ends follows both ways, each with its own event.
+    await _end_follow(uow, me, target, "block")
+    await _end_follow(uow, target, me, "block")
+    uow.record(BlockCreated(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+
+
+async def unblock(uow: UnitOfWork, target: UUID) -> None:
+    me = uow.require_user()
+    edge = await _clear_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
+    if edge is not None:
+        uow.record(BlockDeleted(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+
+
+async def mute(uow: UnitOfWork, target: UUID) -> None:
+    me = uow.require_user()
+    if target == me:
+        raise Invalid("you cannot mute yourself")
+    await require_live_user(uow, target)
+    edge = await _set_edge(uow, "mutes", "muter_id", "muted_id", me, target)
+    if edge is not None:
+        uow.record(MuteCreated(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+
+
+async def unmute(uow: UnitOfWork, target: UUID) -> None:
+    me = uow.require_user()
+    edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", me, target)
+    if edge is not None:
+        uow.record(MuteDeleted(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+
+
+async def list_connections(uow: UnitOfWork, cursors: CursorCodec, user_id: UUID,
+                           direction: Literal["followers", "following"], limit: int, cursor: str | None
+                           ) -> Page[PublicProfile]:
+    """A user's followers or followees, most recent first, as public profiles."""
+    uow.require_user()
+    await require_live_user(uow, user_id)
+    mine, theirs = ("followee_id", "follower_id") if direction == "followers" else ("follower_id", "followee_id")
+    scope = f"{direction}:{user_id}"
+    params: dict[str, Any] = {"user": user_id, "limit": limit + 1}
+    after = ""
+    if cursor:
+        position = cursors.decode(scope, cursor)
+        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+        after = f"AND (f.created_at, f.{theirs}) < (%(after_time)s, %(after_id)s)"
+    # Column names are fixed above, never from the request.
+    cur = await uow.conn.execute(
+        f"""SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following, c.posts,
+                   f.created_at
+            FROM follows f
+            JOIN users u ON u.id = f.{theirs} AND u.deleted_at IS NULL
+            JOIN profiles p ON p.user_id = u.id
+            JOIN user_counts c ON c.user_id = u.id
+            WHERE f.{mine} = %(user)s AND f.deleted_at IS NULL {after}
+            ORDER BY f.created_at DESC, f.{theirs} DESC
+            LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = await cur.fetchall()
+    items = [PublicProfile(user_id=r[0], username=r[1], display_name=r[2], bio=r[3], avatar_url=r[4],
+                           followers=r[5], following=r[6], posts=r[7]) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = cursors.encode(scope, {"t": last[8].isoformat(), "id": str(last[0])})
+    return Page[PublicProfile](items=items, next_cursor=next_cursor)
