@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from devhost.settings_file import PROJECT_DIR, write_local_settings
 from devhost.stack import STATE_DIR, LocalStack
@@ -43,7 +44,7 @@ async def _serve(stack: LocalStack, host_port: int | None) -> int:
         from devhost.host.server import FunctionHost
 
         stack.apply_to_environment()
-        function_host = FunctionHost(PROJECT_DIR, STATE_DIR, port=host_port)
+        function_host = FunctionHost(PROJECT_DIR, stack.state_dir, port=host_port)
         await function_host.start()
         print(f"Chorus is running at {function_host.base_url}/api  (Ctrl-C stops everything)", flush=True)
     exit_code = 0
@@ -67,10 +68,10 @@ async def _serve(stack: LocalStack, host_port: int | None) -> int:
 
 def _run(args: argparse.Namespace, with_host: bool) -> int:
     configure_logging(args.log_level)
-    stack = LocalStack()
+    stack = LocalStack(state_dir=args.state_dir)
     try:
         stack.start(fresh=not args.keep_data)
-        log.info("stack is up; endpoints in %s", STATE_DIR / "stack.json")
+        log.info("stack is up; endpoints in %s", args.state_dir / "stack.json")
         if not with_host:
             write_local_settings(stack.settings)
             print(
@@ -96,16 +97,19 @@ def main(argv: list[str] | None = None) -> int:
                              help="keep PostgreSQL data from the last run (Cosmos, Azurite and Event Hubs "
                                   "are in memory and always start empty)")
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        command.add_argument("--state-dir", type=Path, default=STATE_DIR,
+                             help="where data, logs, stack.json and the local signing key live")
         if name == "run":
             command.add_argument("--port", type=int, default=7071)
     token = commands.add_parser("token", help="print a bearer token the local host accepts")
+    token.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     token.add_argument("subject")
     token.add_argument("--role", choices=ROLES, default="user")
     token.add_argument("--hours", type=float, default=12.0)
 
     args = parser.parse_args(argv)
     if args.command == "token":
-        print(issue_token(STATE_DIR, args.subject, args.role, int(args.hours * 3600)))
+        print(issue_token(args.state_dir, args.subject, args.role, int(args.hours * 3600)))
         return 0
     return _run(args, with_host=args.command == "run")
 

@@ -25,11 +25,14 @@ from devhost.services.postgres import PostgresServer, start_postgres
 from devhost.settings_file import PROJECT_DIR, example_settings
 from devhost.tokens import public_key_pem
 from shared_code.db.migrations import migrate
+from shared_code.db.roles import ensure_app_login
 
 log = logging.getLogger("devhost.stack")
 
 STATE_DIR = PROJECT_DIR / ".devhost"
 APP_DATABASE = "chorus"
+# The app connects as this login, not as the owner, so that row-level security applies.
+APP_LOGIN = "chorus_api"
 
 
 
@@ -83,6 +86,7 @@ class LocalStack:
             if not exists:
                 conn.execute(f'CREATE DATABASE "{APP_DATABASE}"')
         applied = migrate(self.postgres.url(APP_DATABASE))
+        ensure_app_login(self.postgres.url(APP_DATABASE), APP_LOGIN)
         log.info("PostgreSQL: %d migration(s) applied", len(applied))
 
         settings = example_settings()
@@ -98,7 +102,7 @@ class LocalStack:
         settings.update(
             {
                 "AzureWebJobsStorage": self.azurite.connection_string,
-                "POSTGRES_URL": self.postgres.url(APP_DATABASE),
+                "POSTGRES_URL": self.postgres.url(APP_DATABASE, user=APP_LOGIN),
                 "CosmosDB": self.cosmos.connection_string,
                 "EventHubs": self.eventhubs.connection_string,
                 "EVENTHUB_NAME": self.eventhubs.hub_name,
@@ -114,7 +118,8 @@ class LocalStack:
     def describe(self) -> dict[str, Any]:
         assert self.postgres and self.cosmos and self.azurite and self.eventhubs
         return {
-            "postgres": {"url": self.postgres.url(APP_DATABASE), "pid": self.postgres.process.pid,
+            "postgres": {"url": self.postgres.url(APP_DATABASE, user=APP_LOGIN),
+                         "adminUrl": self.postgres.url(APP_DATABASE), "pid": self.postgres.process.pid,
                          "dataDir": str(self.postgres.data_dir)},
             "cosmos": {"endpoint": self.cosmos.endpoint, "connectionString": self.cosmos.connection_string,
                        "pid": self.cosmos.process.pid},

@@ -50,8 +50,8 @@ class PostgresServer:
     port: int
     data_dir: Path
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
         self.process.stop()

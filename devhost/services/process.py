@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+# Linux delivers the parent-death signal when the *thread* that forked the child exits, so every
+# child is forked from this one long-lived thread, whichever thread asks for it.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devhost-spawner")
+
+
 def _die_with_parent() -> None:
     """Linux: the child gets SIGTERM when the host dies, even by SIGKILL, so nothing outlives it."""
     if sys.platform.startswith("linux"):
@@ -117,23 +123,25 @@ def start_process(
     The child is tied to this process's life (see `_die_with_parent`); `user` runs it as another
     system user (PostgreSQL refuses to run as root)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = log_path.open("ab")
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log_file:
+            return subprocess.Popen(
+                list(argv),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=str(cwd) if cwd else None,
+                start_new_session=True,
+                user=user,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509  (only sets a signal; no locks taken)
+            )
+
     try:
-        popen = subprocess.Popen(
-            list(argv),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            cwd=str(cwd) if cwd else None,
-            start_new_session=True,
-            user=user,
-            preexec_fn=_die_with_parent,
-        )
+        popen = _SPAWNER.submit(spawn).result()
     except FileNotFoundError as exc:
         raise ServiceStartError(f"cannot start {name}: {exc.filename} not found") from exc
-    finally:
-        log_file.close()
     return ManagedProcess(name=name, popen=popen, log_path=log_path)
 
 
