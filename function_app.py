@@ -6,11 +6,11 @@ with its name, instead of failing the first request.
 
 import azure.functions as func
 
-from functions import accounts, health, posts, social
+from functions import accounts, change_feed, health, outbox, posts, reads, social
 from shared_code.settings import get_settings
 
 get_settings()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (health.bp, accounts.bp, social.bp, posts.bp):
+for blueprint in (health.bp, accounts.bp, social.bp, posts.bp, reads.bp, outbox.bp, change_feed.bp):
     app.register_functions(blueprint)

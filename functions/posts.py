@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.http_support import ApiRequest, endpoint, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas import Comment, CreateComment, CreatePost, EditPost, Post, SetReaction
-from shared_code.services import engagement, posts
+from shared_code.services import engagement, posts, projection_reads
 
 bp = func.Blueprint()
 
@@ -109,6 +109,6 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     limit, cursor = api.page()
     reaction_type = api.req.params.get("type")
-    return ok(await api.run(
-        lambda uow: engagement.list_reactions(uow, api.app.cursors, post_id, reaction_type, limit, cursor)
-    ))
+    app = api.app
+    return ok(await api.run(lambda uow: projection_reads.list_reactions(
+        uow, app.cosmos_db, app.cursors, post_id, reaction_type, limit, cursor)))

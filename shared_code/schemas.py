@@ -182,3 +182,24 @@ ItemT = TypeVar("ItemT", bound=ResponseBody)
 class Page(ResponseBody, Generic[ItemT]):
     items: list[ItemT]
     next_cursor: str | None
+
+
+class FeedItem(ResponseBody):
+    post_id: UUID
+    author_id: UUID
+    author: Author
+    content: str
+    media: list[Media]
+    created_at: datetime
+    edited_at: datetime | None
+    counts: dict[str, int]
+    comment_count: int
+
+
+class Notification(ResponseBody):
+    id: str
+    type: str
+    actor_id: UUID
+    subject_id: UUID
+    created_at: datetime | None
+    read: bool

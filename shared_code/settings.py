@@ -70,6 +70,23 @@ class Settings(BaseSettings):
         default=64 * 1024, validation_alias=_alias("MAX_REQUEST_BODY_BYTES")
     )
 
+    # Outbox relay: the timer's schedule is the binding's %OUTBOX_RELAY_SCHEDULE%; each run drains for
+    # this long, waking on NOTIFY, so new events are handled within milliseconds while it runs.
+    outbox_drain_seconds: float = Field(default=55.0, gt=0, validation_alias=_alias("OUTBOX_DRAIN_SECONDS"))
+    outbox_batch_size: int = Field(default=200, ge=1, le=5000, validation_alias=_alias("OUTBOX_BATCH_SIZE"))
+    outbox_concurrency: int = Field(default=32, ge=1, le=512, validation_alias=_alias("OUTBOX_CONCURRENCY"))
+    outbox_max_attempts: int = Field(default=8, ge=1, validation_alias=_alias("OUTBOX_MAX_ATTEMPTS"))
+    outbox_backoff_base_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=_alias("OUTBOX_BACKOFF_BASE_SECONDS")
+    )
+    outbox_claim_lease_seconds: float = Field(
+        default=120.0, gt=0, validation_alias=_alias("OUTBOX_CLAIM_LEASE_SECONDS")
+    )
+    # Fan-out: followers are read from PostgreSQL in pages and written with bounded concurrency.
+    fanout_page_size: int = Field(default=1000, ge=1, le=10000, validation_alias=_alias("FANOUT_PAGE_SIZE"))
+    fanout_concurrency: int = Field(default=64, ge=1, le=1024, validation_alias=_alias("FANOUT_CONCURRENCY"))
+    feed_backfill_posts: int = Field(default=50, ge=0, le=1000, validation_alias=_alias("FEED_BACKFILL_POSTS"))
+
     applicationinsights_connection_string: SecretStr | None = Field(
         default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )

@@ -140,10 +140,13 @@ class ChangeFeedTrigger:
         pages = feed.by_page()
         try:
             page = await pages.__anext__()
+            items = [item async for item in page]
         except StopAsyncIteration:
-            return [], pages.continuation_token
-        items = [item async for item in page]
-        return items, pages.continuation_token
+            items = []
+        # After an empty page (304) the pager keeps no token; the SDK leaves the resumable position in
+        # the client's last response (this client is ours alone, so nothing else has overwritten it).
+        token = pages.continuation_token or monitored.client_connection.last_response_headers.get("etag")
+        return items, str(token) if token else continuation
 
     async def _deliver(self, items: list[dict[str, Any]]) -> None:
         summary = f"{self.config.container} docs={len(items)}"

@@ -1,0 +1,55 @@
+"""Reads served from the projections (API.md): the home feed, notifications, public profiles."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.http_support import ApiRequest, endpoint, no_content, ok
+from shared_code.domain.errors import Invalid
+from shared_code.services import projection_reads
+
+bp = func.Blueprint()
+
+
+@bp.route(route="feed", methods=["GET"])
+@endpoint()
+async def get_feed(api: ApiRequest) -> func.HttpResponse:
+    limit, cursor = api.page()
+    app = api.app
+    return ok(await api.run(
+        lambda uow: projection_reads.read_feed(uow, app.cosmos_db, app.cursors, app.media_urls, limit, cursor)
+    ))
+
+
+@bp.route(route="notifications", methods=["GET"])
+@endpoint()
+async def list_notifications(api: ApiRequest) -> func.HttpResponse:
+    limit, cursor = api.page()
+    unread = api.req.params.get("unread", "false").lower()
+    if unread not in ("true", "false"):
+        raise Invalid("unread must be true or false", field="unread")
+    app = api.app
+    return ok(await api.run(lambda uow: projection_reads.list_notifications(
+        uow, app.cosmos_db, app.cursors, unread == "true", limit, cursor)))
+
+
+@bp.route(route="notifications/read-all", methods=["POST"])
+@endpoint()
+async def read_all_notifications(api: ApiRequest) -> func.HttpResponse:
+    await api.run(lambda uow: projection_reads.mark_all_read(uow, api.app.cosmos_db))
+    return no_content()
+
+
+@bp.route(route="notifications/{notificationId}/read", methods=["POST"])
+@endpoint()
+async def read_notification(api: ApiRequest) -> func.HttpResponse:
+    notification_id = api.req.route_params["notificationId"]
+    await api.run(lambda uow: projection_reads.mark_read(uow, api.app.cosmos_db, notification_id))
+    return no_content()
+
+
+@bp.route(route="profiles/{userId:guid}", methods=["GET"])
+@endpoint()
+async def get_profile(api: ApiRequest) -> func.HttpResponse:
+    user_id = api.route_id("userId")
+    return ok(await api.run(lambda uow: projection_reads.read_profile(uow, api.app.cosmos_db, user_id)))

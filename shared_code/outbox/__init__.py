@@ -1,0 +1,1 @@
+"""The transactional outbox: stored events and the relay that delivers them."""

@@ -1,0 +1,202 @@
+"""The relay's handlers: Cosmos projections, feed maintenance, the moderators' mirror, Event Hubs.
+
+Each takes a batch (at most one event per aggregate, see relay.py) and reports
+failures per event; an event is published only when every handler succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from azure.eventhub import EventData
+from azure.eventhub.aio import EventHubProducerClient
+from psycopg_pool import AsyncConnectionPool
+
+from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.outbox.model import StoredEvent
+from shared_code.projections.documents import project
+from shared_code.services.feeds import FeedService
+
+log = logging.getLogger("chorus.outbox")
+
+
+async def _each(events: Sequence[StoredEvent], concurrency: int,
+                work: Callable[[StoredEvent], Awaitable[None]]) -> dict[int, BaseException]:
+    """Run `work` per event with bounded concurrency; collect failures by outbox id."""
+    semaphore = asyncio.Semaphore(concurrency)
+    failures: dict[int, BaseException] = {}
+
+    async def run(event: StoredEvent) -> None:
+        async with semaphore:
+            try:
+                await work(event)
+            except Exception as exc:
+                failures[event.id] = exc
+
+    await asyncio.gather(*(run(event) for event in events))
+    return failures
+
+
+class ProjectionHandler:
+    name = "cosmos-projections"
+
+    def __init__(self, writer: CosmosWriter, concurrency: int) -> None:
+        self._writer = writer
+        self._concurrency = concurrency
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        return await _each(events, self._concurrency, lambda e: self._writer.apply_all(project(e)))
+
+
+class FeedMaintenanceHandler:
+    """Follows back-fill the follower's feed; unfollows, blocks and mutes take posts out of it.
+    (Posts themselves reach feeds through the posts_v2 change feed.)"""
+
+    name = "feed-maintenance"
+
+    def __init__(self, feeds: FeedService, concurrency: int) -> None:
+        self._feeds = feeds
+        self._concurrency = concurrency
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        relevant = [e for e in events if e.event_type in _FEED_EFFECTS]
+        return await _each(relevant, self._concurrency, self._apply)
+
+    async def _apply(self, event: StoredEvent) -> None:
+        p = event.payload
+        effect = _FEED_EFFECTS[event.event_type]
+        if effect == "backfill":
+            follower, followee = _pair(event)
+            await self._feeds.backfill(follower, followee)
+        elif effect == "remove":
+            follower, followee = _pair(event)
+            await self._feeds.remove_author(follower, followee)
+        elif effect == "remove-both":
+            a, b = str(p["blockerId"]), str(p["blockedId"])
+            await asyncio.gather(self._feeds.remove_author(a, b), self._feeds.remove_author(b, a))
+
+
+def _pair(event: StoredEvent) -> tuple[str, str]:
+    """(recipient, author) of a follow or mute event."""
+    p = event.payload
+    if event.aggregate_type == "follow":
+        return str(p["followerId"]), str(p["followeeId"])
+    return str(p["muterId"]), str(p["mutedId"])
+
+
+_FEED_EFFECTS = {
+    "follow.created": "backfill",
+    "follow.deleted": "remove",
+    "mute.created": "remove",
+    "mute.deleted": "backfill",
+    "block.created": "remove-both",
+}
+
+
+class AdminMirrorHandler:
+    """Keeps `posts_admin_mirror` (what moderators see of every post) in step with post events."""
+
+    name = "admin-mirror"
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        posts = [e for e in events if e.aggregate_type == "post"]
+        if not posts:
+            return {}
+        rows = []
+        for event in posts:
+            p = event.payload
+            author = p.get("author") or {}
+            rows.append((
+                p["postId"], author.get("userId") or p.get("authorId"), p.get("content", ""),
+                p.get("status", "visible"), event.event_type == "post.deleted", event.event_type,
+                event.aggregate_version,
+            ))
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT set_config('chorus.role', 'system', true)")
+                async with conn.cursor() as cur:
+                    # content/status are kept as they were when an event carries none (a deletion).
+                    await cur.executemany(
+                        """INSERT INTO posts_admin_mirror (post_id, author_id, content, status, deleted, last_action,
+                                                           version, updated_at)
+                           VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+                           ON CONFLICT (post_id) DO UPDATE SET
+                               content = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.content
+                                              ELSE EXCLUDED.content END,
+                               status = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.status
+                                             ELSE EXCLUDED.status END,
+                               deleted = EXCLUDED.deleted,
+                               last_action = EXCLUDED.last_action, version = EXCLUDED.version, updated_at = now()
+                           WHERE posts_admin_mirror.version < EXCLUDED.version""",
+                        rows,
+                    )
+        except Exception as exc:
+            return {event.id: exc for event in posts}
+        return {}
+
+
+class EventHubsPublisher:
+    """Every event to one hub, partition key = aggregate id, body = the envelope.
+
+    A batch holds events of one partition key only, so events are grouped by
+    aggregate and the groups sent concurrently; a failed send fails its events.
+    """
+
+    name = "event-hubs"
+
+    def __init__(self, producer: EventHubProducerClient | None, concurrency: int) -> None:
+        self._producer = producer
+        self._concurrency = concurrency
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        if self._producer is None:
+            return {}  # publishing is off; start-up and health say so
+        groups: dict[str, list[StoredEvent]] = defaultdict(list)
+        for event in events:
+            groups[str(event.aggregate_id)].append(event)
+        semaphore = asyncio.Semaphore(self._concurrency)
+        failures: dict[int, BaseException] = {}
+
+        async def send(key: str, group: list[StoredEvent]) -> None:
+            async with semaphore:
+                try:
+                    await self._send(key, group)
+                except Exception as exc:
+                    failures.update({event.id: exc for event in group})
+
+        await asyncio.gather(*(send(key, group) for key, group in groups.items()))
+        return failures
+
+    async def _send(self, partition_key: str, group: list[StoredEvent]) -> None:
+        assert self._producer is not None
+        batch = await self._producer.create_batch(partition_key=partition_key)
+        for event in group:
+            data = EventData(json.dumps(event.envelope(), separators=(",", ":")))
+            data.content_type = "application/json"
+            data.message_id = str(event.event_id)
+            data.properties = _properties(event)
+            batch.add(data)  # a handful of small events: always fits
+        await self._producer.send_batch(batch)
+
+
+def _properties(event: StoredEvent) -> dict[str | bytes, Any]:
+    properties: dict[str | bytes, Any] = {
+        "eventType": event.event_type,
+        "aggregateType": event.aggregate_type,
+        "aggregateVersion": event.aggregate_version,
+    }
+    if event.correlation_id:
+        properties["correlationId"] = event.correlation_id
+    if event.metadata.get("traceparent"):
+        properties["traceparent"] = str(event.metadata["traceparent"])
+    return properties
+
+

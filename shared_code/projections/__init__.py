@@ -1,0 +1,1 @@
+"""Projections: pure functions from a stored event to the Cosmos DB documents it implies."""

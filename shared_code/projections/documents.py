@@ -1,0 +1,221 @@
+"""Events → the projection documents they imply. Pure: no I/O, no clock.
+
+Every document carries the version of the row it mirrors, so a replayed or
+late event can never overwrite a newer state (see writes.VersionedUpsert).
+Documents also carry the correlation id of the request that caused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from shared_code.outbox.model import StoredEvent
+from shared_code.projections.writes import (
+    COUNTERS,
+    NO_EXPIRY,
+    NOTIFICATIONS,
+    POSTS,
+    PROFILES,
+    REACTIONS,
+    TOMBSTONE_TTL_SECONDS,
+    CosmosWrite,
+    CreateOnce,
+    VersionedUpsert,
+)
+
+
+def user_counts_document(counts: dict[str, Any], correlation_id: str | None) -> dict[str, Any]:
+    user_id = str(counts["userId"])
+    return {
+        "id": f"{user_id}:counts",
+        "subjectId": user_id,
+        "kind": "user",
+        "followers": counts["followers"],
+        "following": counts["following"],
+        "posts": counts["posts"],
+        "version": counts["version"],
+        "correlationId": correlation_id,
+    }
+
+
+def post_counts_document(counts: dict[str, Any], correlation_id: str | None) -> dict[str, Any]:
+    post_id = str(counts["postId"])
+    return {
+        "id": f"{post_id}:counts",
+        "subjectId": post_id,
+        "kind": "post",
+        "reactions": counts["reactions"],
+        "comments": counts["comments"],
+        "version": counts["version"],
+        "correlationId": correlation_id,
+    }
+
+
+def profile_document(event: StoredEvent, deleted: bool = False) -> dict[str, Any]:
+    p = event.payload
+    return {
+        "id": str(p["userId"]),
+        "userId": str(p["userId"]),
+        "username": p.get("username"),
+        "displayName": p.get("displayName"),
+        "bio": p.get("bio", ""),
+        "avatarUrl": p.get("avatarUrl"),
+        "deleted": deleted,
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def post_document(event: StoredEvent) -> dict[str, Any]:
+    p = event.payload
+    deleted = event.event_type == "post.deleted"
+    author = p.get("author") or {"userId": p["authorId"]}
+    return {
+        "id": str(p["postId"]),
+        "postId": str(p["postId"]),
+        "authorId": str(author["userId"]),
+        "author": author,
+        # A deleted post keeps no content in the projections.
+        "content": "" if deleted else p["content"],
+        "media": [] if deleted else p.get("media", []),
+        "status": p.get("status", "visible"),
+        "createdAt": p.get("createdAt"),
+        "editedAt": p.get("editedAt"),
+        "deleted": deleted,
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def reaction_document(event: StoredEvent) -> dict[str, Any]:
+    """One per user per post; it carries the post's counts so the reactions change feed can
+    keep counters exact without counting."""
+    p = event.payload
+    removed = event.event_type == "reaction.removed"
+    return {
+        "id": f"{p['postId']}:{p['userId']}",
+        "postId": str(p["postId"]),
+        "userId": str(p["userId"]),
+        "postAuthorId": str(p["postAuthorId"]),
+        "type": p["previousType"] if removed else p["type"],
+        "previousType": p["previousType"],
+        "createdAt": p.get("createdAt"),
+        "deleted": removed,
+        "ttl": TOMBSTONE_TTL_SECONDS if removed else NO_EXPIRY,
+        "postCounts": p["postCounts"],
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def notification_document(recipient_id: str, kind: str, actor_id: str, subject_id: str, cause_id: str,
+                          created_at: str | None, correlation_id: str | None) -> dict[str, Any]:
+    """A notification whose id is its cause, so a replay cannot make a second one."""
+    return {
+        "id": f"{kind}:{cause_id}",
+        "recipientId": recipient_id,
+        "type": kind,
+        "actorId": actor_id,
+        "subjectId": subject_id,
+        "createdAt": created_at,
+        "read": False,
+        "correlationId": correlation_id,
+    }
+
+
+def _user_profile(event: StoredEvent) -> list[CosmosWrite]:
+    return [VersionedUpsert(PROFILES, profile_document(event))]
+
+
+def _user_deleted(event: StoredEvent) -> list[CosmosWrite]:
+    return [VersionedUpsert(PROFILES, profile_document(event, deleted=True))]
+
+
+def _follow(event: StoredEvent) -> list[CosmosWrite]:
+    p = event.payload
+    writes: list[CosmosWrite] = [
+        VersionedUpsert(COUNTERS, user_counts_document(p["followerCounts"], event.correlation_id)),
+        VersionedUpsert(COUNTERS, user_counts_document(p["followeeCounts"], event.correlation_id)),
+    ]
+    if event.event_type == "follow.created":
+        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
+            recipient_id=str(p["followeeId"]), kind="follow", actor_id=str(p["followerId"]),
+            subject_id=str(p["followerId"]), cause_id=f"{p['followerId']}:{p['followeeId']}",
+            created_at=p.get("createdAt"), correlation_id=event.correlation_id,
+        )))
+    return writes
+
+
+def _post(event: StoredEvent) -> list[CosmosWrite]:
+    writes: list[CosmosWrite] = [VersionedUpsert(POSTS, post_document(event))]
+    if "authorCounts" in event.payload:
+        writes.append(VersionedUpsert(COUNTERS, user_counts_document(event.payload["authorCounts"],
+                                                                     event.correlation_id)))
+    return writes
+
+
+def _comment(event: StoredEvent) -> list[CosmosWrite]:
+    p = event.payload
+    writes: list[CosmosWrite] = [VersionedUpsert(COUNTERS, post_counts_document(p["postCounts"],
+                                                                               event.correlation_id))]
+    if event.event_type == "comment.created" and p["authorId"] != p["postAuthorId"]:
+        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
+            recipient_id=str(p["postAuthorId"]), kind="comment", actor_id=str(p["authorId"]),
+            subject_id=str(p["postId"]), cause_id=str(p["commentId"]), created_at=p.get("createdAt"),
+            correlation_id=event.correlation_id,
+        )))
+    return writes
+
+
+def _reaction(event: StoredEvent) -> list[CosmosWrite]:
+    # Counters and the author's notification follow from the reactions change feed.
+    return [VersionedUpsert(REACTIONS, reaction_document(event))]
+
+
+def _nothing(event: StoredEvent) -> list[CosmosWrite]:
+    return []
+
+
+_PROJECTIONS: dict[str, Callable[[StoredEvent], list[CosmosWrite]]] = {
+    "user.created": _user_profile,
+    "profile.updated": _user_profile,
+    "user.deleted": _user_deleted,
+    "follow.created": _follow,
+    "follow.deleted": _follow,
+    # Blocks and mutes change feeds (see feed maintenance), not documents.
+    "block.created": _nothing,
+    "block.deleted": _nothing,
+    "mute.created": _nothing,
+    "mute.deleted": _nothing,
+    "post.created": _post,
+    "post.updated": _post,
+    "post.deleted": _post,
+    "comment.created": _comment,
+    "comment.deleted": _comment,
+    "reaction.set": _reaction,
+    "reaction.removed": _reaction,
+}
+
+
+def project(event: StoredEvent) -> list[CosmosWrite]:
+    """The Cosmos writes an event implies. KeyError for an event type no projection knows:
+    a new event type must be given a projection (even an empty one) on purpose."""
+    return _PROJECTIONS[event.event_type](event)
+
+
+def reaction_side_effects(reaction: dict[str, Any]) -> list[CosmosWrite]:
+    """What the reactions change feed writes for one reaction document: the post's counters,
+    and a notification to the post's author (not for reacting to one's own post, not for a removal)."""
+    writes: list[CosmosWrite] = [
+        VersionedUpsert(COUNTERS, post_counts_document(reaction["postCounts"], reaction.get("correlationId")))
+    ]
+    if not reaction.get("deleted") and reaction["userId"] != reaction["postAuthorId"]:
+        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
+            recipient_id=reaction["postAuthorId"], kind="reaction", actor_id=reaction["userId"],
+            subject_id=reaction["postId"], cause_id=f"{reaction['postId']}:{reaction['userId']}",
+            created_at=reaction.get("createdAt"), correlation_id=reaction.get("correlationId"),
+        )))
+    return writes

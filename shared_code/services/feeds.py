@@ -1,0 +1,170 @@
+"""Home feeds in Cosmos DB (`userFeed`, one item per recipient per post).
+
+Fan-out reads followers from PostgreSQL in pages (keyset on follower id) and
+writes feed items with bounded concurrency. Follows back-fill; unfollows,
+blocks and mutes remove. Every operation is idempotent: an item's id is
+`${recipientId}:${postId}`, and removing what is not there is not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+from azure.cosmos import exceptions
+from azure.cosmos.aio import ContainerProxy
+from psycopg_pool import AsyncConnectionPool
+
+from shared_code.projections.writes import FEED
+
+log = logging.getLogger("chorus.feeds")
+
+
+def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
+    """The feed item for one recipient, from a `posts_v2` document."""
+    return {
+        "id": f"{recipient_id}:{post['postId']}",
+        "recipientId": recipient_id,
+        "postId": post["postId"],
+        "authorId": post["authorId"],
+        "author": post.get("author"),
+        "content": post.get("content", ""),
+        "media": post.get("media", []),
+        "createdAt": post.get("createdAt"),
+        "editedAt": post.get("editedAt"),
+        "postVersion": post.get("version"),
+        "correlationId": post.get("correlationId"),
+    }
+
+
+def shows_in_feeds(post: dict[str, Any]) -> bool:
+    return not post.get("deleted") and post.get("status", "visible") == "visible"
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[object]]], concurrency: int) -> int:
+    """Run the calls with at most `concurrency` in flight; return how many ran. Fails on the first error."""
+    semaphore = asyncio.Semaphore(concurrency)
+    count = 0
+
+    async def run(call: Callable[[], Awaitable[object]]) -> None:
+        async with semaphore:
+            await call()
+
+    tasks = []
+    for call in calls:
+        tasks.append(asyncio.create_task(run(call)))
+        count += 1
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    return count
+
+
+class FeedService:
+    def __init__(self, pool: AsyncConnectionPool, feed: ContainerProxy, page_size: int = 1000,
+                 concurrency: int = 64, backfill_posts: int = 50) -> None:
+        self._pool = pool
+        self._feed = feed
+        self._page_size = page_size
+        self._concurrency = concurrency
+        self._backfill_posts = backfill_posts
+
+    # --- reading the graph from PostgreSQL ------------------------------------------------------
+
+    async def recipients(self, author_id: str, include_muters: bool) -> AsyncIterator[list[str]]:
+        """The author's followers in pages, the author first (authors see their own posts).
+        Followers who muted the author are left out unless `include_muters` (for removals)."""
+        yield [author_id]
+        after = UUID(int=0)
+        while True:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(
+                    """SELECT f.follower_id FROM follows f
+                       WHERE f.followee_id = %(author)s AND f.deleted_at IS NULL AND f.follower_id > %(after)s
+                         AND (%(all)s OR NOT EXISTS (
+                               SELECT 1 FROM mutes m WHERE m.muter_id = f.follower_id
+                                 AND m.muted_id = %(author)s AND m.deleted_at IS NULL))
+                       ORDER BY f.follower_id LIMIT %(limit)s""",
+                    {"author": author_id, "after": after, "all": include_muters, "limit": self._page_size},
+                )
+                page = [row[0] for row in await cur.fetchall()]
+            if not page:
+                return
+            yield [str(follower) for follower in page]
+            after = page[-1]
+
+    # --- fan-out ----------------------------------------------------------------------------------
+
+    async def fan_out_post(self, post: dict[str, Any]) -> int:
+        """Put a visible post in every recipient's feed, or take a deleted/hidden one out of them.
+        Returns the number of feed items written or removed."""
+        visible = shows_in_feeds(post)
+        total = 0
+        async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
+            if visible:
+                total += await bounded(
+                    (lambda r=recipient: self._feed.upsert_item(feed_item(r, post)) for recipient in page),
+                    self._concurrency,
+                )
+            else:
+                total += await bounded(
+                    (lambda r=recipient: self._delete(f"{r}:{post['postId']}", r) for recipient in page),
+                    self._concurrency,
+                )
+        return total
+
+    async def _delete(self, item_id: str, recipient_id: str) -> None:
+        try:
+            await self._feed.delete_item(item_id, partition_key=recipient_id)
+        except exceptions.CosmosResourceNotFoundError:
+            pass
+
+    # --- follows, blocks, mutes -------------------------------------------------------------------
+
+    async def backfill(self, recipient_id: str, author_id: str) -> int:
+        """The author's recent visible posts into the recipient's feed (after a follow or unmute),
+        unless the recipient has muted the author or either blocks the other."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.created_at,
+                          p.edited_at, p.version,
+                          coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType',
+                                                    m.content_type, 'blobPath', m.blob_path) ORDER BY pm.position)
+                                    FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
+                                    WHERE pm.post_id = p.id), '[]'::json)
+                   FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
+                   WHERE p.author_id = %(author)s AND p.deleted_at IS NULL AND p.status = 'visible'
+                     AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(recipient)s
+                                   AND f.followee_id = %(author)s AND f.deleted_at IS NULL)
+                     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
+                                       AND m.muted_id = %(author)s AND m.deleted_at IS NULL)
+                   ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",
+                {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
+            )
+            rows = await cur.fetchall()
+        posts = [
+            {"postId": str(r[0]), "authorId": str(r[1]),
+             "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
+             "content": r[5], "createdAt": r[6].isoformat(), "editedAt": r[7].isoformat() if r[7] else None,
+             "version": r[8], "media": r[9]}
+            for r in rows
+        ]
+        return await bounded(
+            (lambda p=post: self._feed.upsert_item(feed_item(recipient_id, p)) for post in posts), self._concurrency
+        )
+
+    async def remove_author(self, recipient_id: str, author_id: str) -> int:
+        """Every post of `author_id` out of `recipient_id`'s feed (unfollow, block, mute)."""
+        query = "SELECT c.id FROM c WHERE c.recipientId = @recipient AND c.authorId = @author"
+        parameters: list[dict[str, Any]] = [
+            {"name": "@recipient", "value": recipient_id}, {"name": "@author", "value": author_id},
+        ]
+        ids = [item["id"] async for item in self._feed.query_items(
+            query, parameters=parameters, partition_key=recipient_id)]
+        return await bounded((lambda i=item_id: self._delete(i, recipient_id) for item_id in ids), self._concurrency)
