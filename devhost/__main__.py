@@ -1,8 +1,8 @@
 """The local host and stack.
 
-    python -m devhost run      the stack plus the app at http://127.0.0.1:7071/api
-    python -m devhost stack    only the stack, and local.settings.json for `func start`
-    python -m devhost token SUBJECT [--role user|moderator|admin]
+python -m devhost run      the stack plus the app at http://127.0.0.1:7071/api
+python -m devhost stack    only the stack, and local.settings.json for `func start`
+python -m devhost token SUBJECT [--role user|moderator|admin]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ WATCH_INTERVAL_SECONDS = 1.0
 
 
 def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     # The Azure SDKs log every HTTP request at INFO.
     for noisy in ("azure", "uamqp", "azure.eventhub", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -52,8 +53,11 @@ async def _serve(stack: LocalStack, host_port: int | None) -> int:
         while not stop.is_set():
             crashed = stack.crashed()
             if crashed:
-                log.error("%s stopped unexpectedly; see its log in %s. Shutting everything down.",
-                          ", ".join(crashed), stack.log_dir)
+                log.error(
+                    "%s stopped unexpectedly; see its log in %s. Shutting everything down.",
+                    ", ".join(crashed),
+                    stack.log_dir,
+                )
                 exit_code = 1
                 break
             try:
@@ -88,17 +92,25 @@ def _run(args: argparse.Namespace, with_host: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("run", "start the stack and host the app"), ("stack", "start only the stack")):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--keep-data", action="store_true",
-                             help="keep PostgreSQL data from the last run (Cosmos, Azurite and Event Hubs "
-                                  "are in memory and always start empty)")
+        command.add_argument(
+            "--keep-data",
+            action="store_true",
+            help="keep PostgreSQL data from the last run (Cosmos, Azurite and Event Hubs "
+            "are in memory and always start empty)",
+        )
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-        command.add_argument("--state-dir", type=Path, default=STATE_DIR,
-                             help="where data, logs, stack.json and the local signing key live")
+        command.add_argument(
+            "--state-dir",
+            type=Path,
+            default=STATE_DIR,
+            help="where data, logs, stack.json and the local signing key live",
+        )
         if name == "run":
             command.add_argument("--port", type=int, default=7071)
     token = commands.add_parser("token", help="print a bearer token the local host accepts")

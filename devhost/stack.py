@@ -35,7 +35,6 @@ APP_DATABASE = "chorus"
 APP_LOGIN = "chorus_api"
 
 
-
 @dataclass
 class LocalStack:
     state_dir: Path = STATE_DIR
@@ -118,15 +117,24 @@ class LocalStack:
     def describe(self) -> dict[str, Any]:
         assert self.postgres and self.cosmos and self.azurite and self.eventhubs
         return {
-            "postgres": {"url": self.postgres.url(APP_DATABASE, user=APP_LOGIN),
-                         "adminUrl": self.postgres.url(APP_DATABASE), "pid": self.postgres.process.pid,
-                         "dataDir": str(self.postgres.data_dir)},
-            "cosmos": {"endpoint": self.cosmos.endpoint, "connectionString": self.cosmos.connection_string,
-                       "pid": self.cosmos.process.pid},
+            "postgres": {
+                "url": self.postgres.url(APP_DATABASE, user=APP_LOGIN),
+                "adminUrl": self.postgres.url(APP_DATABASE),
+                "pid": self.postgres.process.pid,
+                "dataDir": str(self.postgres.data_dir),
+            },
+            "cosmos": {
+                "endpoint": self.cosmos.endpoint,
+                "connectionString": self.cosmos.connection_string,
+                "pid": self.cosmos.process.pid,
+            },
             "azurite": {"connectionString": self.azurite.connection_string, "pid": self.azurite.process.pid},
-            "eventHubs": {"connectionString": self.eventhubs.connection_string, "hub": self.eventhubs.hub_name,
-                          "inspectUrl": f"http://127.0.0.1:{self.eventhubs.http_port}/events",
-                          "pid": self.eventhubs.process.pid},
+            "eventHubs": {
+                "connectionString": self.eventhubs.connection_string,
+                "hub": self.eventhubs.hub_name,
+                "inspectUrl": f"http://127.0.0.1:{self.eventhubs.http_port}/events",
+                "pid": self.eventhubs.process.pid,
+            },
             "logs": str(self.log_dir),
         }
 
@@ -136,8 +144,16 @@ class LocalStack:
         return path
 
     def services(self) -> list[tuple[str, Any]]:
-        return [(n, s) for n, s in (("postgres", self.postgres), ("cosmos", self.cosmos),
-                                    ("azurite", self.azurite), ("eventhubs", self.eventhubs)) if s is not None]
+        return [
+            (n, s)
+            for n, s in (
+                ("postgres", self.postgres),
+                ("cosmos", self.cosmos),
+                ("azurite", self.azurite),
+                ("eventhubs", self.eventhubs),
+            )
+            if s is not None
+        ]
 
     def crashed(self) -> list[str]:
         """Services whose process has exited on its own."""
@@ -150,4 +166,3 @@ class LocalStack:
             except Exception:
                 log.exception("stopping %s failed", name)
         (self.state_dir / "stack.json").unlink(missing_ok=True)
-

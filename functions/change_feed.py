@@ -19,8 +19,13 @@ bp = func.Blueprint()
 FEED_POLL_DELAY_MS = 200
 
 
-async def _handle(function: str, container: str, documents: func.DocumentList, context: func.Context,
-                  handler: Callable[[AppContext, list[dict[str, Any]]], Awaitable[int]]) -> None:
+async def _handle(
+    function: str,
+    container: str,
+    documents: func.DocumentList,
+    context: func.Context,
+    handler: Callable[[AppContext, list[dict[str, Any]]], Awaitable[int]],
+) -> None:
     ctx = await get_app_context()
     items = [json.loads(document.to_json()) for document in documents]
     try:
@@ -33,23 +38,44 @@ async def _handle(function: str, container: str, documents: func.DocumentList, c
 
 
 @bp.cosmos_db_trigger(
-    arg_name="documents", connection="CosmosDB", database_name="%COSMOS_DATABASE%", container_name="posts_v2",
-    lease_container_name="leases", lease_container_prefix="fan-out-posts-", create_lease_container_if_not_exists=False,
-    start_from_beginning=True, feed_poll_delay=FEED_POLL_DELAY_MS, max_items_per_invocation=100,
+    arg_name="documents",
+    connection="CosmosDB",
+    database_name="%COSMOS_DATABASE%",
+    container_name="posts_v2",
+    lease_container_name="leases",
+    lease_container_prefix="fan-out-posts-",
+    create_lease_container_if_not_exists=False,
+    start_from_beginning=True,
+    feed_poll_delay=FEED_POLL_DELAY_MS,
+    max_items_per_invocation=100,
 )
-@bp.retry(strategy="exponential_backoff", max_retry_count="4", minimum_interval="00:00:01",
-          maximum_interval="00:00:15")
+@bp.retry(
+    strategy="exponential_backoff",
+    max_retry_count="4",
+    minimum_interval="00:00:01",
+    maximum_interval="00:00:15",
+)
 async def fan_out_posts(documents: func.DocumentList, context: func.Context) -> None:
     await _handle("fan_out_posts", "posts_v2", documents, context, change_feed.fan_out_posts)
 
 
 @bp.cosmos_db_trigger(
-    arg_name="documents", connection="CosmosDB", database_name="%COSMOS_DATABASE%", container_name="reactions",
-    lease_container_name="leases", lease_container_prefix="reaction-counters-",
-    create_lease_container_if_not_exists=False, start_from_beginning=True, feed_poll_delay=FEED_POLL_DELAY_MS,
+    arg_name="documents",
+    connection="CosmosDB",
+    database_name="%COSMOS_DATABASE%",
+    container_name="reactions",
+    lease_container_name="leases",
+    lease_container_prefix="reaction-counters-",
+    create_lease_container_if_not_exists=False,
+    start_from_beginning=True,
+    feed_poll_delay=FEED_POLL_DELAY_MS,
     max_items_per_invocation=100,
 )
-@bp.retry(strategy="exponential_backoff", max_retry_count="4", minimum_interval="00:00:01",
-          maximum_interval="00:00:15")
+@bp.retry(
+    strategy="exponential_backoff",
+    max_retry_count="4",
+    minimum_interval="00:00:01",
+    maximum_interval="00:00:15",
+)
 async def count_reactions(documents: func.DocumentList, context: func.Context) -> None:
     await _handle("count_reactions", "reactions", documents, context, change_feed.apply_reactions)

@@ -21,6 +21,12 @@ log = logging.getLogger("chorus.outbox")
 async def outbox_relay_timer(timer: func.TimerRequest) -> None:
     ctx = await get_app_context()
     report = await outbox_relay(ctx).drain(ctx.settings.outbox_drain_seconds)
-    log.info("outbox relay drained for %.1f s: %d published, %d failed, %d dead, %d round(s)%s",
-             report.seconds, report.published, report.failed, report.dead, report.rounds,
-             f"; errors: {report.errors[-1]}" if report.errors else "")
+    log.info(
+        "outbox relay drained for %.1f s: %d published, %d failed, %d dead, %d round(s)%s",
+        report.seconds,
+        report.published,
+        report.failed,
+        report.dead,
+        report.rounds,
+        f"; errors: {report.errors[-1]}" if report.errors else "",
+    )

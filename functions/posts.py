@@ -52,9 +52,13 @@ async def delete_post(api: ApiRequest) -> func.HttpResponse:
 async def list_user_posts(api: ApiRequest) -> func.HttpResponse:
     author_id = api.route_id("userId")
     limit, cursor = api.page()
-    return ok(await api.run(
-        lambda uow: posts.list_author_posts(uow, api.app.cursors, api.app.media_urls, author_id, limit, cursor)
-    ))
+    return ok(
+        await api.run(
+            lambda uow: posts.list_author_posts(
+                uow, api.app.cursors, api.app.media_urls, author_id, limit, cursor
+            )
+        )
+    )
 
 
 @bp.route(route="posts/{postId:guid}/comments", methods=["POST"])
@@ -75,7 +79,9 @@ async def create_comment(api: ApiRequest) -> func.HttpResponse:
 async def list_comments(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     limit, cursor = api.page()
-    return ok(await api.run(lambda uow: engagement.list_comments(uow, api.app.cursors, post_id, limit, cursor)))
+    return ok(
+        await api.run(lambda uow: engagement.list_comments(uow, api.app.cursors, post_id, limit, cursor))
+    )
 
 
 @bp.route(route="comments/{commentId:guid}", methods=["DELETE"])
@@ -110,5 +116,10 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     reaction_type = api.req.params.get("type")
     app = api.app
-    return ok(await api.run(lambda uow: projection_reads.list_reactions(
-        uow, app.cosmos_db, app.cursors, post_id, reaction_type, limit, cursor)))
+    return ok(
+        await api.run(
+            lambda uow: projection_reads.list_reactions(
+                uow, app.cosmos_db, app.cursors, post_id, reaction_type, limit, cursor
+            )
+        )
+    )

@@ -16,9 +16,13 @@ bp = func.Blueprint()
 async def get_feed(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     app = api.app
-    return ok(await api.run(
-        lambda uow: projection_reads.read_feed(uow, app.cosmos_db, app.cursors, app.media_urls, limit, cursor)
-    ))
+    return ok(
+        await api.run(
+            lambda uow: projection_reads.read_feed(
+                uow, app.cosmos_db, app.cursors, app.media_urls, limit, cursor
+            )
+        )
+    )
 
 
 @bp.route(route="notifications", methods=["GET"])
@@ -29,8 +33,13 @@ async def list_notifications(api: ApiRequest) -> func.HttpResponse:
     if unread not in ("true", "false"):
         raise Invalid("unread must be true or false", field="unread")
     app = api.app
-    return ok(await api.run(lambda uow: projection_reads.list_notifications(
-        uow, app.cosmos_db, app.cursors, unread == "true", limit, cursor)))
+    return ok(
+        await api.run(
+            lambda uow: projection_reads.list_notifications(
+                uow, app.cosmos_db, app.cursors, unread == "true", limit, cursor
+            )
+        )
+    )
 
 
 @bp.route(route="notifications/read-all", methods=["POST"])

@@ -48,12 +48,19 @@ DisplayName = Annotated[str, Field(min_length=1, max_length=DISPLAY_NAME_MAX), A
 Bio = Annotated[str, Field(max_length=BIO_MAX)]
 AvatarUrl = Annotated[str, Field(max_length=AVATAR_URL_MAX), AfterValidator(_https_url)]
 PostContent = Annotated[str, Field(min_length=1, max_length=POST_CONTENT_MAX), AfterValidator(_not_blank)]
-CommentContent = Annotated[str, Field(min_length=1, max_length=COMMENT_CONTENT_MAX), AfterValidator(_not_blank)]
+CommentContent = Annotated[
+    str, Field(min_length=1, max_length=COMMENT_CONTENT_MAX), AfterValidator(_not_blank)
+]
 
 
 class RequestBody(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True,
-                              str_strip_whitespace=False)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=False,
+        extra="forbid",
+        frozen=True,
+        str_strip_whitespace=False,
+    )
 
 
 class ResponseBody(BaseModel):
@@ -85,7 +92,7 @@ class UpdateProfile(RequestBody):
         if "display_name" in self.model_fields_set and self.display_name is None:
             raise ValueError("displayName cannot be removed")
         if "bio" in self.model_fields_set and self.bio is None:
-            raise ValueError("bio cannot be null; send \"\" to clear it")
+            raise ValueError('bio cannot be null; send "" to clear it')
         return self
 
 

@@ -25,7 +25,9 @@ def _alias(*names: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True, populate_by_name=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=True, populate_by_name=True, env_ignore_empty=True
+    )
 
     # PostgreSQL: a libpq URL. In Azure a Key Vault reference holds it.
     postgres_url: SecretStr = Field(validation_alias=_alias("POSTGRES_URL"))
@@ -44,7 +46,9 @@ class Settings(BaseSettings):
     eventhubs_namespace: str | None = Field(
         default=None, validation_alias=_alias("EventHubs__fullyQualifiedNamespace")
     )
-    eventhub_name: str = Field(default="chorus-events", min_length=1, validation_alias=_alias("EVENTHUB_NAME"))
+    eventhub_name: str = Field(
+        default="chorus-events", min_length=1, validation_alias=_alias("EVENTHUB_NAME")
+    )
 
     # Blob storage for media.
     media_storage_connection_string: SecretStr | None = Field(
@@ -85,17 +89,23 @@ class Settings(BaseSettings):
     # Fan-out: followers are read from PostgreSQL in pages and written with bounded concurrency.
     fanout_page_size: int = Field(default=1000, ge=1, le=10000, validation_alias=_alias("FANOUT_PAGE_SIZE"))
     fanout_concurrency: int = Field(default=64, ge=1, le=1024, validation_alias=_alias("FANOUT_CONCURRENCY"))
-    feed_backfill_posts: int = Field(default=50, ge=0, le=1000, validation_alias=_alias("FEED_BACKFILL_POSTS"))
+    feed_backfill_posts: int = Field(
+        default=50, ge=0, le=1000, validation_alias=_alias("FEED_BACKFILL_POSTS")
+    )
 
     applicationinsights_connection_string: SecretStr | None = Field(
         default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias=_alias("LOG_LEVEL"))
+    log_level: str = Field(
+        default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$", validation_alias=_alias("LOG_LEVEL")
+    )
 
     @model_validator(mode="after")
     def _one_way_to_each_account(self) -> Settings:
         if self.cosmos_connection_string is None and self.cosmos_account_endpoint is None:
-            raise ValueError("set CosmosDB (a connection string) or CosmosDB__accountEndpoint (managed identity)")
+            raise ValueError(
+                "set CosmosDB (a connection string) or CosmosDB__accountEndpoint (managed identity)"
+            )
         if self.media_storage_connection_string is None and self.media_storage_blob_uri is None:
             raise ValueError(
                 "set MediaStorage (a connection string) or MediaStorage__blobServiceUri (managed identity)"
@@ -119,7 +129,8 @@ def load_settings() -> Settings:
             name = _setting_name(error.get("loc", ()))
             problems.append(f"{name}: {error['msg']}" if name else error["msg"])
         raise SettingsError(
-            "Chorus cannot start: " + "; ".join(problems)
+            "Chorus cannot start: "
+            + "; ".join(problems)
             + ". Set them in local.settings.json (func start), the environment, or the app settings in Azure."
         ) from None
 

@@ -29,7 +29,9 @@ def service_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory, service_log_dir: Path) -> Iterator[PostgresServer]:
+def postgres_server(
+    tmp_path_factory: pytest.TempPathFactory, service_log_dir: Path
+) -> Iterator[PostgresServer]:
     from devhost.services.postgres import start_postgres
 
     # Test data is thrown away: no fsync.
@@ -44,7 +46,6 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory, service_log_dir: P
 def migrated_template(postgres_server: PostgresServer) -> str:
     """A database with every migration applied, cloned by each test that needs one."""
     from shared_code.db.migrations import migrate
-
     from shared_code.db.roles import ensure_app_login
     from tests.support.stack import APP_LOGIN
 
@@ -120,11 +121,19 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def app_settings_values(database_url: str, cosmos_emulator: CosmosEmulator, cosmos_database_name: str,
-                        azurite: Azurite, eventhubs_standin: EventHubsStandIn, state_dir: Path) -> dict[str, str]:
+def app_settings_values(
+    database_url: str,
+    cosmos_emulator: CosmosEmulator,
+    cosmos_database_name: str,
+    azurite: Azurite,
+    eventhubs_standin: EventHubsStandIn,
+    state_dir: Path,
+) -> dict[str, str]:
     from tests.support.stack import app_settings
 
-    return app_settings(database_url, cosmos_emulator, cosmos_database_name, azurite, eventhubs_standin, state_dir)
+    return app_settings(
+        database_url, cosmos_emulator, cosmos_database_name, azurite, eventhubs_standin, state_dir
+    )
 
 
 @pytest.fixture

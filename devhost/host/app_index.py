@@ -82,9 +82,7 @@ def load_function_app(app_dir: Path, module_name: str = "function_app") -> list[
     module_spec.loader.exec_module(module)
     apps = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
     if len(apps) != 1:
-        raise AppIndexError(
-            f"{module_name}.py must define exactly one FunctionApp; found {len(apps)}"
-        )
+        raise AppIndexError(f"{module_name}.py must define exactly one FunctionApp; found {len(apps)}")
     return [_spec(function) for function in apps[0].get_functions()]
 
 

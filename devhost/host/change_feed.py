@@ -76,16 +76,19 @@ def trigger_config(spec: FunctionSpec, environ: dict[str, str]) -> TriggerConfig
 
 
 def document_list(items: list[dict[str, Any]]) -> Any:
-    return meta.get_binding_registry().get("cosmosDBTrigger").decode(
-        meta.Datum(json.dumps(items), "json"), trigger_metadata={}
+    return (
+        meta.get_binding_registry()
+        .get("cosmosDBTrigger")
+        .decode(meta.Datum(json.dumps(items), "json"), trigger_metadata={})
     )
 
 
 class ChangeFeedTrigger:
     """Feeds one Cosmos DB trigger function until cancelled."""
 
-    def __init__(self, spec: FunctionSpec, config: TriggerConfig, invoke: Invoke, failures_dir: Path,
-                 host_id: str) -> None:
+    def __init__(
+        self, spec: FunctionSpec, config: TriggerConfig, invoke: Invoke, failures_dir: Path, host_id: str
+    ) -> None:
         self.spec = spec
         self.config = config
         self._invoke = invoke
@@ -108,8 +111,12 @@ class ChangeFeedTrigger:
                 try:
                     items, next_continuation = await self._read_page(monitored, continuation)
                 except exceptions.CosmosHttpResponseError as exc:
-                    log.warning("%s: reading the change feed of %s failed (%s); retrying",
-                                self.spec.name, self.config.container, exc.status_code)
+                    log.warning(
+                        "%s: reading the change feed of %s failed (%s); retrying",
+                        self.spec.name,
+                        self.config.container,
+                        exc.status_code,
+                    )
                     await asyncio.sleep(self.config.poll_delay_seconds)
                     continue
                 if items:
@@ -169,7 +176,11 @@ class ChangeFeedTrigger:
         log.error(
             "%s failed on %d document(s) after its retries (%s: %s); the batch is recorded in %s "
             "for replay and the feed moves on",
-            self.spec.name, len(items), type(exc).__name__, exc, self._failures_path,
+            self.spec.name,
+            len(items),
+            type(exc).__name__,
+            exc,
+            self._failures_path,
         )
 
     async def _read_lease(self, leases: ContainerProxy) -> str | None:
@@ -191,4 +202,3 @@ class ChangeFeedTrigger:
                 "timestamp": time.time(),
             }
         )
-

@@ -44,7 +44,7 @@ class HttpFrontEnd:
         if self._prefix:
             if not (path == self._prefix or path.lower().startswith(self._prefix.lower() + "/")):
                 return web.Response(status=404)
-            path = path[len(self._prefix):]
+            path = path[len(self._prefix) :]
         match = self._table.resolve(request.method, path)
         if match.target is None:
             if match.allowed_methods:

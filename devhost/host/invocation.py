@@ -48,8 +48,14 @@ class _RetryContext:
 class InvocationContext(func.Context):
     """What a function gets for a parameter named `context`."""
 
-    def __init__(self, function_name: str, function_directory: str, trace_parent: str, retry_count: int = 0,
-                 max_retry_count: int = 0) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        function_directory: str,
+        trace_parent: str,
+        retry_count: int = 0,
+        max_retry_count: int = 0,
+    ) -> None:
         self._invocation_id = str(uuid.uuid4())
         self._function_name = function_name
         self._function_directory = function_directory
@@ -133,7 +139,13 @@ class Invoker:
             retry = f" retry={retry_count}" if retry_count else ""
             log.info(
                 "%s trigger=%s %s duration=%.1fms outcome=%s%s id=%s",
-                spec.name, spec.trigger_type, summary, elapsed_ms, outcome, retry, context.invocation_id,
+                spec.name,
+                spec.trigger_type,
+                summary,
+                elapsed_ms,
+                outcome,
+                retry,
+                context.invocation_id,
             )
 
     def close(self) -> None:

@@ -13,8 +13,15 @@ log = logging.getLogger("devhost.retries")
 
 
 class Invoke(Protocol):
-    def __call__(self, spec: FunctionSpec, trigger_value: Any, *, summary: str = "",
-                 trace_parent: str | None = None, retry_count: int = 0) -> Awaitable[Any]: ...
+    def __call__(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        *,
+        summary: str = "",
+        trace_parent: str | None = None,
+        retry_count: int = 0,
+    ) -> Awaitable[Any]: ...
 
 
 async def invoke_with_retries(
@@ -34,6 +41,12 @@ async def invoke_with_retries(
             if spec.retry is None or not spec.retry.allows(retry_number):
                 raise
             delay = spec.retry.delay_before(retry_number)
-            log.warning("%s failed (%s: %s); retry %d in %.1f s", spec.name, type(exc).__name__, exc,
-                        retry_number, delay)
+            log.warning(
+                "%s failed (%s: %s); retry %d in %.1f s",
+                spec.name,
+                type(exc).__name__,
+                exc,
+                retry_number,
+                delay,
+            )
             await sleep(delay)

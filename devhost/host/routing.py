@@ -78,9 +78,7 @@ def _constraint(text: str) -> Callable[[str], bool]:
     checks: dict[str, Callable[[str], bool]] = {
         "minlength": lambda v: len(v) >= numbers[0],
         "maxlength": lambda v: len(v) <= numbers[0],
-        "length": lambda v: (
-            len(v) == numbers[0] if len(numbers) == 1 else numbers[0] <= len(v) <= numbers[1]
-        ),
+        "length": lambda v: len(v) == numbers[0] if len(numbers) == 1 else numbers[0] <= len(v) <= numbers[1],
         "min": lambda v: _is_int(v, 64) and int(v) >= numbers[0],
         "max": lambda v: _is_int(v, 64) and int(v) <= numbers[0],
         "range": lambda v: _is_int(v, 64) and numbers[0] <= int(v) <= numbers[1],

@@ -32,8 +32,15 @@ def route_prefix(app_dir: Path) -> str:
 
 
 class FunctionHost:
-    def __init__(self, app_dir: Path, state_dir: Path, host: str = "127.0.0.1", port: int = 7071,
-                 module_name: str = "function_app", only: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        app_dir: Path,
+        state_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 7071,
+        module_name: str = "function_app",
+        only: set[str] | None = None,
+    ) -> None:
         self.app_dir = app_dir
         self.module_name = module_name
         self.only = only
@@ -63,8 +70,13 @@ class FunctionHost:
         environ = dict(os.environ)
         by_type = {t: [s for s in self.specs if s.trigger_type == t] for t in SUPPORTED_TRIGGERS}
         self._feeders = feeders = [
-            ChangeFeedTrigger(spec, trigger_config(spec, environ), self._invoker.invoke,
-                              self.state_dir / "failed-batches", socket.gethostname())
+            ChangeFeedTrigger(
+                spec,
+                trigger_config(spec, environ),
+                self._invoker.invoke,
+                self.state_dir / "failed-batches",
+                socket.gethostname(),
+            )
             for spec in by_type["cosmosDBTrigger"]
         ]
 
@@ -80,7 +92,9 @@ class FunctionHost:
             self._spawn(f"change feed {feeder.spec.name}", feeder.run)
         log.info(
             "hosting %d function(s) at %s/%s: %s",
-            len(self.specs), self.base_url, route_prefix(self.app_dir),
+            len(self.specs),
+            self.base_url,
+            route_prefix(self.app_dir),
             ", ".join(f"{s.name} ({s.trigger_type})" for s in self.specs),
         )
 

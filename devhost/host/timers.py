@@ -57,8 +57,10 @@ def timer_request(last: datetime | None, due: datetime, following: datetime, pas
         },
         "IsPastDue": past_due,
     }
-    return meta.get_binding_registry().get("timerTrigger").decode(
-        meta.Datum(json.dumps(payload), "json"), trigger_metadata={}
+    return (
+        meta.get_binding_registry()
+        .get("timerTrigger")
+        .decode(meta.Datum(json.dumps(payload), "json"), trigger_metadata={})
     )
 
 
@@ -75,12 +77,20 @@ async def run_timer(spec: FunctionSpec, invoke: object) -> None:
         due = schedule.next_after(datetime.now(UTC))
         await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
         started = datetime.now(UTC)
-        await _fire(spec, invoke, last, due, schedule.next_after(due), past_due=started - due > PAST_DUE_AFTER)
+        await _fire(
+            spec, invoke, last, due, schedule.next_after(due), past_due=started - due > PAST_DUE_AFTER
+        )
         last = due
 
 
-async def _fire(spec: FunctionSpec, invoke: object, last: datetime | None, due: datetime,
-                following: datetime, past_due: bool) -> None:
+async def _fire(
+    spec: FunctionSpec,
+    invoke: object,
+    last: datetime | None,
+    due: datetime,
+    following: datetime,
+    past_due: bool,
+) -> None:
     request = timer_request(last, due, following, past_due)
     try:
         await invoke_with_retries(spec, request, invoke, summary=f"due={due:%H:%M:%S}")  # type: ignore[arg-type]

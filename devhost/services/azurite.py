@@ -41,12 +41,19 @@ def start_azurite(log_dir: Path, timeout: float = 30) -> Azurite:
         "--inMemoryPersistence",
         "--skipApiVersionCheck",
         "--disableTelemetry",
-        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-        "--tableHost", "127.0.0.1", "--tablePort", str(table),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(queue),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(table),
     ]
     process = start_process("azurite", argv, log_dir / "azurite.log")
-    process.wait_until(
-        lambda: all(port_accepts("127.0.0.1", p) for p in (blob, queue, table)), timeout
-    )
+    process.wait_until(lambda: all(port_accepts("127.0.0.1", p) for p in (blob, queue, table)), timeout)
     return Azurite(process, blob, queue, table)

@@ -76,8 +76,10 @@ def start_postgres(
     if not (data_dir / "PG_VERSION").exists():
         initdb = [
             str(POSTGRES_BIN_PATH / "initdb"),
-            "-D", str(data_dir),
-            "-U", SUPERUSER,
+            "-D",
+            str(data_dir),
+            "-U",
+            SUPERUSER,
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",

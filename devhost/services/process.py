@@ -6,9 +6,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import sys
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -135,7 +135,7 @@ def start_process(
                 cwd=str(cwd) if cwd else None,
                 start_new_session=True,
                 user=user,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509  (only sets a signal; no locks taken)
+                preexec_fn=_die_with_parent,
             )
 
     try:

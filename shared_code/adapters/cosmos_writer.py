@@ -58,7 +58,9 @@ class CosmosWriter:
             return
         for _ in range(MAX_ROUNDS):
             if len(fields) <= MAX_PATCH_OPERATIONS:
-                outcome = await _patch_if_older(container, document["id"], write.partition_key, fields, version)
+                outcome = await _patch_if_older(
+                    container, document["id"], write.partition_key, fields, version
+                )
             else:
                 outcome = await _replace_if_older(container, document, write.partition_key, version)
             if outcome != "missing":
@@ -78,12 +80,15 @@ async def _created(container: ContainerProxy, document: dict[str, Any]) -> bool:
     return True
 
 
-async def _patch_if_older(container: ContainerProxy, item_id: str, partition_key: str,
-                          fields: dict[str, Any], version: int) -> str:
+async def _patch_if_older(
+    container: ContainerProxy, item_id: str, partition_key: str, fields: dict[str, Any], version: int
+) -> str:
     operations = [{"op": "set", "path": f"/{name}", "value": value} for name, value in fields.items()]
     try:
         await container.patch_item(
-            item_id, partition_key, operations,
+            item_id,
+            partition_key,
+            operations,
             # An int we produced ourselves: safe to inline (predicates take no parameters).
             filter_predicate=f"FROM c WHERE c.version < {version}",
         )
@@ -94,8 +99,9 @@ async def _patch_if_older(container: ContainerProxy, item_id: str, partition_key
     return "written"
 
 
-async def _replace_if_older(container: ContainerProxy, document: dict[str, Any], partition_key: str,
-                            version: int) -> str:
+async def _replace_if_older(
+    container: ContainerProxy, document: dict[str, Any], partition_key: str, version: int
+) -> str:
     for _ in range(MAX_ROUNDS):
         try:
             current = await container.read_item(document["id"], partition_key)
@@ -104,8 +110,9 @@ async def _replace_if_older(container: ContainerProxy, document: dict[str, Any],
         if int(current.get("version", 0)) >= version:
             return "not-older"
         try:
-            await container.replace_item(document["id"], document, etag=current["_etag"],
-                                         match_condition=MatchConditions.IfNotModified)
+            await container.replace_item(
+                document["id"], document, etag=current["_etag"], match_condition=MatchConditions.IfNotModified
+            )
         except exceptions.CosmosAccessConditionFailedError:
             continue  # someone wrote in between: look again
         except exceptions.CosmosResourceNotFoundError:

@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         "grant-app-role", help="create a login (if missing) and make it a member of chorus_app"
     )
     grant_cmd.add_argument("login")
-    grant_cmd.add_argument("--database-url", default=os.environ.get("POSTGRES_ADMIN_URL"),
-                           help="an owner's connection (default: POSTGRES_ADMIN_URL)")
+    grant_cmd.add_argument(
+        "--database-url",
+        default=os.environ.get("POSTGRES_ADMIN_URL"),
+        help="an owner's connection (default: POSTGRES_ADMIN_URL)",
+    )
     grant_cmd.add_argument("--password-env", help="name of an environment variable holding the password")
     args = parser.parse_args(argv)
 
@@ -37,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ensure_app_login(args.database_url, args.login, password)
         except Exception as exc:
-            print(f"error: cannot grant chorus_app to {args.login}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(
+                f"error: cannot grant chorus_app to {args.login}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.login} can log in and is a member of chorus_app")
         return 0

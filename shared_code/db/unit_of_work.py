@@ -81,8 +81,14 @@ class UnitOfWork:
             if value is not None
         }
         rows: list[tuple[Any, ...]] = [
-            (event.aggregate_type, aggregate_id, version, event.event_type, Jsonb(event.to_json()),
-             Jsonb(metadata))
+            (
+                event.aggregate_type,
+                aggregate_id,
+                version,
+                event.event_type,
+                Jsonb(event.to_json()),
+                Jsonb(metadata),
+            )
             for event, aggregate_id, version in self._events
         ]
         async with self.conn.cursor() as cur:

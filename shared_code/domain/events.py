@@ -266,10 +266,22 @@ class ReactionRemoved(EventPayload):
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
-        UserCreated, ProfileUpdated, UserDeleted,
-        FollowCreated, FollowDeleted, BlockCreated, BlockDeleted, MuteCreated, MuteDeleted,
-        PostCreated, PostUpdated, PostDeleted,
-        CommentCreated, CommentDeleted, ReactionSet, ReactionRemoved,
+        UserCreated,
+        ProfileUpdated,
+        UserDeleted,
+        FollowCreated,
+        FollowDeleted,
+        BlockCreated,
+        BlockDeleted,
+        MuteCreated,
+        MuteDeleted,
+        PostCreated,
+        PostUpdated,
+        PostDeleted,
+        CommentCreated,
+        CommentDeleted,
+        ReactionSet,
+        ReactionRemoved,
     )
 }
 

@@ -28,11 +28,18 @@ from shared_code.services.posts import MediaUrls, full_reaction_counts
 BATCH_LIMIT = 100
 
 
-async def _page(container: Any, query: str, parameters: list[dict[str, Any]], partition_key: str, limit: int,
-                continuation: str | None) -> tuple[list[dict[str, Any]], str | None]:
+async def _page(
+    container: Any,
+    query: str,
+    parameters: list[dict[str, Any]],
+    partition_key: str,
+    limit: int,
+    continuation: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """One single-partition page and the continuation token for the next."""
-    pages = container.query_items(query, parameters=parameters, partition_key=partition_key,
-                                  max_item_count=limit).by_page(continuation)
+    pages = container.query_items(
+        query, parameters=parameters, partition_key=partition_key, max_item_count=limit
+    ).by_page(continuation)
     try:
         page = await pages.__anext__()
     except StopAsyncIteration:
@@ -52,7 +59,9 @@ def _next_cursor(cursors: CursorCodec, scope: str, continuation: str | None) -> 
 # --- counters --------------------------------------------------------------------------------------
 
 
-async def post_counts(uow: UnitOfWork, db: DatabaseProxy, post_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+async def post_counts(
+    uow: UnitOfWork, db: DatabaseProxy, post_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
     """`${postId}:counts` for each post in one batched point read; a miss (the counters are a
     90-day cache) is rebuilt from PostgreSQL and written back."""
     if not post_ids:
@@ -66,9 +75,13 @@ async def post_counts(uow: UnitOfWork, db: DatabaseProxy, post_ids: Sequence[str
             "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
             ([UUID(p) for p in missing],),
         )
-        rebuilt = [post_counts_document({"postId": r[0], "reactions": full_reaction_counts(r[1]),
-                                         "comments": r[2], "version": r[3]}, None)
-                   for r in await cur.fetchall()]
+        rebuilt = [
+            post_counts_document(
+                {"postId": r[0], "reactions": full_reaction_counts(r[1]), "comments": r[2], "version": r[3]},
+                None,
+            )
+            for r in await cur.fetchall()
+        ]
         await CosmosWriter(db).apply_all(VersionedUpsert(COUNTERS, doc) for doc in rebuilt)
         counts.update({doc["subjectId"]: doc for doc in rebuilt})
     return counts
@@ -77,14 +90,23 @@ async def post_counts(uow: UnitOfWork, db: DatabaseProxy, post_ids: Sequence[str
 # --- the home feed ---------------------------------------------------------------------------------
 
 
-async def read_feed(uow: UnitOfWork, db: DatabaseProxy, cursors: CursorCodec, media_urls: MediaUrls, limit: int,
-                    cursor: str | None) -> Page[FeedItem]:
+async def read_feed(
+    uow: UnitOfWork,
+    db: DatabaseProxy,
+    cursors: CursorCodec,
+    media_urls: MediaUrls,
+    limit: int,
+    cursor: str | None,
+) -> Page[FeedItem]:
     me = str(uow.require_user())
     scope = f"feed:{me}"
     items, continuation = await _page(
         db.get_container_client(FEED),
         "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.createdAt DESC",
-        [{"name": "@me", "value": me}], me, limit, _continuation(cursors, scope, cursor),
+        [{"name": "@me", "value": me}],
+        me,
+        limit,
+        _continuation(cursors, scope, cursor),
     )
     hidden = await _not_to_show(uow, me, items)
     items = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
@@ -113,17 +135,26 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
 
 def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
     refs = [MediaRef.model_validate(m) for m in media]
-    return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r.blob_path)) for r in refs]
+    return [
+        Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r.blob_path)) for r in refs
+    ]
 
 
 def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: MediaUrls) -> FeedItem:
     author = item.get("author") or {"userId": item["authorId"]}
     return FeedItem(
-        post_id=item["postId"], author_id=item["authorId"],
-        author=Author(user_id=author["userId"], username=author.get("username", ""),
-                      display_name=author.get("displayName", ""), avatar_url=author.get("avatarUrl")),
-        content=item.get("content", ""), media=_media(item.get("media") or [], media_urls),
-        created_at=item["createdAt"], edited_at=item.get("editedAt"),
+        post_id=item["postId"],
+        author_id=item["authorId"],
+        author=Author(
+            user_id=author["userId"],
+            username=author.get("username", ""),
+            display_name=author.get("displayName", ""),
+            avatar_url=author.get("avatarUrl"),
+        ),
+        content=item.get("content", ""),
+        media=_media(item.get("media") or [], media_urls),
+        created_at=item["createdAt"],
+        edited_at=item.get("editedAt"),
         counts=full_reaction_counts((counts or {}).get("reactions")),
         comment_count=int((counts or {}).get("comments", 0)),
     )
@@ -132,8 +163,14 @@ def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: 
 # --- notifications ---------------------------------------------------------------------------------
 
 
-async def list_notifications(uow: UnitOfWork, db: DatabaseProxy, cursors: CursorCodec, unread_only: bool,
-                             limit: int, cursor: str | None) -> Page[Notification]:
+async def list_notifications(
+    uow: UnitOfWork,
+    db: DatabaseProxy,
+    cursors: CursorCodec,
+    unread_only: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[Notification]:
     me = str(uow.require_user())
     scope = f"notifications:{me}:{'unread' if unread_only else 'all'}"
     query = (
@@ -141,12 +178,26 @@ async def list_notifications(uow: UnitOfWork, db: DatabaseProxy, cursors: Cursor
         if unread_only
         else "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.recipientId, c.createdAt DESC"
     )
-    items, continuation = await _page(db.get_container_client(NOTIFICATIONS), query,
-                                      [{"name": "@me", "value": me}], me, limit,
-                                      _continuation(cursors, scope, cursor))
+    items, continuation = await _page(
+        db.get_container_client(NOTIFICATIONS),
+        query,
+        [{"name": "@me", "value": me}],
+        me,
+        limit,
+        _continuation(cursors, scope, cursor),
+    )
     return Page[Notification](
-        items=[Notification(id=n["id"], type=n["type"], actor_id=n["actorId"], subject_id=n["subjectId"],
-                            created_at=n.get("createdAt"), read=bool(n.get("read"))) for n in items],
+        items=[
+            Notification(
+                id=n["id"],
+                type=n["type"],
+                actor_id=n["actorId"],
+                subject_id=n["subjectId"],
+                created_at=n.get("createdAt"),
+                read=bool(n.get("read")),
+            )
+            for n in items
+        ],
         next_cursor=_next_cursor(cursors, scope, continuation),
     )
 
@@ -165,12 +216,19 @@ async def mark_all_read(uow: UnitOfWork, db: DatabaseProxy) -> int:
     """Every unread notification of the caller, in transactional batches of 100 patches."""
     me = str(uow.require_user())
     container = db.get_container_client(NOTIFICATIONS)
-    ids = [n["id"] async for n in container.query_items(
-        "SELECT c.id FROM c WHERE c.recipientId = @me AND c.read = false",
-        parameters=[{"name": "@me", "value": me}], partition_key=me)]
+    ids = [
+        n["id"]
+        async for n in container.query_items(
+            "SELECT c.id FROM c WHERE c.recipientId = @me AND c.read = false",
+            parameters=[{"name": "@me", "value": me}],
+            partition_key=me,
+        )
+    ]
     for start in range(0, len(ids), BATCH_LIMIT):
-        operations = [("patch", (item_id, [{"op": "set", "path": "/read", "value": True}]))
-                      for item_id in ids[start:start + BATCH_LIMIT]]
+        operations = [
+            ("patch", (item_id, [{"op": "set", "path": "/read", "value": True}]))
+            for item_id in ids[start : start + BATCH_LIMIT]
+        ]
         await container.execute_item_batch(operations, partition_key=me)
     return len(ids)
 
@@ -192,14 +250,23 @@ async def read_profile(uow: UnitOfWork, db: DatabaseProxy, user_id: UUID) -> Pub
     if profile is not None and profile.get("deleted"):
         raise NotFound("no such user")
     try:
-        counts: dict[str, Any] | None = await db.get_container_client(COUNTERS).read_item(f"{key}:counts", key)
+        counts: dict[str, Any] | None = await db.get_container_client(COUNTERS).read_item(
+            f"{key}:counts", key
+        )
     except exceptions.CosmosResourceNotFoundError:
         counts = None
     if profile is None or counts is None:
         return await _profile_from_postgres(uow, db, user_id)
-    return PublicProfile(user_id=user_id, username=profile["username"], display_name=profile["displayName"],
-                         bio=profile.get("bio", ""), avatar_url=profile.get("avatarUrl"),
-                         followers=counts["followers"], following=counts["following"], posts=counts["posts"])
+    return PublicProfile(
+        user_id=user_id,
+        username=profile["username"],
+        display_name=profile["displayName"],
+        bio=profile.get("bio", ""),
+        avatar_url=profile.get("avatarUrl"),
+        followers=counts["followers"],
+        following=counts["following"],
+        posts=counts["posts"],
+    )
 
 
 async def _profile_from_postgres(uow: UnitOfWork, db: DatabaseProxy, user_id: UUID) -> PublicProfile:
@@ -213,17 +280,45 @@ async def _profile_from_postgres(uow: UnitOfWork, db: DatabaseProxy, user_id: UU
     if row is None:
         raise NotFound("no such user")
     # Refill the counters cache (a miss after its 90-day TTL is normal).
-    await CosmosWriter(db).apply(VersionedUpsert(COUNTERS, user_counts_document(
-        {"userId": user_id, "followers": row[4], "following": row[5], "posts": row[6], "version": row[7]}, None)))
-    return PublicProfile(user_id=user_id, username=row[0], display_name=row[1], bio=row[2], avatar_url=row[3],
-                         followers=row[4], following=row[5], posts=row[6])
+    await CosmosWriter(db).apply(
+        VersionedUpsert(
+            COUNTERS,
+            user_counts_document(
+                {
+                    "userId": user_id,
+                    "followers": row[4],
+                    "following": row[5],
+                    "posts": row[6],
+                    "version": row[7],
+                },
+                None,
+            ),
+        )
+    )
+    return PublicProfile(
+        user_id=user_id,
+        username=row[0],
+        display_name=row[1],
+        bio=row[2],
+        avatar_url=row[3],
+        followers=row[4],
+        following=row[5],
+        posts=row[6],
+    )
 
 
 # --- who reacted -----------------------------------------------------------------------------------
 
 
-async def list_reactions(uow: UnitOfWork, db: DatabaseProxy, cursors: CursorCodec, post_id: UUID,
-                         reaction_type: str | None, limit: int, cursor: str | None) -> Page[Reaction]:
+async def list_reactions(
+    uow: UnitOfWork,
+    db: DatabaseProxy,
+    cursors: CursorCodec,
+    post_id: UUID,
+    reaction_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Reaction]:
     uow.require_user()
     await visible_post(uow, post_id)
     if reaction_type is not None and reaction_type not in REACTION_TYPES:
@@ -232,14 +327,24 @@ async def list_reactions(uow: UnitOfWork, db: DatabaseProxy, cursors: CursorCode
     scope = f"reactions:{key}:{reaction_type or '*'}"
     parameters: list[dict[str, Any]] = [{"name": "@post", "value": key}]
     if reaction_type:
-        query = ("SELECT c.userId, c.type, c.createdAt FROM c WHERE c.postId = @post AND c.type = @type "
-                 "AND c.deleted = false ORDER BY c.postId, c.type, c.createdAt DESC")
+        query = (
+            "SELECT c.userId, c.type, c.createdAt FROM c WHERE c.postId = @post AND c.type = @type "
+            "AND c.deleted = false ORDER BY c.postId, c.type, c.createdAt DESC"
+        )
         parameters.append({"name": "@type", "value": reaction_type})
     else:
-        query = ("SELECT c.userId, c.type, c.createdAt FROM c WHERE c.postId = @post AND c.deleted = false "
-                 "ORDER BY c.postId, c.createdAt DESC")
-    items, continuation = await _page(db.get_container_client(REACTIONS), query, parameters, key, limit,
-                                      _continuation(cursors, scope, cursor))
+        query = (
+            "SELECT c.userId, c.type, c.createdAt FROM c WHERE c.postId = @post AND c.deleted = false "
+            "ORDER BY c.postId, c.createdAt DESC"
+        )
+    items, continuation = await _page(
+        db.get_container_client(REACTIONS),
+        query,
+        parameters,
+        key,
+        limit,
+        _continuation(cursors, scope, cursor),
+    )
     return Page[Reaction](
         items=[Reaction(user_id=r["userId"], type=r["type"], created_at=r["createdAt"]) for r in items],
         next_cursor=_next_cursor(cursors, scope, continuation),

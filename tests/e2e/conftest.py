@@ -14,8 +14,13 @@ from shared_code.app_context import AppContext
 
 
 @pytest.fixture
-async def local_host(app_context: AppContext, app_settings_values: dict[str, str], state_dir: Path,
-                     monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[FunctionHost]:
+async def local_host(
+    app_context: AppContext,
+    app_settings_values: dict[str, str],
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> AsyncIterator[FunctionHost]:
     for name, value in app_settings_values.items():
         if value:
             monkeypatch.setenv(name, value)

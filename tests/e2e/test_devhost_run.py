@@ -22,7 +22,7 @@ from devhost.settings_file import PROJECT_DIR
 
 def _get_json(url: str) -> tuple[int, Any]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
@@ -48,7 +48,10 @@ def test_run_serves_health_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     process = subprocess.Popen(
         [sys.executable, "-m", "devhost", "run", "--port", str(port), "--state-dir", str(state_dir)],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -65,10 +68,15 @@ def test_run_serves_health_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert body is not None and body["status"] == "ok", body
         assert {name: c["status"] for name, c in body["components"].items()} == {
-            "postgres": "ok", "cosmos": "ok", "eventHubs": "ok", "blob": "ok",
+            "postgres": "ok",
+            "cosmos": "ok",
+            "eventHubs": "ok",
+            "blob": "ok",
         }
         stack = json.loads((state_dir / "stack.json").read_text())
-        pids = [service["pid"] for service in stack.values() if isinstance(service, dict) and "pid" in service]
+        pids = [
+            service["pid"] for service in stack.values() if isinstance(service, dict) and "pid" in service
+        ]
         assert len(pids) == 4
         assert all(_alive(pid) for pid in pids)
     finally:

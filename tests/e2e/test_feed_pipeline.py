@@ -18,8 +18,9 @@ class Client:
         self._http, self._host, self._token = http, host, token
 
     async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self._http.request(method, self._host.base_url + path, json=body,
-                                      headers={"Authorization": f"Bearer {self._token}"}) as response:
+        async with self._http.request(
+            method, self._host.base_url + path, json=body, headers={"Authorization": f"Bearer {self._token}"}
+        ) as response:
             text = await response.text()
             import json
 
@@ -40,7 +41,9 @@ async def people(local_host: FunctionHost, api: ApiClient) -> Any:
         clients = {}
         for name in ("ann", "ben", "cat"):
             client = Client(http, local_host, api.token(f"pipe-{name}"))
-            me = await client.ok("POST", "/api/users", {"username": f"pipe_{name}", "displayName": name.title()})
+            me = await client.ok(
+                "POST", "/api/users", {"username": f"pipe_{name}", "displayName": name.title()}
+            )
             client.id = me["id"]  # type: ignore[attr-defined]
             clients[name] = client
         yield clients
@@ -55,13 +58,17 @@ async def test_post_reaches_follower_feed_counters_and_notifications(people: Any
     assert post["id"] in await ann.feed_post_ids()  # authors see their own posts
 
     await ben.ok("PUT", f"/api/posts/{post['id']}/reactions", {"type": "like"})
-    feed = await eventually(lambda: ben.ok("GET", "/api/feed"),
-                            lambda page: page["items"] and page["items"][0]["counts"]["like"] == 1,
-                            what="like counted in the feed")
+    feed = await eventually(
+        lambda: ben.ok("GET", "/api/feed"),
+        lambda page: page["items"] and page["items"][0]["counts"]["like"] == 1,
+        what="like counted in the feed",
+    )
     assert feed["items"][0]["postId"] == post["id"]
-    notes = await eventually(lambda: ann.ok("GET", "/api/notifications?unread=true"),
-                             lambda page: any(n["type"] == "reaction" for n in page["items"]),
-                             what="reaction notification")
+    notes = await eventually(
+        lambda: ann.ok("GET", "/api/notifications?unread=true"),
+        lambda page: any(n["type"] == "reaction" for n in page["items"]),
+        what="reaction notification",
+    )
     assert {n["type"] for n in notes["items"]} == {"follow", "reaction"}
 
     await ann.ok("DELETE", f"/api/posts/{post['id']}")

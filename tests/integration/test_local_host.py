@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import pytest
@@ -19,7 +19,6 @@ from azure.cosmos import PartitionKey
 from azure.cosmos.aio import CosmosClient
 
 from devhost.host.server import FunctionHost
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from devhost.services.cosmos import CosmosEmulator
@@ -63,14 +62,25 @@ async def start_host(tmp_path: Path, only: set[str]) -> tuple[FunctionHost, Modu
 async def http_host(tmp_path: Path, sample_environment: pytest.MonkeyPatch) -> AsyncIterator[FunctionHost]:
     host, _ = await start_host(
         tmp_path,
-        only={"get_item", "get_numbered_item", "get_special_item", "create_item", "get_file", "get_page", "boom"},
+        only={
+            "get_item",
+            "get_numbered_item",
+            "get_special_item",
+            "create_item",
+            "get_file",
+            "get_page",
+            "boom",
+        },
     )
     yield host
     await host.stop()
 
 
 async def get(host: FunctionHost, path: str, method: str = "GET", **kwargs: Any) -> tuple[int, Any, Any]:
-    async with aiohttp.ClientSession() as session, session.request(method, host.base_url + path, **kwargs) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, host.base_url + path, **kwargs) as r,
+    ):
         body = await r.read()
         parsed = json.loads(body) if body and r.content_type == "application/json" else body
         return r.status, parsed, r.headers
@@ -117,8 +127,10 @@ async def test_an_unhandled_exception_is_a_logged_500(
     assert status == 500
     assert b"failed on purpose" not in (body or b"")  # no error text reaches the client
     assert any("failed on purpose" in (r.exc_text or "") for r in caplog.records)
-    assert any("boom trigger=httpTrigger" in r.getMessage() and "outcome=failed" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "boom trigger=httpTrigger" in r.getMessage() and "outcome=failed" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 async def test_one_log_line_per_invocation(http_host: FunctionHost, caplog: pytest.LogCaptureFixture) -> None:

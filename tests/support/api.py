@@ -43,13 +43,22 @@ class ApiClient:
     def token(self, subject: str, role: str = "user") -> str:
         return issue_token(self.state_dir, subject, role)
 
-    async def call(self, method: str, path: str, *, subject: str | None = None, role: str = "user",
-                   json_body: Any = None, body: bytes | None = None, headers: dict[str, str] | None = None,
-                   token: str | None = None) -> Response:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        subject: str | None = None,
+        role: str = "user",
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> Response:
         """`path` is as a client writes it, e.g. "/api/posts?limit=5"."""
         parts = urlsplit(path)
         assert parts.path.startswith("/api/"), path
-        match = self._table.resolve(method, parts.path[len("/api"):])
+        match = self._table.resolve(method, parts.path[len("/api") :])
         if match.target is None:
             return Response(405 if match.allowed_methods else 404, {}, b"")
         request_headers = {"content-type": "application/json", **(headers or {})}
@@ -60,8 +69,16 @@ class ApiClient:
         if json_body is not None:
             body = json.dumps(json_body).encode()
         params = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        request = func.HttpRequest(method=method, url="http://localhost" + path, headers=request_headers,
-                                   params=params, route_params=match.route_params, body=body or b"")
+        request = func.HttpRequest(
+            method=method,
+            url="http://localhost" + path,
+            headers=request_headers,
+            params=params,
+            route_params=match.route_params,
+            body=body or b"",
+        )
         result = await match.target.user_function(request)
         assert isinstance(result, func.HttpResponse)
-        return Response(result.status_code, {k.lower(): v for k, v in result.headers.items()}, result.get_body())
+        return Response(
+            result.status_code, {k.lower(): v for k, v in result.headers.items()}, result.get_body()
+        )

@@ -27,21 +27,29 @@ def as_app_login(database_url: str) -> str:
     return urlunsplit((parts.scheme, f"{APP_LOGIN}@{host}", parts.path, parts.query, parts.fragment))
 
 
-def app_settings(database_url: str, cosmos: CosmosEmulator, cosmos_database: str, azurite: Azurite,
-                 eventhubs: EventHubsStandIn | None, state_dir: Path) -> dict[str, str]:
+def app_settings(
+    database_url: str,
+    cosmos: CosmosEmulator,
+    cosmos_database: str,
+    azurite: Azurite,
+    eventhubs: EventHubsStandIn | None,
+    state_dir: Path,
+) -> dict[str, str]:
     values = example_settings()
-    values.update({
-        "POSTGRES_URL": as_app_login(database_url),
-        "CosmosDB": cosmos.connection_string,
-        "COSMOS_DATABASE": cosmos_database,
-        "MediaStorage": azurite.connection_string,
-        "AzureWebJobsStorage": azurite.connection_string,
-        "EventHubs": eventhubs.connection_string if eventhubs else "",
-        "EVENTHUB_NAME": eventhubs.hub_name if eventhubs else "chorus-events",
-        "AUTH_PUBLIC_KEYS_PEM": public_key_pem(state_dir),
-        "POSTGRES_POOL_MIN": "0",
-        "POSTGRES_POOL_MAX": "20",
-    })
+    values.update(
+        {
+            "POSTGRES_URL": as_app_login(database_url),
+            "CosmosDB": cosmos.connection_string,
+            "COSMOS_DATABASE": cosmos_database,
+            "MediaStorage": azurite.connection_string,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "EventHubs": eventhubs.connection_string if eventhubs else "",
+            "EVENTHUB_NAME": eventhubs.hub_name if eventhubs else "chorus-events",
+            "AUTH_PUBLIC_KEYS_PEM": public_key_pem(state_dir),
+            "POSTGRES_POOL_MIN": "0",
+            "POSTGRES_POOL_MAX": "20",
+        }
+    )
     return values
 
 

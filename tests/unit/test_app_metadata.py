@@ -43,7 +43,9 @@ def test_every_setting_a_binding_names_is_in_the_example(specs: list[FunctionSpe
     assert missing == []
 
 
-def test_change_feed_functions_on_one_container_use_distinct_lease_prefixes(specs: list[FunctionSpec]) -> None:
+def test_change_feed_functions_on_one_container_use_distinct_lease_prefixes(
+    specs: list[FunctionSpec],
+) -> None:
     prefixes: dict[str, list[str]] = defaultdict(list)
     for spec in specs:
         if spec.trigger_type == "cosmosDBTrigger":

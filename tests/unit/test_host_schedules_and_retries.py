@@ -47,8 +47,14 @@ async def test_invoke_with_retries_retries_then_succeeds() -> None:
     calls: list[int] = []
     delays: list[float] = []
 
-    async def flaky(spec: FunctionSpec, value: object, *, summary: str = "", trace_parent: str | None = None,
-                    retry_count: int = 0) -> str:
+    async def flaky(
+        spec: FunctionSpec,
+        value: object,
+        *,
+        summary: str = "",
+        trace_parent: str | None = None,
+        retry_count: int = 0,
+    ) -> str:
         calls.append(retry_count)
         if len(calls) < 3:
             raise RuntimeError("not yet")
@@ -66,8 +72,14 @@ async def test_invoke_with_retries_retries_then_succeeds() -> None:
 async def test_invoke_with_retries_gives_up_after_the_policy() -> None:
     calls: list[int] = []
 
-    async def broken(spec: FunctionSpec, value: object, *, summary: str = "", trace_parent: str | None = None,
-                     retry_count: int = 0) -> None:
+    async def broken(
+        spec: FunctionSpec,
+        value: object,
+        *,
+        summary: str = "",
+        trace_parent: str | None = None,
+        retry_count: int = 0,
+    ) -> None:
         calls.append(retry_count)
         raise RuntimeError("always")
 

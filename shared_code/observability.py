@@ -1,0 +1,66 @@
+"""Logs and traces: a correlation id from the request follows the event through the outbox,
+Event Hubs and every change-feed handler.
+
+With APPLICATIONINSIGHTS_CONNECTION_STRING set, OpenTelemetry exports traces and logs
+to Application Insights; without it, logs stay local and spans are no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from shared_code.settings import Settings
+
+tracer = trace.get_tracer("chorus")
+_configured = False
+
+
+class CorrelationFilter(logging.Filter):
+    """Puts `[correlation id]` in front of messages that carry one (`extra={"correlationId": ...}`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        correlation_id = getattr(record, "correlationId", None)
+        if correlation_id and not getattr(record, "_chorus_tagged", False):
+            record.msg = f"[{correlation_id}] {record.msg}"
+            record._chorus_tagged = True
+        return True
+
+
+def configure_observability(settings: Settings) -> None:
+    """Once per process: log level, the correlation tag, and Azure Monitor if configured."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    chorus = logging.getLogger("chorus")
+    chorus.setLevel(settings.log_level)
+    chorus.addFilter(CorrelationFilter())
+    if settings.applicationinsights_connection_string is not None:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        configure_azure_monitor(
+            connection_string=settings.applicationinsights_connection_string.get_secret_value(),
+            logger_name="chorus",
+        )
+        chorus.info("exporting traces and logs to Application Insights")
+
+
+@contextmanager
+def span_from(name: str, traceparent: str | None, attributes: dict[str, Any]) -> Iterator[Span]:
+    """A span continuing the trace of `traceparent` (the request that caused the work), if any."""
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
+    with tracer.start_as_current_span(
+        name, context=parent, attributes={k: v for k, v in attributes.items() if v is not None}
+    ) as span:
+        try:
+            yield span
+        except Exception as exc:
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
