@@ -9,13 +9,14 @@ NODE_DIR := devhost/node
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install run stack test test-unit lint format clean
+.PHONY: help prerequisites install run stack test test-unit lint format schema-snapshot clean
 
 help:
 	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make stack   start only the local services, for 'func start'"
 	@echo "make lint    ruff (format + check) and mypy"
+	@echo "make schema-snapshot   refresh sql/schema.snapshot.json after changing sql/"
 	@echo "make clean   remove the virtual environment, node_modules and local data"
 
 prerequisites:
@@ -50,6 +51,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# After changing sql/: the expected schema the drift check compares the live database with.
+schema-snapshot: install
+	$(PY) -m devhost schema-snapshot
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -91,6 +93,28 @@ def _run(args: argparse.Namespace, with_host: bool) -> int:
         log.info("stopped every process the local stack started")
 
 
+def _schema_snapshot() -> int:
+    import tempfile
+
+    import psycopg
+
+    from devhost.services.postgres import start_postgres
+    from shared_code.db.migrations import migrate
+    from shared_code.ops.schema_drift import SNAPSHOT_FILE, write_snapshot
+
+    with tempfile.TemporaryDirectory() as scratch:
+        server = start_postgres(Path(scratch) / "data", Path(scratch) / "logs", durable=False)
+        try:
+            with psycopg.connect(server.url(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE snapshot")
+            migrate(server.url("snapshot"))
+            write_snapshot(server.url("snapshot"))
+        finally:
+            server.stop()
+    print(f"wrote {SNAPSHOT_FILE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devhost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,7 +143,22 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", choices=ROLES, default="user")
     token.add_argument("--hours", type=float, default=12.0)
 
+    env = commands.add_parser("env", help="print the running stack's app settings as shell exports")
+    env.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
+
+    commands.add_parser("schema-snapshot", help="write sql/schema.snapshot.json from sql/ (for drift checks)")
+
     args = parser.parse_args(argv)
+    if args.command == "schema-snapshot":
+        return _schema_snapshot()
+    if args.command == "env":
+        stack_file = args.state_dir / "stack.json"
+        if not stack_file.exists():
+            print(f"error: no running stack ({stack_file} is missing): start one with `make run`", file=sys.stderr)
+            return 1
+        for name, value in json.loads(stack_file.read_text())["appSettings"].items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
     if args.command == "token":
         print(issue_token(args.state_dir, args.subject, args.role, int(args.hours * 3600)))
         return 0

@@ -136,6 +136,8 @@ class LocalStack:
                 "pid": self.eventhubs.process.pid,
             },
             "logs": str(self.log_dir),
+            # What the app reads (local values only): `python -m devhost env` prints them as exports.
+            "appSettings": self.settings,
         }
 
     def write_stack_file(self) -> Path:

@@ -11,6 +11,7 @@ import logging
 import azure.functions as func
 
 from shared_code.app_context import get_app_context
+from shared_code.ops.runbook import delete_old_outbox_events
 from shared_code.outbox.assembly import outbox_relay
 
 bp = func.Blueprint()
@@ -30,3 +31,15 @@ async def outbox_relay_timer(timer: func.TimerRequest) -> None:
         report.rounds,
         f"; errors: {report.errors[-1]}" if report.errors else "",
     )
+
+
+# Retention runs in a short budget each time; a backlog shrinks over several runs.
+RETENTION_BUDGET_SECONDS = 50.0
+
+
+@bp.timer_trigger(schedule="%OUTBOX_RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def prune_published_outbox(timer: func.TimerRequest) -> None:
+    ctx = await get_app_context()
+    deleted = await delete_old_outbox_events(ctx, RETENTION_BUDGET_SECONDS)
+    log.info("outbox retention: deleted %d published event(s) older than %.0f day(s)", deleted,
+             ctx.settings.outbox_retention_days)

@@ -58,6 +58,19 @@ class Settings(BaseSettings):
         default=None, validation_alias=_alias("MediaStorage__blobServiceUri")
     )
     media_container: str = Field(default="media", min_length=3, validation_alias=_alias("MEDIA_CONTAINER"))
+    # Media uploads: the largest declared size accepted; how long an upload SAS and a read SAS stay
+    # valid (a read SAS must fit inside a 7-day user delegation key, hence at most 120 hours); how
+    # old a pending asset gets before the cleanup timer (schedule: %MEDIA_CLEANUP_SCHEDULE%) removes it.
+    media_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, le=5000 * 1024 * 1024, validation_alias=_alias("MEDIA_MAX_BYTES")
+    )
+    media_upload_sas_minutes: int = Field(
+        default=10, ge=1, le=24 * 60, validation_alias=_alias("MEDIA_UPLOAD_SAS_MINUTES")
+    )
+    media_read_sas_hours: int = Field(default=24, ge=1, le=120, validation_alias=_alias("MEDIA_READ_SAS_HOURS"))
+    media_pending_max_age_minutes: int = Field(
+        default=60, ge=5, validation_alias=_alias("MEDIA_PENDING_MAX_AGE_MINUTES")
+    )
 
     # Bearer tokens: issuer and audience always; keys from a JWKS URL or PEM public keys.
     auth_issuer: str = Field(min_length=1, validation_alias=_alias("AUTH_ISSUER"))
@@ -92,6 +105,13 @@ class Settings(BaseSettings):
     feed_backfill_posts: int = Field(
         default=50, ge=0, le=1000, validation_alias=_alias("FEED_BACKFILL_POSTS")
     )
+
+    # Operations: health turns "degraded" when the oldest pending event is older than this;
+    # published events are deleted after the retention, in small batches, by a timer.
+    health_outbox_lag_seconds: float = Field(
+        default=60.0, gt=0, validation_alias=_alias("HEALTH_OUTBOX_LAG_SECONDS")
+    )
+    outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias=_alias("OUTBOX_RETENTION_DAYS"))
 
     applicationinsights_connection_string: SecretStr | None = Field(
         default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")

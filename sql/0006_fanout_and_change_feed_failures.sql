@@ -16,3 +16,6 @@ CREATE TABLE change_feed_failures (
 CREATE INDEX change_feed_failures_open ON change_feed_failures (failed_at) WHERE replayed_at IS NULL;
 
 GRANT SELECT, INSERT, UPDATE ON change_feed_failures TO chorus_app;
+
+-- Schema drift checks run as the app: they compare applied migrations with sql/.
+GRANT SELECT ON schema_migrations TO chorus_app;

@@ -93,7 +93,13 @@ def eventhubs_standin(service_log_dir: Path) -> Iterator[EventHubsStandIn]:
 def azurite(service_log_dir: Path) -> Iterator[Azurite]:
     from devhost.services.azurite import start_azurite
 
+    from azure.storage.blob import BlobServiceClient
+
+    from devhost.settings_file import example_settings
+
     service = start_azurite(service_log_dir)
+    with BlobServiceClient.from_connection_string(service.connection_string) as blob:
+        blob.create_container(example_settings()["MEDIA_CONTAINER"])
     try:
         yield service
     finally:

@@ -33,15 +33,37 @@ class ComponentHealth:
 
 
 @dataclass(frozen=True)
-class HealthReport:
-    status: OverallStatus
-    components: dict[str, ComponentHealth]
+class OutboxHealth:
+    pending: int
+    dead: int
+    oldest_pending_seconds: float | None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "pending": self.pending,
+            "dead": self.dead,
+            "oldestPendingSeconds": None
+            if self.oldest_pending_seconds is None
+            else round(self.oldest_pending_seconds, 1),
+        }
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: OverallStatus
+    components: dict[str, ComponentHealth]
+    outbox: OutboxHealth | None
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "status": self.status,
             "components": {name: c.to_json() for name, c in self.components.items()},
+            "outbox": self.outbox.to_json() if self.outbox else None,
         }
+        if self.reasons:
+            body["reasons"] = list(self.reasons)
+        return body
 
 
 async def _probe(check: Callable[[], Awaitable[object]]) -> ComponentHealth:
@@ -84,18 +106,47 @@ async def check_blob(ctx: AppContext) -> ComponentHealth:
     return await _probe(container.get_container_properties)
 
 
+async def outbox_health(ctx: AppContext) -> OutboxHealth | None:
+    """Pending and dead events and the age of the oldest pending one; None if it cannot be read."""
+    try:
+        async with ctx.pg_pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+            cur = await conn.execute(
+                """SELECT count(*) FILTER (WHERE status = 'pending'),
+                          count(*) FILTER (WHERE status = 'dead'),
+                          extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))
+                   FROM outbox WHERE status <> 'published'"""
+            )
+            row = await cur.fetchone()
+    except Exception:
+        return None
+    assert row is not None
+    return OutboxHealth(pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
+    )
+
+
 async def check_health(ctx: AppContext) -> HealthReport:
-    postgres, cosmos, eventhubs, blob = await asyncio.gather(
-        check_postgres(ctx), check_cosmos(ctx), check_eventhubs(ctx), check_blob(ctx)
+    postgres, cosmos, eventhubs, blob, outbox = await asyncio.gather(
+        check_postgres(ctx), check_cosmos(ctx), check_eventhubs(ctx), check_blob(ctx), outbox_health(ctx)
     )
     components = {"postgres": postgres, "cosmos": cosmos, "eventHubs": eventhubs, "blob": blob}
-    return HealthReport(status=overall_status(components), components=components)
+    status, reasons = overall_status(components, outbox, ctx.settings.health_outbox_lag_seconds)
+    return HealthReport(status=status, components=components, outbox=outbox, reasons=reasons)
 
 
-def overall_status(components: dict[str, ComponentHealth]) -> OverallStatus:
-    """Down without the canonical store (nothing can be written); degraded without a projection store."""
+def overall_status(
+    components: dict[str, ComponentHealth], outbox: OutboxHealth | None, lag_threshold_seconds: float
+) -> tuple[OverallStatus, tuple[str, ...]]:
+    """Down without the canonical store (nothing can be written). Degraded without a projection store,
+    or when the outbox lags (its oldest pending event is older than the threshold) or holds dead events."""
     if components["postgres"].status == "down":
-        return "down"
-    if any(c.status == "down" for c in components.values()):
-        return "degraded"
-    return "ok"
+        return "down", ("postgres is down: writes fail",)
+    reasons = [f"{name} is down" for name, c in components.items() if c.status == "down"]
+    if outbox is not None:
+        if outbox.dead:
+            reasons.append(f"{outbox.dead} dead outbox event(s): requeue them after fixing the cause")
+        if outbox.oldest_pending_seconds is not None and outbox.oldest_pending_seconds > lag_threshold_seconds:
+            reasons.append(
+                f"the oldest pending outbox event is {outbox.oldest_pending_seconds:.0f} s old "
+                f"(threshold {lag_threshold_seconds:.0f} s): is the relay running?"
+            )
+    return ("degraded" if reasons else "ok"), tuple(reasons)

@@ -1,0 +1,43 @@
+"""Bodies of the operations routes (API.md "Operations")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import Field
+
+from shared_code.schemas import RequestBody, ResponseBody
+
+
+class RequeueRequest(RequestBody):
+    event_ids: Annotated[list[int], Field(max_length=10_000)] | None = None
+
+
+class RequeueResult(ResponseBody):
+    requeued: int
+
+
+class ReconcileRequest(RequestBody):
+    repair: bool = False
+    user_id: UUID | None = Field(default=None, description="check (and repair) this user's feed")
+    feed_sample: Annotated[int, Field(ge=0, le=1000)] = 10
+
+
+class ReconcileResult(ResponseBody):
+    checked: dict[str, int]
+    difference_counts: dict[str, int]
+    differences: list[dict[str, Any]]
+    truncated: bool
+    repaired: int
+
+
+class FeedRebuildResult(ResponseBody):
+    user_id: UUID
+    written: int
+    removed: int
+
+
+class DriftResult(ResponseBody):
+    drifted: bool
+    differences: list[dict[str, str]]
