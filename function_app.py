@@ -6,12 +6,22 @@ with its name, instead of failing the first request.
 
 import azure.functions as func
 
-from functions import accounts, admin, change_feed, health, outbox, posts, reads, social
+from functions import accounts, admin, change_feed, health, media, outbox, posts, reads, social
 from shared_code.observability import configure_observability
 from shared_code.settings import get_settings
 
 configure_observability(get_settings())
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (health.bp, accounts.bp, social.bp, posts.bp, reads.bp, admin.bp, outbox.bp, change_feed.bp):
+for blueprint in (
+    health.bp,
+    accounts.bp,
+    social.bp,
+    posts.bp,
+    media.bp,
+    reads.bp,
+    admin.bp,
+    outbox.bp,
+    change_feed.bp,
+):
     app.register_functions(blueprint)

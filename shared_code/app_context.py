@@ -18,10 +18,10 @@ from psycopg_pool import AsyncConnectionPool
 from shared_code.adapters.blob import create_blob_service
 from shared_code.adapters.cosmos import create_cosmos_client
 from shared_code.adapters.eventhubs import create_producer
+from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.adapters.postgres import open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
-from shared_code.services.posts import MediaUrls
 from shared_code.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class AppContext:
         cosmos = create_cosmos_client(settings)
         blob_service = create_blob_service(settings)
         eventhubs = create_producer(settings)
+        media_signer = MediaSigner.from_settings(settings, blob_service)
+        await media_signer.warm_up()  # with the managed identity: the first delegation key, if it can
         if eventhubs is None:
             log.warning(
                 "Event Hubs publishing is off: neither EventHubs nor EventHubs__fullyQualifiedNamespace is set"
@@ -57,7 +59,7 @@ class AppContext:
             eventhubs=eventhubs,
             tokens=TokenVerifier.from_settings(settings),
             cursors=CursorCodec(settings.cursor_signing_key.get_secret_value().encode()),
-            media_urls=MediaUrls(f"{blob_service.url.rstrip('/')}/{settings.media_container}"),
+            media_urls=MediaUrls(media_signer),
         )
 
     async def aclose(self) -> None:

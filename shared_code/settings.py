@@ -67,7 +67,9 @@ class Settings(BaseSettings):
     media_upload_sas_minutes: int = Field(
         default=10, ge=1, le=24 * 60, validation_alias=_alias("MEDIA_UPLOAD_SAS_MINUTES")
     )
-    media_read_sas_hours: int = Field(default=24, ge=1, le=120, validation_alias=_alias("MEDIA_READ_SAS_HOURS"))
+    media_read_sas_hours: int = Field(
+        default=24, ge=1, le=120, validation_alias=_alias("MEDIA_READ_SAS_HOURS")
+    )
     media_pending_max_age_minutes: int = Field(
         default=60, ge=5, validation_alias=_alias("MEDIA_PENDING_MAX_AGE_MINUTES")
     )

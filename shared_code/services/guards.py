@@ -46,7 +46,7 @@ class PostRef:
 async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> PostRef:
     """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
     removed ones for all but the author and moderators; all of an author's posts for a user
-    that author has blocked."""
+    that author has blocked (unless that user is a moderator)."""
     cur = await uow.conn.execute(
         "SELECT id, author_id, status, version, created_at FROM posts WHERE id = %s AND deleted_at IS NULL"
         + (" FOR UPDATE" if lock else ""),
@@ -59,6 +59,8 @@ async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> Po
     viewer = uow.user_id
     if post.status != "visible" and viewer != post.author_id and not uow.actor.is_moderator:
         raise NotFound("no such post")
-    if viewer is not None and viewer != post.author_id and await has_blocked(uow, post.author_id, viewer):
+    # Moderators see past blocks: an author must not escape moderation by blocking the moderators.
+    if (viewer is not None and viewer != post.author_id and not uow.actor.is_moderator
+            and await has_blocked(uow, post.author_id, viewer)):
         raise NotFound("no such post")
     return post

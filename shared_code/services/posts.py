@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+# MediaUrls (read SAS URLs for blob paths) lives with the signer; re-exported for existing imports.
+from shared_code.adapters.media_signing import MediaUrls as MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
@@ -20,16 +22,6 @@ def full_reaction_counts(stored: dict[str, int] | None) -> dict[str, int]:
     """Every reaction type, zeros included, so clients need no defaults."""
     stored = stored or {}
     return {t: int(stored.get(t, 0)) for t in REACTION_TYPES}
-
-
-class MediaUrls:
-    """Turns a blob path into a URL a client can read; the media service supplies the real one."""
-
-    def __init__(self, base_url: str) -> None:
-        self._base = base_url.rstrip("/")
-
-    def url(self, blob_path: str) -> str:
-        return f"{self._base}/{blob_path}"
 
 
 async def _author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
@@ -210,7 +202,7 @@ async def list_author_posts(uow: UnitOfWork, cursors: CursorCodec, media_urls: M
                             limit: int, cursor: str | None) -> Page[Post]:
     viewer = uow.require_user()
     await require_live_user(uow, author_id)
-    if viewer != author_id and await has_blocked(uow, author_id, viewer):
+    if viewer != author_id and not uow.actor.is_moderator and await has_blocked(uow, author_id, viewer):
         raise NotFound("no such user")
     sees_all = viewer == author_id or uow.actor.is_moderator
     scope = f"posts:{author_id}"

@@ -1,0 +1,63 @@
+"""Media uploads (API.md "Media") and the timer that cleans up uploads never completed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import azure.functions as func
+
+from functions.http_support import ApiRequest, endpoint, ok
+from shared_code.app_context import get_app_context
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.schemas_media import MediaUpload, RequestUpload
+from shared_code.services import media
+
+bp = func.Blueprint()
+log = logging.getLogger("chorus.media")
+
+# A pending asset is never removed while its upload URL may still be used: otherwise a late PUT
+# would leave a blob that no row points at.
+UPLOAD_GRACE = timedelta(minutes=5)
+
+
+@bp.route(route="media", methods=["POST"])
+@endpoint()
+async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
+    body = api.body(RequestUpload)
+    signer = api.app.media_urls.signer
+    max_bytes = api.app.settings.media_max_bytes
+
+    async def create(uow: UnitOfWork) -> tuple[MediaUpload, str]:
+        upload = await media.request_upload(uow, signer, body, max_bytes=max_bytes)
+        return upload, f"media/{upload.media_id}"
+
+    return await api.create("request_media_upload", body, create)
+
+
+@bp.route(route="media/{mediaId:guid}/complete", methods=["POST"])
+@endpoint()
+async def complete_media_upload(api: ApiRequest) -> func.HttpResponse:
+    media_id = api.route_id("mediaId")
+    app = api.app
+    return ok(
+        await api.run(
+            lambda uow: media.complete_upload(uow, app.blob_service, app.media_urls.signer, media_id)
+        )
+    )
+
+
+@bp.timer_trigger(
+    schedule="%MEDIA_CLEANUP_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+async def clean_up_pending_media(timer: func.TimerRequest) -> None:
+    ctx = await get_app_context()
+    settings = ctx.settings
+    older_than = max(
+        timedelta(minutes=settings.media_pending_max_age_minutes),
+        timedelta(minutes=settings.media_upload_sas_minutes) + UPLOAD_GRACE,
+    )
+    removed = await media.delete_stale_pending(
+        ctx.pg_pool, ctx.blob_service, settings.media_container, older_than
+    )
+    log.info("media cleanup: removed %d pending upload(s) older than %s", removed, older_than)
