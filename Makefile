@@ -5,6 +5,8 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# Bicep parser and policy scanner: their own environment, so their pins never meet the app's.
+INFRA_VENV := .venv-infra
 NODE_DIR := devhost/node
 PYTEST_ARGS ?=
 
@@ -33,7 +35,13 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	@PYTHON="$(PYTHON)" sh tools/check-prerequisites.sh
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	@touch $@
+
+install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed $(INFRA_VENV)/.installed
 
 run: install
 	$(PY) -m devhost run
@@ -61,4 +69,4 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules .devhost .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) $(NODE_DIR)/node_modules .devhost .mypy_cache .ruff_cache .pytest_cache

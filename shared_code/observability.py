@@ -8,6 +8,7 @@ to Application Insights; without it, logs stay local and spans are no-ops.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,11 +44,16 @@ def configure_observability(settings: Settings) -> None:
     chorus.setLevel(settings.log_level)
     chorus.addFilter(CorrelationFilter())
     if settings.applicationinsights_connection_string is not None:
+        from azure.identity import ManagedIdentityCredential
         from azure.monitor.opentelemetry import configure_azure_monitor
 
+        # Application Insights accepts only Entra-signed telemetry (local auth is off in infra/);
+        # AZURE_CLIENT_ID names the app's user-assigned identity.
+        client_id = os.environ.get("AZURE_CLIENT_ID")
         configure_azure_monitor(
             connection_string=settings.applicationinsights_connection_string.get_secret_value(),
             logger_name="chorus",
+            credential=ManagedIdentityCredential(client_id=client_id) if client_id else None,
         )
         chorus.info("exporting traces and logs to Application Insights")
 
