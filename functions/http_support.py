@@ -76,7 +76,7 @@ class ApiRequest:
             raise UnsupportedMediaType("send the request body as application/json")
         try:
             document = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise _Malformed("the request body is not valid JSON") from None
         if not isinstance(document, dict):
             raise _Malformed("the request body must be a JSON object")
@@ -87,7 +87,8 @@ class ApiRequest:
         raw_limit = self.req.params.get("limit")
         limit = PAGE_LIMIT_DEFAULT
         if raw_limit is not None:
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_LIMIT_MAX:
+            # isdigit() alone lets through digits int() refuses, such as "²".
+            if not (raw_limit.isascii() and raw_limit.isdigit()) or not 1 <= int(raw_limit) <= PAGE_LIMIT_MAX:
                 raise Invalid(f"limit must be a whole number from 1 to {PAGE_LIMIT_MAX}", field="limit")
             limit = int(raw_limit)
         return limit, self.req.params.get("cursor") or None

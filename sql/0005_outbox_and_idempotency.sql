@@ -56,4 +56,4 @@ CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
 
 GRANT SELECT, INSERT, UPDATE ON outbox TO chorus_app;
 GRANT DELETE ON outbox TO chorus_app;  -- retention of published events
-GRANT SELECT, INSERT, DELETE ON idempotency_keys TO chorus_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency_keys TO chorus_app;  -- UPDATE: the response, once known

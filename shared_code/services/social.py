@@ -45,11 +45,20 @@ async def _move_follow_counts(uow: UnitOfWork, follower: UUID, followee: UUID, d
     return counts[follower], counts[followee]
 
 
+async def _one_at_a_time(uow: UnitOfWork, a: UUID, b: UUID) -> None:
+    """Follows and blocks between two users take turns (a lock on the unordered pair, held to the end
+    of the transaction). A follow checks for a block and a block ends the follows, so each must see
+    the other's committed outcome: raced, they could otherwise leave a follow across a block."""
+    low, high = sorted((str(a), str(b)))
+    await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"graph:{low}:{high}",))
+
+
 async def follow(uow: UnitOfWork, followee: UUID) -> None:
     me = uow.require_user()
     if followee == me:
         raise Invalid("you cannot follow yourself")
     await require_live_user(uow, followee)
+    await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
     cur = await uow.conn.execute(
@@ -140,6 +149,7 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     if target == me:
         raise Invalid("you cannot block yourself")
     await require_live_user(uow, target)
+    await _one_at_a_time(uow, me, target)
     edge = await _set_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
     if edge is None:
         return
