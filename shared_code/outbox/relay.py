@@ -191,11 +191,13 @@ class OutboxRelay:
                 )
             if failed_rows:
                 async with conn.cursor() as cur:
+                    # Only a pending event: a relay that outlived its lease must not turn an event another
+                    # relay has published since back into a pending one.
                     await cur.executemany(
                         """UPDATE outbox SET attempts = attempts + 1,
                                   next_attempt_at = now() + make_interval(secs => %s),
                                   status = %s, last_error = %s, claimed_until = NULL
-                           WHERE id = %s""",
+                           WHERE id = %s AND status = 'pending'""",
                         [(delay, status, error, event_id) for event_id, delay, status, error in failed_rows],
                     )
         for event_id, _, status, error in failed_rows:

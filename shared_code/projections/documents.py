@@ -197,6 +197,12 @@ _PROJECTIONS: dict[str, Callable[[StoredEvent], list[CosmosWrite]]] = {
     "comment.deleted": _comment,
     "reaction.set": _reaction,
     "reaction.removed": _reaction,
+    # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
+    # appeals are for moderators only (PostgreSQL), not projected.
+    "post.moderated": _post,
+    "flag.created": _nothing,
+    "appeal.created": _nothing,
+    "appeal.decided": _nothing,
 }
 
 

@@ -58,14 +58,24 @@ async def apply_reactions(ctx: AppContext, reactions: Sequence[dict[str, Any]]) 
 
 async def record_failure(ctx: AppContext, function: str, container: str, documents: Sequence[dict[str, Any]],
                          error: BaseException) -> int:
-    """Keep a batch that could not be handled; returns the failure's id."""
+    """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
+    (the change feed is at least once) while its failure is still open is kept once, not twice."""
     correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
     async with ctx.pg_pool.connection() as conn:
         cur = await conn.execute(
-            """INSERT INTO change_feed_failures (function, container, documents, error, correlation_ids)
-               VALUES (%s, %s, %s, %s, %s) RETURNING id""",
-            (function, container, Jsonb(list(documents)), f"{type(error).__name__}: {error}"[:2000],
-             correlation_ids),
+            """WITH still_open AS (
+                   SELECT id FROM change_feed_failures
+                   WHERE function = %(function)s AND container = %(container)s AND documents = %(documents)s
+                     AND replayed_at IS NULL
+                   LIMIT 1),
+               inserted AS (
+                   INSERT INTO change_feed_failures (function, container, documents, error, correlation_ids)
+                   SELECT %(function)s, %(container)s, %(documents)s, %(error)s, %(correlation_ids)s
+                   WHERE NOT EXISTS (SELECT 1 FROM still_open)
+                   RETURNING id)
+               SELECT id FROM inserted UNION ALL SELECT id FROM still_open""",
+            {"function": function, "container": container, "documents": Jsonb(list(documents)),
+             "error": f"{type(error).__name__}: {error}"[:2000], "correlation_ids": correlation_ids},
         )
         row = await cur.fetchone()
     assert row is not None

@@ -99,6 +99,23 @@ class FeedService:
             yield [str(follower) for follower in page]
             after = page[-1]
 
+    async def sees(self, recipient_id: str, author_id: str) -> bool:
+        """Whether `recipient_id`'s feed should hold `author_id`'s posts now: a live follow, no mute, no block
+        either way. Removals check it, so a late or replayed unfollow/mute/block cannot undo a newer state."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(r)s
+                                    AND f.followee_id = %(a)s AND f.deleted_at IS NULL)
+                      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(r)s
+                                        AND m.muted_id = %(a)s AND m.deleted_at IS NULL)
+                      AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
+                                        AND ((b.blocker_id = %(r)s AND b.blocked_id = %(a)s)
+                                             OR (b.blocker_id = %(a)s AND b.blocked_id = %(r)s)))""",
+                {"r": recipient_id, "a": author_id},
+            )
+            row = await cur.fetchone()
+        return bool(row and row[0])
+
     # --- fan-out ----------------------------------------------------------------------------------
 
     async def fan_out_post(self, post: dict[str, Any]) -> int:

@@ -1,0 +1,136 @@
+"""The change-feed functions' work (shared_code/services/change_feed.py), fed the documents the relay wrote
+to posts_v2 and reactions: given the same documents twice they leave the same state; notifications have
+ids fixed by their cause; a batch that cannot be handled is recorded for replay once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared_code.outbox.assembly import outbox_relay
+from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
+from shared_code.services import change_feed
+from tests.integration.outbox.conftest import (
+    Owner,
+    People,
+    all_docs,
+    read_doc,
+    run_until_idle,
+    snapshot,
+)
+
+if TYPE_CHECKING:
+    from shared_code.app_context import AppContext
+
+
+async def documents(ctx: AppContext, container: str, *ids: str) -> list[dict[str, Any]]:
+    """Documents as the change feed delivers them (Cosmos fields included)."""
+    docs = await all_docs(ctx, container)
+    return [docs[i] for i in ids]
+
+
+async def feed_of(ctx: AppContext, recipient: str) -> dict[str, str]:
+    """post id → content in one recipient's feed."""
+    items = (await all_docs(ctx, FEED)).values()
+    return {d["postId"]: d["content"] for d in items if d["recipientId"] == recipient}
+
+
+async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(app_context: AppContext,
+                                                                        people: People) -> None:
+    alice, bob, carol, _ = await people.join("alice", "bob", "carol", "dave")
+    await people.edge("PUT", "bob", "follow", "alice")
+    await people.edge("PUT", "carol", "follow", "alice")
+    await people.edge("PUT", "carol", "mute", "alice")
+    relay = outbox_relay(app_context)
+    await run_until_idle(relay)  # the follows first, so that no back-fill brings the posts
+    p = await people.post("alice", "one")
+    q = await people.post("alice", "two")
+    await run_until_idle(relay)
+    assert await all_docs(app_context, FEED) == {}  # posts reach feeds through the change feed only
+
+    posts = await documents(app_context, POSTS, p, q)
+    assert await change_feed.fan_out_posts(app_context, posts) == 4  # alice herself and bob, two posts each
+    once = await snapshot(app_context, [FEED])
+    assert await change_feed.fan_out_posts(app_context, posts) == 4
+    assert await snapshot(app_context, [FEED]) == once
+    assert await feed_of(app_context, alice) == {p: "one", q: "two"}
+    assert await feed_of(app_context, bob) == {p: "one", q: "two"}
+    assert await feed_of(app_context, carol) == {}  # muted
+    assert {d["postVersion"] for d in once[FEED].values()} == {1}
+
+    await people.edit("alice", p, "one, edited")
+    await people.ok("DELETE", f"/api/posts/{q}", "alice")
+    await run_until_idle(relay)
+    changed = await documents(app_context, POSTS, p, q)
+    for _ in range(2):
+        await change_feed.fan_out_posts(app_context, changed)
+        assert await feed_of(app_context, alice) == {p: "one, edited"}
+        assert await feed_of(app_context, bob) == {p: "one, edited"}
+        assert await feed_of(app_context, carol) == {}
+
+
+async def test_reactions_given_twice_leave_the_same_counters_and_one_notification_each(
+        app_context: AppContext, people: People) -> None:
+    alice, bob, carol = await people.join("alice", "bob", "carol")
+    p = await people.post("alice", "react")
+    await people.react("bob", p, "like")
+    await people.react("carol", p, "love")
+    await people.react("alice", p, "wow")  # her own post
+    relay = outbox_relay(app_context)
+    await run_until_idle(relay)
+    reactions = await documents(app_context, REACTIONS, f"{p}:{bob}", f"{p}:{carol}", f"{p}:{alice}")
+
+    await change_feed.apply_reactions(app_context, reactions)
+    once = await snapshot(app_context, [COUNTERS, NOTIFICATIONS])
+    await change_feed.apply_reactions(app_context, reactions)
+    assert await snapshot(app_context, [COUNTERS, NOTIFICATIONS]) == once
+
+    counts = once[COUNTERS][f"{p}:counts"]
+    assert {k: v for k, v in counts["reactions"].items() if v} == {"like": 1, "love": 1, "wow": 1}
+    notes = once[NOTIFICATIONS]
+    # ids fixed by the cause; none for reacting to one's own post
+    assert set(notes) == {f"reaction:{p}:{bob}", f"reaction:{p}:{carol}"}
+    assert {(n["recipientId"], n["actorId"], n["subjectId"]) for n in notes.values()} == {
+        (alice, bob, p), (alice, carol, p)}
+
+    # alice reads bob's; bob changes his reaction: still one notification, still read, counters move on
+    r = await people.api.call("POST", f"/api/notifications/reaction:{p}:{bob}/read", subject="alice")
+    assert r.status == 204, r
+    await people.react("bob", p, "laugh")
+    await run_until_idle(relay)
+    changed = await documents(app_context, REACTIONS, f"{p}:{bob}")
+    for _ in range(2):
+        await change_feed.apply_reactions(app_context, changed + reactions)  # the older ones replayed too
+        notes = await all_docs(app_context, NOTIFICATIONS)
+        assert set(notes) == {f"reaction:{p}:{bob}", f"reaction:{p}:{carol}"}
+        assert notes[f"reaction:{p}:{bob}"]["read"] is True
+        doc = await read_doc(app_context, COUNTERS, f"{p}:counts", p)
+        assert doc is not None
+        assert {k: v for k, v in doc["reactions"].items() if v} == {"laugh": 1, "love": 1, "wow": 1}
+
+
+async def test_a_failed_batch_recorded_twice_is_kept_once(app_context: AppContext, people: People,
+                                                          owner: Owner) -> None:
+    await people.join("alice")
+    p = await people.post("alice", "fan me out")
+    await run_until_idle(outbox_relay(app_context))
+    batch = await documents(app_context, POSTS, p)
+    error = TimeoutError("Cosmos timed out")
+
+    first = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
+    again = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
+    assert again == first
+    rows = await owner.rows(
+        "SELECT id, function, container, documents, error, correlation_ids FROM change_feed_failures")
+    assert len(rows) == 1
+    _, function, container, stored, message, correlation_ids = rows[0]
+    assert (function, container, message) == ("fan_out_posts", POSTS, "TimeoutError: Cosmos timed out")
+    assert stored == batch
+    assert correlation_ids == [batch[0]["correlationId"]]
+
+    # once replayed, the same documents failing again are a new failure
+    await owner.conn.execute("UPDATE change_feed_failures SET replayed_at = now()")
+    third = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
+    assert third != first
+    # and another function's failure on the same documents is its own
+    other = await change_feed.record_failure(app_context, "count_reactions", POSTS, batch, error)
+    assert other not in (first, third)

@@ -1,0 +1,406 @@
+"""The projection functions (shared_code/projections/documents.py): event → Cosmos writes, and the reactions
+change feed's reaction → counters and notification. Pure functions: no I/O here.
+
+Payloads are built with the real event models, so they have exactly the shape the outbox stores.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from shared_code.domain.events import (
+    EVENT_TYPES,
+    AppealCreated,
+    AppealDecided,
+    AuthorSnapshot,
+    BlockCreated,
+    BlockDeleted,
+    CommentCreated,
+    CommentDeleted,
+    EventPayload,
+    FlagCreated,
+    FollowCreated,
+    FollowDeleted,
+    MediaRef,
+    MuteCreated,
+    MuteDeleted,
+    PostCounts,
+    PostCreated,
+    PostDeleted,
+    PostModerated,
+    PostUpdated,
+    ProfileUpdated,
+    ReactionRemoved,
+    ReactionSet,
+    UserCounts,
+    UserCreated,
+    UserDeleted,
+)
+from shared_code.outbox.model import StoredEvent
+from shared_code.projections.documents import project, reaction_side_effects
+from shared_code.projections.writes import (
+    COUNTERS,
+    NO_EXPIRY,
+    NOTIFICATIONS,
+    PARTITION_KEYS,
+    POSTS,
+    PROFILES,
+    REACTIONS,
+    TOMBSTONE_TTL_SECONDS,
+    CosmosWrite,
+    CreateOnce,
+    VersionedUpsert,
+)
+from shared_code.services.feeds import feed_item, shows_in_feeds
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ALICE, BOB = UUID(int=0xA1), UUID(int=0xB0B)
+POST, COMMENT, REACTION, FOLLOW = UUID(int=0x9057), UUID(int=0xC0), UUID(int=0x4EAC), UUID(int=0xF0)
+APPEAL = UUID(int=0xA99)
+CORRELATION = "corr-123"
+
+
+def stored(payload: EventPayload, aggregate_id: UUID, version: int, *,
+           correlation_id: str | None = CORRELATION, outbox_id: int = 1) -> StoredEvent:
+    """The event as the relay hands it to the projections, its payload as the outbox stores it (JSON)."""
+    metadata: dict[str, Any] = {"actor": "someone"}
+    if correlation_id:
+        metadata["correlationId"] = correlation_id
+    return StoredEvent(
+        id=outbox_id, event_id=uuid4(), aggregate_type=payload.aggregate_type, aggregate_id=aggregate_id,
+        aggregate_version=version, event_type=payload.event_type, payload=payload.to_json(),
+        metadata=metadata, created_at=NOW,
+    )
+
+
+def user_counts(user: UUID, version: int, followers: int = 0, following: int = 0,
+                posts: int = 0) -> UserCounts:
+    return UserCounts(user_id=user, followers=followers, following=following, posts=posts, version=version)
+
+
+def post_counts(version: int, comments: int = 0, **reactions: int) -> PostCounts:
+    full = {t: 0 for t in ("like", "love", "laugh", "wow", "sad", "angry")} | reactions
+    return PostCounts(post_id=POST, reactions=full, comments=comments, version=version)
+
+
+AUTHOR = AuthorSnapshot(user_id=ALICE, username="alice", display_name="Alice", avatar_url=None)
+MEDIA = MediaRef(media_id=UUID(int=0x3ED1A), content_type="image/png", blob_path="u/a/1.png")
+
+
+def sample_events() -> dict[str, StoredEvent]:
+    """One realistic event of every type."""
+    follow: dict[str, Any] = {"follow_id": FOLLOW, "follower_id": BOB, "followee_id": ALICE,
+              "follower_counts": user_counts(BOB, 3, following=1),
+              "followee_counts": user_counts(ALICE, 7, followers=1)}
+    events = [
+        stored(UserCreated(user_id=ALICE, username="alice", display_name="Alice", bio="hi", avatar_url=None,
+                           created_at=NOW), ALICE, 1),
+        stored(ProfileUpdated(user_id=ALICE, username="alice", display_name="Alice A.", bio="hello",
+                              avatar_url="https://img.example/a.png", changed=("displayName", "bio")),
+               ALICE, 2),
+        stored(UserDeleted(user_id=ALICE, deleted_at=NOW), ALICE, 3),
+        stored(FollowCreated(**follow, created_at=NOW), FOLLOW, 1),
+        stored(FollowDeleted(**follow, cause="unfollow"), FOLLOW, 2),
+        stored(BlockCreated(block_id=uuid4(), blocker_id=ALICE, blocked_id=BOB), uuid4(), 1),
+        stored(BlockDeleted(block_id=uuid4(), blocker_id=ALICE, blocked_id=BOB), uuid4(), 2),
+        stored(MuteCreated(mute_id=uuid4(), muter_id=ALICE, muted_id=BOB), uuid4(), 1),
+        stored(MuteDeleted(mute_id=uuid4(), muter_id=ALICE, muted_id=BOB), uuid4(), 2),
+        stored(PostCreated(post_id=POST, author=AUTHOR, content="first!", media=(MEDIA,), status="visible",
+                           created_at=NOW, author_counts=user_counts(ALICE, 4, posts=1)), POST, 1),
+        stored(PostUpdated(post_id=POST, author=AUTHOR, content="first, edited", media=(MEDIA,),
+                           status="visible", created_at=NOW, edited_at=NOW), POST, 2),
+        stored(PostDeleted(post_id=POST, author_id=ALICE, deleted_at=NOW,
+                           author_counts=user_counts(ALICE, 5, posts=0)), POST, 3),
+        stored(CommentCreated(comment_id=COMMENT, post_id=POST, post_author_id=ALICE, author_id=BOB,
+                              parent_id=None, content="nice", created_at=NOW,
+                              post_counts=post_counts(2, comments=1)), COMMENT, 1),
+        stored(CommentDeleted(comment_id=COMMENT, post_id=POST, author_id=BOB, deleted_by=BOB,
+                              post_counts=post_counts(3, comments=0)), COMMENT, 2),
+        stored(ReactionSet(reaction_id=REACTION, post_id=POST, post_author_id=ALICE, user_id=BOB, type="love",
+                           previous_type="like", created_at=NOW, post_counts=post_counts(5, love=1)),
+               REACTION, 2),
+        stored(ReactionRemoved(reaction_id=REACTION, post_id=POST, post_author_id=ALICE, user_id=BOB,
+                               previous_type="love", post_counts=post_counts(6)), REACTION, 3),
+        stored(FlagCreated(flag_id=uuid4(), post_id=POST, reporter_id=BOB, reason="spam", severity="low",
+                           created_at=NOW), uuid4(), 1),
+        stored(PostModerated(post_id=POST, author=AUTHOR, content="first, edited", media=(), status="hidden",
+                             created_at=NOW, edited_at=NOW, action="hide", reason="spam", moderator_id=BOB),
+               POST, 3),
+        stored(AppealCreated(appeal_id=APPEAL, post_id=POST, author_id=ALICE, statement="not spam",
+                             created_at=NOW), APPEAL, 1),
+        stored(AppealDecided(appeal_id=APPEAL, post_id=POST, author_id=ALICE, decision="upheld",
+                             reason="spam", moderator_id=BOB), APPEAL, 2),
+    ]
+    return {event.event_type: event for event in events}
+
+
+EVENTS = sample_events()
+
+
+def one(writes: list[CosmosWrite], container: str,
+        kind: type[CosmosWrite] = VersionedUpsert) -> dict[str, Any]:
+    matching = [w for w in writes if w.container == container]
+    assert len(matching) == 1, writes
+    assert isinstance(matching[0], kind), matching[0]
+    return matching[0].document
+
+
+def containers(writes: list[CosmosWrite]) -> list[tuple[str, str]]:
+    return sorted((w.container, type(w).__name__) for w in writes)
+
+
+# --- coverage and purity --------------------------------------------------------------------------
+
+
+def test_the_samples_cover_every_event_type() -> None:
+    assert set(EVENTS) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
+def test_every_event_type_has_a_projection_writing_well_keyed_documents(event_type: str) -> None:
+    event = EVENTS[event_type]
+    before = copy.deepcopy(event.payload)
+    writes = project(event)
+    assert writes == project(event)  # deterministic: no clock, no randomness
+    assert event.payload == before  # the event is not modified
+    for write in writes:
+        key_field = PARTITION_KEYS[write.container]
+        assert write.partition_key == str(write.document[key_field]), write
+        assert isinstance(write.document["id"], str) and write.document["id"]
+        assert write.document["correlationId"] == CORRELATION
+        if isinstance(write, VersionedUpsert):
+            assert isinstance(write.document["version"], int)
+
+
+def test_an_unknown_event_type_is_an_error_not_silence() -> None:
+    event = EVENTS["user.created"]
+    unknown = StoredEvent(**{**event.__dict__, "event_type": "user.renamed"})
+    with pytest.raises(KeyError):
+        project(unknown)
+
+
+@pytest.mark.parametrize("event_type", ["block.created", "block.deleted", "mute.created", "mute.deleted",
+                                        "flag.created", "appeal.created", "appeal.decided"])
+def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
+    assert project(EVENTS[event_type]) == []
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+def test_user_created_writes_the_public_profile_at_version_1() -> None:
+    writes = project(EVENTS["user.created"])
+    assert containers(writes) == [(PROFILES, "VersionedUpsert")]
+    doc = one(writes, PROFILES)
+    assert doc == {
+        "id": str(ALICE), "userId": str(ALICE), "username": "alice", "displayName": "Alice", "bio": "hi",
+        "avatarUrl": None, "deleted": False, "ttl": NO_EXPIRY, "version": 1, "correlationId": CORRELATION,
+    }
+
+
+def test_profile_updated_rewrites_the_profile_with_the_users_version() -> None:
+    doc = one(project(EVENTS["profile.updated"]), PROFILES)
+    assert (doc["displayName"], doc["bio"], doc["avatarUrl"]) == ("Alice A.", "hello", "https://img.example/a.png")
+    assert doc["version"] == 2
+    assert doc["deleted"] is False
+
+
+def test_user_deleted_tombstones_the_profile() -> None:
+    doc = one(project(EVENTS["user.deleted"]), PROFILES)
+    assert doc["id"] == str(ALICE)
+    assert doc["deleted"] is True
+    assert doc["ttl"] == TOMBSTONE_TTL_SECONDS
+    assert doc["version"] == 3
+
+
+# --- follows -----------------------------------------------------------------------------------
+
+
+def test_follow_created_writes_both_users_counts_and_notifies_the_followee() -> None:
+    writes = project(EVENTS["follow.created"])
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (COUNTERS, "VersionedUpsert"),
+                                  (NOTIFICATIONS, "CreateOnce")]
+    counters = {w.document["id"]: w.document for w in writes if w.container == COUNTERS}
+    assert counters[f"{BOB}:counts"] == {
+        "id": f"{BOB}:counts", "subjectId": str(BOB), "kind": "user", "followers": 0, "following": 1,
+        "posts": 0, "version": 3, "correlationId": CORRELATION,
+    }
+    assert counters[f"{ALICE}:counts"]["followers"] == 1
+    assert counters[f"{ALICE}:counts"]["version"] == 7  # the followee's own counts version, not the follow's
+    note = one(writes, NOTIFICATIONS, CreateOnce)
+    assert note == {
+        "id": f"follow:{BOB}:{ALICE}", "recipientId": str(ALICE), "type": "follow", "actorId": str(BOB),
+        "subjectId": str(BOB), "createdAt": NOW.isoformat().replace("+00:00", "Z"), "read": False,
+        "correlationId": CORRELATION,
+    }
+
+
+def test_a_refollow_gets_the_same_notification_id_so_it_cannot_notify_twice() -> None:
+    first = EVENTS["follow.created"]
+    again = StoredEvent(**{**first.__dict__, "aggregate_version": 3, "event_id": uuid4(), "id": 99})
+    ids = {one(project(e), NOTIFICATIONS, CreateOnce)["id"] for e in (first, again)}
+    assert ids == {f"follow:{BOB}:{ALICE}"}
+
+
+def test_follow_deleted_writes_counts_only() -> None:
+    writes = project(EVENTS["follow.deleted"])
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (COUNTERS, "VersionedUpsert")]
+
+
+# --- posts -------------------------------------------------------------------------------------
+
+
+def test_post_created_writes_the_post_and_the_authors_counts() -> None:
+    writes = project(EVENTS["post.created"])
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
+    doc = one(writes, POSTS)
+    assert doc["id"] == doc["postId"] == str(POST)
+    assert doc["authorId"] == str(ALICE)
+    assert doc["author"]["username"] == "alice"
+    assert doc["content"] == "first!"
+    assert doc["media"] == [
+        {"mediaId": str(MEDIA.media_id), "contentType": "image/png", "blobPath": "u/a/1.png"}]
+    assert (doc["status"], doc["deleted"], doc["ttl"], doc["version"]) == ("visible", False, NO_EXPIRY, 1)
+    assert doc["editedAt"] is None
+    assert shows_in_feeds(doc)
+    assert one(writes, COUNTERS)["posts"] == 1
+
+
+def test_post_updated_writes_the_edit_without_counts() -> None:
+    writes = project(EVENTS["post.updated"])
+    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    doc = one(writes, POSTS)
+    assert (doc["content"], doc["version"]) == ("first, edited", 2)
+    assert doc["editedAt"] is not None
+
+
+def test_post_deleted_keeps_no_content_and_expires() -> None:
+    writes = project(EVENTS["post.deleted"])
+    doc = one(writes, POSTS)
+    assert (doc["content"], doc["media"], doc["deleted"]) == ("", [], True)
+    assert doc["ttl"] == TOMBSTONE_TTL_SECONDS
+    assert doc["version"] == 3
+    assert doc["authorId"] == str(ALICE)
+    assert not shows_in_feeds(doc)
+    assert one(writes, COUNTERS)["posts"] == 0
+
+
+def test_a_moderated_post_is_rerendered_with_its_status_and_leaves_feeds() -> None:
+    writes = project(EVENTS["post.moderated"])
+    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    doc = one(writes, POSTS)
+    assert (doc["status"], doc["version"], doc["deleted"]) == ("hidden", 3, False)
+    assert doc["content"] == "first, edited"
+    assert not shows_in_feeds(doc)
+
+
+def test_a_hidden_post_does_not_show_in_feeds() -> None:
+    doc = one(project(EVENTS["post.created"]), POSTS)
+    assert not shows_in_feeds({**doc, "status": "hidden"})
+
+
+def test_feed_item_is_keyed_per_recipient_and_carries_the_post_version() -> None:
+    doc = one(project(EVENTS["post.updated"]), POSTS)
+    item = feed_item(str(BOB), doc)
+    assert item["id"] == f"{BOB}:{POST}"
+    assert item["recipientId"] == str(BOB)
+    assert (item["postId"], item["authorId"], item["content"]) == (str(POST), str(ALICE), "first, edited")
+    assert item["postVersion"] == 2
+
+
+# --- comments ----------------------------------------------------------------------------------
+
+
+def test_comment_created_writes_post_counts_and_notifies_the_post_author() -> None:
+    writes = project(EVENTS["comment.created"])
+    counts = one(writes, COUNTERS)
+    assert counts == {
+        "id": f"{POST}:counts", "subjectId": str(POST), "kind": "post",
+        "reactions": {"like": 0, "love": 0, "laugh": 0, "wow": 0, "sad": 0, "angry": 0}, "comments": 1,
+        "version": 2, "correlationId": CORRELATION,
+    }
+    note = one(writes, NOTIFICATIONS, CreateOnce)
+    assert note["id"] == f"comment:{COMMENT}"
+    assert (note["recipientId"], note["actorId"], note["subjectId"]) == (str(ALICE), str(BOB), str(POST))
+
+
+def test_commenting_on_ones_own_post_notifies_nobody() -> None:
+    event = EVENTS["comment.created"]
+    own = StoredEvent(**{**event.__dict__, "payload": {**event.payload, "authorId": str(ALICE)}})
+    assert containers(project(own)) == [(COUNTERS, "VersionedUpsert")]
+
+
+def test_comment_deleted_writes_counts_only() -> None:
+    writes = project(EVENTS["comment.deleted"])
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert")]
+    assert one(writes, COUNTERS)["comments"] == 0
+    assert one(writes, COUNTERS)["version"] == 3
+
+
+# --- reactions ---------------------------------------------------------------------------------
+
+
+def test_reaction_set_writes_only_the_reaction_document_with_the_posts_counts() -> None:
+    writes = project(EVENTS["reaction.set"])
+    assert containers(writes) == [(REACTIONS, "VersionedUpsert")]  # counters come from the change feed
+    doc = one(writes, REACTIONS)
+    assert doc["id"] == f"{POST}:{BOB}"
+    assert (doc["postId"], doc["userId"], doc["postAuthorId"]) == (str(POST), str(BOB), str(ALICE))
+    assert (doc["type"], doc["previousType"]) == ("love", "like")
+    assert (doc["deleted"], doc["ttl"]) == (False, NO_EXPIRY)
+    assert doc["version"] == 2  # the reaction's version ...
+    assert doc["postCounts"]["version"] == 5  # ... and the post counts' own
+    assert doc["postCounts"]["reactions"]["love"] == 1
+
+
+def test_reaction_removed_tombstones_the_reaction_keeping_its_type() -> None:
+    doc = one(project(EVENTS["reaction.removed"]), REACTIONS)
+    assert doc["id"] == f"{POST}:{BOB}"
+    assert (doc["type"], doc["deleted"], doc["version"]) == ("love", True, 3)
+    assert doc["ttl"] == TOMBSTONE_TTL_SECONDS
+    assert doc["postCounts"]["version"] == 6
+
+
+def reaction_doc(event_type: str, **changes: Any) -> dict[str, Any]:
+    return {**one(project(EVENTS[event_type]), REACTIONS), **changes}
+
+
+def test_a_reaction_writes_the_posts_counters_and_notifies_the_author() -> None:
+    writes = reaction_side_effects(reaction_doc("reaction.set"))
+    counts = one(writes, COUNTERS)
+    assert (counts["id"], counts["subjectId"], counts["kind"]) == (f"{POST}:counts", str(POST), "post")
+    assert (counts["reactions"]["love"], counts["version"]) == (1, 5)
+    note = one(writes, NOTIFICATIONS, CreateOnce)
+    assert note["id"] == f"reaction:{POST}:{BOB}"
+    assert (note["recipientId"], note["type"], note["actorId"], note["subjectId"]) == (
+        str(ALICE), "reaction", str(BOB), str(POST))
+    assert note["read"] is False
+
+
+def test_reacting_to_ones_own_post_makes_no_notification() -> None:
+    writes = reaction_side_effects(reaction_doc("reaction.set", userId=str(ALICE), id=f"{POST}:{ALICE}"))
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert")]
+
+
+def test_a_removed_reaction_moves_counters_but_notifies_nobody() -> None:
+    writes = reaction_side_effects(reaction_doc("reaction.removed"))
+    assert containers(writes) == [(COUNTERS, "VersionedUpsert")]
+    assert one(writes, COUNTERS)["version"] == 6
+
+
+def test_every_version_of_a_users_reaction_has_one_notification_id() -> None:
+    first = reaction_doc("reaction.set", type="like", version=1)
+    changed = reaction_doc("reaction.set", type="angry", version=4)
+    ids = {one(reaction_side_effects(doc), NOTIFICATIONS, CreateOnce)["id"] for doc in (first, changed)}
+    assert ids == {f"reaction:{POST}:{BOB}"}
+
+
+def test_reaction_side_effects_ignore_the_documents_cosmos_fields() -> None:
+    doc = reaction_doc("reaction.set")
+    from_feed = {**doc, "_rid": "x", "_etag": '"1"', "_ts": 1, "_lsn": 7}
+    assert reaction_side_effects(from_feed) == reaction_side_effects(doc)
