@@ -6,7 +6,7 @@ with its name, instead of failing the first request.
 
 import azure.functions as func
 
-from functions import accounts, admin, change_feed, health, media, outbox, posts, reads, social
+from functions import accounts, admin, change_feed, health, media, moderation, outbox, posts, reads, social
 from shared_code.observability import configure_observability
 from shared_code.settings import get_settings
 
@@ -19,6 +19,7 @@ for blueprint in (
     social.bp,
     posts.bp,
     media.bp,
+    moderation.bp,
     reads.bp,
     admin.bp,
     outbox.bp,

@@ -263,6 +263,63 @@ class ReactionRemoved(EventPayload):
     post_counts: PostCounts
 
 
+# --- moderation ------------------------------------------------------------------------------
+
+
+class FlagCreated(EventPayload):
+    event_type = "flag.created"
+    aggregate_type = "flag"
+
+    flag_id: UUID
+    post_id: UUID
+    reporter_id: UUID
+    reason: str
+    severity: str
+    created_at: datetime
+
+
+class PostModerated(EventPayload):
+    """A moderator's decision changed a post's status (hide, remove, restore — also by an overturned
+    appeal). Carries the whole post, so projections re-render it as they do for post.updated."""
+
+    event_type = "post.moderated"
+    aggregate_type = "post"
+
+    post_id: UUID
+    author: AuthorSnapshot
+    content: str
+    media: tuple[MediaRef, ...]
+    status: str
+    created_at: datetime
+    edited_at: datetime | None
+    action: str
+    reason: str
+    moderator_id: UUID
+
+
+class AppealCreated(EventPayload):
+    event_type = "appeal.created"
+    aggregate_type = "appeal"
+
+    appeal_id: UUID
+    post_id: UUID
+    author_id: UUID
+    statement: str
+    created_at: datetime
+
+
+class AppealDecided(EventPayload):
+    event_type = "appeal.decided"
+    aggregate_type = "appeal"
+
+    appeal_id: UUID
+    post_id: UUID
+    author_id: UUID
+    decision: str  # "upheld" (the moderation stands) or "overturned" (the post is restored)
+    reason: str
+    moderator_id: UUID
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -282,6 +339,10 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         CommentDeleted,
         ReactionSet,
         ReactionRemoved,
+        FlagCreated,
+        PostModerated,
+        AppealCreated,
+        AppealDecided,
     )
 }
 

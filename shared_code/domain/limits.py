@@ -16,3 +16,9 @@ PAGE_LIMIT_MAX: Final = 100
 ReactionType = Literal["like", "love", "laugh", "wow", "sad", "angry"]
 REACTION_TYPES: Final[tuple[ReactionType, ...]] = ("like", "love", "laugh", "wow", "sad", "angry")
 AuthProvider = Literal["google", "apple", "github", "email"]
+
+MODERATION_REASON_MAX: Final = 1000
+APPEAL_STATEMENT_MAX: Final = 2000
+Severity = Literal["low", "medium", "high", "critical"]
+ModerationAction = Literal["hide", "remove", "restore"]
+AppealDecision = Literal["upheld", "overturned"]

@@ -75,10 +75,15 @@ class FeedMaintenanceHandler:
             await self._feeds.backfill(follower, followee)
         elif effect == "remove":
             follower, followee = _pair(event)
-            await self._feeds.remove_author(follower, followee)
+            await self._remove_unless_seen(follower, followee)
         elif effect == "remove-both":
             a, b = str(p["blockerId"]), str(p["blockedId"])
-            await asyncio.gather(self._feeds.remove_author(a, b), self._feeds.remove_author(b, a))
+            await asyncio.gather(self._remove_unless_seen(a, b), self._remove_unless_seen(b, a))
+
+    async def _remove_unless_seen(self, recipient: str, author: str) -> None:
+        # A replayed or late removal (e.g. mute.created after mute.deleted) must not undo the newer state.
+        if not await self._feeds.sees(recipient, author):
+            await self._feeds.remove_author(recipient, author)
 
 
 def _pair(event: StoredEvent) -> tuple[str, str]:
@@ -108,39 +113,73 @@ class AdminMirrorHandler:
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         posts = [e for e in events if e.aggregate_type == "post"]
-        if not posts:
-            return {}
+        flags = [e for e in events if e.event_type == "flag.created"]
+        failures = await self._mirror_posts(posts) if posts else {}
+        touched = {str(e.payload["postId"]) for e in posts + flags if e.id not in failures}
+        if touched:
+            try:
+                await self._refresh_open_flags(sorted(touched))
+            except Exception as exc:
+                failures.update({e.id: exc for e in posts + flags if e.id not in failures})
+        return failures
+
+    async def _mirror_posts(self, posts: list[StoredEvent]) -> dict[int, BaseException]:
         rows = []
         for event in posts:
             p = event.payload
             author = p.get("author") or {}
             rows.append((
                 p["postId"], author.get("userId") or p.get("authorId"), p.get("content", ""),
-                p.get("status", "visible"), event.event_type == "post.deleted", event.event_type,
-                event.aggregate_version,
+                p.get("status", "visible"), event.event_type == "post.deleted",
+                p.get("action") or event.event_type, event.aggregate_version,
             ))
         try:
-            async with self._pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT set_config('chorus.role', 'system', true)")
-                async with conn.cursor() as cur:
-                    # content/status are kept as they were when an event carries none (a deletion).
-                    await cur.executemany(
-                        """INSERT INTO posts_admin_mirror (post_id, author_id, content, status, deleted, last_action,
-                                                           version, updated_at)
-                           VALUES (%s, %s, %s, %s, %s, %s, %s, now())
-                           ON CONFLICT (post_id) DO UPDATE SET
-                               content = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.content
-                                              ELSE EXCLUDED.content END,
-                               status = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.status
-                                             ELSE EXCLUDED.status END,
-                               deleted = EXCLUDED.deleted,
-                               last_action = EXCLUDED.last_action, version = EXCLUDED.version, updated_at = now()
-                           WHERE posts_admin_mirror.version < EXCLUDED.version""",
-                        rows,
-                    )
+            await self._write(rows)
         except Exception as exc:
-            return {event.id: exc for event in posts}
+            if len(rows) == 1:
+                return {posts[0].id: exc}
+            # One bad row fails the statement for the whole batch: write them one at a time, so that only
+            # the bad ones fail (and back off, or die) and the rest of the batch is published.
+            failures: dict[int, BaseException] = {}
+            for event, row in zip(posts, rows, strict=True):
+                try:
+                    await self._write([row])
+                except Exception as row_exc:
+                    failures[event.id] = row_exc
+            return failures
         return {}
+
+    async def _refresh_open_flags(self, post_ids: list[str]) -> None:
+        """Open flags counted from the canonical flags, so the order flag and post events arrive in
+        does not matter."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('chorus.role', 'system', true)")
+            await conn.execute(
+                """UPDATE posts_admin_mirror m SET open_flags = (
+                       SELECT count(*) FROM moderation_flags f WHERE f.post_id = m.post_id AND f.status = 'open')
+                   WHERE m.post_id = ANY(%s::uuid[])""",
+                (post_ids,),
+            )
+
+    async def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT set_config('chorus.role', 'system', true)")
+            async with conn.cursor() as cur:
+                # content/status are kept as they were when an event carries none (a deletion).
+                await cur.executemany(
+                    """INSERT INTO posts_admin_mirror (post_id, author_id, content, status, deleted,
+                                                       last_action, version, updated_at)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, now())
+                       ON CONFLICT (post_id) DO UPDATE SET
+                           content = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.content
+                                          ELSE EXCLUDED.content END,
+                           status = CASE WHEN EXCLUDED.deleted THEN posts_admin_mirror.status
+                                         ELSE EXCLUDED.status END,
+                           deleted = EXCLUDED.deleted,
+                           last_action = EXCLUDED.last_action, version = EXCLUDED.version, updated_at = now()
+                       WHERE posts_admin_mirror.version < EXCLUDED.version""",
+                    rows,
+                )
 
 
 class EventHubsPublisher:

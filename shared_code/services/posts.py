@@ -24,7 +24,7 @@ def full_reaction_counts(stored: dict[str, int] | None) -> dict[str, int]:
     return {t: int(stored.get(t, 0)) for t in REACTION_TYPES}
 
 
-async def _author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
+async def author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
     cur = await uow.conn.execute(
         """SELECT u.id, u.username, p.display_name, p.avatar_url
            FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = %s""",
@@ -81,7 +81,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
     media = await _attach_media(uow, me, post_id, body.media_ids)
     author_counts = await _change_post_count(uow, me, +1)
-    author = await _author_snapshot(uow, me)
+    author = await author_snapshot(uow, me)
     uow.record(
         PostCreated(post_id=post_id, author=author, content=body.content, media=media, status=status,
                     created_at=created_at, author_counts=author_counts),
@@ -147,16 +147,16 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     assert row is not None
     version, edited_at = row
     updated = await get_post(uow, post_id, media_urls)
-    media = await _media_refs(uow, post_id)
+    media = await media_refs(uow, post_id)
     uow.record(
-        PostUpdated(post_id=post_id, author=await _author_snapshot(uow, me), content=body.content, media=media,
+        PostUpdated(post_id=post_id, author=await author_snapshot(uow, me), content=body.content, media=media,
                     status=updated.status, created_at=updated.created_at, edited_at=edited_at),
         post_id, version,
     )
     return updated
 
 
-async def _media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
+async def media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
     cur = await uow.conn.execute(
         """SELECT m.id, m.content_type, m.blob_path FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
            WHERE pm.post_id = %s ORDER BY pm.position""",

@@ -1,0 +1,202 @@
+"""Moderation: flags, the moderators' queue, decisions on posts, appeals.
+
+Every state change is recorded in `moderation_actions` and announced through the
+outbox. A hidden or removed post leaves every feed (its posts_v2 document changes
+status, and the change feed takes it out) and is 404 to everyone but its author and
+moderators; a restore puts it back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg import errors as pg_errors
+
+from shared_code.cursors import CursorCodec
+from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from shared_code.domain.events import AppealCreated, AppealDecided, FlagCreated, MediaRef, PostModerated
+from shared_code.schemas import Page
+from shared_code.schemas_moderation import (
+    Appeal,
+    AppealDecisionRequest,
+    CreateAppeal,
+    CreateFlag,
+    Flag,
+    ModerationOutcome,
+    PostDecision,
+    QueueItem,
+)
+from shared_code.services.guards import visible_post
+from shared_code.services.posts import author_snapshot, media_refs
+
+# The status each action leads to, and the statuses it may start from.
+_TRANSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hide": ("hidden", ("visible",)),
+    "remove": ("removed", ("visible", "hidden")),
+    "restore": ("visible", ("hidden", "removed")),
+}
+
+
+def _require_moderator(uow: UnitOfWork) -> UUID:
+    me = uow.require_user()
+    if not uow.actor.is_moderator:
+        raise Forbidden("this needs the moderator role")
+    return me
+
+
+async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
+    me = uow.require_user()
+    post = await visible_post(uow, post_id)
+    if post.author_id == me:
+        raise Invalid("you cannot flag your own post")
+    try:
+        cur = await uow.conn.execute(
+            """INSERT INTO moderation_flags (post_id, reporter_id, reason, severity) VALUES (%s, %s, %s, %s)
+               RETURNING id, status, created_at""",
+            (post_id, me, body.reason, body.severity),
+        )
+    except pg_errors.UniqueViolation:
+        raise Conflict("you have already flagged this post") from None
+    row = await cur.fetchone()
+    assert row is not None
+    flag_id, status, created_at = row
+    uow.record(FlagCreated(flag_id=flag_id, post_id=post_id, reporter_id=me, reason=body.reason,
+                           severity=body.severity, created_at=created_at), flag_id, 1)
+    return Flag(id=flag_id, post_id=post_id, reason=body.reason, severity=body.severity, status=status,
+                created_at=created_at)
+
+
+async def queue(uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str | None) -> Page[QueueItem]:
+    """Posts with open flags, most flagged first, from the moderators' mirror (row-level security
+    lets only moderators read it)."""
+    _require_moderator(uow)
+    params: dict[str, Any] = {"limit": limit + 1}
+    after = ""
+    if cursor:
+        position = cursors.decode("moderation-queue", cursor)
+        params["after_flags"], params["after_id"] = int(position["f"]), UUID(position["id"])
+        after = "AND (open_flags, post_id) < (%(after_flags)s, %(after_id)s)"
+    cur = await uow.conn.execute(
+        f"""SELECT post_id, author_id, content, status, open_flags, last_action, updated_at
+            FROM posts_admin_mirror WHERE open_flags > 0 AND NOT deleted {after}
+            ORDER BY open_flags DESC, post_id DESC LIMIT %(limit)s""",  # noqa: S608
+        params,
+    )
+    rows = await cur.fetchall()
+    items = [QueueItem(post_id=r[0], author_id=r[1], content=r[2], status=r[3], open_flags=r[4], last_action=r[5],
+                       updated_at=r[6]) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = cursors.encode("moderation-queue", {"f": last.open_flags, "id": str(last.post_id)})
+    return Page[QueueItem](items=items, next_cursor=next_cursor)
+
+
+async def _set_status(uow: UnitOfWork, post_id: UUID, action: str, recorded_action: str, reason: str,
+                      moderator: UUID) -> tuple[str, bool]:
+    """Move a post to the status `action` leads to; (status, changed). Records the action and the event."""
+    target, sources = _TRANSITIONS[action]
+    cur = await uow.conn.execute(
+        "SELECT status FROM posts WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (post_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such post")
+    if row[0] == target:
+        return target, False  # already so: nothing changes, nothing is recorded
+    if row[0] not in sources:
+        raise Conflict(f"a {row[0]} post cannot be {action}d")
+    cur = await uow.conn.execute(
+        """UPDATE posts SET status = %s, version = version + 1, updated_at = now() WHERE id = %s
+           RETURNING version, author_id, content, created_at, edited_at""",
+        (target, post_id),
+    )
+    updated = await cur.fetchone()
+    assert updated is not None
+    version, author_id, content, created_at, edited_at = updated
+    await uow.conn.execute(
+        "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
+        (post_id, moderator, recorded_action, reason),
+    )
+    await uow.conn.execute(
+        "UPDATE moderation_flags SET status = 'resolved', resolved_at = now() WHERE post_id = %s AND status = 'open'",
+        (post_id,),
+    )
+    media: tuple[MediaRef, ...] = await media_refs(uow, post_id)
+    uow.record(
+        PostModerated(post_id=post_id, author=await author_snapshot(uow, author_id), content=content, media=media,
+                      status=target, created_at=created_at, edited_at=edited_at, action=recorded_action,
+                      reason=reason, moderator_id=moderator),
+        post_id, version,
+    )
+    return target, True
+
+
+async def decide_post(uow: UnitOfWork, post_id: UUID, body: PostDecision) -> ModerationOutcome:
+    me = _require_moderator(uow)
+    status, changed = await _set_status(uow, post_id, body.action, body.action, body.reason, me)
+    return ModerationOutcome(post_id=post_id, status=status, action=body.action, changed=changed)
+
+
+async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
+    me = uow.require_user()
+    cur = await uow.conn.execute(
+        "SELECT author_id, status FROM posts WHERE id = %s AND deleted_at IS NULL", (body.post_id,)
+    )
+    row = await cur.fetchone()
+    if row is None or (row[0] != me and not uow.actor.is_moderator):
+        raise NotFound("no such post")
+    if row[0] != me:
+        raise Forbidden("only the post's author can appeal")
+    if row[1] == "visible":
+        raise Conflict("this post is not hidden or removed: there is nothing to appeal")
+    try:
+        cur = await uow.conn.execute(
+            "INSERT INTO appeals (post_id, author_id, statement) VALUES (%s, %s, %s) RETURNING id, status, created_at",
+            (body.post_id, me, body.statement),
+        )
+    except pg_errors.UniqueViolation:
+        raise Conflict("this post already has an appeal waiting for a decision") from None
+    appeal = await cur.fetchone()
+    assert appeal is not None
+    appeal_id, status, created_at = appeal
+    uow.record(AppealCreated(appeal_id=appeal_id, post_id=body.post_id, author_id=me, statement=body.statement,
+                             created_at=created_at), appeal_id, 1)
+    return Appeal(id=appeal_id, post_id=body.post_id, status=status, created_at=created_at)
+
+
+async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRequest) -> Appeal:
+    """Upheld: the moderation stands (the appeal is rejected). Overturned: the post is restored."""
+    me = _require_moderator(uow)
+    cur = await uow.conn.execute(
+        "SELECT post_id, author_id, status FROM appeals WHERE id = %s FOR UPDATE", (appeal_id,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such appeal")
+    post_id, author_id, status = row
+    if status != "pending":
+        raise Conflict(f"this appeal was already decided ({status})")
+    new_status = "rejected" if body.decision == "upheld" else "approved"
+    cur = await uow.conn.execute(
+        """UPDATE appeals SET status = %s, decided_by = %s, decision_reason = %s, decided_at = now()
+           WHERE id = %s RETURNING created_at, decided_at""",
+        (new_status, me, body.reason, appeal_id),
+    )
+    times = await cur.fetchone()
+    assert times is not None
+    if body.decision == "overturned":
+        await _set_status(uow, post_id, "restore", "appeal_overturned", body.reason, me)
+    else:
+        await uow.conn.execute(
+            "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
+            (post_id, me, "appeal_upheld", body.reason),
+        )
+    uow.record(AppealDecided(appeal_id=appeal_id, post_id=post_id, author_id=author_id, decision=body.decision,
+                             reason=body.reason, moderator_id=me), appeal_id, 2)
+    created_at: datetime = times[0]
+    return Appeal(id=appeal_id, post_id=post_id, status=new_status, created_at=created_at, decided_at=times[1],
+                  decision_reason=body.reason)
