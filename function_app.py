@@ -6,7 +6,19 @@ with its name, instead of failing the first request.
 
 import azure.functions as func
 
-from functions import accounts, admin, change_feed, health, media, moderation, outbox, posts, reads, social
+from functions import (
+    accounts,
+    admin,
+    change_feed,
+    health,
+    media,
+    moderation,
+    openapi,
+    outbox,
+    posts,
+    reads,
+    social,
+)
 from shared_code.observability import configure_observability
 from shared_code.settings import get_settings
 
@@ -15,6 +27,7 @@ configure_observability(get_settings())
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (
     health.bp,
+    openapi.bp,
     accounts.bp,
     social.bp,
     posts.bp,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, no_content, ok
+from functions.contract import api_route
+from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas import CreateUser, Me, UpdateProfile
 from shared_code.services import accounts
@@ -12,8 +13,16 @@ from shared_code.services import accounts
 bp = func.Blueprint()
 
 
-@bp.route(route="users", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "users",
+    summary="Set up the caller's account (onboard the token's subject)",
+    request=CreateUser,
+    response=Me,
+    status=201,
+    tag="identity",
+)
 async def create_user(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreateUser)
     principal = api.principal
@@ -26,21 +35,35 @@ async def create_user(api: ApiRequest) -> func.HttpResponse:
     return await api.create("create_user", body, onboard)
 
 
-@bp.route(route="users/me", methods=["GET"])
-@endpoint()
+@api_route(
+    bp, "GET", "users/me", summary="The caller's account, with private fields", response=Me, tag="identity"
+)
 async def get_me(api: ApiRequest) -> func.HttpResponse:
     return ok(await api.run(accounts.get_me))
 
 
-@bp.route(route="users/me", methods=["PATCH"])
-@endpoint()
+@api_route(
+    bp,
+    "PATCH",
+    "users/me",
+    summary="Change the caller's profile",
+    request=UpdateProfile,
+    response=Me,
+    tag="identity",
+)
 async def update_me(api: ApiRequest) -> func.HttpResponse:
     body = api.body(UpdateProfile)
     return ok(await api.run(lambda uow: accounts.update_profile(uow, body)))
 
 
-@bp.route(route="users/me", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp,
+    "DELETE",
+    "users/me",
+    summary="Delete the caller's account and retract its projections",
+    status=204,
+    tag="identity",
+)
 async def delete_me(api: ApiRequest) -> func.HttpResponse:
     await api.run(accounts.delete_account)
     return no_content()

@@ -5,34 +5,74 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, ok
+from functions.contract import api_route
+from functions.http_support import ApiRequest, ok
 from shared_code.ops import runbook
-from shared_code.schemas_ops import ReconcileRequest, RequeueRequest
+from shared_code.schemas_ops import (
+    DriftResult,
+    FeedRebuildResult,
+    ReconcileRequest,
+    ReconcileResult,
+    RequeueRequest,
+    RequeueResult,
+)
 
 bp = func.Blueprint()
 
 
-@bp.route(route="admin/outbox/requeue", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "admin/outbox/requeue",
+    summary="Dead outbox events (all, or the listed ids) back to pending",
+    request=RequeueRequest,
+    response=RequeueResult,
+    access="admin",
+    tag="operations",
+)
 async def requeue_outbox(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequeueRequest) if api.req.get_body() else RequeueRequest()
     return ok(await runbook.requeue_dead_events(api.app, api.actor, body.event_ids))
 
 
-@bp.route(route="admin/feeds/{userId:guid}/rebuild", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "admin/feeds/{userId:guid}/rebuild",
+    summary="Rebuild one user's home feed from PostgreSQL",
+    response=FeedRebuildResult,
+    access="admin",
+    tag="operations",
+)
 async def rebuild_feed(api: ApiRequest) -> func.HttpResponse:
     return ok(await runbook.rebuild_user_feed(api.app, api.actor, api.route_id("userId")))
 
 
-@bp.route(route="admin/reconcile", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "admin/reconcile",
+    summary="Compare PostgreSQL with the projections; repair on request",
+    request=ReconcileRequest,
+    response=ReconcileResult,
+    access="admin",
+    tag="operations",
+)
 async def reconcile(api: ApiRequest) -> func.HttpResponse:
     body = api.body(ReconcileRequest) if api.req.get_body() else ReconcileRequest()
-    return ok(await runbook.reconcile_projections(api.app, api.actor, body.repair, body.user_id, body.feed_sample))
+    return ok(
+        await runbook.reconcile_projections(api.app, api.actor, body.repair, body.user_id, body.feed_sample)
+    )
 
 
-@bp.route(route="admin/schema/drift", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "admin/schema/drift",
+    summary="Differences between the live schema and sql/",
+    response=DriftResult,
+    access="admin",
+    tag="operations",
+)
 async def schema_drift(api: ApiRequest) -> func.HttpResponse:
     return ok(await runbook.schema_drift_report(api.app, api.actor))

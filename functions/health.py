@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from functions.contract import api_route
+from functions.http_support import ApiRequest
 from functions.responses import json_response
-from shared_code.app_context import get_app_context
+from shared_code.schemas_ops import Health
 from shared_code.services.health import check_health
 
 bp = func.Blueprint()
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-async def health(req: func.HttpRequest) -> func.HttpResponse:
-    report = await check_health(await get_app_context())
+@api_route(
+    bp,
+    "GET",
+    "health",
+    summary="Each dependency's state and the outbox backlog",
+    response=Health,
+    access="anonymous",
+    tag="operations",
+)
+async def health(api: ApiRequest) -> func.HttpResponse:
+    report = await check_health(api.app)
     status = 503 if report.status == "down" else 200
     return json_response(report.to_json(), status=status, headers={"Cache-Control": "no-store"})

@@ -57,8 +57,12 @@ class ApiRequest:
     def actor(self) -> Actor:
         assert self.principal is not None, "anonymous endpoints have no actor"
         role = "admin" if self.principal.is_admin else "moderator" if self.principal.is_moderator else "user"
-        return Actor(subject=self.principal.subject, role=role, correlation_id=self.correlation_id,
-                     traceparent=self.req.headers.get("traceparent"))
+        return Actor(
+            subject=self.principal.subject,
+            role=role,
+            correlation_id=self.correlation_id,
+            traceparent=self.req.headers.get("traceparent"),
+        )
 
     def route_id(self, name: str) -> UUID:
         try:
@@ -70,7 +74,9 @@ class ApiRequest:
     def body(self, model: type[ModelT]) -> ModelT:
         raw = self.req.get_body() or b""
         if len(raw) > self.app.settings.max_request_body_bytes:
-            raise PayloadTooLarge(f"the request body is over {self.app.settings.max_request_body_bytes} bytes")
+            raise PayloadTooLarge(
+                f"the request body is over {self.app.settings.max_request_body_bytes} bytes"
+            )
         content_type = self.req.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if content_type != "application/json" and not content_type.endswith("+json"):
             raise UnsupportedMediaType("send the request body as application/json")
@@ -106,12 +112,19 @@ class ApiRequest:
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 if attempt == TRANSACTION_ATTEMPTS:
                     raise
-                log.info("transaction lost a race (attempt %d); running it again", attempt,
-                         extra={"correlationId": self.correlation_id})
+                log.info(
+                    "transaction lost a race (attempt %d); running it again",
+                    attempt,
+                    extra={"correlationId": self.correlation_id},
+                )
         raise AssertionError("unreachable")
 
-    async def create(self, operation: str, body: BaseModel,
-                     use_case: Callable[[UnitOfWork], Awaitable[tuple[ResponseBody, str]]]) -> func.HttpResponse:
+    async def create(
+        self,
+        operation: str,
+        body: BaseModel,
+        use_case: Callable[[UnitOfWork], Awaitable[tuple[ResponseBody, str]]],
+    ) -> func.HttpResponse:
         """A creating request: 201 with Location; honours Idempotency-Key (API.md).
 
         `use_case` returns the created resource and its path under /api.
@@ -122,8 +135,9 @@ class ApiRequest:
                 resource, path = await use_case(uow)
                 return StoredResponse(201, resource.to_json(), {"Location": f"/api/{path}"})
 
-            return await respond_once(uow, self.idempotency_key, operation,
-                                      body.model_dump(mode="json"), first_time)
+            return await respond_once(
+                uow, self.idempotency_key, operation, body.model_dump(mode="json"), first_time
+            )
 
         stored = await self.run(respond)
         headers = dict(stored.headers)
@@ -139,7 +153,9 @@ class _Malformed(DomainError):
 Handler = Callable[[ApiRequest], Awaitable[func.HttpResponse]]
 
 
-def endpoint(*, anonymous: bool = False) -> Callable[[Handler], Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]]:
+def endpoint(
+    *, anonymous: bool = False
+) -> Callable[[Handler], Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]]:
     """Wrap a handler into an HTTP function.
 
     The wrapper's own signature is `(req: func.HttpRequest)`: the Python worker binds
@@ -161,24 +177,33 @@ def endpoint(*, anonymous: bool = False) -> Callable[[Handler], Callable[[func.H
     return decorate
 
 
-async def _handle(handler: Handler, req: func.HttpRequest, correlation_id: str, anonymous: bool
-                  ) -> func.HttpResponse:
+async def _handle(
+    handler: Handler, req: func.HttpRequest, correlation_id: str, anonymous: bool
+) -> func.HttpResponse:
     try:
         app = await get_app_context()
         principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
         return await handler(ApiRequest(req=req, app=app, principal=principal, correlation_id=correlation_id))
     except AuthenticationError as exc:
         return problem_response(
-            401, "Unauthorized", exc.detail, type_=PROBLEM_TYPE_PREFIX + "unauthorized",
+            401,
+            "Unauthorized",
+            exc.detail,
+            type_=PROBLEM_TYPE_PREFIX + "unauthorized",
             headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.detail}"'},
         )
     except DomainError as exc:
-        return problem_response(exc.status, exc.title, exc.detail, type_=PROBLEM_TYPE_PREFIX + exc.slug,
-                                extra=exc.extra or None)
+        return problem_response(
+            exc.status, exc.title, exc.detail, type_=PROBLEM_TYPE_PREFIX + exc.slug, extra=exc.extra or None
+        )
     except ValidationError as exc:
-        return problem_response(422, "Validation failed", "the request does not meet the contract",
-                                type_=PROBLEM_TYPE_PREFIX + "validation-failed",
-                                extra={"errors": validation_errors(exc)})
+        return problem_response(
+            422,
+            "Validation failed",
+            "the request does not meet the contract",
+            type_=PROBLEM_TYPE_PREFIX + "validation-failed",
+            extra={"errors": validation_errors(exc)},
+        )
     except AuthUnavailableError:
         log.exception("token keys unavailable", extra={"correlationId": correlation_id})
         return _unavailable("the identity provider's keys cannot be fetched right now")
@@ -187,14 +212,22 @@ async def _handle(handler: Handler, req: func.HttpRequest, correlation_id: str, 
         return _unavailable("the database is not reachable right now")
     except Exception:
         log.exception("unhandled error in %s (correlation id %s)", handler.__name__, correlation_id)
-        return problem_response(500, "Internal error",
-                                f"something went wrong on our side; quote correlation id {correlation_id}",
-                                type_=PROBLEM_TYPE_PREFIX + "internal")
+        return problem_response(
+            500,
+            "Internal error",
+            f"something went wrong on our side; quote correlation id {correlation_id}",
+            type_=PROBLEM_TYPE_PREFIX + "internal",
+        )
 
 
 def _unavailable(detail: str) -> func.HttpResponse:
-    return problem_response(503, "Service unavailable", detail + "; retry shortly",
-                            type_=PROBLEM_TYPE_PREFIX + "unavailable", headers={"Retry-After": "5"})
+    return problem_response(
+        503,
+        "Service unavailable",
+        detail + "; retry shortly",
+        type_=PROBLEM_TYPE_PREFIX + "unavailable",
+        headers={"Retry-After": "5"},
+    )
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -209,7 +242,9 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
 # --- responses -------------------------------------------------------------------------------
 
 
-def ok(body: ResponseBody | dict[str, Any], status: int = 200, location: str | None = None) -> func.HttpResponse:
+def ok(
+    body: ResponseBody | dict[str, Any], status: int = 200, location: str | None = None
+) -> func.HttpResponse:
     payload = body.to_json() if isinstance(body, ResponseBody) else body
     return json_response(payload, status=status, headers={"Location": location} if location else None)
 

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, ok
+from functions.contract import api_route
+from functions.http_support import ApiRequest, ok
 from shared_code.app_context import get_app_context
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas_media import MediaUpload, RequestUpload
+from shared_code.schemas_media import MediaReady, MediaUpload, RequestUpload
 from shared_code.services import media
 
 bp = func.Blueprint()
@@ -21,8 +22,16 @@ log = logging.getLogger("chorus.media")
 UPLOAD_GRACE = timedelta(minutes=5)
 
 
-@bp.route(route="media", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "media",
+    summary="Start a media upload: a pending asset and a write-only upload URL",
+    request=RequestUpload,
+    response=MediaUpload,
+    status=201,
+    tag="media",
+)
 async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequestUpload)
     signer = api.app.media_urls.signer
@@ -35,8 +44,14 @@ async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
     return await api.create("request_media_upload", body, create)
 
 
-@bp.route(route="media/{mediaId:guid}/complete", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "media/{mediaId:guid}/complete",
+    summary="Check the uploaded blob and mark the asset ready",
+    response=MediaReady,
+    tag="media",
+)
 async def complete_media_upload(api: ApiRequest) -> func.HttpResponse:
     media_id = api.route_id("mediaId")
     app = api.app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, ok
+from functions.contract import PAGE_QUERY, api_route
+from functions.http_support import ApiRequest, ok
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas_moderation import (
     Appeal,
@@ -12,15 +13,26 @@ from shared_code.schemas_moderation import (
     CreateAppeal,
     CreateFlag,
     Flag,
+    ModerationOutcome,
     PostDecision,
+    QueueItem,
 )
+from shared_code.schemas import Page
 from shared_code.services import moderation
 
 bp = func.Blueprint()
 
 
-@bp.route(route="posts/{postId:guid}/flags", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "posts/{postId:guid}/flags",
+    summary="Flag a post for moderators",
+    request=CreateFlag,
+    response=Flag,
+    status=201,
+    tag="moderation",
+)
 async def flag_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(CreateFlag)
@@ -32,23 +44,47 @@ async def flag_post(api: ApiRequest) -> func.HttpResponse:
     return await api.create(f"flag_post:{post_id}", body, create)
 
 
-@bp.route(route="moderation/queue", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "moderation/queue",
+    summary="Flagged posts, most flagged first",
+    response=Page[QueueItem],
+    access="moderator",
+    query=PAGE_QUERY,
+    tag="moderation",
+)
 async def moderation_queue(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     return ok(await api.run(lambda uow: moderation.queue(uow, api.app.cursors, limit, cursor)))
 
 
-@bp.route(route="moderation/posts/{postId:guid}/decision", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "moderation/posts/{postId:guid}/decision",
+    summary="Hide, remove or restore a post",
+    request=PostDecision,
+    response=ModerationOutcome,
+    access="moderator",
+    tag="moderation",
+)
 async def decide_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(PostDecision)
     return ok(await api.run(lambda uow: moderation.decide_post(uow, post_id, body)))
 
 
-@bp.route(route="appeals", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "appeals",
+    summary="Appeal a moderation decision on one's own post",
+    request=CreateAppeal,
+    response=Appeal,
+    status=201,
+    tag="moderation",
+)
 async def create_appeal(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreateAppeal)
 
@@ -59,8 +95,16 @@ async def create_appeal(api: ApiRequest) -> func.HttpResponse:
     return await api.create("create_appeal", body, create)
 
 
-@bp.route(route="moderation/appeals/{appealId:guid}/decision", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "moderation/appeals/{appealId:guid}/decision",
+    summary="Uphold or overturn an appeal",
+    request=AppealDecisionRequest,
+    response=Appeal,
+    access="moderator",
+    tag="moderation",
+)
 async def decide_appeal(api: ApiRequest) -> func.HttpResponse:
     appeal_id = api.route_id("appealId")
     body = api.body(AppealDecisionRequest)

@@ -37,9 +37,14 @@ async def outbox_relay_timer(timer: func.TimerRequest) -> None:
 RETENTION_BUDGET_SECONDS = 50.0
 
 
-@bp.timer_trigger(schedule="%OUTBOX_RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@bp.timer_trigger(
+    schedule="%OUTBOX_RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
 async def prune_published_outbox(timer: func.TimerRequest) -> None:
     ctx = await get_app_context()
     deleted = await delete_old_outbox_events(ctx, RETENTION_BUDGET_SECONDS)
-    log.info("outbox retention: deleted %d published event(s) older than %.0f day(s)", deleted,
-             ctx.settings.outbox_retention_days)
+    log.info(
+        "outbox retention: deleted %d published event(s) older than %.0f day(s)",
+        deleted,
+        ctx.settings.outbox_retention_days,
+    )

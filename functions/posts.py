@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, no_content, ok
+from functions.contract import PAGE_QUERY, REACTION_QUERY, api_route
+from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas import Comment, CreateComment, CreatePost, EditPost, Post, SetReaction
+from shared_code.schemas import (
+    Comment,
+    CreateComment,
+    CreatePost,
+    EditPost,
+    Page,
+    Post,
+    Reaction,
+    SetReaction,
+)
 from shared_code.services import engagement, posts, projection_reads
 
 bp = func.Blueprint()
 
 
-@bp.route(route="posts", methods=["POST"])
-@endpoint()
+@api_route(
+    bp, "POST", "posts", summary="Publish a post", request=CreatePost, response=Post, status=201, tag="posts"
+)
 async def create_post(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreatePost)
 
@@ -24,31 +35,50 @@ async def create_post(api: ApiRequest) -> func.HttpResponse:
     return await api.create("create_post", body, create)
 
 
-@bp.route(route="posts/{postId:guid}", methods=["GET"])
-@endpoint()
+@api_route(bp, "GET", "posts/{postId:guid}", summary="A post with its counts", response=Post, tag="posts")
 async def get_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     return ok(await api.run(lambda uow: posts.get_post(uow, post_id, api.app.media_urls)))
 
 
-@bp.route(route="posts/{postId:guid}", methods=["PATCH"])
-@endpoint()
+@api_route(
+    bp,
+    "PATCH",
+    "posts/{postId:guid}",
+    summary="Edit a post (author only)",
+    request=EditPost,
+    response=Post,
+    tag="posts",
+)
 async def edit_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(EditPost)
     return ok(await api.run(lambda uow: posts.edit_post(uow, post_id, body, api.app.media_urls)))
 
 
-@bp.route(route="posts/{postId:guid}", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp,
+    "DELETE",
+    "posts/{postId:guid}",
+    summary="Delete a post (author or moderator)",
+    status=204,
+    tag="posts",
+)
 async def delete_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     await api.run(lambda uow: posts.delete_post(uow, post_id))
     return no_content()
 
 
-@bp.route(route="users/{userId:guid}/posts", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "users/{userId:guid}/posts",
+    summary="An author's posts, newest first",
+    response=Page[Post],
+    query=PAGE_QUERY,
+    tag="posts",
+)
 async def list_user_posts(api: ApiRequest) -> func.HttpResponse:
     author_id = api.route_id("userId")
     limit, cursor = api.page()
@@ -61,8 +91,16 @@ async def list_user_posts(api: ApiRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="posts/{postId:guid}/comments", methods=["POST"])
-@endpoint()
+@api_route(
+    bp,
+    "POST",
+    "posts/{postId:guid}/comments",
+    summary="Comment on a post",
+    request=CreateComment,
+    response=Comment,
+    status=201,
+    tag="posts",
+)
 async def create_comment(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(CreateComment)
@@ -74,8 +112,15 @@ async def create_comment(api: ApiRequest) -> func.HttpResponse:
     return await api.create(f"create_comment:{post_id}", body, create)
 
 
-@bp.route(route="posts/{postId:guid}/comments", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "posts/{postId:guid}/comments",
+    summary="A post's comments, oldest first",
+    response=Page[Comment],
+    query=PAGE_QUERY,
+    tag="posts",
+)
 async def list_comments(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     limit, cursor = api.page()
@@ -84,16 +129,29 @@ async def list_comments(api: ApiRequest) -> func.HttpResponse:
     )
 
 
-@bp.route(route="comments/{commentId:guid}", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp,
+    "DELETE",
+    "comments/{commentId:guid}",
+    summary="Delete a comment (its author, the post's author or a moderator)",
+    status=204,
+    tag="posts",
+)
 async def delete_comment(api: ApiRequest) -> func.HttpResponse:
     comment_id = api.route_id("commentId")
     await api.run(lambda uow: engagement.delete_comment(uow, comment_id))
     return no_content()
 
 
-@bp.route(route="posts/{postId:guid}/reactions", methods=["PUT"])
-@endpoint()
+@api_route(
+    bp,
+    "PUT",
+    "posts/{postId:guid}/reactions",
+    summary="Set the caller's one reaction to a post",
+    request=SetReaction,
+    status=204,
+    tag="posts",
+)
 async def set_reaction(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(SetReaction)
@@ -101,16 +159,29 @@ async def set_reaction(api: ApiRequest) -> func.HttpResponse:
     return no_content()
 
 
-@bp.route(route="posts/{postId:guid}/reactions", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp,
+    "DELETE",
+    "posts/{postId:guid}/reactions",
+    summary="Remove the caller's reaction",
+    status=204,
+    tag="posts",
+)
 async def remove_reaction(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     await api.run(lambda uow: engagement.remove_reaction(uow, post_id))
     return no_content()
 
 
-@bp.route(route="posts/{postId:guid}/reactions", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "posts/{postId:guid}/reactions",
+    summary="Who reacted to a post, newest first",
+    response=Page[Reaction],
+    query=REACTION_QUERY,
+    tag="posts",
+)
 async def list_reactions(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     limit, cursor = api.page()

@@ -8,8 +8,10 @@ from uuid import UUID
 
 import azure.functions as func
 
-from functions.http_support import ApiRequest, endpoint, no_content, ok
+from functions.contract import PAGE_QUERY, api_route
+from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.schemas import Page, PublicProfile
 from shared_code.services import social
 
 bp = func.Blueprint()
@@ -23,38 +25,59 @@ async def _change_edge(api: ApiRequest, change: EdgeChange) -> func.HttpResponse
     return no_content()
 
 
-@bp.route(route="users/{userId:guid}/follow", methods=["PUT"])
-@endpoint()
+@api_route(
+    bp, "PUT", "users/{userId:guid}/follow", summary="Follow a user (idempotent)", status=204, tag="social"
+)
 async def follow_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.follow)
 
 
-@bp.route(route="users/{userId:guid}/follow", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp,
+    "DELETE",
+    "users/{userId:guid}/follow",
+    summary="Unfollow a user (idempotent)",
+    status=204,
+    tag="social",
+)
 async def unfollow_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.unfollow)
 
 
-@bp.route(route="users/{userId:guid}/block", methods=["PUT"])
-@endpoint()
+@api_route(
+    bp,
+    "PUT",
+    "users/{userId:guid}/block",
+    summary="Block a user; ends follows both ways (idempotent)",
+    status=204,
+    tag="social",
+)
 async def block_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.block)
 
 
-@bp.route(route="users/{userId:guid}/block", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp, "DELETE", "users/{userId:guid}/block", summary="Unblock a user (idempotent)", status=204, tag="social"
+)
 async def unblock_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.unblock)
 
 
-@bp.route(route="users/{userId:guid}/mute", methods=["PUT"])
-@endpoint()
+@api_route(
+    bp,
+    "PUT",
+    "users/{userId:guid}/mute",
+    summary="Mute a user: their posts leave the caller's feed (idempotent)",
+    status=204,
+    tag="social",
+)
 async def mute_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.mute)
 
 
-@bp.route(route="users/{userId:guid}/mute", methods=["DELETE"])
-@endpoint()
+@api_route(
+    bp, "DELETE", "users/{userId:guid}/mute", summary="Unmute a user (idempotent)", status=204, tag="social"
+)
 async def unmute_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.unmute)
 
@@ -68,13 +91,27 @@ async def _connections(api: ApiRequest, direction: Literal["followers", "followi
     return ok(page)
 
 
-@bp.route(route="users/{userId:guid}/followers", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "users/{userId:guid}/followers",
+    summary="A user's followers",
+    response=Page[PublicProfile],
+    query=PAGE_QUERY,
+    tag="social",
+)
 async def list_followers(api: ApiRequest) -> func.HttpResponse:
     return await _connections(api, "followers")
 
 
-@bp.route(route="users/{userId:guid}/following", methods=["GET"])
-@endpoint()
+@api_route(
+    bp,
+    "GET",
+    "users/{userId:guid}/following",
+    summary="Who a user follows",
+    response=Page[PublicProfile],
+    query=PAGE_QUERY,
+    tag="social",
+)
 async def list_following(api: ApiRequest) -> func.HttpResponse:
     return await _connections(api, "following")

@@ -218,3 +218,21 @@ class Notification(ResponseBody):
     subject_id: UUID
     created_at: datetime | None
     read: bool
+
+
+class FieldError(ResponseBody):
+    field: str | None
+    message: str
+    code: str
+
+
+class ProblemDetails(ResponseBody):
+    """RFC 9457 problem details: every error the API answers with."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None

@@ -41,3 +41,22 @@ class FeedRebuildResult(ResponseBody):
 class DriftResult(ResponseBody):
     drifted: bool
     differences: list[dict[str, str]]
+
+
+class ComponentState(ResponseBody):
+    status: str
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class OutboxState(ResponseBody):
+    pending: int
+    dead: int
+    oldest_pending_seconds: float | None
+
+
+class Health(ResponseBody):
+    status: str
+    components: dict[str, ComponentState]
+    outbox: OutboxState | None
+    reasons: list[str] | None = None

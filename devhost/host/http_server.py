@@ -36,7 +36,8 @@ class HttpFrontEnd:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # [\s\S], not ".": a path may hold an encoded newline, and it must reach our router too.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:

@@ -1,0 +1,150 @@
+"""GET /api/openapi.json: OpenAPI 3.1, generated from the route contracts (functions/contract.py)
+and the same pydantic models the functions validate with. There is no second, hand-written copy."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import azure.functions as func
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from functions.contract import ROUTES, RouteContract, api_route
+from functions.http_support import ApiRequest
+from functions.responses import json_response
+from shared_code.schemas import ProblemDetails
+
+bp = func.Blueprint()
+
+API_TITLE = "Chorus API"
+API_VERSION = "1.0.0"
+_PARAMETER = re.compile(r"\{(\*?)(\w+)(\??)((?::[^}]+)*)\}")
+# Problems every authenticated route can answer with, besides its own success status.
+_PROBLEMS = {
+    400: "Malformed request or cursor",
+    401: "No or bad bearer token",
+    403: "Not allowed (or the account is not set up yet)",
+    404: "Not found, or not visible to the caller",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Request body is not JSON",
+    422: "Validation failed",
+    500: "Internal error (quote the correlation id)",
+    503: "A dependency is unavailable; retry",
+}
+_ANONYMOUS_PROBLEMS = {500: _PROBLEMS[500], 503: _PROBLEMS[503]}
+
+
+def openapi_path(route: str) -> str:
+    return "/api/" + _PARAMETER.sub(lambda m: "{" + m.group(2) + "}", route)
+
+
+# Path parameters that are not UUIDs, and what they look like (a notification id names its cause).
+_PATH_PATTERNS = {"notificationId": "^[A-Za-z0-9:_-]{1,200}$"}
+
+
+def _path_parameters(route: str) -> list[dict[str, Any]]:
+    parameters = []
+    for match in _PARAMETER.finditer(route):
+        schema: dict[str, Any] = {"type": "string"}
+        if ":guid" in match.group(4):
+            schema["format"] = "uuid"
+        elif match.group(2) in _PATH_PATTERNS:
+            schema["pattern"] = _PATH_PATTERNS[match.group(2)]
+        parameters.append({"name": match.group(2), "in": "path", "required": True, "schema": schema})
+    return parameters
+
+
+def _required(model: type[BaseModel]) -> bool:
+    return any(field.is_required() for field in model.model_fields.values())
+
+
+def _operation(
+    route: RouteContract, refs: dict[tuple[type[BaseModel], JsonSchemaMode], Any]
+) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": route.summary}
+    if route.response is not None:
+        success["content"] = {"application/json": {"schema": refs[(route.response, "serialization")]}}
+    elif route.status == 200:
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if route.status == 201:
+        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "the new resource"}}
+    problem = {"application/problem+json": {"schema": refs[(ProblemDetails, "serialization")]}}
+    problems = _ANONYMOUS_PROBLEMS if route.access == "anonymous" else _PROBLEMS
+    responses: dict[str, Any] = {str(route.status): success}
+    for status, description in problems.items():
+        responses.setdefault(str(status), {"description": description, "content": problem})
+    operation: dict[str, Any] = {
+        "operationId": route.function_name,
+        "summary": route.summary,
+        "tags": list(route.tags),
+        "parameters": _path_parameters(route.route)
+        + [
+            {
+                "name": q.name,
+                "in": "query",
+                "required": False,
+                "schema": q.schema,
+                "description": q.description,
+            }
+            for q in route.query
+        ],
+        "responses": responses,
+        "security": [] if route.access == "anonymous" else [{"bearerAuth": []}],
+    }
+    if route.access in ("moderator", "admin"):
+        operation["description"] = f"Needs the {route.access} role (a claim of the bearer token)."
+    if route.idempotent_create:
+        operation["parameters"].append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "a retry with the same key and body gets the first response again",
+            }
+        )
+    if route.request is not None:
+        operation["requestBody"] = {
+            "required": _required(route.request),
+            "content": {"application/json": {"schema": refs[(route.request, "validation")]}},
+        }
+    return operation
+
+
+@cache
+def build_openapi() -> dict[str, Any]:
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ProblemDetails, "serialization")]
+    for route in ROUTES:
+        if route.request is not None:
+            models.append((route.request, "validation"))
+        if route.response is not None:
+            models.append((route.response, "serialization"))
+    refs, definitions = models_json_schema(
+        list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for route in sorted(ROUTES, key=lambda r: (openapi_path(r.route), r.method)):
+        paths.setdefault(openapi_path(route.route), {})[route.method.lower()] = _operation(route, refs)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": API_TITLE,
+            "version": API_VERSION,
+            "description": "The Chorus social-network backend. Errors are RFC 9457 problem details; list "
+            "routes page with opaque, signed cursors.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+@api_route(bp, "GET", "openapi.json", summary="This document", access="anonymous", tag="operations")
+async def openapi_document(api: ApiRequest) -> func.HttpResponse:
+    return json_response(build_openapi(), headers={"Cache-Control": "public, max-age=300"})
