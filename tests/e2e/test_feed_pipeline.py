@@ -88,3 +88,40 @@ async def test_block_removes_and_follow_backfills(people: Any) -> None:
     assert first["id"] not in await ben.feed_post_ids()  # hidden at once, by the read-time filter
     status, _ = await ann.call("PUT", f"/api/users/{ben.id}/follow")
     assert status == 403
+
+
+@pytest.mark.timeout(120)
+async def test_moderation_takes_a_post_out_of_feeds_and_restore_puts_it_back(
+    people: Any, local_host: FunctionHost, api: ApiClient
+) -> None:
+    ann, ben = people["ann"], people["ben"]
+    async with aiohttp.ClientSession() as http:
+        moderator = Client(http, local_host, api.token("pipe-mod", role="moderator"))
+        await moderator.ok("POST", "/api/users", {"username": "pipe_mod", "displayName": "Mod"})
+        await ben.ok("PUT", f"/api/users/{ann.id}/follow")
+        post = await ann.ok("POST", "/api/posts", {"content": "borderline"})
+        await eventually(ben.feed_post_ids, lambda ids: post["id"] in ids, what="post in feed")
+
+        decide = f"/api/moderation/posts/{post['id']}/decision"
+        await moderator.ok("POST", decide, {"action": "hide", "reason": "under review"})
+        await eventually(ben.feed_post_ids, lambda ids: post["id"] not in ids, what="hidden post gone")
+        # Gone from the projection too, not only filtered at read time.
+        await eventually(lambda: _feed_item_exists(api, ben.id, post["id"]), lambda found: not found,
+                         what="feed item deleted by the change feed")
+        assert (await ben.call("GET", f"/api/posts/{post['id']}"))[0] == 404
+
+        await moderator.ok("POST", decide, {"action": "restore", "reason": "fine after all"})
+        await eventually(ben.feed_post_ids, lambda ids: post["id"] in ids, what="restored post back")
+
+
+async def _feed_item_exists(api: ApiClient, recipient: str, post_id: str) -> bool:
+    from azure.cosmos import exceptions
+
+    from shared_code.app_context import get_app_context
+
+    feed = (await get_app_context()).cosmos_db.get_container_client("userFeed")
+    try:
+        await feed.read_item(f"{recipient}:{post_id}", partition_key=recipient)
+    except exceptions.CosmosResourceNotFoundError:
+        return False
+    return True
