@@ -10,6 +10,7 @@ from typing import Any
 import azure.functions as func
 
 from shared_code.app_context import AppContext, get_app_context
+from shared_code.observability import span_from
 from shared_code.services import change_feed
 
 bp = func.Blueprint()
@@ -28,8 +29,18 @@ async def _handle(
 ) -> None:
     ctx = await get_app_context()
     items = [json.loads(document.to_json()) for document in documents]
+    correlation_ids = sorted({str(i["correlationId"]) for i in items if i.get("correlationId")})
     try:
-        await handler(ctx, items)
+        with span_from(
+            f"change feed {function}",
+            None,
+            {
+                "chorus.container": container,
+                "chorus.documents": len(items),
+                "chorus.correlation_ids": ",".join(correlation_ids),
+            },
+        ):
+            await handler(ctx, items)
     except Exception as exc:
         retry = context.retry_context
         if retry is not None and retry.retry_count < retry.max_retry_count:

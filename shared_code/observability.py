@@ -70,3 +70,18 @@ def span_from(name: str, traceparent: str | None, attributes: dict[str, Any]) ->
         except Exception as exc:
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
+
+
+def start_linked_span(name: str, traceparent: str | None, attributes: dict[str, Any]) -> Span:
+    """A span (ended by the caller) in the trace of `traceparent`: for work handled in batches,
+    where one `with` block per item does not fit."""
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
+    return tracer.start_span(
+        name, context=parent, attributes={k: v for k, v in attributes.items() if v is not None}
+    )
+
+
+def end_span(span: Span, error: BaseException | None) -> None:
+    if error is not None:
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.end()

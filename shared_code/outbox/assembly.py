@@ -17,14 +17,23 @@ from shared_code.services.feeds import FeedService
 
 def feed_service(ctx: AppContext) -> FeedService:
     s = ctx.settings
-    return FeedService(ctx.pg_pool, ctx.cosmos_db.get_container_client(FEED), page_size=s.fanout_page_size,
-                       concurrency=s.fanout_concurrency, backfill_posts=s.feed_backfill_posts)
+    return FeedService(
+        ctx.pg_pool,
+        ctx.cosmos_db.get_container_client(FEED),
+        page_size=s.fanout_page_size,
+        concurrency=s.fanout_concurrency,
+        backfill_posts=s.feed_backfill_posts,
+    )
 
 
 def outbox_relay(ctx: AppContext) -> OutboxRelay:
     s = ctx.settings
-    policy = RelayPolicy(batch_size=s.outbox_batch_size, claim_lease_seconds=s.outbox_claim_lease_seconds,
-                         max_attempts=s.outbox_max_attempts, backoff_base_seconds=s.outbox_backoff_base_seconds)
+    policy = RelayPolicy(
+        batch_size=s.outbox_batch_size,
+        claim_lease_seconds=s.outbox_claim_lease_seconds,
+        max_attempts=s.outbox_max_attempts,
+        backoff_base_seconds=s.outbox_backoff_base_seconds,
+    )
     handlers = [
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),

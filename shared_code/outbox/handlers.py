@@ -25,8 +25,9 @@ from shared_code.services.feeds import FeedService
 log = logging.getLogger("chorus.outbox")
 
 
-async def _each(events: Sequence[StoredEvent], concurrency: int,
-                work: Callable[[StoredEvent], Awaitable[None]]) -> dict[int, BaseException]:
+async def _each(
+    events: Sequence[StoredEvent], concurrency: int, work: Callable[[StoredEvent], Awaitable[None]]
+) -> dict[int, BaseException]:
     """Run `work` per event with bounded concurrency; collect failures by outbox id."""
     semaphore = asyncio.Semaphore(concurrency)
     failures: dict[int, BaseException] = {}
@@ -128,11 +129,17 @@ class AdminMirrorHandler:
         for event in posts:
             p = event.payload
             author = p.get("author") or {}
-            rows.append((
-                p["postId"], author.get("userId") or p.get("authorId"), p.get("content", ""),
-                p.get("status", "visible"), event.event_type == "post.deleted",
-                p.get("action") or event.event_type, event.aggregate_version,
-            ))
+            rows.append(
+                (
+                    p["postId"],
+                    author.get("userId") or p.get("authorId"),
+                    p.get("content", ""),
+                    p.get("status", "visible"),
+                    event.event_type == "post.deleted",
+                    p.get("action") or event.event_type,
+                    event.aggregate_version,
+                )
+            )
         try:
             await self._write(rows)
         except Exception as exc:
@@ -190,6 +197,8 @@ class EventHubsPublisher:
     """
 
     name = "event-hubs"
+    # Runs after the internal handlers, for the events they all took (see OutboxRelay._handle).
+    publishes = True
 
     def __init__(self, producer: EventHubProducerClient | None, concurrency: int) -> None:
         self._producer = producer
@@ -237,5 +246,3 @@ def _properties(event: StoredEvent) -> dict[str | bytes, Any]:
     if event.metadata.get("traceparent"):
         properties["traceparent"] = str(event.metadata["traceparent"])
     return properties
-
-

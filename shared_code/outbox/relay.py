@@ -25,6 +25,7 @@ from typing import Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.model import StoredEvent
 
 log = logging.getLogger("chorus.outbox")
@@ -112,8 +113,13 @@ RETURNING outbox.id, outbox.event_id, outbox.aggregate_type, outbox.aggregate_id
 
 
 class OutboxRelay:
-    def __init__(self, pool: AsyncConnectionPool, handlers: Sequence[EventHandler], policy: RelayPolicy,
-                 listen_url: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        handlers: Sequence[EventHandler],
+        policy: RelayPolicy,
+        listen_url: str | None = None,
+    ) -> None:
         self._pool = pool
         self._handlers = list(handlers)
         self._policy = policy
@@ -135,19 +141,68 @@ class OutboxRelay:
         report = RoundReport(claimed=len(events))
         if not events:
             return report
-        failures = await self._handle(events)
-        published = [e.id for e in events if e.id not in failures]
-        report.published = len(published)
-        report.failed = len(failures)
-        report.dead = await self._record(events, published, failures)
+        # One span per event, in the trace of the request that caused it.
+        spans = {
+            e.id: start_linked_span(
+                f"outbox {e.event_type}",
+                e.metadata.get("traceparent"),
+                {
+                    "chorus.event_id": str(e.event_id),
+                    "chorus.aggregate": f"{e.aggregate_type}/{e.aggregate_id}",
+                    "chorus.version": e.aggregate_version,
+                    "chorus.attempt": e.attempts + 1,
+                    "chorus.correlation_id": e.correlation_id,
+                },
+            )
+            for e in events
+        }
+        failures: dict[int, BaseException] = {}
+        try:
+            failures = await self._handle(events)
+            published = [e.id for e in events if e.id not in failures]
+            report.published = len(published)
+            report.failed = len(failures)
+            report.dead = await self._record(events, published, failures)
+        finally:
+            for event_id, span in spans.items():
+                end_span(span, failures.get(event_id))
         return report
 
     async def _handle(self, events: list[StoredEvent]) -> dict[int, BaseException]:
+        """Projections and the other internal handlers first, concurrently; then the publishers, for
+        the events every internal handler took. So a failing projection does not re-publish its event
+        to other systems on every retry, and consumers never see an event ahead of its projections."""
+        internal = [h for h in self._handlers if not getattr(h, "publishes", False)]
+        publishers = [h for h in self._handlers if getattr(h, "publishes", False)]
+        failures = await self._run_handlers(internal, events)
+        ready = [event for event in events if event.id not in failures]
+        if ready and publishers:
+            for event_id, error in (await self._run_handlers(publishers, ready)).items():
+                failures.setdefault(event_id, error)
+        for event in events:
+            if event.id in failures:
+                error = failures[event.id]
+                log.warning(
+                    "outbox event %s (%s %s v%d) failed, attempt %d: %s: %s",
+                    event.id,
+                    event.event_type,
+                    event.aggregate_id,
+                    event.aggregate_version,
+                    event.attempts + 1,
+                    type(error).__name__,
+                    error,
+                    extra={"correlationId": event.correlation_id},
+                )
+        return failures
+
+    async def _run_handlers(
+        self, handlers: Sequence[EventHandler], events: list[StoredEvent]
+    ) -> dict[int, BaseException]:
         results = await asyncio.gather(
-            *(handler.handle(events) for handler in self._handlers), return_exceptions=True
+            *(handler.handle(events) for handler in handlers), return_exceptions=True
         )
         failures: dict[int, BaseException] = {}
-        for handler, result in zip(self._handlers, results, strict=True):
+        for handler, result in zip(handlers, results, strict=True):
             if isinstance(result, BaseException):
                 # The handler itself broke: every event of the batch failed with it.
                 log.error("outbox handler %s failed on a whole batch: %r", handler.name, result)
@@ -156,18 +211,11 @@ class OutboxRelay:
                 continue
             for event_id, error in result.items():
                 failures.setdefault(event_id, error)
-        for event in events:
-            if event.id in failures:
-                error = failures[event.id]
-                log.warning(
-                    "outbox event %s (%s %s v%d) failed, attempt %d: %s: %s",
-                    event.id, event.event_type, event.aggregate_id, event.aggregate_version, event.attempts + 1,
-                    type(error).__name__, error, extra={"correlationId": event.correlation_id},
-                )
         return failures
 
-    async def _record(self, events: list[StoredEvent], published: list[int],
-                      failures: Mapping[int, BaseException]) -> int:
+    async def _record(
+        self, events: list[StoredEvent], published: list[int], failures: Mapping[int, BaseException]
+    ) -> int:
         by_id = {e.id: e for e in events}
         failed_rows = []
         dead = 0
@@ -175,12 +223,14 @@ class OutboxRelay:
             attempts = by_id[event_id].attempts
             is_dead = becomes_dead(attempts, self._policy.max_attempts)
             dead += is_dead
-            failed_rows.append((
-                event_id,
-                retry_delay_seconds(attempts, self._policy.backoff_base_seconds),
-                "dead" if is_dead else "pending",
-                f"{type(error).__name__}: {error}"[:LAST_ERROR_MAX],
-            ))
+            failed_rows.append(
+                (
+                    event_id,
+                    retry_delay_seconds(attempts, self._policy.backoff_base_seconds),
+                    "dead" if is_dead else "pending",
+                    f"{type(error).__name__}: {error}"[:LAST_ERROR_MAX],
+                )
+            )
         async with self._pool.connection() as conn, conn.transaction():
             if published:
                 await conn.execute(
@@ -206,8 +256,13 @@ class OutboxRelay:
                 log.error(
                     "outbox event %s (%s of %s %s) is dead after %d attempts: %s. It blocks later events of "
                     "that %s until an operator requeues it (POST /api/admin/outbox/requeue).",
-                    event_id, event.event_type, event.aggregate_type, event.aggregate_id,
-                    self._policy.max_attempts, error, event.aggregate_type,
+                    event_id,
+                    event.event_type,
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    self._policy.max_attempts,
+                    error,
+                    event.aggregate_type,
                     extra={"correlationId": event.correlation_id},
                 )
         return dead
@@ -225,15 +280,21 @@ class OutboxRelay:
                 except (psycopg.OperationalError, OSError) as exc:
                     # The database is away: say so, wait a little, keep the budget.
                     report.errors.append(f"{type(exc).__name__}: {exc}")
-                    log.error("outbox relay cannot reach PostgreSQL (%s); retrying in %.0f s",
-                              exc, IDLE_RECHECK_SECONDS)
+                    log.error(
+                        "outbox relay cannot reach PostgreSQL (%s); retrying in %.0f s",
+                        exc,
+                        IDLE_RECHECK_SECONDS,
+                    )
                     await asyncio.sleep(min(IDLE_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
                     listener = listener or await self._listen()
                     continue
                 report.add(round_report)
                 if round_report.claimed:
                     continue  # more may be waiting: no sleep between busy rounds
-                await self._wait_for_notify(listener, min(IDLE_RECHECK_SECONDS, deadline - time.monotonic()))
+                listener = listener or await self._listen()  # a lost LISTEN connection is opened again
+                listener = await self._wait_for_notify(
+                    listener, min(IDLE_RECHECK_SECONDS, deadline - time.monotonic())
+                )
         finally:
             if listener is not None:
                 await listener.close()
@@ -251,18 +312,24 @@ class OutboxRelay:
             return None
         return conn
 
-    async def _wait_for_notify(self, listener: psycopg.AsyncConnection[tuple[object, ...]] | None,
-                               timeout: float) -> None:
+    async def _wait_for_notify(
+        self, listener: psycopg.AsyncConnection[tuple[object, ...]] | None, timeout: float
+    ) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
+        """Sleep until a NOTIFY or the timeout; returns the listener, or None if it broke."""
         if timeout <= 0:
-            return
+            return listener
         if listener is None:
             await asyncio.sleep(min(timeout, 0.5))
-            return
+            return None
         try:
             async for _ in listener.notifies(timeout=timeout, stop_after=1):
                 pass
-        except psycopg.OperationalError:
+        except psycopg.OperationalError as exc:
+            log.warning("the outbox LISTEN connection broke (%s); opening another", exc)
+            await listener.close()
             await asyncio.sleep(min(timeout, 0.5))
+            return None
+        return listener
 
 
 async def requeue_dead(pool: AsyncConnectionPool, event_ids: Sequence[int] | None = None) -> int:
@@ -274,4 +341,3 @@ async def requeue_dead(pool: AsyncConnectionPool, event_ids: Sequence[int] | Non
             {"ids": list(event_ids) if event_ids is not None else None},
         )
         return cur.rowcount
-
