@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import shlex
@@ -62,10 +63,8 @@ async def _serve(stack: LocalStack, host_port: int | None) -> int:
                 )
                 exit_code = 1
                 break
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_SECONDS)
-            except TimeoutError:
-                pass
     finally:
         if function_host is not None:
             await function_host.stop()
@@ -154,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "env":
         stack_file = args.state_dir / "stack.json"
         if not stack_file.exists():
-            print(f"error: no running stack ({stack_file} is missing): start one with `make run`", file=sys.stderr)
+            print(
+                f"error: no running stack ({stack_file} is missing): start one with `make run`",
+                file=sys.stderr,
+            )
             return 1
         for name, value in json.loads(stack_file.read_text())["appSettings"].items():
             print(f"export {name}={shlex.quote(value)}")

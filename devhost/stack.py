@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,21 +57,22 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             with ThreadPoolExecutor(max_workers=4) as pool:
-                futures = {
+                futures: dict[str, Future[Any]] = {
                     "postgres": pool.submit(start_postgres, data_dir, self.log_dir, durable=self.durable),
                     "cosmos": pool.submit(start_cosmos_emulator, self.log_dir),
                     "azurite": pool.submit(start_azurite, self.log_dir),
                     "eventhubs": pool.submit(start_eventhubs_standin, self.log_dir),
                 }
             # Keep every service that started, so that one failing still stops the others.
-            errors = []
+            errors: list[BaseException] = []
             for name, future in futures.items():
-                if future.exception() is None:
+                error = future.exception()
+                if error is None:
                     setattr(self, name, future.result())
                 else:
-                    errors.append(future.exception())
+                    errors.append(error)
             if errors:
-                raise errors[0]  # type: ignore[misc]
+                raise errors[0]
             self._prepare()
         except BaseException:
             self.stop()
@@ -79,7 +80,10 @@ class LocalStack:
         self.write_stack_file()
 
     def _prepare(self) -> None:
-        assert self.postgres and self.cosmos and self.azurite and self.eventhubs
+        assert self.postgres is not None
+        assert self.cosmos is not None
+        assert self.azurite is not None
+        assert self.eventhubs is not None
         with psycopg.connect(self.postgres.url(), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DATABASE,)).fetchone()
             if not exists:
@@ -115,7 +119,10 @@ class LocalStack:
         os.environ.update(self.settings)
 
     def describe(self) -> dict[str, Any]:
-        assert self.postgres and self.cosmos and self.azurite and self.eventhubs
+        assert self.postgres is not None
+        assert self.cosmos is not None
+        assert self.azurite is not None
+        assert self.eventhubs is not None
         return {
             "postgres": {
                 "url": self.postgres.url(APP_DATABASE, user=APP_LOGIN),

@@ -56,7 +56,7 @@ async def _handle(
     lease_container_name="leases",
     lease_container_prefix="fan-out-posts-",
     create_lease_container_if_not_exists=False,
-    start_from_beginning=True,
+    start_from_beginning=True,  # type: ignore[arg-type]  # the SDK's hint says time; the host reads a bool
     feed_poll_delay=FEED_POLL_DELAY_MS,
     max_items_per_invocation=100,
 )
@@ -78,7 +78,7 @@ async def fan_out_posts(documents: func.DocumentList, context: func.Context) -> 
     lease_container_name="leases",
     lease_container_prefix="reaction-counters-",
     create_lease_container_if_not_exists=False,
-    start_from_beginning=True,
+    start_from_beginning=True,  # type: ignore[arg-type]  # the SDK's hint says time; the host reads a bool
     feed_poll_delay=FEED_POLL_DELAY_MS,
     max_items_per_invocation=100,
 )

@@ -101,7 +101,8 @@ class ApiRequest:
 
     @property
     def idempotency_key(self) -> str | None:
-        return self.req.headers.get("idempotency-key")
+        key: str | None = self.req.headers.get("idempotency-key")
+        return key
 
     async def run(self, use_case: Callable[[UnitOfWork], Awaitable[ResultT]]) -> ResultT:
         """Run a use case in its own transaction; again if it lost a deadlock or serialization race."""

@@ -7,6 +7,7 @@ import azure.functions as func
 from functions.contract import PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, ok
 from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.schemas import Page
 from shared_code.schemas_moderation import (
     Appeal,
     AppealDecisionRequest,
@@ -17,7 +18,6 @@ from shared_code.schemas_moderation import (
     PostDecision,
     QueueItem,
 )
-from shared_code.schemas import Page
 from shared_code.services import moderation
 
 bp = func.Blueprint()

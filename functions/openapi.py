@@ -61,9 +61,7 @@ def _required(model: type[BaseModel]) -> bool:
     return any(field.is_required() for field in model.model_fields.values())
 
 
-def _operation(
-    route: RouteContract, refs: dict[tuple[type[BaseModel], JsonSchemaMode], Any]
-) -> dict[str, Any]:
+def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": route.summary}
     if route.response is not None:
         success["content"] = {"application/json": {"schema": refs[(route.response, "serialization")]}}
@@ -122,6 +120,7 @@ def build_openapi() -> dict[str, Any]:
             models.append((route.request, "validation"))
         if route.response is not None:
             models.append((route.response, "serialization"))
+    refs: dict[Any, Any]
     refs, definitions = models_json_schema(
         list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
     )

@@ -19,7 +19,9 @@ from shared_code.domain.limits import (
 from shared_code.schemas import RequestBody, ResponseBody, _not_blank
 
 FlagReason = Annotated[str, Field(min_length=1, max_length=FLAG_REASON_MAX), AfterValidator(_not_blank)]
-DecisionReason = Annotated[str, Field(min_length=1, max_length=MODERATION_REASON_MAX), AfterValidator(_not_blank)]
+DecisionReason = Annotated[
+    str, Field(min_length=1, max_length=MODERATION_REASON_MAX), AfterValidator(_not_blank)
+]
 
 
 class CreateFlag(RequestBody):
@@ -60,7 +62,9 @@ class QueueItem(ResponseBody):
 
 class CreateAppeal(RequestBody):
     post_id: UUID
-    statement: Annotated[str, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX), AfterValidator(_not_blank)]
+    statement: Annotated[
+        str, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX), AfterValidator(_not_blank)
+    ]
 
 
 class AppealDecisionRequest(RequestBody):

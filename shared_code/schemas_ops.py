@@ -10,8 +10,11 @@ from pydantic import Field
 from shared_code.schemas import RequestBody, ResponseBody
 
 
+OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a PostgreSQL bigint identity
+
+
 class RequeueRequest(RequestBody):
-    event_ids: Annotated[list[int], Field(max_length=10_000)] | None = None
+    event_ids: Annotated[list[OutboxId], Field(max_length=10_000)] | None = None
 
 
 class RequeueResult(ResponseBody):

@@ -91,10 +91,9 @@ def eventhubs_standin(service_log_dir: Path) -> Iterator[EventHubsStandIn]:
 
 @pytest.fixture(scope="session")
 def azurite(service_log_dir: Path) -> Iterator[Azurite]:
-    from devhost.services.azurite import start_azurite
-
     from azure.storage.blob import BlobServiceClient
 
+    from devhost.services.azurite import start_azurite
     from devhost.settings_file import example_settings
 
     service = start_azurite(service_log_dir)

@@ -36,7 +36,7 @@ class RetryPolicy:
         """Seconds to wait before retry number `retry_number` (1-based)."""
         if self.strategy == "fixed_delay":
             return self.delay_seconds
-        return min(self.maximum_seconds, self.minimum_seconds * 2 ** (retry_number - 1))
+        return float(min(self.maximum_seconds, self.minimum_seconds * 2.0 ** (retry_number - 1)))
 
     def allows(self, retry_number: int) -> bool:
         return self.max_retry_count < 0 or retry_number <= self.max_retry_count

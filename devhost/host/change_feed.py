@@ -144,7 +144,7 @@ class ChangeFeedTrigger:
             feed = monitored.query_items_change_feed(
                 continuation=continuation, max_item_count=self.config.max_items
             )
-        pages = feed.by_page()
+        pages: Any = feed.by_page()  # the SDK's pager: typed as a plain async iterator
         try:
             page = await pages.__anext__()
             items = [item async for item in page]

@@ -24,7 +24,8 @@ class RouteTemplateError(ValueError):
 def _is_int(v: str, bits: int) -> bool:
     if not re.fullmatch(r"-?\d+", v):
         return False
-    return -(2 ** (bits - 1)) <= int(v) < 2 ** (bits - 1)
+    bound: int = 2 ** (bits - 1)
+    return -bound <= int(v) < bound
 
 
 def _is_float(v: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -87,7 +88,7 @@ class FunctionHost:
         await site.start()
 
         for spec in by_type["timerTrigger"]:
-            self._spawn(f"timer {spec.name}", lambda spec=spec: run_timer(spec, self._invoker.invoke))
+            self._spawn(f"timer {spec.name}", functools.partial(run_timer, spec, self._invoker.invoke))
         for feeder in feeders:
             self._spawn(f"change feed {feeder.spec.name}", feeder.run)
         log.info(

@@ -9,6 +9,7 @@ may set fall back to read-then-replace on the ETag.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,10 +41,9 @@ class CosmosWriter:
 
     async def apply(self, write: CosmosWrite) -> None:
         if isinstance(write, CreateOnce):
-            try:
+            # Already there: a replay, or the cause repeated.
+            with contextlib.suppress(exceptions.CosmosResourceExistsError):
                 await self.container(write.container).create_item(write.document)
-            except exceptions.CosmosResourceExistsError:
-                pass  # already there: a replay, or the cause repeated
             return
         await self._versioned_upsert(write)
 

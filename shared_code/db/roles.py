@@ -24,5 +24,7 @@ def ensure_app_login(admin_url: str, login: str, password: str | None = None) ->
             conn.execute(statement)
         elif password is not None:
             # A rotated password (Key Vault holds the new one) must reach the server too.
-            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(login), sql.Literal(password)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(login), sql.Literal(password))
+            )
         conn.execute(sql.SQL("GRANT chorus_app TO {}").format(sql.Identifier(login)))

@@ -35,7 +35,9 @@ async def _run(args: argparse.Namespace) -> Any:
         if args.command == "rebuild-feed":
             return (await runbook.rebuild_user_feed(ctx, OPERATOR, args.user_id)).to_json()
         if args.command == "reconcile":
-            result = await runbook.reconcile_projections(ctx, OPERATOR, args.repair, args.user_id, args.feed_sample)
+            result = await runbook.reconcile_projections(
+                ctx, OPERATOR, args.repair, args.user_id, args.feed_sample
+            )
             return result.to_json()
         if args.command == "schema-drift":
             return (await runbook.schema_drift_report(ctx, OPERATOR)).to_json()
@@ -47,8 +49,11 @@ async def _run(args: argparse.Namespace) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared_code.ops", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared_code.ops",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     requeue = commands.add_parser("requeue")
     requeue.add_argument("--event-id", type=int, action="append")
@@ -60,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--feed-sample", type=int, default=10)
     commands.add_parser("schema-drift")
     snapshot = commands.add_parser("schema-snapshot")
-    snapshot.add_argument("--database-url", required=True,
-                          help="an empty database with every migration applied (and nothing else)")
+    snapshot.add_argument(
+        "--database-url",
+        required=True,
+        help="an empty database with every migration applied (and nothing else)",
+    )
     prune = commands.add_parser("prune-outbox")
     prune.add_argument("--budget-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)

@@ -12,7 +12,9 @@ from psycopg_pool import AsyncConnectionPool
 from shared_code.services.feeds import bounded, feed_item
 
 
-async def expected_feed_posts(pool: AsyncConnectionPool, user_id: UUID, per_author: int) -> list[dict[str, Any]]:
+async def expected_feed_posts(
+    pool: AsyncConnectionPool, user_id: UUID, per_author: int
+) -> list[dict[str, Any]]:
     """The posts the user's feed should hold, as posts_v2-shaped dicts: each author's latest `per_author`."""
     async with pool.connection() as conn:
         cur = await conn.execute(
@@ -43,25 +45,39 @@ async def expected_feed_posts(pool: AsyncConnectionPool, user_id: UUID, per_auth
         )
         rows = await cur.fetchall()
     return [
-        {"postId": str(r[0]), "authorId": str(r[1]),
-         "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-         "content": r[5], "createdAt": r[6].isoformat(), "editedAt": r[7].isoformat() if r[7] else None,
-         "version": r[8], "media": r[9]}
+        {
+            "postId": str(r[0]),
+            "authorId": str(r[1]),
+            "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
+            "content": r[5],
+            "createdAt": r[6].isoformat(),
+            "editedAt": r[7].isoformat() if r[7] else None,
+            "version": r[8],
+            "media": r[9],
+        }
         for r in rows
     ]
 
 
-async def rebuild_feed(pool: AsyncConnectionPool, feed: ContainerProxy, user_id: UUID, per_author: int,
-                       concurrency: int = 64) -> dict[str, int]:
+async def rebuild_feed(
+    pool: AsyncConnectionPool, feed: ContainerProxy, user_id: UUID, per_author: int, concurrency: int = 64
+) -> dict[str, int]:
     """Make the user's feed exactly what PostgreSQL says it should hold."""
     recipient = str(user_id)
     expected = {post["postId"]: post for post in await expected_feed_posts(pool, user_id, per_author)}
-    present = [item async for item in feed.query_items(
-        "SELECT c.id, c.postId FROM c WHERE c.recipientId = @r",
-        parameters=[{"name": "@r", "value": recipient}], partition_key=recipient)]
+    present = [
+        item
+        async for item in feed.query_items(
+            "SELECT c.id, c.postId FROM c WHERE c.recipientId = @r",
+            parameters=[{"name": "@r", "value": recipient}],
+            partition_key=recipient,
+        )
+    ]
     stale = [item["id"] for item in present if item["postId"] not in expected]
-    removed = await bounded((lambda i=item_id: feed.delete_item(i, partition_key=recipient) for item_id in stale),
-                            concurrency)
-    written = await bounded((lambda p=post: feed.upsert_item(feed_item(recipient, p)) for post in expected.values()),
-                            concurrency)
+    removed = await bounded(
+        stale, lambda item_id: feed.delete_item(item_id, partition_key=recipient), concurrency
+    )
+    written = await bounded(
+        list(expected.values()), lambda post: feed.upsert_item(feed_item(recipient, post)), concurrency
+    )
     return {"written": written, "removed": removed}

@@ -17,8 +17,12 @@ async def requeue(pool: AsyncConnectionPool, event_ids: Sequence[int] | None) ->
     return await requeue_dead(pool, event_ids)
 
 
-async def delete_published(pool: AsyncConnectionPool, older_than_days: float, budget_seconds: float = 30.0,
-                           batch: int = RETENTION_BATCH) -> int:
+async def delete_published(
+    pool: AsyncConnectionPool,
+    older_than_days: float,
+    budget_seconds: float = 30.0,
+    batch: int = RETENTION_BATCH,
+) -> int:
     """Delete published events older than the retention, `batch` rows per transaction so no
     long lock or large WAL burst; stops at the time budget. Returns how many went."""
     deadline = time.monotonic() + budget_seconds

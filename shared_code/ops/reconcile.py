@@ -37,11 +37,20 @@ PAGE = 500
 REPORT_LIMIT = 1000  # differences listed in full; the counts are always complete
 
 
-def _event(event_type: str, aggregate_type: str, aggregate_id: Any, version: int,
-           payload: dict[str, Any]) -> StoredEvent:
-    return StoredEvent(id=0, event_id=uuid4(), aggregate_type=aggregate_type, aggregate_id=aggregate_id,
-                       aggregate_version=version, event_type=event_type, payload=payload, metadata={},
-                       created_at=datetime.now(UTC))
+def _event(
+    event_type: str, aggregate_type: str, aggregate_id: Any, version: int, payload: dict[str, Any]
+) -> StoredEvent:
+    return StoredEvent(
+        id=0,
+        event_id=uuid4(),
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        event_type=event_type,
+        payload=payload,
+        metadata={},
+        created_at=datetime.now(UTC),
+    )
 
 
 @dataclass
@@ -51,16 +60,30 @@ class ReconcileReport:
     differences: list[dict[str, Any]] = field(default_factory=list)
     repaired: int = 0
 
-    def add(self, container: str, item_id: str, problem: str, expected: int | None, found: int | None) -> None:
+    def add(
+        self, container: str, item_id: str, problem: str, expected: int | None, found: int | None
+    ) -> None:
         key = f"{container}:{problem}"
         self.counts[key] = self.counts.get(key, 0) + 1
         if len(self.differences) < REPORT_LIMIT:
-            self.differences.append({"container": container, "id": item_id, "problem": problem,
-                                     "expectedVersion": expected, "foundVersion": found})
+            self.differences.append(
+                {
+                    "container": container,
+                    "id": item_id,
+                    "problem": problem,
+                    "expectedVersion": expected,
+                    "foundVersion": found,
+                }
+            )
 
     def to_json(self) -> dict[str, Any]:
-        return {"checked": self.checked, "differenceCounts": self.counts, "differences": self.differences,
-                "truncated": sum(self.counts.values()) > len(self.differences), "repaired": self.repaired}
+        return {
+            "checked": self.checked,
+            "differenceCounts": self.counts,
+            "differences": self.differences,
+            "truncated": sum(self.counts.values()) > len(self.differences),
+            "repaired": self.repaired,
+        }
 
 
 async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[tuple[Any, ...]]]:
@@ -89,9 +112,12 @@ class Reconciler:
         one that is gone in PostgreSQL must be absent or marked deleted."""
         if not expected:
             return
-        key_field = {POSTS: "postId", PROFILES: "userId", REACTIONS: "postId", COUNTERS: "subjectId"}[container]
+        key_field = {POSTS: "postId", PROFILES: "userId", REACTIONS: "postId", COUNTERS: "subjectId"}[
+            container
+        ]
         found = await self._db.get_container_client(container).read_items(
-            [(doc["id"], doc[key_field]) for doc, _ in expected])
+            [(doc["id"], doc[key_field]) for doc, _ in expected]
+        )
         stored = {doc["id"]: doc for doc in found}
         self.report.checked[container] = self.report.checked.get(container, 0) + len(expected)
         repairs = []
@@ -135,16 +161,25 @@ class Reconciler:
             docs, counters = [], []
             for r in rows:
                 live = bool(r[10])
-                payload = {"postId": str(r[0]), "authorId": str(r[1]),
-                           "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-                           "content": r[5], "status": r[6], "createdAt": r[7].isoformat(),
-                           "editedAt": r[8].isoformat() if r[8] else None, "media": r[11]}
+                payload = {
+                    "postId": str(r[0]),
+                    "authorId": str(r[1]),
+                    "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
+                    "content": r[5],
+                    "status": r[6],
+                    "createdAt": r[7].isoformat(),
+                    "editedAt": r[8].isoformat() if r[8] else None,
+                    "media": r[11],
+                }
                 event_type = "post.updated" if live else "post.deleted"
                 docs.append((post_document(_event(event_type, "post", r[0], r[9], payload)), live))
                 if live:
-                    counts = {"postId": str(r[0]), "reactions": {t: int((r[12] or {}).get(t, 0))
-                                                                 for t in REACTION_TYPES},
-                              "comments": r[13], "version": r[14]}
+                    counts = {
+                        "postId": str(r[0]),
+                        "reactions": {t: int((r[12] or {}).get(t, 0)) for t in REACTION_TYPES},
+                        "comments": r[13],
+                        "version": r[14],
+                    }
                     counters.append((post_counts_document(counts, None), True))
             await self._compare(POSTS, docs)
             await self._compare(COUNTERS, counters)
@@ -159,12 +194,23 @@ class Reconciler:
             docs, counters = [], []
             for r in rows:
                 live = bool(r[6])
-                payload = {"userId": str(r[0]), "username": r[1], "displayName": r[2], "bio": r[3], "avatarUrl": r[4]}
+                payload = {
+                    "userId": str(r[0]),
+                    "username": r[1],
+                    "displayName": r[2],
+                    "bio": r[3],
+                    "avatarUrl": r[4],
+                }
                 event = _event("profile.updated" if live else "user.deleted", "user", r[0], r[5], payload)
                 docs.append((profile_document(event, deleted=not live), live))
                 if live:
-                    counts = {"userId": str(r[0]), "followers": r[7], "following": r[8], "posts": r[9],
-                              "version": r[10]}
+                    counts = {
+                        "userId": str(r[0]),
+                        "followers": r[7],
+                        "following": r[8],
+                        "posts": r[9],
+                        "version": r[10],
+                    }
                     counters.append((user_counts_document(counts, None), True))
             await self._compare(PROFILES, docs)
             await self._compare(COUNTERS, counters)
@@ -179,12 +225,25 @@ class Reconciler:
             docs = []
             for r in rows:
                 live = bool(r[7])
-                counts = {"postId": str(r[1]), "reactions": {t: int((r[8] or {}).get(t, 0)) for t in REACTION_TYPES},
-                          "comments": r[9], "version": r[10]}
-                payload = {"reactionId": str(r[0]), "postId": str(r[1]), "userId": str(r[2]),
-                           "postAuthorId": str(r[3]), "type": r[4], "previousType": r[4] if not live else None,
-                           "createdAt": r[5].isoformat(), "postCounts": counts}
-                event = _event("reaction.set" if live else "reaction.removed", "reaction", r[0], r[6], payload)
+                counts = {
+                    "postId": str(r[1]),
+                    "reactions": {t: int((r[8] or {}).get(t, 0)) for t in REACTION_TYPES},
+                    "comments": r[9],
+                    "version": r[10],
+                }
+                payload = {
+                    "reactionId": str(r[0]),
+                    "postId": str(r[1]),
+                    "userId": str(r[2]),
+                    "postAuthorId": str(r[3]),
+                    "type": r[4],
+                    "previousType": r[4] if not live else None,
+                    "createdAt": r[5].isoformat(),
+                    "postCounts": counts,
+                }
+                event = _event(
+                    "reaction.set" if live else "reaction.removed", "reaction", r[0], r[6], payload
+                )
                 docs.append((reaction_document(event), live))
             await self._compare(REACTIONS, docs)
 
@@ -196,10 +255,17 @@ class Reconciler:
         expected_posts = await expected_feed_posts(self._pool, user_id, per_author)
         expected = {p["postId"] for p in expected_posts}
         container = self._db.get_container_client(FEED)
-        present = {item["postId"]: item["authorId"] async for item in container.query_items(
-            "SELECT c.postId, c.authorId FROM c WHERE c.recipientId = @r",
-            parameters=[{"name": "@r", "value": recipient}], partition_key=recipient)}
-        allowed_authors = {recipient} | {p["authorId"] for p in expected_posts} | await self._followed(user_id)
+        present = {
+            item["postId"]: item["authorId"]
+            async for item in container.query_items(
+                "SELECT c.postId, c.authorId FROM c WHERE c.recipientId = @r",
+                parameters=[{"name": "@r", "value": recipient}],
+                partition_key=recipient,
+            )
+        }
+        allowed_authors = (
+            {recipient} | {p["authorId"] for p in expected_posts} | await self._followed(user_id)
+        )
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT id::text FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL AND status = 'visible'",
@@ -208,8 +274,11 @@ class Reconciler:
             showable = {row[0] for row in await cur.fetchall()}
         self.report.checked[FEED] = self.report.checked.get(FEED, 0) + 1
         problems = [(post_id, "missing") for post_id in sorted(expected - set(present))]
-        problems += [(post_id, "extra") for post_id, author in sorted(present.items())
-                     if post_id not in showable or author not in allowed_authors]
+        problems += [
+            (post_id, "extra")
+            for post_id, author in sorted(present.items())
+            if post_id not in showable or author not in allowed_authors
+        ]
         for post_id, problem in problems:
             self.report.add(FEED, f"{recipient}:{post_id}", problem, None, None)
         if self._repair and problems:
@@ -238,8 +307,14 @@ class Reconciler:
         return random.sample(ids, min(size, len(ids)))
 
 
-async def reconcile(pool: AsyncConnectionPool, database: DatabaseProxy, repair: bool, feed_user: UUID | None = None,
-                    feed_sample: int = 10, per_author: int = 50) -> ReconcileReport:
+async def reconcile(
+    pool: AsyncConnectionPool,
+    database: DatabaseProxy,
+    repair: bool,
+    feed_user: UUID | None = None,
+    feed_sample: int = 10,
+    per_author: int = 50,
+) -> ReconcileReport:
     reconciler = Reconciler(pool, database, repair)
     await reconciler.profiles()
     await reconciler.posts()

@@ -22,7 +22,9 @@ def require_admin(actor: Actor) -> None:
         raise Forbidden("this operation needs the admin role")
 
 
-async def requeue_dead_events(ctx: AppContext, actor: Actor, event_ids: Sequence[int] | None) -> RequeueResult:
+async def requeue_dead_events(
+    ctx: AppContext, actor: Actor, event_ids: Sequence[int] | None
+) -> RequeueResult:
     require_admin(actor)
     return RequeueResult(requeued=await outbox.requeue(ctx.pg_pool, event_ids))
 
@@ -33,17 +35,28 @@ async def rebuild_user_feed(ctx: AppContext, actor: Actor, user_id: UUID) -> Fee
         cur = await conn.execute("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,))
         if await cur.fetchone() is None:
             raise NotFound("no such user")
-    result = await rebuild_feed(ctx.pg_pool, ctx.cosmos_db.get_container_client(FEED), user_id,
-                                per_author=ctx.settings.feed_backfill_posts,
-                                concurrency=ctx.settings.fanout_concurrency)
+    result = await rebuild_feed(
+        ctx.pg_pool,
+        ctx.cosmos_db.get_container_client(FEED),
+        user_id,
+        per_author=ctx.settings.feed_backfill_posts,
+        concurrency=ctx.settings.fanout_concurrency,
+    )
     return FeedRebuildResult(user_id=user_id, **result)
 
 
-async def reconcile_projections(ctx: AppContext, actor: Actor, repair: bool, user_id: UUID | None,
-                                feed_sample: int) -> ReconcileResult:
+async def reconcile_projections(
+    ctx: AppContext, actor: Actor, repair: bool, user_id: UUID | None, feed_sample: int
+) -> ReconcileResult:
     require_admin(actor)
-    report = await reconcile(ctx.pg_pool, ctx.cosmos_db, repair, feed_user=user_id, feed_sample=feed_sample,
-                             per_author=ctx.settings.feed_backfill_posts)
+    report = await reconcile(
+        ctx.pg_pool,
+        ctx.cosmos_db,
+        repair,
+        feed_user=user_id,
+        feed_sample=feed_sample,
+        per_author=ctx.settings.feed_backfill_posts,
+    )
     return ReconcileResult.model_validate(report.to_json())
 
 

@@ -50,12 +50,16 @@ def read_schema(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """The public schema as plain, comparable data."""
     return {
         "tables": [row[0] for row in conn.execute(_TABLES)],
-        "columns": {f"{t}.{c}": f"{dtype} {'NULL' if nullable else 'NOT NULL'} {default}".strip()
-                    for t, c, dtype, nullable, default in conn.execute(_COLUMNS)},
+        "columns": {
+            f"{t}.{c}": f"{dtype} {'NULL' if nullable else 'NOT NULL'} {default}".strip()
+            for t, c, dtype, nullable, default in conn.execute(_COLUMNS)
+        },
         "indexes": {f"{t}.{name}": definition for t, name, definition in conn.execute(_INDEXES)},
         "constraints": {f"{t}.{name}": definition for t, name, definition in conn.execute(_CONSTRAINTS)},
-        "policies": {f"{t}.{name}": f"{cmd} USING ({qual}) CHECK ({check})"
-                     for t, name, cmd, qual, check in conn.execute(_POLICIES)},
+        "policies": {
+            f"{t}.{name}": f"{cmd} USING ({qual}) CHECK ({check})"
+            for t, name, cmd, qual, check in conn.execute(_POLICIES)
+        },
     }
 
 

@@ -10,7 +10,7 @@ from shared_code.outbox.handlers import (
     FeedMaintenanceHandler,
     ProjectionHandler,
 )
-from shared_code.outbox.relay import OutboxRelay, RelayPolicy
+from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
 from shared_code.projections.writes import FEED
 from shared_code.services.feeds import FeedService
 
@@ -34,7 +34,7 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         max_attempts=s.outbox_max_attempts,
         backoff_base_seconds=s.outbox_backoff_base_seconds,
     )
-    handlers = [
+    handlers: list[EventHandler] = [
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
         AdminMirrorHandler(ctx.pg_pool),

@@ -250,7 +250,7 @@ class OutboxRelay:
                            WHERE id = %s AND status = 'pending'""",
                         [(delay, status, error, event_id) for event_id, delay, status, error in failed_rows],
                     )
-        for event_id, _, status, error in failed_rows:
+        for event_id, _, status, last_error in failed_rows:
             if status == "dead":
                 event = by_id[event_id]
                 log.error(
@@ -261,7 +261,7 @@ class OutboxRelay:
                     event.aggregate_type,
                     event.aggregate_id,
                     self._policy.max_attempts,
-                    error,
+                    last_error,
                     event.aggregate_type,
                     extra={"correlationId": event.correlation_id},
                 )
@@ -313,21 +313,21 @@ class OutboxRelay:
         return conn
 
     async def _wait_for_notify(
-        self, listener: psycopg.AsyncConnection[tuple[object, ...]] | None, timeout: float
+        self, listener: psycopg.AsyncConnection[tuple[object, ...]] | None, wait_seconds: float
     ) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
-        """Sleep until a NOTIFY or the timeout; returns the listener, or None if it broke."""
-        if timeout <= 0:
+        """Sleep until a NOTIFY or `wait_seconds`; returns the listener, or None if it broke."""
+        if wait_seconds <= 0:
             return listener
         if listener is None:
-            await asyncio.sleep(min(timeout, 0.5))
+            await asyncio.sleep(min(wait_seconds, 0.5))
             return None
         try:
-            async for _ in listener.notifies(timeout=timeout, stop_after=1):
+            async for _ in listener.notifies(timeout=wait_seconds, stop_after=1):
                 pass
         except psycopg.OperationalError as exc:
             log.warning("the outbox LISTEN connection broke (%s); opening another", exc)
             await listener.close()
-            await asyncio.sleep(min(timeout, 0.5))
+            await asyncio.sleep(min(wait_seconds, 0.5))
             return None
         return listener
 

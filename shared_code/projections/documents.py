@@ -111,8 +111,15 @@ def reaction_document(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def notification_document(recipient_id: str, kind: str, actor_id: str, subject_id: str, cause_id: str,
-                          created_at: str | None, correlation_id: str | None) -> dict[str, Any]:
+def notification_document(
+    recipient_id: str,
+    kind: str,
+    actor_id: str,
+    subject_id: str,
+    cause_id: str,
+    created_at: str | None,
+    correlation_id: str | None,
+) -> dict[str, Any]:
     """A notification whose id is its cause, so a replay cannot make a second one."""
     return {
         "id": f"{kind}:{cause_id}",
@@ -141,32 +148,54 @@ def _follow(event: StoredEvent) -> list[CosmosWrite]:
         VersionedUpsert(COUNTERS, user_counts_document(p["followeeCounts"], event.correlation_id)),
     ]
     if event.event_type == "follow.created":
-        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
-            recipient_id=str(p["followeeId"]), kind="follow", actor_id=str(p["followerId"]),
-            subject_id=str(p["followerId"]), cause_id=f"{p['followerId']}:{p['followeeId']}",
-            created_at=p.get("createdAt"), correlation_id=event.correlation_id,
-        )))
+        writes.append(
+            CreateOnce(
+                NOTIFICATIONS,
+                notification_document(
+                    recipient_id=str(p["followeeId"]),
+                    kind="follow",
+                    actor_id=str(p["followerId"]),
+                    subject_id=str(p["followerId"]),
+                    cause_id=f"{p['followerId']}:{p['followeeId']}",
+                    created_at=p.get("createdAt"),
+                    correlation_id=event.correlation_id,
+                ),
+            )
+        )
     return writes
 
 
 def _post(event: StoredEvent) -> list[CosmosWrite]:
     writes: list[CosmosWrite] = [VersionedUpsert(POSTS, post_document(event))]
     if "authorCounts" in event.payload:
-        writes.append(VersionedUpsert(COUNTERS, user_counts_document(event.payload["authorCounts"],
-                                                                     event.correlation_id)))
+        writes.append(
+            VersionedUpsert(
+                COUNTERS, user_counts_document(event.payload["authorCounts"], event.correlation_id)
+            )
+        )
     return writes
 
 
 def _comment(event: StoredEvent) -> list[CosmosWrite]:
     p = event.payload
-    writes: list[CosmosWrite] = [VersionedUpsert(COUNTERS, post_counts_document(p["postCounts"],
-                                                                               event.correlation_id))]
+    writes: list[CosmosWrite] = [
+        VersionedUpsert(COUNTERS, post_counts_document(p["postCounts"], event.correlation_id))
+    ]
     if event.event_type == "comment.created" and p["authorId"] != p["postAuthorId"]:
-        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
-            recipient_id=str(p["postAuthorId"]), kind="comment", actor_id=str(p["authorId"]),
-            subject_id=str(p["postId"]), cause_id=str(p["commentId"]), created_at=p.get("createdAt"),
-            correlation_id=event.correlation_id,
-        )))
+        writes.append(
+            CreateOnce(
+                NOTIFICATIONS,
+                notification_document(
+                    recipient_id=str(p["postAuthorId"]),
+                    kind="comment",
+                    actor_id=str(p["authorId"]),
+                    subject_id=str(p["postId"]),
+                    cause_id=str(p["commentId"]),
+                    created_at=p.get("createdAt"),
+                    correlation_id=event.correlation_id,
+                ),
+            )
+        )
     return writes
 
 
@@ -219,9 +248,18 @@ def reaction_side_effects(reaction: dict[str, Any]) -> list[CosmosWrite]:
         VersionedUpsert(COUNTERS, post_counts_document(reaction["postCounts"], reaction.get("correlationId")))
     ]
     if not reaction.get("deleted") and reaction["userId"] != reaction["postAuthorId"]:
-        writes.append(CreateOnce(NOTIFICATIONS, notification_document(
-            recipient_id=reaction["postAuthorId"], kind="reaction", actor_id=reaction["userId"],
-            subject_id=reaction["postId"], cause_id=f"{reaction['postId']}:{reaction['userId']}",
-            created_at=reaction.get("createdAt"), correlation_id=reaction.get("correlationId"),
-        )))
+        writes.append(
+            CreateOnce(
+                NOTIFICATIONS,
+                notification_document(
+                    recipient_id=reaction["postAuthorId"],
+                    kind="reaction",
+                    actor_id=reaction["userId"],
+                    subject_id=reaction["postId"],
+                    cause_id=f"{reaction['postId']}:{reaction['userId']}",
+                    created_at=reaction.get("createdAt"),
+                    correlation_id=reaction.get("correlationId"),
+                ),
+            )
+        )
     return writes

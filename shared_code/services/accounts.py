@@ -14,8 +14,14 @@ from shared_code.services import social
 from shared_code.services.posts import delete_posts_of
 
 # Token `idp` claim values → the auth providers the schema allows; anything else is email/password.
-_PROVIDERS = {"google": "google", "google.com": "google", "apple": "apple", "apple.com": "apple",
-              "github": "github", "github.com": "github"}
+_PROVIDERS = {
+    "google": "google",
+    "google.com": "google",
+    "apple": "apple",
+    "apple.com": "apple",
+    "github": "github",
+    "github.com": "github",
+}
 
 
 def auth_provider(identity_provider: str | None) -> str:
@@ -45,9 +51,16 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
     )
     await uow.conn.execute("INSERT INTO user_counts (user_id) VALUES (%s)", (user_id,))
     uow.record(
-        UserCreated(user_id=user_id, username=body.username, display_name=body.display_name, bio=body.bio,
-                    avatar_url=body.avatar_url, created_at=created_at),
-        user_id, 1,
+        UserCreated(
+            user_id=user_id,
+            username=body.username,
+            display_name=body.display_name,
+            bio=body.bio,
+            avatar_url=body.avatar_url,
+            created_at=created_at,
+        ),
+        user_id,
+        1,
     )
     return await get_me(uow)
 
@@ -63,8 +76,19 @@ async def get_me(uow: UnitOfWork) -> Me:
     )
     row = await cur.fetchone()
     assert row is not None  # require_user saw this live user in this transaction
-    return Me(id=row[0], username=row[1], display_name=row[2], bio=row[3], avatar_url=row[4], email=row[5],
-              auth_provider=row[6], created_at=row[7], followers=row[8], following=row[9], posts=row[10])
+    return Me(
+        id=row[0],
+        username=row[1],
+        display_name=row[2],
+        bio=row[3],
+        avatar_url=row[4],
+        email=row[5],
+        auth_provider=row[6],
+        created_at=row[7],
+        followers=row[8],
+        following=row[9],
+        posts=row[10],
+    )
 
 
 async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
@@ -96,9 +120,16 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
         assert version_row is not None
         me = await get_me(uow)
         uow.record(
-            ProfileUpdated(user_id=user_id, username=me.username, display_name=me.display_name, bio=me.bio,
-                           avatar_url=me.avatar_url, changed=tuple(_camel(c) for c in changed)),
-            user_id, version_row[0],
+            ProfileUpdated(
+                user_id=user_id,
+                username=me.username,
+                display_name=me.display_name,
+                bio=me.bio,
+                avatar_url=me.avatar_url,
+                changed=tuple(_camel(c) for c in changed),
+            ),
+            user_id,
+            version_row[0],
         )
         return me
     return await get_me(uow)
@@ -126,4 +157,3 @@ async def delete_account(uow: UnitOfWork) -> None:
     version, deleted_at = row
     await uow.conn.execute("UPDATE profiles SET deleted_at = %s WHERE user_id = %s", (deleted_at, user_id))
     uow.record(UserDeleted(user_id=user_id, deleted_at=deleted_at), user_id, version)
-

@@ -37,11 +37,16 @@ async def fan_out_posts(ctx: AppContext, posts: Sequence[dict[str, Any]]) -> int
         nonlocal written
         count = await feeds.fan_out_post(post)
         written += count
-        log.info("fan-out of post %s (v%s, %s): %d feed item(s)", post.get("postId"), post.get("version"),
-                 "visible" if count and not post.get("deleted") else "removed", count,
-                 extra={"correlationId": post.get("correlationId")})
+        log.info(
+            "fan-out of post %s (v%s, %s): %d feed item(s)",
+            post.get("postId"),
+            post.get("version"),
+            "visible" if count and not post.get("deleted") else "removed",
+            count,
+            extra={"correlationId": post.get("correlationId")},
+        )
 
-    await bounded((lambda p=post: one(p) for post in posts), POSTS_IN_PARALLEL)
+    await bounded(posts, one, POSTS_IN_PARALLEL)
     return written
 
 
@@ -50,14 +55,19 @@ async def apply_reactions(ctx: AppContext, reactions: Sequence[dict[str, Any]]) 
     writes = [write for reaction in reactions for write in reaction_side_effects(reaction)]
     await CosmosWriter(ctx.cosmos_db).apply_all(writes)
     for reaction in reactions:
-        log.info("reaction %s on post %s applied to counters (counts v%s)", reaction.get("id"),
-                 reaction.get("postId"), reaction.get("postCounts", {}).get("version"),
-                 extra={"correlationId": reaction.get("correlationId")})
+        log.info(
+            "reaction %s on post %s applied to counters (counts v%s)",
+            reaction.get("id"),
+            reaction.get("postId"),
+            reaction.get("postCounts", {}).get("version"),
+            extra={"correlationId": reaction.get("correlationId")},
+        )
     return len(writes)
 
 
-async def record_failure(ctx: AppContext, function: str, container: str, documents: Sequence[dict[str, Any]],
-                         error: BaseException) -> int:
+async def record_failure(
+    ctx: AppContext, function: str, container: str, documents: Sequence[dict[str, Any]], error: BaseException
+) -> int:
     """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
     (the change feed is at least once) while its failure is still open is kept once, not twice."""
     correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
@@ -74,14 +84,25 @@ async def record_failure(ctx: AppContext, function: str, container: str, documen
                    WHERE NOT EXISTS (SELECT 1 FROM still_open)
                    RETURNING id)
                SELECT id FROM inserted UNION ALL SELECT id FROM still_open""",
-            {"function": function, "container": container, "documents": Jsonb(list(documents)),
-             "error": f"{type(error).__name__}: {error}"[:2000], "correlation_ids": correlation_ids},
+            {
+                "function": function,
+                "container": container,
+                "documents": Jsonb(list(documents)),
+                "error": f"{type(error).__name__}: {error}"[:2000],
+                "correlation_ids": correlation_ids,
+            },
         )
         row = await cur.fetchone()
     assert row is not None
     log.error(
         "%s could not handle %d %s document(s) after its retries (%s: %s); recorded as change feed failure %d "
         "for replay (correlation ids: %s)",
-        function, len(documents), container, type(error).__name__, error, row[0], ", ".join(correlation_ids),
+        function,
+        len(documents),
+        container,
+        type(error).__name__,
+        error,
+        row[0],
+        ", ".join(correlation_ids),
     )
     return int(row[0])

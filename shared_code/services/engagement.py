@@ -23,8 +23,9 @@ from shared_code.services.posts import full_reaction_counts
 
 def _counts(row: tuple[Any, ...]) -> PostCounts:
     post_id, reactions, comments, version = row
-    return PostCounts(post_id=post_id, reactions=full_reaction_counts(reactions), comments=comments,
-                      version=version)
+    return PostCounts(
+        post_id=post_id, reactions=full_reaction_counts(reactions), comments=comments, version=version
+    )
 
 
 async def _not_blocked_by_author(uow: UnitOfWork, author_id: UUID, me: UUID, action: str) -> None:
@@ -41,7 +42,8 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
     await _not_blocked_by_author(uow, post.author_id, me, "comment on")
     if body.parent_id is not None:
         cur = await uow.conn.execute(
-            "SELECT 1 FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL", (body.parent_id, post_id)
+            "SELECT 1 FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL",
+            (body.parent_id, post_id),
         )
         if await cur.fetchone() is None:
             raise Invalid("parentId is not a comment on this post", field="parentId")
@@ -54,12 +56,27 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
     comment_id, created_at = row
     counts = await _move_comment_count(uow, post_id, +1)
     uow.record(
-        CommentCreated(comment_id=comment_id, post_id=post_id, post_author_id=post.author_id, author_id=me,
-                       parent_id=body.parent_id, content=body.content, created_at=created_at, post_counts=counts),
-        comment_id, 1,
+        CommentCreated(
+            comment_id=comment_id,
+            post_id=post_id,
+            post_author_id=post.author_id,
+            author_id=me,
+            parent_id=body.parent_id,
+            content=body.content,
+            created_at=created_at,
+            post_counts=counts,
+        ),
+        comment_id,
+        1,
     )
-    return Comment(id=comment_id, post_id=post_id, author_id=me, parent_id=body.parent_id, content=body.content,
-                   created_at=created_at)
+    return Comment(
+        id=comment_id,
+        post_id=post_id,
+        author_id=me,
+        parent_id=body.parent_id,
+        content=body.content,
+        created_at=created_at,
+    )
 
 
 async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> PostCounts:
@@ -73,8 +90,9 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
     return _counts(row)
 
 
-async def list_comments(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, limit: int, cursor: str | None
-                        ) -> Page[Comment]:
+async def list_comments(
+    uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, limit: int, cursor: str | None
+) -> Page[Comment]:
     uow.require_user()
     await visible_post(uow, post_id)
     scope = f"comments:{post_id}"
@@ -91,8 +109,10 @@ async def list_comments(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, li
         params,
     )
     rows = await cur.fetchall()
-    items = [Comment(id=r[0], post_id=r[1], author_id=r[2], parent_id=r[3], content=r[4], created_at=r[5])
-             for r in rows[:limit]]
+    items = [
+        Comment(id=r[0], post_id=r[1], author_id=r[2], parent_id=r[3], content=r[4], created_at=r[5])
+        for r in rows[:limit]
+    ]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -103,7 +123,8 @@ async def list_comments(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, li
 async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     me = uow.require_user()
     cur = await uow.conn.execute(
-        "SELECT post_id, author_id FROM comments WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (comment_id,)
+        "SELECT post_id, author_id FROM comments WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
+        (comment_id,),
     )
     row = await cur.fetchone()
     if row is None:
@@ -113,23 +134,27 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     if me not in (author_id, post.author_id) and not uow.actor.is_moderator:
         raise Forbidden("only the comment's author, the post's author or a moderator can delete a comment")
     cur = await uow.conn.execute(
-        "UPDATE comments SET deleted_at = now(), version = version + 1 WHERE id = %s RETURNING version", (comment_id,)
+        "UPDATE comments SET deleted_at = now(), version = version + 1 WHERE id = %s RETURNING version",
+        (comment_id,),
     )
     version_row = await cur.fetchone()
     assert version_row is not None
     counts = await _move_comment_count(uow, post_id, -1)
     uow.record(
-        CommentDeleted(comment_id=comment_id, post_id=post_id, author_id=author_id, deleted_by=me,
-                       post_counts=counts),
-        comment_id, version_row[0],
+        CommentDeleted(
+            comment_id=comment_id, post_id=post_id, author_id=author_id, deleted_by=me, post_counts=counts
+        ),
+        comment_id,
+        version_row[0],
     )
 
 
 # --- reactions -------------------------------------------------------------------------------
 
 
-async def _move_reaction_counts(uow: UnitOfWork, post_id: UUID, added: str | None, removed: str | None
-                                ) -> PostCounts:
+async def _move_reaction_counts(
+    uow: UnitOfWork, post_id: UUID, added: str | None, removed: str | None
+) -> PostCounts:
     cur = await uow.conn.execute(
         """UPDATE post_counts SET
                reactions = reactions
@@ -181,9 +206,18 @@ async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionTy
     reaction_id, version, created_at = row
     counts = await _move_reaction_counts(uow, post_id, reaction_type, previous)
     uow.record(
-        ReactionSet(reaction_id=reaction_id, post_id=post_id, post_author_id=post.author_id, user_id=me,
-                    type=reaction_type, previous_type=previous, created_at=created_at, post_counts=counts),
-        reaction_id, version,
+        ReactionSet(
+            reaction_id=reaction_id,
+            post_id=post_id,
+            post_author_id=post.author_id,
+            user_id=me,
+            type=reaction_type,
+            previous_type=previous,
+            created_at=created_at,
+            post_counts=counts,
+        ),
+        reaction_id,
+        version,
     )
 
 
@@ -202,14 +236,27 @@ async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
     reaction_id, version, previous = row
     counts = await _move_reaction_counts(uow, post_id, None, previous)
     uow.record(
-        ReactionRemoved(reaction_id=reaction_id, post_id=post_id, post_author_id=post.author_id, user_id=me,
-                        previous_type=previous, post_counts=counts),
-        reaction_id, version,
+        ReactionRemoved(
+            reaction_id=reaction_id,
+            post_id=post_id,
+            post_author_id=post.author_id,
+            user_id=me,
+            previous_type=previous,
+            post_counts=counts,
+        ),
+        reaction_id,
+        version,
     )
 
 
-async def list_reactions(uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, reaction_type: str | None,
-                         limit: int, cursor: str | None) -> Page[Reaction]:
+async def list_reactions(
+    uow: UnitOfWork,
+    cursors: CursorCodec,
+    post_id: UUID,
+    reaction_type: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Reaction]:
     """Who reacted, newest first (PostgreSQL; the projections issue serves it from Cosmos)."""
     uow.require_user()
     await visible_post(uow, post_id)

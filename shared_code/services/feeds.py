@@ -9,18 +9,19 @@ blocks and mutes remove. Every operation is idempotent: an item's id is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
-from shared_code.projections.writes import FEED
-
 log = logging.getLogger("chorus.feeds")
+
+T = TypeVar("T")
 
 
 def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
@@ -44,31 +45,34 @@ def shows_in_feeds(post: dict[str, Any]) -> bool:
     return not post.get("deleted") and post.get("status", "visible") == "visible"
 
 
-async def bounded(calls: Iterable[Callable[[], Awaitable[object]]], concurrency: int) -> int:
-    """Run the calls with at most `concurrency` in flight; return how many ran. Fails on the first error."""
+async def bounded(items: Iterable[T], work: Callable[[T], Awaitable[object]], concurrency: int) -> int:
+    """`work(item)` for every item, at most `concurrency` at once; returns how many ran. Fails on the
+    first error (the rest are cancelled): callers are idempotent and retried as a whole."""
     semaphore = asyncio.Semaphore(concurrency)
-    count = 0
 
-    async def run(call: Callable[[], Awaitable[object]]) -> None:
+    async def run(item: T) -> None:
         async with semaphore:
-            await call()
+            await work(item)
 
-    tasks = []
-    for call in calls:
-        tasks.append(asyncio.create_task(run(call)))
-        count += 1
+    tasks = [asyncio.create_task(run(item)) for item in items]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
         for task in tasks:
             task.cancel()
         raise
-    return count
+    return len(tasks)
 
 
 class FeedService:
-    def __init__(self, pool: AsyncConnectionPool, feed: ContainerProxy, page_size: int = 1000,
-                 concurrency: int = 64, backfill_posts: int = 50) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        feed: ContainerProxy,
+        page_size: int = 1000,
+        concurrency: int = 64,
+        backfill_posts: int = 50,
+    ) -> None:
         self._pool = pool
         self._feed = feed
         self._page_size = page_size
@@ -126,21 +130,21 @@ class FeedService:
         async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
             if visible:
                 total += await bounded(
-                    (lambda r=recipient: self._feed.upsert_item(feed_item(r, post)) for recipient in page),
+                    page,
+                    lambda recipient: self._feed.upsert_item(feed_item(recipient, post)),
                     self._concurrency,
                 )
             else:
                 total += await bounded(
-                    (lambda r=recipient: self._delete(f"{r}:{post['postId']}", r) for recipient in page),
+                    page,
+                    lambda recipient: self._delete(f"{recipient}:{post['postId']}", recipient),
                     self._concurrency,
                 )
         return total
 
     async def _delete(self, item_id: str, recipient_id: str) -> None:
-        try:
+        with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
             await self._feed.delete_item(item_id, partition_key=recipient_id)
-        except exceptions.CosmosResourceNotFoundError:
-            pass
 
     # --- follows, blocks, mutes -------------------------------------------------------------------
 
@@ -166,22 +170,31 @@ class FeedService:
             )
             rows = await cur.fetchall()
         posts = [
-            {"postId": str(r[0]), "authorId": str(r[1]),
-             "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-             "content": r[5], "createdAt": r[6].isoformat(), "editedAt": r[7].isoformat() if r[7] else None,
-             "version": r[8], "media": r[9]}
+            {
+                "postId": str(r[0]),
+                "authorId": str(r[1]),
+                "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
+                "content": r[5],
+                "createdAt": r[6].isoformat(),
+                "editedAt": r[7].isoformat() if r[7] else None,
+                "version": r[8],
+                "media": r[9],
+            }
             for r in rows
         ]
         return await bounded(
-            (lambda p=post: self._feed.upsert_item(feed_item(recipient_id, p)) for post in posts), self._concurrency
+            posts, lambda p: self._feed.upsert_item(feed_item(recipient_id, p)), self._concurrency
         )
 
     async def remove_author(self, recipient_id: str, author_id: str) -> int:
         """Every post of `author_id` out of `recipient_id`'s feed (unfollow, block, mute)."""
         query = "SELECT c.id FROM c WHERE c.recipientId = @recipient AND c.authorId = @author"
         parameters: list[dict[str, Any]] = [
-            {"name": "@recipient", "value": recipient_id}, {"name": "@author", "value": author_id},
+            {"name": "@recipient", "value": recipient_id},
+            {"name": "@author", "value": author_id},
         ]
-        ids = [item["id"] async for item in self._feed.query_items(
-            query, parameters=parameters, partition_key=recipient_id)]
-        return await bounded((lambda i=item_id: self._delete(i, recipient_id) for item_id in ids), self._concurrency)
+        ids = [
+            item["id"]
+            async for item in self._feed.query_items(query, parameters=parameters, partition_key=recipient_id)
+        ]
+        return await bounded(ids, lambda item_id: self._delete(item_id, recipient_id), self._concurrency)

@@ -29,7 +29,8 @@ async def blocked_either_way(uow: UnitOfWork, a: UUID, b: UUID) -> bool:
 
 async def has_blocked(uow: UnitOfWork, blocker: UUID, blocked: UUID) -> bool:
     cur = await uow.conn.execute(
-        "SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s AND deleted_at IS NULL", (blocker, blocked)
+        "SELECT 1 FROM blocks WHERE blocker_id = %s AND blocked_id = %s AND deleted_at IS NULL",
+        (blocker, blocked),
     )
     return await cur.fetchone() is not None
 
@@ -43,15 +44,15 @@ class PostRef:
     created_at: datetime
 
 
+_POST = "SELECT id, author_id, status, version, created_at FROM posts WHERE id = %s AND deleted_at IS NULL"
+_POST_FOR_UPDATE = _POST + " FOR UPDATE"
+
+
 async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> PostRef:
     """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
     removed ones for all but the author and moderators; all of an author's posts for a user
     that author has blocked (unless that user is a moderator)."""
-    cur = await uow.conn.execute(
-        "SELECT id, author_id, status, version, created_at FROM posts WHERE id = %s AND deleted_at IS NULL"
-        + (" FOR UPDATE" if lock else ""),
-        (post_id,),
-    )
+    cur = await uow.conn.execute(_POST_FOR_UPDATE if lock else _POST, (post_id,))
     row = await cur.fetchone()
     if row is None:
         raise NotFound("no such post")
@@ -60,7 +61,11 @@ async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> Po
     if post.status != "visible" and viewer != post.author_id and not uow.actor.is_moderator:
         raise NotFound("no such post")
     # Moderators see past blocks: an author must not escape moderation by blocking the moderators.
-    if (viewer is not None and viewer != post.author_id and not uow.actor.is_moderator
-            and await has_blocked(uow, post.author_id, viewer)):
+    if (
+        viewer is not None
+        and viewer != post.author_id
+        and not uow.actor.is_moderator
+        and await has_blocked(uow, post.author_id, viewer)
+    ):
         raise NotFound("no such post")
     return post

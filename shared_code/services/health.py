@@ -120,7 +120,8 @@ async def outbox_health(ctx: AppContext) -> OutboxHealth | None:
     except Exception:
         return None
     assert row is not None
-    return OutboxHealth(pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
+    return OutboxHealth(
+        pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
     )
 
 
@@ -144,7 +145,10 @@ def overall_status(
     if outbox is not None:
         if outbox.dead:
             reasons.append(f"{outbox.dead} dead outbox event(s): requeue them after fixing the cause")
-        if outbox.oldest_pending_seconds is not None and outbox.oldest_pending_seconds > lag_threshold_seconds:
+        if (
+            outbox.oldest_pending_seconds is not None
+            and outbox.oldest_pending_seconds > lag_threshold_seconds
+        ):
             reasons.append(
                 f"the oldest pending outbox event is {outbox.oldest_pending_seconds:.0f} s old "
                 f"(threshold {lag_threshold_seconds:.0f} s): is the relay running?"

@@ -63,10 +63,26 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
     row = await cur.fetchone()
     assert row is not None
     flag_id, status, created_at = row
-    uow.record(FlagCreated(flag_id=flag_id, post_id=post_id, reporter_id=me, reason=body.reason,
-                           severity=body.severity, created_at=created_at), flag_id, 1)
-    return Flag(id=flag_id, post_id=post_id, reason=body.reason, severity=body.severity, status=status,
-                created_at=created_at)
+    uow.record(
+        FlagCreated(
+            flag_id=flag_id,
+            post_id=post_id,
+            reporter_id=me,
+            reason=body.reason,
+            severity=body.severity,
+            created_at=created_at,
+        ),
+        flag_id,
+        1,
+    )
+    return Flag(
+        id=flag_id,
+        post_id=post_id,
+        reason=body.reason,
+        severity=body.severity,
+        status=status,
+        created_at=created_at,
+    )
 
 
 async def queue(uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str | None) -> Page[QueueItem]:
@@ -86,8 +102,18 @@ async def queue(uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str |
         params,
     )
     rows = await cur.fetchall()
-    items = [QueueItem(post_id=r[0], author_id=r[1], content=r[2], status=r[3], open_flags=r[4], last_action=r[5],
-                       updated_at=r[6]) for r in rows[:limit]]
+    items = [
+        QueueItem(
+            post_id=r[0],
+            author_id=r[1],
+            content=r[2],
+            status=r[3],
+            open_flags=r[4],
+            last_action=r[5],
+            updated_at=r[6],
+        )
+        for r in rows[:limit]
+    ]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -95,8 +121,9 @@ async def queue(uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str |
     return Page[QueueItem](items=items, next_cursor=next_cursor)
 
 
-async def _set_status(uow: UnitOfWork, post_id: UUID, action: str, recorded_action: str, reason: str,
-                      moderator: UUID) -> tuple[str, bool]:
+async def _set_status(
+    uow: UnitOfWork, post_id: UUID, action: str, recorded_action: str, reason: str, moderator: UUID
+) -> tuple[str, bool]:
     """Move a post to the status `action` leads to; (status, changed). Records the action and the event."""
     target, sources = _TRANSITIONS[action]
     cur = await uow.conn.execute(
@@ -127,10 +154,20 @@ async def _set_status(uow: UnitOfWork, post_id: UUID, action: str, recorded_acti
     )
     media: tuple[MediaRef, ...] = await media_refs(uow, post_id)
     uow.record(
-        PostModerated(post_id=post_id, author=await author_snapshot(uow, author_id), content=content, media=media,
-                      status=target, created_at=created_at, edited_at=edited_at, action=recorded_action,
-                      reason=reason, moderator_id=moderator),
-        post_id, version,
+        PostModerated(
+            post_id=post_id,
+            author=await author_snapshot(uow, author_id),
+            content=content,
+            media=media,
+            status=target,
+            created_at=created_at,
+            edited_at=edited_at,
+            action=recorded_action,
+            reason=reason,
+            moderator_id=moderator,
+        ),
+        post_id,
+        version,
     )
     return target, True
 
@@ -163,8 +200,17 @@ async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
     appeal = await cur.fetchone()
     assert appeal is not None
     appeal_id, status, created_at = appeal
-    uow.record(AppealCreated(appeal_id=appeal_id, post_id=body.post_id, author_id=me, statement=body.statement,
-                             created_at=created_at), appeal_id, 1)
+    uow.record(
+        AppealCreated(
+            appeal_id=appeal_id,
+            post_id=body.post_id,
+            author_id=me,
+            statement=body.statement,
+            created_at=created_at,
+        ),
+        appeal_id,
+        1,
+    )
     return Appeal(id=appeal_id, post_id=body.post_id, status=status, created_at=created_at)
 
 
@@ -195,8 +241,24 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
             "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
             (post_id, me, "appeal_upheld", body.reason),
         )
-    uow.record(AppealDecided(appeal_id=appeal_id, post_id=post_id, author_id=author_id, decision=body.decision,
-                             reason=body.reason, moderator_id=me), appeal_id, 2)
+    uow.record(
+        AppealDecided(
+            appeal_id=appeal_id,
+            post_id=post_id,
+            author_id=author_id,
+            decision=body.decision,
+            reason=body.reason,
+            moderator_id=me,
+        ),
+        appeal_id,
+        2,
+    )
     created_at: datetime = times[0]
-    return Appeal(id=appeal_id, post_id=post_id, status=new_status, created_at=created_at, decided_at=times[1],
-                  decision_reason=body.reason)
+    return Appeal(
+        id=appeal_id,
+        post_id=post_id,
+        status=new_status,
+        created_at=created_at,
+        decided_at=times[1],
+        decision_reason=body.reason,
+    )

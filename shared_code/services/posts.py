@@ -12,7 +12,14 @@ from shared_code.adapters.media_signing import MediaUrls as MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
-from shared_code.domain.events import AuthorSnapshot, MediaRef, PostCreated, PostDeleted, PostUpdated, UserCounts
+from shared_code.domain.events import (
+    AuthorSnapshot,
+    MediaRef,
+    PostCreated,
+    PostDeleted,
+    PostUpdated,
+    UserCounts,
+)
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.schemas import Author, CreatePost, EditPost, Media, Page, Post
 from shared_code.services.guards import has_blocked, require_live_user, visible_post
@@ -35,8 +42,9 @@ async def author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
     return AuthorSnapshot(user_id=row[0], username=row[1], display_name=row[2], avatar_url=row[3])
 
 
-async def _attach_media(uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID]
-                        ) -> tuple[MediaRef, ...]:
+async def _attach_media(
+    uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID]
+) -> tuple[MediaRef, ...]:
     if not media_ids:
         return ()
     cur = await uow.conn.execute(
@@ -46,7 +54,10 @@ async def _attach_media(uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: 
            FOR UPDATE""",
         (list(media_ids), owner),
     )
-    found = {row[0]: MediaRef(media_id=row[0], content_type=row[1], blob_path=row[2]) for row in await cur.fetchall()}
+    found = {
+        row[0]: MediaRef(media_id=row[0], content_type=row[1], blob_path=row[2])
+        for row in await cur.fetchall()
+    }
     missing = [str(m) for m in media_ids if m not in found]
     if missing:
         raise Invalid("these media are not yours, not ready, or already used by a post", mediaIds=missing)
@@ -83,13 +94,30 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
     author_counts = await _change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
     uow.record(
-        PostCreated(post_id=post_id, author=author, content=body.content, media=media, status=status,
-                    created_at=created_at, author_counts=author_counts),
-        post_id, 1,
+        PostCreated(
+            post_id=post_id,
+            author=author,
+            content=body.content,
+            media=media,
+            status=status,
+            created_at=created_at,
+            author_counts=author_counts,
+        ),
+        post_id,
+        1,
     )
-    return Post(id=post_id, author_id=me, author=Author(**author.model_dump()), content=body.content,
-                media=[_media(m, media_urls) for m in media], status=status, created_at=created_at,
-                edited_at=None, counts=full_reaction_counts(None), comment_count=0)
+    return Post(
+        id=post_id,
+        author_id=me,
+        author=Author(**author.model_dump()),
+        content=body.content,
+        media=[_media(m, media_urls) for m in media],
+        status=status,
+        created_at=created_at,
+        edited_at=None,
+        counts=full_reaction_counts(None),
+        comment_count=0,
+    )
 
 
 def _media(ref: MediaRef, media_urls: MediaUrls) -> Media:
@@ -116,10 +144,15 @@ _POST_JOINS = """
 def _post_from_row(row: Sequence[Any], media_urls: MediaUrls) -> Post:
     media = [MediaRef.model_validate(m) for m in row[11]]
     return Post(
-        id=row[0], author_id=row[1],
+        id=row[0],
+        author_id=row[1],
         author=Author(user_id=row[1], username=row[2], display_name=row[3], avatar_url=row[4]),
-        content=row[5], status=row[6], created_at=row[7], edited_at=row[8],
-        counts=full_reaction_counts(row[9]), comment_count=row[10],
+        content=row[5],
+        status=row[6],
+        created_at=row[7],
+        edited_at=row[8],
+        counts=full_reaction_counts(row[9]),
+        comment_count=row[10],
         media=[_media(m, media_urls) for m in media],
     )
 
@@ -127,7 +160,7 @@ def _post_from_row(row: Sequence[Any], media_urls: MediaUrls) -> Post:
 async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
     uow.require_user()
     await visible_post(uow, post_id)
-    cur = await uow.conn.execute(f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,))  # noqa: S608
+    cur = await uow.conn.execute(f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,))
     row = await cur.fetchone()
     assert row is not None
     return _post_from_row(row, media_urls)
@@ -149,9 +182,17 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     updated = await get_post(uow, post_id, media_urls)
     media = await media_refs(uow, post_id)
     uow.record(
-        PostUpdated(post_id=post_id, author=await author_snapshot(uow, me), content=body.content, media=media,
-                    status=updated.status, created_at=updated.created_at, edited_at=edited_at),
-        post_id, version,
+        PostUpdated(
+            post_id=post_id,
+            author=await author_snapshot(uow, me),
+            content=body.content,
+            media=media,
+            status=updated.status,
+            created_at=updated.created_at,
+            edited_at=edited_at,
+        ),
+        post_id,
+        version,
     )
     return updated
 
@@ -176,8 +217,11 @@ async def _soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> 
         return
     version, deleted_at = row
     author_counts = await _change_post_count(uow, author_id, -1)
-    uow.record(PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at,
-                           author_counts=author_counts), post_id, version)
+    uow.record(
+        PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at, author_counts=author_counts),
+        post_id,
+        version,
+    )
 
 
 async def delete_post(uow: UnitOfWork, post_id: UUID) -> None:
@@ -198,8 +242,14 @@ async def delete_posts_of(uow: UnitOfWork, author_id: UUID) -> None:
         await _soft_delete_post(uow, post_id, author_id)
 
 
-async def list_author_posts(uow: UnitOfWork, cursors: CursorCodec, media_urls: MediaUrls, author_id: UUID,
-                            limit: int, cursor: str | None) -> Page[Post]:
+async def list_author_posts(
+    uow: UnitOfWork,
+    cursors: CursorCodec,
+    media_urls: MediaUrls,
+    author_id: UUID,
+    limit: int,
+    cursor: str | None,
+) -> Page[Post]:
     viewer = uow.require_user()
     await require_live_user(uow, author_id)
     if viewer != author_id and not uow.actor.is_moderator and await has_blocked(uow, author_id, viewer):
@@ -217,7 +267,7 @@ async def list_author_posts(uow: UnitOfWork, cursors: CursorCodec, media_urls: M
             WHERE p.author_id = %(author)s AND p.deleted_at IS NULL
               AND (%(all)s OR p.status = 'visible') {after}
             ORDER BY p.created_at DESC, p.id DESC
-            LIMIT %(limit)s""",  # noqa: S608
+            LIMIT %(limit)s""",
         params,
     )
     rows = await cur.fetchall()

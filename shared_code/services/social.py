@@ -29,8 +29,9 @@ from shared_code.services.guards import blocked_either_way, require_live_user
 FollowCause = Literal["unfollow", "block", "account_deleted"]
 
 
-async def _move_follow_counts(uow: UnitOfWork, follower: UUID, followee: UUID, delta: int
-                              ) -> tuple[UserCounts, UserCounts]:
+async def _move_follow_counts(
+    uow: UnitOfWork, follower: UUID, followee: UUID, delta: int
+) -> tuple[UserCounts, UserCounts]:
     cur = await uow.conn.execute(
         """UPDATE user_counts
            SET following = following + CASE WHEN user_id = %(follower)s THEN %(delta)s ELSE 0 END,
@@ -40,8 +41,10 @@ async def _move_follow_counts(uow: UnitOfWork, follower: UUID, followee: UUID, d
            RETURNING user_id, followers, following, posts, version""",
         {"follower": follower, "followee": followee, "delta": delta},
     )
-    counts = {row[0]: UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3],
-                                 version=row[4]) for row in await cur.fetchall()}
+    counts = {
+        row[0]: UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3], version=row[4])
+        for row in await cur.fetchall()
+    }
     return counts[follower], counts[followee]
 
 
@@ -75,9 +78,16 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
     follow_id, version, created_at = row
     follower_counts, followee_counts = await _move_follow_counts(uow, me, followee, +1)
     uow.record(
-        FollowCreated(follow_id=follow_id, follower_id=me, followee_id=followee, follower_counts=follower_counts,
-                      followee_counts=followee_counts, created_at=created_at),
-        follow_id, version,
+        FollowCreated(
+            follow_id=follow_id,
+            follower_id=me,
+            followee_id=followee,
+            follower_counts=follower_counts,
+            followee_counts=followee_counts,
+            created_at=created_at,
+        ),
+        follow_id,
+        version,
     )
 
 
@@ -94,9 +104,16 @@ async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: Fo
     follow_id, version = row
     follower_counts, followee_counts = await _move_follow_counts(uow, follower, followee, -1)
     uow.record(
-        FollowDeleted(follow_id=follow_id, follower_id=follower, followee_id=followee,
-                      follower_counts=follower_counts, followee_counts=followee_counts, cause=cause),
-        follow_id, version,
+        FollowDeleted(
+            follow_id=follow_id,
+            follower_id=follower,
+            followee_id=followee,
+            follower_counts=follower_counts,
+            followee_counts=followee_counts,
+            cause=cause,
+        ),
+        follow_id,
+        version,
     )
 
 
@@ -117,8 +134,14 @@ async def remove_all_follows_of(uow: UnitOfWork, user_id: UUID, cause: FollowCau
         await _end_follow(uow, follower, followee, cause)
 
 
-async def _set_edge(uow: UnitOfWork, table: Literal["blocks", "mutes"], actor_column: str, target_column: str,
-                    actor: UUID, target: UUID) -> tuple[UUID, int] | None:
+async def _set_edge(
+    uow: UnitOfWork,
+    table: Literal["blocks", "mutes"],
+    actor_column: str,
+    target_column: str,
+    actor: UUID,
+    target: UUID,
+) -> tuple[UUID, int] | None:
     """Create or revive an edge; None if it already exists. Table and columns are fixed by callers."""
     cur = await uow.conn.execute(
         f"""INSERT INTO {table} ({actor_column}, {target_column}) VALUES (%s, %s)
@@ -132,8 +155,14 @@ async def _set_edge(uow: UnitOfWork, table: Literal["blocks", "mutes"], actor_co
     return (row[0], row[1]) if row else None
 
 
-async def _clear_edge(uow: UnitOfWork, table: Literal["blocks", "mutes"], actor_column: str, target_column: str,
-                      actor: UUID, target: UUID) -> tuple[UUID, int] | None:
+async def _clear_edge(
+    uow: UnitOfWork,
+    table: Literal["blocks", "mutes"],
+    actor_column: str,
+    target_column: str,
+    actor: UUID,
+    target: UUID,
+) -> tuple[UUID, int] | None:
     cur = await uow.conn.execute(
         f"""UPDATE {table} SET deleted_at = now(), version = version + 1
             WHERE {actor_column} = %s AND {target_column} = %s AND deleted_at IS NULL
@@ -183,13 +212,20 @@ async def unmute(uow: UnitOfWork, target: UUID) -> None:
         uow.record(MuteDeleted(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
 
 
-async def list_connections(uow: UnitOfWork, cursors: CursorCodec, user_id: UUID,
-                           direction: Literal["followers", "following"], limit: int, cursor: str | None
-                           ) -> Page[PublicProfile]:
+async def list_connections(
+    uow: UnitOfWork,
+    cursors: CursorCodec,
+    user_id: UUID,
+    direction: Literal["followers", "following"],
+    limit: int,
+    cursor: str | None,
+) -> Page[PublicProfile]:
     """A user's followers or followees, most recent first, as public profiles."""
     uow.require_user()
     await require_live_user(uow, user_id)
-    mine, theirs = ("followee_id", "follower_id") if direction == "followers" else ("follower_id", "followee_id")
+    mine, theirs = (
+        ("followee_id", "follower_id") if direction == "followers" else ("follower_id", "followee_id")
+    )
     scope = f"{direction}:{user_id}"
     params: dict[str, Any] = {"user": user_id, "limit": limit + 1}
     after = ""
@@ -211,8 +247,19 @@ async def list_connections(uow: UnitOfWork, cursors: CursorCodec, user_id: UUID,
         params,
     )
     rows = await cur.fetchall()
-    items = [PublicProfile(user_id=r[0], username=r[1], display_name=r[2], bio=r[3], avatar_url=r[4],
-                           followers=r[5], following=r[6], posts=r[7]) for r in rows[:limit]]
+    items = [
+        PublicProfile(
+            user_id=r[0],
+            username=r[1],
+            display_name=r[2],
+            bio=r[3],
+            avatar_url=r[4],
+            followers=r[5],
+            following=r[6],
+            posts=r[7],
+        )
+        for r in rows[:limit]
+    ]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]

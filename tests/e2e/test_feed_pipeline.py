@@ -106,8 +106,11 @@ async def test_moderation_takes_a_post_out_of_feeds_and_restore_puts_it_back(
         await moderator.ok("POST", decide, {"action": "hide", "reason": "under review"})
         await eventually(ben.feed_post_ids, lambda ids: post["id"] not in ids, what="hidden post gone")
         # Gone from the projection too, not only filtered at read time.
-        await eventually(lambda: _feed_item_exists(api, ben.id, post["id"]), lambda found: not found,
-                         what="feed item deleted by the change feed")
+        await eventually(
+            lambda: _feed_item_exists(api, ben.id, post["id"]),
+            lambda found: not found,
+            what="feed item deleted by the change feed",
+        )
         assert (await ben.call("GET", f"/api/posts/{post['id']}"))[0] == 404
 
         await moderator.ok("POST", decide, {"action": "restore", "reason": "fine after all"})

@@ -49,7 +49,7 @@ async def test_invoke_with_retries_retries_then_succeeds() -> None:
 
     async def flaky(
         spec: FunctionSpec,
-        value: object,
+        trigger_value: object,
         *,
         summary: str = "",
         trace_parent: str | None = None,
@@ -74,7 +74,7 @@ async def test_invoke_with_retries_gives_up_after_the_policy() -> None:
 
     async def broken(
         spec: FunctionSpec,
-        value: object,
+        trigger_value: object,
         *,
         summary: str = "",
         trace_parent: str | None = None,

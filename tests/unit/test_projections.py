@@ -65,21 +65,34 @@ APPEAL = UUID(int=0xA99)
 CORRELATION = "corr-123"
 
 
-def stored(payload: EventPayload, aggregate_id: UUID, version: int, *,
-           correlation_id: str | None = CORRELATION, outbox_id: int = 1) -> StoredEvent:
+def stored(
+    payload: EventPayload,
+    aggregate_id: UUID,
+    version: int,
+    *,
+    correlation_id: str | None = CORRELATION,
+    outbox_id: int = 1,
+) -> StoredEvent:
     """The event as the relay hands it to the projections, its payload as the outbox stores it (JSON)."""
     metadata: dict[str, Any] = {"actor": "someone"}
     if correlation_id:
         metadata["correlationId"] = correlation_id
     return StoredEvent(
-        id=outbox_id, event_id=uuid4(), aggregate_type=payload.aggregate_type, aggregate_id=aggregate_id,
-        aggregate_version=version, event_type=payload.event_type, payload=payload.to_json(),
-        metadata=metadata, created_at=NOW,
+        id=outbox_id,
+        event_id=uuid4(),
+        aggregate_type=payload.aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=version,
+        event_type=payload.event_type,
+        payload=payload.to_json(),
+        metadata=metadata,
+        created_at=NOW,
     )
 
 
-def user_counts(user: UUID, version: int, followers: int = 0, following: int = 0,
-                posts: int = 0) -> UserCounts:
+def user_counts(
+    user: UUID, version: int, followers: int = 0, following: int = 0, posts: int = 0
+) -> UserCounts:
     return UserCounts(user_id=user, followers=followers, following=following, posts=posts, version=version)
 
 
@@ -94,15 +107,38 @@ MEDIA = MediaRef(media_id=UUID(int=0x3ED1A), content_type="image/png", blob_path
 
 def sample_events() -> dict[str, StoredEvent]:
     """One realistic event of every type."""
-    follow: dict[str, Any] = {"follow_id": FOLLOW, "follower_id": BOB, "followee_id": ALICE,
-              "follower_counts": user_counts(BOB, 3, following=1),
-              "followee_counts": user_counts(ALICE, 7, followers=1)}
+    follow: dict[str, Any] = {
+        "follow_id": FOLLOW,
+        "follower_id": BOB,
+        "followee_id": ALICE,
+        "follower_counts": user_counts(BOB, 3, following=1),
+        "followee_counts": user_counts(ALICE, 7, followers=1),
+    }
     events = [
-        stored(UserCreated(user_id=ALICE, username="alice", display_name="Alice", bio="hi", avatar_url=None,
-                           created_at=NOW), ALICE, 1),
-        stored(ProfileUpdated(user_id=ALICE, username="alice", display_name="Alice A.", bio="hello",
-                              avatar_url="https://img.example/a.png", changed=("displayName", "bio")),
-               ALICE, 2),
+        stored(
+            UserCreated(
+                user_id=ALICE,
+                username="alice",
+                display_name="Alice",
+                bio="hi",
+                avatar_url=None,
+                created_at=NOW,
+            ),
+            ALICE,
+            1,
+        ),
+        stored(
+            ProfileUpdated(
+                user_id=ALICE,
+                username="alice",
+                display_name="Alice A.",
+                bio="hello",
+                avatar_url="https://img.example/a.png",
+                changed=("displayName", "bio"),
+            ),
+            ALICE,
+            2,
+        ),
         stored(UserDeleted(user_id=ALICE, deleted_at=NOW), ALICE, 3),
         stored(FollowCreated(**follow, created_at=NOW), FOLLOW, 1),
         stored(FollowDeleted(**follow, cause="unfollow"), FOLLOW, 2),
@@ -110,31 +146,132 @@ def sample_events() -> dict[str, StoredEvent]:
         stored(BlockDeleted(block_id=uuid4(), blocker_id=ALICE, blocked_id=BOB), uuid4(), 2),
         stored(MuteCreated(mute_id=uuid4(), muter_id=ALICE, muted_id=BOB), uuid4(), 1),
         stored(MuteDeleted(mute_id=uuid4(), muter_id=ALICE, muted_id=BOB), uuid4(), 2),
-        stored(PostCreated(post_id=POST, author=AUTHOR, content="first!", media=(MEDIA,), status="visible",
-                           created_at=NOW, author_counts=user_counts(ALICE, 4, posts=1)), POST, 1),
-        stored(PostUpdated(post_id=POST, author=AUTHOR, content="first, edited", media=(MEDIA,),
-                           status="visible", created_at=NOW, edited_at=NOW), POST, 2),
-        stored(PostDeleted(post_id=POST, author_id=ALICE, deleted_at=NOW,
-                           author_counts=user_counts(ALICE, 5, posts=0)), POST, 3),
-        stored(CommentCreated(comment_id=COMMENT, post_id=POST, post_author_id=ALICE, author_id=BOB,
-                              parent_id=None, content="nice", created_at=NOW,
-                              post_counts=post_counts(2, comments=1)), COMMENT, 1),
-        stored(CommentDeleted(comment_id=COMMENT, post_id=POST, author_id=BOB, deleted_by=BOB,
-                              post_counts=post_counts(3, comments=0)), COMMENT, 2),
-        stored(ReactionSet(reaction_id=REACTION, post_id=POST, post_author_id=ALICE, user_id=BOB, type="love",
-                           previous_type="like", created_at=NOW, post_counts=post_counts(5, love=1)),
-               REACTION, 2),
-        stored(ReactionRemoved(reaction_id=REACTION, post_id=POST, post_author_id=ALICE, user_id=BOB,
-                               previous_type="love", post_counts=post_counts(6)), REACTION, 3),
-        stored(FlagCreated(flag_id=uuid4(), post_id=POST, reporter_id=BOB, reason="spam", severity="low",
-                           created_at=NOW), uuid4(), 1),
-        stored(PostModerated(post_id=POST, author=AUTHOR, content="first, edited", media=(), status="hidden",
-                             created_at=NOW, edited_at=NOW, action="hide", reason="spam", moderator_id=BOB),
-               POST, 3),
-        stored(AppealCreated(appeal_id=APPEAL, post_id=POST, author_id=ALICE, statement="not spam",
-                             created_at=NOW), APPEAL, 1),
-        stored(AppealDecided(appeal_id=APPEAL, post_id=POST, author_id=ALICE, decision="upheld",
-                             reason="spam", moderator_id=BOB), APPEAL, 2),
+        stored(
+            PostCreated(
+                post_id=POST,
+                author=AUTHOR,
+                content="first!",
+                media=(MEDIA,),
+                status="visible",
+                created_at=NOW,
+                author_counts=user_counts(ALICE, 4, posts=1),
+            ),
+            POST,
+            1,
+        ),
+        stored(
+            PostUpdated(
+                post_id=POST,
+                author=AUTHOR,
+                content="first, edited",
+                media=(MEDIA,),
+                status="visible",
+                created_at=NOW,
+                edited_at=NOW,
+            ),
+            POST,
+            2,
+        ),
+        stored(
+            PostDeleted(
+                post_id=POST, author_id=ALICE, deleted_at=NOW, author_counts=user_counts(ALICE, 5, posts=0)
+            ),
+            POST,
+            3,
+        ),
+        stored(
+            CommentCreated(
+                comment_id=COMMENT,
+                post_id=POST,
+                post_author_id=ALICE,
+                author_id=BOB,
+                parent_id=None,
+                content="nice",
+                created_at=NOW,
+                post_counts=post_counts(2, comments=1),
+            ),
+            COMMENT,
+            1,
+        ),
+        stored(
+            CommentDeleted(
+                comment_id=COMMENT,
+                post_id=POST,
+                author_id=BOB,
+                deleted_by=BOB,
+                post_counts=post_counts(3, comments=0),
+            ),
+            COMMENT,
+            2,
+        ),
+        stored(
+            ReactionSet(
+                reaction_id=REACTION,
+                post_id=POST,
+                post_author_id=ALICE,
+                user_id=BOB,
+                type="love",
+                previous_type="like",
+                created_at=NOW,
+                post_counts=post_counts(5, love=1),
+            ),
+            REACTION,
+            2,
+        ),
+        stored(
+            ReactionRemoved(
+                reaction_id=REACTION,
+                post_id=POST,
+                post_author_id=ALICE,
+                user_id=BOB,
+                previous_type="love",
+                post_counts=post_counts(6),
+            ),
+            REACTION,
+            3,
+        ),
+        stored(
+            FlagCreated(
+                flag_id=uuid4(), post_id=POST, reporter_id=BOB, reason="spam", severity="low", created_at=NOW
+            ),
+            uuid4(),
+            1,
+        ),
+        stored(
+            PostModerated(
+                post_id=POST,
+                author=AUTHOR,
+                content="first, edited",
+                media=(),
+                status="hidden",
+                created_at=NOW,
+                edited_at=NOW,
+                action="hide",
+                reason="spam",
+                moderator_id=BOB,
+            ),
+            POST,
+            3,
+        ),
+        stored(
+            AppealCreated(
+                appeal_id=APPEAL, post_id=POST, author_id=ALICE, statement="not spam", created_at=NOW
+            ),
+            APPEAL,
+            1,
+        ),
+        stored(
+            AppealDecided(
+                appeal_id=APPEAL,
+                post_id=POST,
+                author_id=ALICE,
+                decision="upheld",
+                reason="spam",
+                moderator_id=BOB,
+            ),
+            APPEAL,
+            2,
+        ),
     ]
     return {event.event_type: event for event in events}
 
@@ -142,8 +279,9 @@ def sample_events() -> dict[str, StoredEvent]:
 EVENTS = sample_events()
 
 
-def one(writes: list[CosmosWrite], container: str,
-        kind: type[CosmosWrite] = VersionedUpsert) -> dict[str, Any]:
+def one(
+    writes: list[CosmosWrite], container: str, kind: type[CosmosWrite] = VersionedUpsert
+) -> dict[str, Any]:
     matching = [w for w in writes if w.container == container]
     assert len(matching) == 1, writes
     assert isinstance(matching[0], kind), matching[0]
@@ -184,8 +322,18 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         project(unknown)
 
 
-@pytest.mark.parametrize("event_type", ["block.created", "block.deleted", "mute.created", "mute.deleted",
-                                        "flag.created", "appeal.created", "appeal.decided"])
+@pytest.mark.parametrize(
+    "event_type",
+    [
+        "block.created",
+        "block.deleted",
+        "mute.created",
+        "mute.deleted",
+        "flag.created",
+        "appeal.created",
+        "appeal.decided",
+    ],
+)
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
     assert project(EVENTS[event_type]) == []
 
@@ -198,14 +346,26 @@ def test_user_created_writes_the_public_profile_at_version_1() -> None:
     assert containers(writes) == [(PROFILES, "VersionedUpsert")]
     doc = one(writes, PROFILES)
     assert doc == {
-        "id": str(ALICE), "userId": str(ALICE), "username": "alice", "displayName": "Alice", "bio": "hi",
-        "avatarUrl": None, "deleted": False, "ttl": NO_EXPIRY, "version": 1, "correlationId": CORRELATION,
+        "id": str(ALICE),
+        "userId": str(ALICE),
+        "username": "alice",
+        "displayName": "Alice",
+        "bio": "hi",
+        "avatarUrl": None,
+        "deleted": False,
+        "ttl": NO_EXPIRY,
+        "version": 1,
+        "correlationId": CORRELATION,
     }
 
 
 def test_profile_updated_rewrites_the_profile_with_the_users_version() -> None:
     doc = one(project(EVENTS["profile.updated"]), PROFILES)
-    assert (doc["displayName"], doc["bio"], doc["avatarUrl"]) == ("Alice A.", "hello", "https://img.example/a.png")
+    assert (doc["displayName"], doc["bio"], doc["avatarUrl"]) == (
+        "Alice A.",
+        "hello",
+        "https://img.example/a.png",
+    )
     assert doc["version"] == 2
     assert doc["deleted"] is False
 
@@ -223,19 +383,33 @@ def test_user_deleted_tombstones_the_profile() -> None:
 
 def test_follow_created_writes_both_users_counts_and_notifies_the_followee() -> None:
     writes = project(EVENTS["follow.created"])
-    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (COUNTERS, "VersionedUpsert"),
-                                  (NOTIFICATIONS, "CreateOnce")]
+    assert containers(writes) == [
+        (COUNTERS, "VersionedUpsert"),
+        (COUNTERS, "VersionedUpsert"),
+        (NOTIFICATIONS, "CreateOnce"),
+    ]
     counters = {w.document["id"]: w.document for w in writes if w.container == COUNTERS}
     assert counters[f"{BOB}:counts"] == {
-        "id": f"{BOB}:counts", "subjectId": str(BOB), "kind": "user", "followers": 0, "following": 1,
-        "posts": 0, "version": 3, "correlationId": CORRELATION,
+        "id": f"{BOB}:counts",
+        "subjectId": str(BOB),
+        "kind": "user",
+        "followers": 0,
+        "following": 1,
+        "posts": 0,
+        "version": 3,
+        "correlationId": CORRELATION,
     }
     assert counters[f"{ALICE}:counts"]["followers"] == 1
     assert counters[f"{ALICE}:counts"]["version"] == 7  # the followee's own counts version, not the follow's
     note = one(writes, NOTIFICATIONS, CreateOnce)
     assert note == {
-        "id": f"follow:{BOB}:{ALICE}", "recipientId": str(ALICE), "type": "follow", "actorId": str(BOB),
-        "subjectId": str(BOB), "createdAt": NOW.isoformat().replace("+00:00", "Z"), "read": False,
+        "id": f"follow:{BOB}:{ALICE}",
+        "recipientId": str(ALICE),
+        "type": "follow",
+        "actorId": str(BOB),
+        "subjectId": str(BOB),
+        "createdAt": NOW.isoformat().replace("+00:00", "Z"),
+        "read": False,
         "correlationId": CORRELATION,
     }
 
@@ -264,7 +438,8 @@ def test_post_created_writes_the_post_and_the_authors_counts() -> None:
     assert doc["author"]["username"] == "alice"
     assert doc["content"] == "first!"
     assert doc["media"] == [
-        {"mediaId": str(MEDIA.media_id), "contentType": "image/png", "blobPath": "u/a/1.png"}]
+        {"mediaId": str(MEDIA.media_id), "contentType": "image/png", "blobPath": "u/a/1.png"}
+    ]
     assert (doc["status"], doc["deleted"], doc["ttl"], doc["version"]) == ("visible", False, NO_EXPIRY, 1)
     assert doc["editedAt"] is None
     assert shows_in_feeds(doc)
@@ -320,9 +495,13 @@ def test_comment_created_writes_post_counts_and_notifies_the_post_author() -> No
     writes = project(EVENTS["comment.created"])
     counts = one(writes, COUNTERS)
     assert counts == {
-        "id": f"{POST}:counts", "subjectId": str(POST), "kind": "post",
-        "reactions": {"like": 0, "love": 0, "laugh": 0, "wow": 0, "sad": 0, "angry": 0}, "comments": 1,
-        "version": 2, "correlationId": CORRELATION,
+        "id": f"{POST}:counts",
+        "subjectId": str(POST),
+        "kind": "post",
+        "reactions": {"like": 0, "love": 0, "laugh": 0, "wow": 0, "sad": 0, "angry": 0},
+        "comments": 1,
+        "version": 2,
+        "correlationId": CORRELATION,
     }
     note = one(writes, NOTIFICATIONS, CreateOnce)
     assert note["id"] == f"comment:{COMMENT}"
@@ -378,7 +557,11 @@ def test_a_reaction_writes_the_posts_counters_and_notifies_the_author() -> None:
     note = one(writes, NOTIFICATIONS, CreateOnce)
     assert note["id"] == f"reaction:{POST}:{BOB}"
     assert (note["recipientId"], note["type"], note["actorId"], note["subjectId"]) == (
-        str(ALICE), "reaction", str(BOB), str(POST))
+        str(ALICE),
+        "reaction",
+        str(BOB),
+        str(POST),
+    )
     assert note["read"] is False
 
 

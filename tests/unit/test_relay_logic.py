@@ -36,20 +36,45 @@ from shared_code.outbox.relay import (
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def event(outbox_id: int, aggregate: UUID | None = None, *, attempts: int = 0, version: int = 1,
-          event_type: str = "post.updated", aggregate_type: str = "post",
-          payload: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None) -> StoredEvent:
+def event(
+    outbox_id: int,
+    aggregate: UUID | None = None,
+    *,
+    attempts: int = 0,
+    version: int = 1,
+    event_type: str = "post.updated",
+    aggregate_type: str = "post",
+    payload: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> StoredEvent:
     return StoredEvent(
-        id=outbox_id, event_id=uuid4(), aggregate_type=aggregate_type, aggregate_id=aggregate or uuid4(),
-        aggregate_version=version, event_type=event_type, payload=payload or {}, metadata=metadata or {},
-        created_at=NOW, attempts=attempts,
+        id=outbox_id,
+        event_id=uuid4(),
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate or uuid4(),
+        aggregate_version=version,
+        event_type=event_type,
+        payload=payload or {},
+        metadata=metadata or {},
+        created_at=NOW,
+        attempts=attempts,
     )
 
 
 def row(e: StoredEvent) -> tuple[Any, ...]:
     """A claimed outbox row, in the column order of the claim's RETURNING."""
-    return (e.id, e.event_id, e.aggregate_type, e.aggregate_id, e.aggregate_version, e.event_type, e.payload,
-            e.metadata, e.created_at, e.attempts)
+    return (
+        e.id,
+        e.event_id,
+        e.aggregate_type,
+        e.aggregate_id,
+        e.aggregate_version,
+        e.event_type,
+        e.payload,
+        e.metadata,
+        e.created_at,
+        e.attempts,
+    )
 
 
 # --- backoff and dead-lettering arithmetic ----------------------------------------------------------
@@ -70,11 +95,20 @@ def test_backoff_scales_with_a_small_base() -> None:
     assert retry_delay_seconds(3, 0.05) == pytest.approx(0.4)
 
 
-@pytest.mark.parametrize(("attempts_before", "max_attempts", "dead"), [
-    (0, 3, False), (1, 3, False), (2, 3, True), (7, 8, True), (0, 1, True), (6, 8, False),
-])
-def test_an_event_dies_on_its_last_allowed_attempt(attempts_before: int, max_attempts: int,
-                                                   dead: bool) -> None:
+@pytest.mark.parametrize(
+    ("attempts_before", "max_attempts", "dead"),
+    [
+        (0, 3, False),
+        (1, 3, False),
+        (2, 3, True),
+        (7, 8, True),
+        (0, 1, True),
+        (6, 8, False),
+    ],
+)
+def test_an_event_dies_on_its_last_allowed_attempt(
+    attempts_before: int, max_attempts: int, dead: bool
+) -> None:
     assert becomes_dead(attempts_before, max_attempts) is dead
 
 
@@ -84,9 +118,12 @@ def test_an_event_dies_on_its_last_allowed_attempt(attempts_before: int, max_att
 def test_the_envelope_carries_id_type_aggregate_version_time_payload_and_metadata() -> None:
     e = event(7, version=3, payload={"postId": "p"}, metadata={"correlationId": "c-1", "actor": "alice"})
     assert e.envelope() == {
-        "id": str(e.event_id), "type": "post.updated",
+        "id": str(e.event_id),
+        "type": "post.updated",
         "aggregate": {"type": "post", "id": str(e.aggregate_id)},
-        "version": 3, "occurredAt": NOW.isoformat(), "payload": {"postId": "p"},
+        "version": 3,
+        "occurredAt": NOW.isoformat(),
+        "payload": {"postId": "p"},
         "metadata": {"correlationId": "c-1", "actor": "alice"},
     }
     assert e.correlation_id == "c-1"
@@ -234,7 +271,9 @@ async def test_a_handler_that_raises_fails_the_whole_batch() -> None:
     assert report == RoundReport(claimed=2, published=0, failed=2)
     assert db.published == []
     assert {i: err for i, (_, _, err) in db.failed_by_id.items()} == {
-        1: "OSError: connection reset", 2: "OSError: connection reset"}
+        1: "OSError: connection reset",
+        2: "OSError: connection reset",
+    }
 
 
 async def test_a_long_error_is_truncated_for_last_error() -> None:
@@ -266,11 +305,13 @@ class ScriptedRelay(OutboxRelay):
 
 
 async def test_drain_runs_busy_rounds_back_to_back_and_survives_a_lost_database() -> None:
-    relay = ScriptedRelay([
-        RoundReport(claimed=2, published=2),
-        RoundReport(claimed=1, failed=1, dead=1),
-        psycopg.OperationalError("server closed the connection"),
-    ])
+    relay = ScriptedRelay(
+        [
+            RoundReport(claimed=2, published=2),
+            RoundReport(claimed=1, failed=1, dead=1),
+            psycopg.OperationalError("server closed the connection"),
+        ]
+    )
     # After the error the relay waits out the rest of the budget (it would retry after 5 s).
     report = await relay.drain(0.3)
     assert (report.rounds, report.published, report.failed, report.dead) == (2, 2, 1, 1)
@@ -313,8 +354,14 @@ class RecordingWriter:
 
 def post_created(outbox_id: int) -> StoredEvent:
     post_id = uuid4()
-    payload = {"postId": str(post_id), "author": {"userId": str(uuid4())}, "content": "c", "media": [],
-               "status": "visible", "createdAt": NOW.isoformat()}
+    payload = {
+        "postId": str(post_id),
+        "author": {"userId": str(uuid4())},
+        "content": "c",
+        "media": [],
+        "status": "visible",
+        "createdAt": NOW.isoformat(),
+    }
     return event(outbox_id, post_id, event_type="post.created", payload=payload)
 
 
@@ -359,39 +406,52 @@ class RecordingFeeds:
         return 0
 
 
-@pytest.mark.parametrize(("event_type", "aggregate_type", "payload", "expected"), [
-    ("follow.created", "follow", {"followerId": "F", "followeeId": "A"}, [("backfill", "F", "A")]),
-    ("follow.deleted", "follow", {"followerId": "F", "followeeId": "A"}, [("remove", "F", "A")]),
-    ("mute.created", "mute", {"muterId": "M", "mutedId": "A"}, [("remove", "M", "A")]),
-    ("mute.deleted", "mute", {"muterId": "M", "mutedId": "A"}, [("backfill", "M", "A")]),
-    ("block.created", "block", {"blockerId": "B", "blockedId": "X"},
-     [("remove", "B", "X"), ("remove", "X", "B")]),
-    ("block.deleted", "block", {"blockerId": "B", "blockedId": "X"}, []),
-    ("post.created", "post", {"postId": "P"}, []),
-])
-async def test_feed_maintenance_routes_social_events(event_type: str, aggregate_type: str,
-                                                     payload: dict[str, str],
-                                                     expected: list[tuple[str, str, str]]) -> None:
+@pytest.mark.parametrize(
+    ("event_type", "aggregate_type", "payload", "expected"),
+    [
+        ("follow.created", "follow", {"followerId": "F", "followeeId": "A"}, [("backfill", "F", "A")]),
+        ("follow.deleted", "follow", {"followerId": "F", "followeeId": "A"}, [("remove", "F", "A")]),
+        ("mute.created", "mute", {"muterId": "M", "mutedId": "A"}, [("remove", "M", "A")]),
+        ("mute.deleted", "mute", {"muterId": "M", "mutedId": "A"}, [("backfill", "M", "A")]),
+        (
+            "block.created",
+            "block",
+            {"blockerId": "B", "blockedId": "X"},
+            [("remove", "B", "X"), ("remove", "X", "B")],
+        ),
+        ("block.deleted", "block", {"blockerId": "B", "blockedId": "X"}, []),
+        ("post.created", "post", {"postId": "P"}, []),
+    ],
+)
+async def test_feed_maintenance_routes_social_events(
+    event_type: str, aggregate_type: str, payload: dict[str, str], expected: list[tuple[str, str, str]]
+) -> None:
     feeds = RecordingFeeds()
     handler = FeedMaintenanceHandler(feeds, concurrency=4)  # type: ignore[arg-type]
-    failures = await handler.handle([event(1, event_type=event_type, aggregate_type=aggregate_type,
-                                           payload=payload)])
+    failures = await handler.handle(
+        [event(1, event_type=event_type, aggregate_type=aggregate_type, payload=payload)]
+    )
     assert failures == {}
     assert sorted(feeds.calls) == sorted(expected)
 
 
-@pytest.mark.parametrize(("event_type", "aggregate_type", "payload"), [
-    ("mute.created", "mute", {"muterId": "M", "mutedId": "A"}),
-    ("follow.deleted", "follow", {"followerId": "M", "followeeId": "A"}),
-    ("block.created", "block", {"blockerId": "M", "blockedId": "A"}),
-])
+@pytest.mark.parametrize(
+    ("event_type", "aggregate_type", "payload"),
+    [
+        ("mute.created", "mute", {"muterId": "M", "mutedId": "A"}),
+        ("follow.deleted", "follow", {"followerId": "M", "followeeId": "A"}),
+        ("block.created", "block", {"blockerId": "M", "blockedId": "A"}),
+    ],
+)
 async def test_a_removal_is_skipped_while_the_recipient_still_sees_the_author(
-        event_type: str, aggregate_type: str, payload: dict[str, str]) -> None:
+    event_type: str, aggregate_type: str, payload: dict[str, str]
+) -> None:
     # e.g. mute.created delivered again after mute.deleted: PostgreSQL says M sees A again
     feeds = RecordingFeeds(seen=frozenset({("M", "A")}))
     handler = FeedMaintenanceHandler(feeds, concurrency=4)  # type: ignore[arg-type]
-    failures = await handler.handle([event(1, event_type=event_type, aggregate_type=aggregate_type,
-                                           payload=payload)])
+    failures = await handler.handle(
+        [event(1, event_type=event_type, aggregate_type=aggregate_type, payload=payload)]
+    )
     assert failures == {}
     expected = [("remove", "A", "M")] if event_type == "block.created" else []
     assert feeds.calls == expected
@@ -436,10 +496,18 @@ async def test_event_hubs_sends_each_event_keyed_by_its_aggregate_with_its_id() 
     assert data.message_id == str(events[0].event_id)
     assert data.content_type == "application/json"
     assert data.body_as_json() == events[0].envelope()
-    assert data.properties == {"eventType": "post.updated", "aggregateType": "post", "aggregateVersion": 1,
-                               "correlationId": "c-1", "traceparent": "00-abc-def-01"}
-    assert by_key[str(b)][0].properties == {"eventType": "post.updated", "aggregateType": "post",
-                                            "aggregateVersion": 1}
+    assert data.properties == {
+        "eventType": "post.updated",
+        "aggregateType": "post",
+        "aggregateVersion": 1,
+        "correlationId": "c-1",
+        "traceparent": "00-abc-def-01",
+    }
+    assert by_key[str(b)][0].properties == {
+        "eventType": "post.updated",
+        "aggregateType": "post",
+        "aggregateVersion": 1,
+    }
 
 
 async def test_a_failed_send_fails_only_its_aggregates_events() -> None:

@@ -39,7 +39,9 @@ def test_the_schema_snapshot_matches_the_migrations(postgres_server: Any, migrat
     )
 
 
-async def test_health_reports_the_outbox_and_degrades_on_dead_events(api: ApiClient, database_url: str) -> None:
+async def test_health_reports_the_outbox_and_degrades_on_dead_events(
+    api: ApiClient, database_url: str
+) -> None:
     await onboard(api, "hanna")
     r = await api.call("GET", "/api/health")
     assert r.status == 200
@@ -58,14 +60,17 @@ async def test_requeue_puts_dead_events_back_for_admins_only(api: ApiClient, dat
         conn.execute("UPDATE outbox SET status = 'dead', attempts = 8, last_error = 'boom'")
         (event_id,) = conn.execute("SELECT id FROM outbox").fetchone()  # type: ignore[misc]
     assert (await api.call("POST", "/api/admin/outbox/requeue", subject="ivan", json_body={})).status == 403
-    r = await api.call("POST", "/api/admin/outbox/requeue", subject="ops", role="admin",
-                       json_body={"eventIds": [event_id]})
+    r = await api.call(
+        "POST", "/api/admin/outbox/requeue", subject="ops", role="admin", json_body={"eventIds": [event_id]}
+    )
     assert (r.status, r.json) == (200, {"requeued": 1})
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT status, attempts FROM outbox").fetchone() == ("pending", 0)
 
 
-async def test_schema_drift_is_reported_after_a_hand_made_alter_table(api: ApiClient, database_url: str) -> None:
+async def test_schema_drift_is_reported_after_a_hand_made_alter_table(
+    api: ApiClient, database_url: str
+) -> None:
     r = await api.call("GET", "/api/admin/schema/drift", subject="ops", role="admin")
     assert (r.status, r.json) == (200, {"drifted": False, "differences": []})
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -77,7 +82,9 @@ async def test_schema_drift_is_reported_after_a_hand_made_alter_table(api: ApiCl
     found = {(d["kind"], d["name"], d["problem"]) for d in r.json["differences"]}
     assert ("column", "posts.mood", "extra") in found
     assert ("index", "comments.comments_live_by_post", "missing") in found
-    assert any(kind == "migration" and "changed after it was applied" in problem for kind, _, problem in found)
+    assert any(
+        kind == "migration" and "changed after it was applied" in problem for kind, _, problem in found
+    )
     assert (await api.call("GET", "/api/admin/schema/drift", subject="x")).status == 403
 
 
@@ -86,12 +93,15 @@ async def test_reconcile_repairs_a_wiped_cosmos_and_rebuild_restores_feeds(
 ) -> None:
     ann, ben = await onboard(api, "ann"), await onboard(api, "ben")
     await api.call("PUT", f"/api/users/{ann['id']}/follow", subject="ben")
-    post = (await api.call("POST", "/api/posts", subject="ann", json_body={"content": "kept in postgres"})).json
+    post = (
+        await api.call("POST", "/api/posts", subject="ann", json_body={"content": "kept in postgres"})
+    ).json
     await api.call("PUT", f"/api/posts/{post['id']}/reactions", subject="ben", json_body={"type": "wow"})
     await drain(app_context)
 
-    clean = await api.call("POST", "/api/admin/reconcile", subject="ops", role="admin",
-                           json_body={"userId": ann["id"]})
+    clean = await api.call(
+        "POST", "/api/admin/reconcile", subject="ops", role="admin", json_body={"userId": ann["id"]}
+    )
     assert clean.status == 200, clean
     assert {k: v for k, v in clean.json["differenceCounts"].items() if not k.startswith("userFeed")} == {}
 
@@ -99,14 +109,24 @@ async def test_reconcile_repairs_a_wiped_cosmos_and_rebuild_restores_feeds(
         client.delete_database(cosmos_database_name)
         provision(client, cosmos_database_name)
 
-    report = (await api.call("POST", "/api/admin/reconcile", subject="ops", role="admin",
-                             json_body={"repair": True, "userId": ben["id"]})).json
+    report = (
+        await api.call(
+            "POST",
+            "/api/admin/reconcile",
+            subject="ops",
+            role="admin",
+            json_body={"repair": True, "userId": ben["id"]},
+        )
+    ).json
     assert report["differenceCounts"]["posts_v2:missing"] == 1
     assert report["differenceCounts"]["publicProfiles:missing"] == 2
     assert report["differenceCounts"]["reactions:missing"] == 1
     assert report["repaired"] >= 4
-    again = (await api.call("POST", "/api/admin/reconcile", subject="ops", role="admin",
-                            json_body={"userId": ben["id"]})).json
+    again = (
+        await api.call(
+            "POST", "/api/admin/reconcile", subject="ops", role="admin", json_body={"userId": ben["id"]}
+        )
+    ).json
     assert again["differenceCounts"] == {}
 
     rebuilt = await api.call("POST", f"/api/admin/feeds/{ben['id']}/rebuild", subject="ops", role="admin")

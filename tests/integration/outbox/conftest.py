@@ -33,8 +33,10 @@ SYSTEM_FIELDS = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_ls
 # Backoff and leases short enough for a test to wait them out.
 FAST = RelayPolicy(batch_size=50, claim_lease_seconds=0.5, max_attempts=3, backoff_base_seconds=0.05)
 
-_EVENT_COLUMNS = ("id, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload, "
-                  "metadata, created_at, attempts")
+_EVENT_COLUMNS = (
+    "id, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload, "
+    "metadata, created_at, attempts"
+)
 
 
 # --- PostgreSQL, as the owner ----------------------------------------------------------------------
@@ -60,8 +62,9 @@ class Owner:
     def __init__(self, conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
         self.conn = conn
 
-    async def rows(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-                   ) -> list[tuple[Any, ...]]:
+    async def rows(
+        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         cur = await self.conn.execute(query, params)
         return await cur.fetchall()
 
@@ -74,14 +77,16 @@ class Owner:
         rows = await self.rows(
             """SELECT id, event_type, aggregate_type, aggregate_id::text, aggregate_version, status, attempts,
                       last_error, coalesce(claimed_until > now(), false), next_attempt_at > now()
-               FROM outbox ORDER BY id""")
+               FROM outbox ORDER BY id"""
+        )
         return [OutboxRow(*r) for r in rows]
 
     async def by_id(self) -> dict[int, OutboxRow]:
         return {r.id: r for r in await self.outbox()}
 
-    async def stored_events(self, where: str = "true", params: Sequence[Any] | None = None
-                            ) -> list[StoredEvent]:
+    async def stored_events(
+        self, where: str = "true", params: Sequence[Any] | None = None
+    ) -> list[StoredEvent]:
         """Outbox rows as the relay hands them to handlers (`where` is written by tests, never input)."""
         rows = await self.rows(f"SELECT {_EVENT_COLUMNS} FROM outbox WHERE {where} ORDER BY id", params)
         return [StoredEvent(*r) for r in rows]
@@ -94,12 +99,15 @@ class Owner:
         await self.conn.execute(
             """UPDATE outbox SET status = 'pending', published_at = NULL, attempts = 0,
                                  next_attempt_at = now(), claimed_until = NULL
-               WHERE id = ANY(%s)""", (list(ids),))
+               WHERE id = ANY(%s)""",
+            (list(ids),),
+        )
 
     async def admin_mirror(self) -> dict[str, tuple[Any, ...]]:
         rows = await self.rows(
             "SELECT post_id::text, author_id::text, content, status, deleted, last_action, version "
-            "FROM posts_admin_mirror")
+            "FROM posts_admin_mirror"
+        )
         return {r[0]: r[1:] for r in rows}
 
 
@@ -125,8 +133,9 @@ async def all_docs(ctx: AppContext, container: str) -> dict[str, dict[str, Any]]
     return {doc["id"]: doc async for doc in client.query_items("SELECT * FROM c")}
 
 
-async def read_doc(ctx: AppContext, container: str, item_id: str, partition_key: str
-                   ) -> dict[str, Any] | None:
+async def read_doc(
+    ctx: AppContext, container: str, item_id: str, partition_key: str
+) -> dict[str, Any] | None:
     client = ctx.cosmos_db.get_container_client(container)
     try:
         doc: dict[str, Any] = await client.read_item(item_id, partition_key)
@@ -135,11 +144,14 @@ async def read_doc(ctx: AppContext, container: str, item_id: str, partition_key:
     return doc
 
 
-async def snapshot(ctx: AppContext, containers: Iterable[str] = PROJECTION_CONTAINERS
-                   ) -> dict[str, dict[str, dict[str, Any]]]:
+async def snapshot(
+    ctx: AppContext, containers: Iterable[str] = PROJECTION_CONTAINERS
+) -> dict[str, dict[str, dict[str, Any]]]:
     """The projections' content, system fields left out: what two states are compared by."""
-    return {name: {i: without_system_fields(d) for i, d in (await all_docs(ctx, name)).items()}
-            for name in containers}
+    return {
+        name: {i: without_system_fields(d) for i, d in (await all_docs(ctx, name)).items()}
+        for name in containers
+    }
 
 
 # --- the relay ------------------------------------------------------------------------------------------
@@ -150,10 +162,15 @@ def production_handlers(ctx: AppContext) -> list[EventHandler]:
     return list(outbox_relay(ctx)._handlers)
 
 
-def relay_with(ctx: AppContext, policy: RelayPolicy = FAST, handlers: Sequence[EventHandler] | None = None
-               ) -> OutboxRelay:
-    return OutboxRelay(ctx.pg_pool, production_handlers(ctx) if handlers is None else handlers, policy,
-                       listen_url=ctx.settings.postgres_url.get_secret_value())
+def relay_with(
+    ctx: AppContext, policy: RelayPolicy = FAST, handlers: Sequence[EventHandler] | None = None
+) -> OutboxRelay:
+    return OutboxRelay(
+        ctx.pg_pool,
+        production_handlers(ctx) if handlers is None else handlers,
+        policy,
+        listen_url=ctx.settings.postgres_url.get_secret_value(),
+    )
 
 
 async def run_until_idle(relay: OutboxRelay, max_rounds: int = 200) -> int:
@@ -187,7 +204,8 @@ class Recorder:
 class InjectedCosmosFailure(exceptions.CosmosHttpResponseError):
     def __init__(self, event: StoredEvent) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
-            status_code=503, message=f"injected: Cosmos unavailable for outbox event {event.id}")
+            status_code=503, message=f"injected: Cosmos unavailable for outbox event {event.id}"
+        )
 
 
 class FailingFor:
@@ -279,7 +297,8 @@ async def assert_projections_match_postgres(ctx: AppContext, owner: Owner) -> No
     profiles = await all_docs(ctx, PROFILES)
     users = await owner.rows(
         """SELECT u.id::text, u.username, p.display_name, p.bio, u.version, u.deleted_at IS NOT NULL
-           FROM users u JOIN profiles p ON p.user_id = u.id""")
+           FROM users u JOIN profiles p ON p.user_id = u.id"""
+    )
     assert set(profiles) == {u[0] for u in users}
     for user_id, username, display_name, bio, version, deleted in users:
         doc = profiles[user_id]
@@ -289,7 +308,8 @@ async def assert_projections_match_postgres(ctx: AppContext, owner: Owner) -> No
 
     posts = await all_docs(ctx, POSTS)
     rows = await owner.rows(
-        "SELECT id::text, author_id::text, content, version, deleted_at IS NOT NULL FROM posts")
+        "SELECT id::text, author_id::text, content, version, deleted_at IS NOT NULL FROM posts"
+    )
     assert set(posts) == {r[0] for r in rows}
     for post_id, author_id, content, version, deleted in rows:
         doc = posts[post_id]
@@ -298,13 +318,15 @@ async def assert_projections_match_postgres(ctx: AppContext, owner: Owner) -> No
     # the moderators' mirror: (author, content, deleted, version); a deleted post keeps its content there
     mirror = await owner.admin_mirror()
     assert {k: (m[0], m[1], m[3], m[5]) for k, m in mirror.items()} == {
-        r[0]: (r[1], r[2], r[4], r[3]) for r in rows}
+        r[0]: (r[1], r[2], r[4], r[3]) for r in rows
+    }
 
     reactions = await all_docs(ctx, REACTIONS)
     rows = await owner.rows(
         """SELECT r.post_id::text, r.user_id::text, r.type, r.version, r.deleted_at IS NOT NULL,
                   p.author_id::text
-           FROM reactions r JOIN posts p ON p.id = r.post_id""")
+           FROM reactions r JOIN posts p ON p.id = r.post_id"""
+    )
     assert set(reactions) == {f"{r[0]}:{r[1]}" for r in rows}
     for post_id, user_id, reaction_type, version, deleted, _ in rows:
         doc = reactions[f"{post_id}:{user_id}"]
@@ -312,35 +334,54 @@ async def assert_projections_match_postgres(ctx: AppContext, owner: Owner) -> No
 
     counters = await all_docs(ctx, COUNTERS)
     for user_id, followers, following, posts_count, version in await owner.rows(
-            "SELECT user_id::text, followers, following, posts, version FROM user_counts WHERE version > 1"):
+        "SELECT user_id::text, followers, following, posts, version FROM user_counts WHERE version > 1"
+    ):
         doc = counters[f"{user_id}:counts"]
         assert (doc["followers"], doc["following"], doc["posts"], doc["version"]) == (
-            followers, following, posts_count, version), user_id
+            followers,
+            following,
+            posts_count,
+            version,
+        ), user_id
     for post_id, counts, comments, version in await owner.rows(
-            "SELECT post_id::text, reactions, comments, version FROM post_counts WHERE version > 1"):
+        "SELECT post_id::text, reactions, comments, version FROM post_counts WHERE version > 1"
+    ):
         doc = counters[f"{post_id}:counts"]
         assert ({k: v for k, v in doc["reactions"].items() if v}, doc["comments"], doc["version"]) == (
-            {k: v for k, v in counts.items() if v}, comments, version), post_id
+            {k: v for k, v in counts.items() if v},
+            comments,
+            version,
+        ), post_id
 
     # every follow ever made notified its followee; every comment on someone else's post its author; every
     # live reaction to someone else's post its author (the change feed saw only the latest documents)
-    expected_notes = {f"follow:{r[0]}:{r[1]}" for r in await owner.rows(
-        "SELECT follower_id::text, followee_id::text FROM follows")}
-    expected_notes |= {f"comment:{r[0]}" for r in await owner.rows(
-        """SELECT c.id::text FROM comments c JOIN posts p ON p.id = c.post_id
-           WHERE c.author_id <> p.author_id""")}
+    expected_notes = {
+        f"follow:{r[0]}:{r[1]}"
+        for r in await owner.rows("SELECT follower_id::text, followee_id::text FROM follows")
+    }
+    expected_notes |= {
+        f"comment:{r[0]}"
+        for r in await owner.rows(
+            """SELECT c.id::text FROM comments c JOIN posts p ON p.id = c.post_id
+           WHERE c.author_id <> p.author_id"""
+        )
+    }
     expected_notes |= {f"reaction:{r[0]}:{r[1]}" for r in rows if not r[4] and r[1] != r[5]}
     assert expected_notes, "nothing to compare"
     assert set(await all_docs(ctx, NOTIFICATIONS)) == expected_notes
 
     # feeds: one's own visible posts and those of everyone one follows and has not muted
-    expected_feed = {f"{r[0]}:{r[1]}" for r in await owner.rows(
-        """SELECT u.id::text, p.id::text
+    expected_feed = {
+        f"{r[0]}:{r[1]}"
+        for r in await owner.rows(
+            """SELECT u.id::text, p.id::text
            FROM users u JOIN posts p ON p.deleted_at IS NULL AND p.status = 'visible'
            WHERE p.author_id = u.id
               OR (EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = u.id AND f.followee_id = p.author_id
                             AND f.deleted_at IS NULL)
                   AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = u.id AND m.muted_id = p.author_id
-                                    AND m.deleted_at IS NULL))""")}
+                                    AND m.deleted_at IS NULL))"""
+        )
+    }
     assert expected_feed, "nothing to compare"
     assert set(await all_docs(ctx, FEED)) == expected_feed

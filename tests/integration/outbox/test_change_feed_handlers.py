@@ -34,8 +34,9 @@ async def feed_of(ctx: AppContext, recipient: str) -> dict[str, str]:
     return {d["postId"]: d["content"] for d in items if d["recipientId"] == recipient}
 
 
-async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(app_context: AppContext,
-                                                                        people: People) -> None:
+async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(
+    app_context: AppContext, people: People
+) -> None:
     alice, bob, carol, _ = await people.join("alice", "bob", "carol", "dave")
     await people.edge("PUT", "bob", "follow", "alice")
     await people.edge("PUT", "carol", "follow", "alice")
@@ -69,7 +70,8 @@ async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(app_cont
 
 
 async def test_reactions_given_twice_leave_the_same_counters_and_one_notification_each(
-        app_context: AppContext, people: People) -> None:
+    app_context: AppContext, people: People
+) -> None:
     alice, bob, carol = await people.join("alice", "bob", "carol")
     p = await people.post("alice", "react")
     await people.react("bob", p, "like")
@@ -90,7 +92,9 @@ async def test_reactions_given_twice_leave_the_same_counters_and_one_notificatio
     # ids fixed by the cause; none for reacting to one's own post
     assert set(notes) == {f"reaction:{p}:{bob}", f"reaction:{p}:{carol}"}
     assert {(n["recipientId"], n["actorId"], n["subjectId"]) for n in notes.values()} == {
-        (alice, bob, p), (alice, carol, p)}
+        (alice, bob, p),
+        (alice, carol, p),
+    }
 
     # alice reads bob's; bob changes his reaction: still one notification, still read, counters move on
     r = await people.api.call("POST", f"/api/notifications/reaction:{p}:{bob}/read", subject="alice")
@@ -108,8 +112,9 @@ async def test_reactions_given_twice_leave_the_same_counters_and_one_notificatio
         assert {k: v for k, v in doc["reactions"].items() if v} == {"laugh": 1, "love": 1, "wow": 1}
 
 
-async def test_a_failed_batch_recorded_twice_is_kept_once(app_context: AppContext, people: People,
-                                                          owner: Owner) -> None:
+async def test_a_failed_batch_recorded_twice_is_kept_once(
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice")
     p = await people.post("alice", "fan me out")
     await run_until_idle(outbox_relay(app_context))
@@ -120,7 +125,8 @@ async def test_a_failed_batch_recorded_twice_is_kept_once(app_context: AppContex
     again = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
     assert again == first
     rows = await owner.rows(
-        "SELECT id, function, container, documents, error, correlation_ids FROM change_feed_failures")
+        "SELECT id, function, container, documents, error, correlation_ids FROM change_feed_failures"
+    )
     assert len(rows) == 1
     _, function, container, stored, message, correlation_ids = rows[0]
     assert (function, container, message) == ("fan_out_posts", POSTS, "TimeoutError: Cosmos timed out")

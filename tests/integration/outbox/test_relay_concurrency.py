@@ -60,7 +60,8 @@ async def busy_graph(people: People) -> None:
 
 
 async def test_two_relays_at_once_publish_everything_and_leave_every_projection_exact(
-        app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn) -> None:
+    app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn
+) -> None:
     await busy_graph(people)
     rows = await owner.outbox()
     policy = RelayPolicy(batch_size=3, claim_lease_seconds=60, max_attempts=3, backoff_base_seconds=0.05)
@@ -71,6 +72,7 @@ async def test_two_relays_at_once_publish_everything_and_leave_every_projection_
         async def step() -> int:
             await run_until_idle(relay)
             return await owner.unpublished()
+
         await eventually(step, lambda left: left == 0, timeout=30, interval=0.02, what="outbox drained")
 
     await asyncio.gather(*(until_all_published(relay) for relay in relays))
@@ -107,20 +109,28 @@ class WatchedRelay(OutboxRelay):
 
 
 async def test_drain_is_woken_by_notify_for_an_event_committed_while_it_waits(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice")
     recorder = Recorder()
-    relay = WatchedRelay(app_context.pg_pool, [*production_handlers(app_context), recorder],
-                         RelayPolicy(batch_size=50, claim_lease_seconds=30),
-                         listen_url=app_context.settings.postgres_url.get_secret_value())
+    relay = WatchedRelay(
+        app_context.pg_pool,
+        [*production_handlers(app_context), recorder],
+        RelayPolicy(batch_size=50, claim_lease_seconds=30),
+        listen_url=app_context.settings.postgres_url.get_secret_value(),
+    )
     await run_until_idle(relay)  # nothing left: the drain below starts by waiting
     # Shorter than the idle recheck (5 s): only a notification can wake the drain before its budget ends.
     budget = 2.0
     drain = asyncio.create_task(relay.drain(budget))
     await asyncio.wait_for(relay.waiting.wait(), timeout=10)
-    assert await owner.scalar(
-        """SELECT count(*) FROM pg_stat_activity
-           WHERE datname = current_database() AND query = 'LISTEN outbox' AND state = 'idle'""") == 1
+    assert (
+        await owner.scalar(
+            """SELECT count(*) FROM pg_stat_activity
+           WHERE datname = current_database() AND query = 'LISTEN outbox' AND state = 'idle'"""
+        )
+        == 1
+    )
     waits_before = relay.waits
     batches_before = len(recorder.batches)
 
@@ -138,7 +148,8 @@ async def test_drain_is_woken_by_notify_for_an_event_committed_while_it_waits(
 
 
 async def test_counters_equal_postgres_after_a_storm_of_reactions_with_replays(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     names = [f"fan{i}" for i in range(8)]
     await people.join("star", *names)
     post = await people.post("star", "react to this")
@@ -166,29 +177,42 @@ async def test_counters_equal_postgres_after_a_storm_of_reactions_with_replays(
             people.comment(names[wave], post, f"wave {wave}"),
             pipeline_pass(),
         )
-        comment_ids.extend(r[0] for r in await owner.rows(
-            "SELECT id::text FROM comments WHERE deleted_at IS NULL AND content = %s", (f"wave {wave}",)))
+        comment_ids.extend(
+            r[0]
+            for r in await owner.rows(
+                "SELECT id::text FROM comments WHERE deleted_at IS NULL AND content = %s", (f"wave {wave}",)
+            )
+        )
     await people.ok("DELETE", f"/api/comments/{comment_ids[0]}", names[0])
     await pipeline_pass()
 
     async def assert_exact() -> None:
-        truth = dict(await owner.rows(
-            "SELECT type, count(*) FROM reactions WHERE post_id = %s AND deleted_at IS NULL GROUP BY type",
-            (post,)))
+        truth = dict(
+            await owner.rows(
+                "SELECT type, count(*) FROM reactions WHERE post_id = %s AND deleted_at IS NULL GROUP BY type",
+                (post,),
+            )
+        )
         comments = await owner.scalar(
-            "SELECT count(*) FROM comments WHERE post_id = %s AND deleted_at IS NULL", (post,))
+            "SELECT count(*) FROM comments WHERE post_id = %s AND deleted_at IS NULL", (post,)
+        )
         [(stored, stored_comments, version)] = await owner.rows(
-            "SELECT reactions, comments, version FROM post_counts WHERE post_id = %s", (post,))
+            "SELECT reactions, comments, version FROM post_counts WHERE post_id = %s", (post,)
+        )
         assert {k: v for k, v in stored.items() if v} == truth  # PostgreSQL's own counts are the truth
         assert stored_comments == comments
         doc = await read_doc(app_context, COUNTERS, f"{post}:counts", post)
         assert doc is not None
         assert ({k: v for k, v in doc["reactions"].items() if v}, doc["comments"], doc["version"]) == (
-            truth, comments, version)
+            truth,
+            comments,
+            version,
+        )
 
     await assert_exact()
     assert len(await all_docs(app_context, REACTIONS)) == await owner.scalar(
-        "SELECT count(*) FROM reactions WHERE post_id = %s", (post,))
+        "SELECT count(*) FROM reactions WHERE post_id = %s", (post,)
+    )
 
     # replays: older documents after newer ones, in any order, twice over
     stale = seen_documents[:]

@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from shared_code.app_context import AppContext
 
 
-def with_failing_projection(ctx: AppContext, outbox_ids: set[int], times: int | None
-                            ) -> tuple[list[EventHandler], FailingFor, Recorder]:
+def with_failing_projection(
+    ctx: AppContext, outbox_ids: set[int], times: int | None
+) -> tuple[list[EventHandler], FailingFor, Recorder]:
     """The production handlers, the Cosmos projection failing for `outbox_ids`, and a recorder."""
     handlers = production_handlers(ctx)
     projection = next(h for h in handlers if h.name == "cosmos-projections")
@@ -55,7 +56,8 @@ async def post_version(ctx: AppContext, post_id: str) -> tuple[int, str] | None:
 
 
 async def test_a_cosmos_failure_mid_batch_backs_off_and_succeeds_later_with_nothing_lost(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice", "bob")
     p = await people.post("alice", "p1")
     await people.edit("alice", p, "p2")
@@ -94,7 +96,8 @@ async def test_a_cosmos_failure_mid_batch_backs_off_and_succeeds_later_with_noth
 
 
 async def test_a_dead_event_blocks_its_aggregate_only_until_requeued(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice", "bob")
     p = await people.post("alice", "v1")
     await people.edit("alice", p, "v2")
@@ -104,8 +107,11 @@ async def test_a_dead_event_blocks_its_aggregate_only_until_requeued(
     broken = find(rows, p, 2)
     assert broken.event_type == "post.updated"
     handlers, failing, recorder = with_failing_projection(app_context, {broken.id}, times=None)
-    relay = relay_with(app_context, RelayPolicy(batch_size=50, claim_lease_seconds=30, max_attempts=3,
-                                                backoff_base_seconds=0.05), handlers)
+    relay = relay_with(
+        app_context,
+        RelayPolicy(batch_size=50, claim_lease_seconds=30, max_attempts=3, backoff_base_seconds=0.05),
+        handlers,
+    )
 
     async def broken_row() -> OutboxRow:
         await run_until_idle(relay)
@@ -128,8 +134,11 @@ async def test_a_dead_event_blocks_its_aggregate_only_until_requeued(
     await run_until_idle(relay)
     assert await post_version(app_context, q) == (2, "q2")
     assert await post_version(app_context, p) == (1, "v1")
-    left = {(r.aggregate_id, r.aggregate_version, r.status) for r in await owner.outbox()
-            if r.status != "published"}
+    left = {
+        (r.aggregate_id, r.aggregate_version, r.status)
+        for r in await owner.outbox()
+        if r.status != "published"
+    }
     assert left == {(p, 2, "dead"), (p, 3, "pending"), (p, 4, "pending")}
 
     # the operator fixes the cause and requeues it
@@ -145,7 +154,8 @@ async def test_a_dead_event_blocks_its_aggregate_only_until_requeued(
 
 
 async def test_claims_of_a_relay_that_died_mid_batch_expire_and_another_run_takes_them(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice", "bob")
     p = await people.post("alice", "hello")
     policy = RelayPolicy(batch_size=50, claim_lease_seconds=1.0, max_attempts=3, backoff_base_seconds=0.05)
@@ -157,8 +167,9 @@ async def test_claims_of_a_relay_that_died_mid_batch_expire_and_another_run_take
     recorder = Recorder()
     survivor = relay_with(app_context, policy, [*production_handlers(app_context), recorder])
     assert await survivor.run_once() == RoundReport()  # the lease still holds
-    taken = await eventually(survivor.run_once, lambda r: r.claimed > 0, timeout=10,
-                             what="the expired claims taken over")
+    taken = await eventually(
+        survivor.run_once, lambda r: r.claimed > 0, timeout=10, what="the expired claims taken over"
+    )
     assert (taken.claimed, taken.published) == (len(claimed), len(claimed))
     assert recorder.seen == [e.id for e in claimed]
     rows = await owner.outbox()
@@ -182,7 +193,8 @@ class HeldThenFailing:
 
 
 async def test_a_relay_whose_lease_ran_out_cannot_undo_another_relays_success(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await people.join("alice")
     policy = RelayPolicy(batch_size=50, claim_lease_seconds=0.3, max_attempts=3, backoff_base_seconds=0.05)
     held = HeldThenFailing()
@@ -204,19 +216,28 @@ async def test_a_relay_whose_lease_ran_out_cannot_undo_another_relays_success(
 
 
 async def test_a_poison_event_dies_alone_not_with_the_rest_of_its_batch(
-        app_context: AppContext, people: People, owner: Owner) -> None:
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     [alice] = await people.join("alice")
     await run_until_idle(relay_with(app_context))
     # An event no handler can ever apply: the moderators' mirror rejects it (its post does not exist).
     ghost = uuid.uuid4()
     payload = PostCreated(
-        post_id=ghost, author=AuthorSnapshot(user_id=uuid.UUID(alice), username="alice", display_name="Alice",
-                                             avatar_url=None),
-        content="from nowhere", media=(), status="visible", created_at=datetime.now(UTC),
-        author_counts=UserCounts(user_id=uuid.UUID(alice), followers=0, following=0, posts=1, version=2))
+        post_id=ghost,
+        author=AuthorSnapshot(
+            user_id=uuid.UUID(alice), username="alice", display_name="Alice", avatar_url=None
+        ),
+        content="from nowhere",
+        media=(),
+        status="visible",
+        created_at=datetime.now(UTC),
+        author_counts=UserCounts(user_id=uuid.UUID(alice), followers=0, following=0, posts=1, version=2),
+    )
     await owner.conn.execute(
         """INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload)
-           VALUES ('post', %s, 1, 'post.created', %s)""", (ghost, Jsonb(payload.to_json())))
+           VALUES ('post', %s, 1, 'post.created', %s)""",
+        (ghost, Jsonb(payload.to_json())),
+    )
     real = await people.post("alice", "a real post")  # claimed in the same batches as the ghost
     relay = relay_with(app_context, FAST)
 

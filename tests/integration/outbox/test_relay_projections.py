@@ -30,9 +30,22 @@ if TYPE_CHECKING:
 
 # Every event type but moderation's (flags, appeals, post.moderated): what the story below records.
 SOCIAL_EVENT_TYPES = {
-    "user.created", "profile.updated", "user.deleted", "follow.created", "follow.deleted", "block.created",
-    "block.deleted", "mute.created", "mute.deleted", "post.created", "post.updated", "post.deleted",
-    "comment.created", "comment.deleted", "reaction.set", "reaction.removed",
+    "user.created",
+    "profile.updated",
+    "user.deleted",
+    "follow.created",
+    "follow.deleted",
+    "block.created",
+    "block.deleted",
+    "mute.created",
+    "mute.deleted",
+    "post.created",
+    "post.updated",
+    "post.deleted",
+    "comment.created",
+    "comment.deleted",
+    "reaction.set",
+    "reaction.removed",
 }
 assert set(EVENT_TYPES) >= SOCIAL_EVENT_TYPES
 
@@ -83,8 +96,9 @@ async def apply_reaction_change_feed(ctx: AppContext) -> None:
     await change_feed.apply_reactions(ctx, list((await all_docs(ctx, REACTIONS)).values()))
 
 
-async def test_every_event_type_lands_in_its_containers(app_context: AppContext, people: People,
-                                                        owner: Owner) -> None:
+async def test_every_event_type_lands_in_its_containers(
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     story = await everything_happens(people)
     assert {row.event_type for row in await owner.outbox()} == SOCIAL_EVENT_TYPES
 
@@ -92,8 +106,10 @@ async def test_every_event_type_lands_in_its_containers(app_context: AppContext,
     assert published == len(await owner.outbox())
     assert await owner.unpublished() == 0
     await apply_reaction_change_feed(app_context)
-    docs = {name: await all_docs(app_context, name) for name in (PROFILES, POSTS, REACTIONS, COUNTERS,
-                                                                 NOTIFICATIONS, FEED)}
+    docs = {
+        name: await all_docs(app_context, name)
+        for name in (PROFILES, POSTS, REACTIONS, COUNTERS, NOTIFICATIONS, FEED)
+    }
 
     # publicProfiles: users (created, updated, deleted)
     profiles = docs[PROFILES]
@@ -121,26 +137,39 @@ async def test_every_event_type_lands_in_its_containers(app_context: AppContext,
     # (a user whose counts never changed has none: the counters are a cache, rebuilt on a miss)
     counters = docs[COUNTERS]
     changed = await owner.rows(
-        "SELECT user_id::text, followers, following, posts, version FROM user_counts WHERE version > 1")
+        "SELECT user_id::text, followers, following, posts, version FROM user_counts WHERE version > 1"
+    )
     assert {f"{r[0]}:counts" for r in changed} | {f"{story.post}:counts"} == set(counters)
     for user_id, followers, following, posts_count, version in changed:
         doc = counters[f"{user_id}:counts"]
         assert (doc["followers"], doc["following"], doc["posts"], doc["version"]) == (
-            followers, following, posts_count, version), user_id
-    reactions_count, comments_count, counts_version = (await owner.rows(
-        "SELECT reactions, comments, version FROM post_counts WHERE post_id = %s", (story.post,)))[0]
+            followers,
+            following,
+            posts_count,
+            version,
+        ), user_id
+    reactions_count, comments_count, counts_version = (
+        await owner.rows(
+            "SELECT reactions, comments, version FROM post_counts WHERE post_id = %s", (story.post,)
+        )
+    )[0]
     post_counts = counters[f"{story.post}:counts"]
     assert post_counts["comments"] == comments_count == 1
     assert post_counts["version"] == counts_version
-    assert {k: v for k, v in post_counts["reactions"].items() if v} == {
-        k: v for k, v in reactions_count.items() if v} == {"love": 1, "wow": 1}
+    assert (
+        {k: v for k, v in post_counts["reactions"].items() if v}
+        == {k: v for k, v in reactions_count.items() if v}
+        == {"love": 1, "wow": 1}
+    )
 
     # notifications: follows and comments from the relay, reactions from the change feed; none for
     # reacting to one's own post, none for a reaction that was removed before the feed saw it
     notes = {n["id"]: n for n in docs[NOTIFICATIONS].values()}
     assert set(notes) == {
-        f"follow:{story.bob}:{story.alice}", f"follow:{story.carol}:{story.alice}",
-        f"comment:{story.deleted_comment}", f"comment:{story.comment}",
+        f"follow:{story.bob}:{story.alice}",
+        f"follow:{story.carol}:{story.alice}",
+        f"comment:{story.deleted_comment}",
+        f"comment:{story.comment}",
         f"reaction:{story.post}:{story.carol}",
     }
     assert {n["recipientId"] for n in notes.values()} == {story.alice}
@@ -158,7 +187,8 @@ async def test_every_event_type_lands_in_its_containers(app_context: AppContext,
 
 
 async def test_event_hubs_gets_every_event_once_keyed_by_its_aggregate(
-        app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn) -> None:
+    app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn
+) -> None:
     await everything_happens(people)
     await run_until_idle(outbox_relay(app_context))
     events = {str(e.event_id): e for e in await owner.stored_events()}
@@ -172,7 +202,8 @@ async def test_event_hubs_gets_every_event_once_keyed_by_its_aggregate(
         body = json.loads(message["body"])
         expected = event.envelope()
         assert datetime.fromisoformat(body.pop("occurredAt")) == datetime.fromisoformat(
-            expected.pop("occurredAt"))
+            expected.pop("occurredAt")
+        )
         assert body == expected
         assert message["properties"]["eventType"] == event.event_type
         assert message["properties"]["aggregateType"] == event.aggregate_type
@@ -186,7 +217,8 @@ async def test_event_hubs_gets_every_event_once_keyed_by_its_aggregate(
 
 
 async def test_the_same_batch_delivered_twice_leaves_the_same_state(
-        app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn) -> None:
+    app_context: AppContext, people: People, owner: Owner, eventhubs_standin: EventHubsStandIn
+) -> None:
     await everything_happens(people)
     relay = outbox_relay(app_context)
     await run_until_idle(relay)
@@ -207,8 +239,9 @@ async def test_the_same_batch_delivered_twice_leaves_the_same_state(
     assert Counter(m["messageId"] for m in messages) == {str(e.event_id): 2 for e in events}
 
 
-async def test_an_older_event_after_a_newer_one_changes_nothing(app_context: AppContext, people: People,
-                                                                owner: Owner) -> None:
+async def test_an_older_event_after_a_newer_one_changes_nothing(
+    app_context: AppContext, people: People, owner: Owner
+) -> None:
     await everything_happens(people)
     relay = outbox_relay(app_context)
     await run_until_idle(relay)
@@ -222,8 +255,15 @@ async def test_an_older_event_after_a_newer_one_changes_nothing(app_context: App
         latest[(row.aggregate_type, row.aggregate_id)] = row.id
     older = [r for r in rows if r.id != latest[(r.aggregate_type, r.aggregate_id)]]
     assert {r.event_type for r in older} >= {
-        "user.created", "post.created", "post.updated", "follow.created", "mute.created", "block.created",
-        "comment.created", "reaction.set"}
+        "user.created",
+        "post.created",
+        "post.updated",
+        "follow.created",
+        "mute.created",
+        "block.created",
+        "comment.created",
+        "reaction.set",
+    }
     await owner.redeliver(r.id for r in older)
     assert await run_until_idle(relay) == len(older)
 

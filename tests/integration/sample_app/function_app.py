@@ -76,7 +76,7 @@ def every_second(timer: func.TimerRequest, context: func.Context) -> None:
     lease_container_name="leases",
     lease_container_prefix="sample-",
     feed_poll_delay=100,
-    start_from_beginning=False,
+    start_from_beginning=False,  # type: ignore[arg-type]  # the SDK's hint says time; the host reads a bool
 )
 @app.retry(strategy="fixed_delay", max_retry_count="2", delay_interval="00:00:00.100")
 async def on_watched_change(documents: func.DocumentList) -> None:
