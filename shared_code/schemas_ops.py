@@ -9,7 +9,6 @@ from pydantic import Field
 
 from shared_code.schemas import RequestBody, ResponseBody
 
-
 OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a PostgreSQL bigint identity
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
-from shared_code.services.feeds import bounded, feed_item
+from shared_code.services.feeds import FEED_POST_COLUMNS, bounded, feed_item, feed_post_from_row
 
 
 async def expected_feed_posts(
@@ -18,7 +18,7 @@ async def expected_feed_posts(
     """The posts the user's feed should hold, as posts_v2-shaped dicts: each author's latest `per_author`."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            """WITH authors AS (
+            f"""WITH authors AS (
                    SELECT %(user)s::uuid AS author_id
                    UNION
                    SELECT f.followee_id FROM follows f
@@ -28,35 +28,18 @@ async def expected_feed_posts(
                      AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
                                        AND ((b.blocker_id = %(user)s AND b.blocked_id = f.followee_id)
                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = %(user)s))))
-               SELECT p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.created_at,
-                      p.edited_at, p.version,
-                      coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
-                                                                  'blobPath', m.blob_path) ORDER BY pm.position)
-                                FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                                WHERE pm.post_id = p.id), '[]'::json)
+               SELECT {FEED_POST_COLUMNS}
                FROM authors a
                CROSS JOIN LATERAL (
                    SELECT * FROM posts p WHERE p.author_id = a.author_id AND p.deleted_at IS NULL
                      AND p.status = 'visible'
                    ORDER BY p.created_at DESC, p.id DESC LIMIT %(per_author)s) p
                JOIN users u ON u.id = p.author_id AND u.deleted_at IS NULL
-               JOIN profiles pr ON pr.user_id = p.author_id""",
+               JOIN profiles pr ON pr.user_id = p.author_id""",  # noqa: S608 (a constant)
             {"user": user_id, "per_author": per_author},
         )
         rows = await cur.fetchall()
-    return [
-        {
-            "postId": str(r[0]),
-            "authorId": str(r[1]),
-            "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-            "content": r[5],
-            "createdAt": r[6].isoformat(),
-            "editedAt": r[7].isoformat() if r[7] else None,
-            "version": r[8],
-            "media": r[9],
-        }
-        for r in rows
-    ]
+    return [feed_post_from_row(row) for row in rows]
 
 
 async def rebuild_feed(

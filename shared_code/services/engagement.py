@@ -15,8 +15,8 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
-from shared_code.domain.limits import REACTION_TYPES, ReactionType
-from shared_code.schemas import Comment, CreateComment, Page, Reaction
+from shared_code.domain.limits import ReactionType
+from shared_code.schemas import Comment, CreateComment, Page
 from shared_code.services.guards import has_blocked, visible_post
 from shared_code.services.posts import full_reaction_counts
 
@@ -247,38 +247,3 @@ async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
         reaction_id,
         version,
     )
-
-
-async def list_reactions(
-    uow: UnitOfWork,
-    cursors: CursorCodec,
-    post_id: UUID,
-    reaction_type: str | None,
-    limit: int,
-    cursor: str | None,
-) -> Page[Reaction]:
-    """Who reacted, newest first (PostgreSQL; the projections issue serves it from Cosmos)."""
-    uow.require_user()
-    await visible_post(uow, post_id)
-    if reaction_type is not None and reaction_type not in REACTION_TYPES:
-        raise Invalid(f"type must be one of {', '.join(REACTION_TYPES)}", field="type")
-    scope = f"reactions:{post_id}:{reaction_type or '*'}"
-    params: dict[str, Any] = {"post": post_id, "type": reaction_type, "limit": limit + 1}
-    after = ""
-    if cursor:
-        position = cursors.decode(scope, cursor)
-        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
-        after = "AND (created_at, user_id) < (%(after_time)s, %(after_id)s)"
-    cur = await uow.conn.execute(
-        f"""SELECT user_id, type, created_at FROM reactions
-            WHERE post_id = %(post)s AND deleted_at IS NULL AND (%(type)s::text IS NULL OR type = %(type)s) {after}
-            ORDER BY created_at DESC, user_id DESC LIMIT %(limit)s""",  # noqa: S608
-        params,
-    )
-    rows = await cur.fetchall()
-    items = [Reaction(user_id=r[0], type=r[1], created_at=r[2]) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.user_id)})
-    return Page[Reaction](items=items, next_cursor=next_cursor)

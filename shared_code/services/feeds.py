@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -38,6 +38,29 @@ def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
         "editedAt": post.get("editedAt"),
         "postVersion": post.get("version"),
         "correlationId": post.get("correlationId"),
+    }
+
+
+# A post as feeds need it, in one query: the author's snapshot and the media in order. Read by
+# back-fill and by feed rebuilds; `feed_post_from_row` turns a row into a posts_v2-shaped dict.
+FEED_POST_COLUMNS = """p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.created_at,
+    p.edited_at, p.version,
+    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
+                                                'blobPath', m.blob_path) ORDER BY pm.position)
+              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
+              WHERE pm.post_id = p.id), '[]'::json)"""
+
+
+def feed_post_from_row(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "postId": str(row[0]),
+        "authorId": str(row[1]),
+        "author": {"userId": str(row[1]), "username": row[2], "displayName": row[3], "avatarUrl": row[4]},
+        "content": row[5],
+        "createdAt": row[6].isoformat(),
+        "editedAt": row[7].isoformat() if row[7] else None,
+        "version": row[8],
+        "media": row[9],
     }
 
 
@@ -153,35 +176,18 @@ class FeedService:
         unless the recipient has muted the author or either blocks the other."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                """SELECT p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.created_at,
-                          p.edited_at, p.version,
-                          coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType',
-                                                    m.content_type, 'blobPath', m.blob_path) ORDER BY pm.position)
-                                    FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                                    WHERE pm.post_id = p.id), '[]'::json)
+                f"""SELECT {FEED_POST_COLUMNS}
                    FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
                    WHERE p.author_id = %(author)s AND p.deleted_at IS NULL AND p.status = 'visible'
                      AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(recipient)s
                                    AND f.followee_id = %(author)s AND f.deleted_at IS NULL)
                      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
                                        AND m.muted_id = %(author)s AND m.deleted_at IS NULL)
-                   ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",
+                   ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",  # noqa: S608 (a constant)
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
             rows = await cur.fetchall()
-        posts = [
-            {
-                "postId": str(r[0]),
-                "authorId": str(r[1]),
-                "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-                "content": r[5],
-                "createdAt": r[6].isoformat(),
-                "editedAt": r[7].isoformat() if r[7] else None,
-                "version": r[8],
-                "media": r[9],
-            }
-            for r in rows
-        ]
+        posts = [feed_post_from_row(row) for row in rows]
         return await bounded(
             posts, lambda p: self._feed.upsert_item(feed_item(recipient_id, p)), self._concurrency
         )

@@ -9,21 +9,9 @@ import psycopg
 import pytest
 
 from shared_code.app_context import AppContext
-from shared_code.outbox.assembly import outbox_relay
 from tests.support.api import ApiClient
+from tests.support.flows import drain, onboard
 from tests.support.stack import as_app_login
-
-
-async def onboard(api: ApiClient, name: str) -> dict[str, Any]:
-    r = await api.call("POST", "/api/users", subject=name, json_body={"username": name, "displayName": name})
-    assert r.status == 201, r
-    return dict(r.json)
-
-
-async def drain(context: AppContext) -> None:
-    relay = outbox_relay(context)
-    while (await relay.run_once()).claimed:
-        pass
 
 
 @pytest.fixture

@@ -15,20 +15,8 @@ from devhost.cosmos_provisioning import provision
 from devhost.services.cosmos import CosmosEmulator
 from shared_code.app_context import AppContext
 from shared_code.ops.schema_drift import SNAPSHOT_FILE, expected_schema, read_schema
-from shared_code.outbox.assembly import outbox_relay
 from tests.support.api import ApiClient
-
-
-async def onboard(api: ApiClient, name: str) -> dict[str, Any]:
-    r = await api.call("POST", "/api/users", subject=name, json_body={"username": name, "displayName": name})
-    assert r.status == 201, r
-    return dict(r.json)
-
-
-async def drain(context: AppContext) -> None:
-    relay = outbox_relay(context)
-    while (await relay.run_once()).claimed:
-        pass
+from tests.support.flows import drain, onboard
 
 
 def test_the_schema_snapshot_matches_the_migrations(postgres_server: Any, migrated_template: str) -> None:
