@@ -1,18 +1,20 @@
-"""The outbox relay timer: drains the outbox for OUTBOX_DRAIN_SECONDS, waking on NOTIFY.
+"""The outbox relay timer: drains the outbox until just before its next scheduled run (at most
+OUTBOX_DRAIN_SECONDS), waking on NOTIFY, so the outbox is watched without a gap.
 
-Timer functions run as a singleton, so one relay runs at a time in Azure; with a
-schedule of every minute and a drain of 55 s the outbox is watched continuously.
+Timer functions run as a singleton, so one relay runs at a time in Azure.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import azure.functions as func
 
 from shared_code.app_context import get_app_context
 from shared_code.ops.runbook import delete_old_outbox_events
 from shared_code.outbox.assembly import outbox_relay
+from shared_code.outbox.relay import drain_budget_seconds
 
 bp = func.Blueprint()
 log = logging.getLogger("chorus.outbox")
@@ -21,7 +23,8 @@ log = logging.getLogger("chorus.outbox")
 @bp.timer_trigger(schedule="%OUTBOX_RELAY_SCHEDULE%", arg_name="timer", run_on_startup=True, use_monitor=True)
 async def outbox_relay_timer(timer: func.TimerRequest) -> None:
     ctx = await get_app_context()
-    report = await outbox_relay(ctx).drain(ctx.settings.outbox_drain_seconds)
+    budget = drain_budget_seconds(_next_run(timer), datetime.now(UTC), ctx.settings.outbox_drain_seconds)
+    report = await outbox_relay(ctx).drain(budget)
     log.info(
         "outbox relay drained for %.1f s: %d published, %d failed, %d dead, %d round(s)%s",
         report.seconds,
@@ -31,6 +34,16 @@ async def outbox_relay_timer(timer: func.TimerRequest) -> None:
         report.rounds,
         f"; errors: {report.errors[-1]}" if report.errors else "",
     )
+
+
+def _next_run(timer: func.TimerRequest) -> datetime | None:
+    """When the host will run this timer next (its schedule status), if it says."""
+    status = getattr(timer, "schedule_status", None) or {}
+    try:
+        next_run = datetime.fromisoformat(str(status["Next"]))
+    except (KeyError, ValueError):
+        return None
+    return next_run if next_run.tzinfo else next_run.replace(tzinfo=UTC)
 
 
 # Retention runs in a short budget each time; a backlog shrinks over several runs.

@@ -89,9 +89,9 @@ class Settings(BaseSettings):
         default=64 * 1024, validation_alias=_alias("MAX_REQUEST_BODY_BYTES")
     )
 
-    # Outbox relay: the timer's schedule is the binding's %OUTBOX_RELAY_SCHEDULE%; each run drains for
-    # this long, waking on NOTIFY, so new events are handled within milliseconds while it runs.
-    outbox_drain_seconds: float = Field(default=55.0, gt=0, validation_alias=_alias("OUTBOX_DRAIN_SECONDS"))
+    # Outbox relay: the timer's schedule is the binding's %OUTBOX_RELAY_SCHEDULE%; each run drains until
+    # its next run is due (at most this long), waking on NOTIFY, so new events are handled in milliseconds.
+    outbox_drain_seconds: float = Field(default=60.0, gt=0, validation_alias=_alias("OUTBOX_DRAIN_SECONDS"))
     outbox_batch_size: int = Field(default=200, ge=1, le=5000, validation_alias=_alias("OUTBOX_BATCH_SIZE"))
     outbox_concurrency: int = Field(default=32, ge=1, le=512, validation_alias=_alias("OUTBOX_CONCURRENCY"))
     outbox_max_attempts: int = Field(default=8, ge=1, validation_alias=_alias("OUTBOX_MAX_ATTEMPTS"))

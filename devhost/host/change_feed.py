@@ -25,7 +25,7 @@ from azure.functions import meta
 
 from devhost.host.app_index import AppIndexError, FunctionSpec, resolve_setting_refs
 from devhost.host.retries import Invoke, invoke_with_retries
-from shared_code.adapters.cosmos import parse_connection_string
+from shared_code.adapters.cosmos import direct_transport, parse_connection_string
 
 log = logging.getLogger("devhost.change_feed")
 
@@ -99,7 +99,9 @@ class ChangeFeedTrigger:
     async def run(self) -> None:
         parts = parse_connection_string(self.config.connection_string)
         # A client of its own: the change feed continuation is read from the client's last response.
-        async with CosmosClient(parts["AccountEndpoint"], credential=parts["AccountKey"]) as client:
+        async with CosmosClient(
+            parts["AccountEndpoint"], credential=parts["AccountKey"], transport=direct_transport()
+        ) as client:
             monitored = client.get_database_client(self.config.database).get_container_client(
                 self.config.container
             )

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import psycopg
@@ -59,6 +60,19 @@ class RelayPolicy:
 def retry_delay_seconds(attempts_before: int, base_seconds: float) -> float:
     """How long an event waits after its (attempts_before + 1)-th failure: base · 2^attempts_before."""
     return float(min(BACKOFF_CAP_SECONDS, base_seconds * 2 ** min(attempts_before, 32)))
+
+
+# A drain stops this long before the timer's next run is due, so the next run starts on time.
+NEXT_RUN_MARGIN_SECONDS = 0.5
+
+
+def drain_budget_seconds(next_run: datetime | None, now: datetime, cap_seconds: float) -> float:
+    """How long one timer run drains: until just before the next scheduled run (so the outbox is
+    watched without a gap), never longer than the configured cap, and at least a moment."""
+    if next_run is None:
+        return cap_seconds
+    until_next = (next_run - now).total_seconds() - NEXT_RUN_MARGIN_SECONDS
+    return max(1.0, min(cap_seconds, until_next))
 
 
 def becomes_dead(attempts_before: int, max_attempts: int) -> bool:

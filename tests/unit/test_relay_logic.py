@@ -520,3 +520,16 @@ async def test_a_failed_send_fails_only_its_aggregates_events() -> None:
 
 async def test_without_a_producer_publishing_is_off_and_nothing_fails() -> None:
     assert await EventHubsPublisher(None, 4).handle([event(1)]) == {}
+
+
+def test_a_drain_lasts_until_just_before_the_next_run() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared_code.outbox.relay import NEXT_RUN_MARGIN_SECONDS, drain_budget_seconds
+
+    now = datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    next_run = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
+    assert drain_budget_seconds(next_run, now, 60) == 59.75 - NEXT_RUN_MARGIN_SECONDS
+    assert drain_budget_seconds(next_run, now, 30) == 30  # the cap wins
+    assert drain_budget_seconds(None, now, 42) == 42  # no schedule status: the cap
+    assert drain_budget_seconds(now - timedelta(seconds=5), now, 60) == 1.0  # overdue: still a moment
