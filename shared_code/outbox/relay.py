@@ -110,12 +110,15 @@ WITH claimable AS (
     WHERE o.status = 'pending'
       AND o.next_attempt_at <= now()
       AND (o.claimed_until IS NULL OR o.claimed_until < now())
+      -- OFFSET 0 keeps this a per-candidate index probe (outbox_unfinished_by_aggregate): as a
+      -- flattened anti-join it was planned on stale statistics into seconds per claim after a burst.
       AND NOT EXISTS (
           SELECT 1 FROM outbox earlier
           WHERE earlier.aggregate_type = o.aggregate_type
             AND earlier.aggregate_id = o.aggregate_id
             AND earlier.id < o.id
-            AND earlier.status <> 'published')
+            AND earlier.status <> 'published'
+          OFFSET 0)
     ORDER BY o.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
