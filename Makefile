@@ -9,15 +9,17 @@ PY := $(VENV)/bin/python
 INFRA_VENV := .venv-infra
 NODE_DIR := devhost/node
 PYTEST_ARGS ?=
+ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install run stack test test-unit lint format schema-snapshot clean
+.PHONY: help prerequisites install run stack test test-unit lint format schema-snapshot bench clean
 
 help:
 	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make stack   start only the local services, for 'func start'"
 	@echo "make lint    ruff (format + check) and mypy"
+	@echo "make bench   run the benchmarks (ARGS=--quick for a tiny run); results in bench/results/"
 	@echo "make schema-snapshot   refresh sql/schema.snapshot.json after changing sql/"
 	@echo "make clean   remove the virtual environment, node_modules and local data"
 
@@ -59,6 +61,9 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m bench $(ARGS)
 
 # After changing sql/: the expected schema the drift check compares the live database with.
 schema-snapshot: install

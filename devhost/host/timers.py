@@ -47,6 +47,15 @@ class Schedule:
         return result
 
 
+def next_due(schedule: Schedule, ran: datetime, now: datetime) -> datetime:
+    """The occurrence to run after the one due at `ran`: the next one, or, if several have passed
+    while it ran, the latest of those (run at once, past due)."""
+    due = schedule.next_after(ran)
+    while schedule.next_after(due) <= now:
+        due = schedule.next_after(due)
+    return due
+
+
 def timer_request(last: datetime | None, due: datetime, following: datetime, past_due: bool) -> object:
     payload = {
         "Schedule": {"AdjustForDST": True},
@@ -65,22 +74,24 @@ def timer_request(last: datetime | None, due: datetime, following: datetime, pas
 
 
 async def run_timer(spec: FunctionSpec, invoke: object) -> None:
-    """Fire `spec` on its schedule until cancelled."""
+    """Fire `spec` on its schedule until cancelled. As the host does with a monitored schedule, an
+    occurrence missed while a run was still going fires as soon as that run ends, marked past due
+    (several missed occurrences fire once)."""
     trigger = spec.trigger
     schedule = Schedule(resolve_setting_refs(str(trigger["schedule"])))
     last: datetime | None = None
+    due = schedule.next_after(datetime.now(UTC))
     if trigger.get("runOnStartup"):
         now = datetime.now(UTC)
-        await _fire(spec, invoke, last, now, schedule.next_after(now), past_due=False)
+        await _fire(spec, invoke, last, now, due, past_due=False)
         last = now
     while True:
-        due = schedule.next_after(datetime.now(UTC))
         await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
         started = datetime.now(UTC)
-        await _fire(
-            spec, invoke, last, due, schedule.next_after(due), past_due=started - due > PAST_DUE_AFTER
-        )
+        following = schedule.next_after(due)
+        await _fire(spec, invoke, last, due, following, past_due=started - due > PAST_DUE_AFTER)
         last = due
+        due = next_due(schedule, due, datetime.now(UTC))
 
 
 async def _fire(

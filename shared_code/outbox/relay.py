@@ -62,8 +62,9 @@ def retry_delay_seconds(attempts_before: int, base_seconds: float) -> float:
     return float(min(BACKOFF_CAP_SECONDS, base_seconds * 2 ** min(attempts_before, 32)))
 
 
-# A drain stops this long before the timer's next run is due, so the next run starts on time.
-NEXT_RUN_MARGIN_SECONDS = 0.5
+# A drain stops this long before the timer's next run is due, so the next run starts on time
+# (a round in progress when the budget ends still completes; see OutboxRelay.drain).
+NEXT_RUN_MARGIN_SECONDS = 2.0
 
 
 def drain_budget_seconds(next_run: datetime | None, now: datetime, cap_seconds: float) -> float:
@@ -290,8 +291,11 @@ class OutboxRelay:
         deadline = started + budget_seconds
         report = DrainReport()
         listener = await self._listen()
+        last_round_seconds = 0.0
         try:
-            while time.monotonic() < deadline:
+            # A round is not started unless it can end within the budget, judging by the last one.
+            while deadline - time.monotonic() > 2 * last_round_seconds:
+                round_started = time.monotonic()
                 try:
                     round_report = await self.run_once()
                 except (psycopg.OperationalError, OSError) as exc:
@@ -306,6 +310,7 @@ class OutboxRelay:
                     listener = listener or await self._listen()
                     continue
                 report.add(round_report)
+                last_round_seconds = time.monotonic() - round_started
                 if round_report.claimed:
                     continue  # more may be waiting: no sleep between busy rounds
                 listener = listener or await self._listen()  # a lost LISTEN connection is opened again

@@ -4,7 +4,7 @@ import pytest
 
 from devhost.host.app_index import AppIndexError, FunctionSpec, RetryPolicy, timespan_seconds
 from devhost.host.retries import invoke_with_retries
-from devhost.host.timers import Schedule
+from devhost.host.timers import Schedule, next_due
 
 
 def test_ncrontab_has_seconds_first() -> None:
@@ -92,3 +92,17 @@ async def test_invoke_with_retries_gives_up_after_the_policy() -> None:
     with pytest.raises(RuntimeError):
         await invoke_with_retries(_spec(None), None, broken, sleep=no_wait)
     assert calls == [0]
+
+
+def test_an_occurrence_missed_during_a_long_run_fires_at_once() -> None:
+    every_minute = Schedule("0 * * * * *")
+    ran = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    # Finished in time: the next minute.
+    assert next_due(every_minute, ran, ran.replace(second=59)) == datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
+    # Overran by a second: 12:01 is already past and runs now, not at 12:02.
+    late = datetime(2026, 1, 1, 12, 1, 1, tzinfo=UTC)
+    assert next_due(every_minute, ran, late) == datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
+    # Overran by minutes: the missed occurrences fold into one, the latest.
+    assert next_due(every_minute, ran, datetime(2026, 1, 1, 12, 3, 30, tzinfo=UTC)) == datetime(
+        2026, 1, 1, 12, 3, tzinfo=UTC
+    )

@@ -1,0 +1,269 @@
+"""The local host under test: `python -m devhost run` in a subprocess, its log, and its resources.
+
+The harness never imports the app into the host's process: the host runs as `make run` runs it (embedded
+defaults, its own state directory, a free port), and the harness reaches it over HTTP and reaches its
+services through the endpoints in `stack.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from devhost.services.process import free_port
+from devhost.settings_file import PROJECT_DIR
+
+READY_LINE = "Chorus is running at"
+START_TIMEOUT_SECONDS = 180.0
+STOP_TIMEOUT_SECONDS = 60.0
+
+
+class HostError(RuntimeError):
+    pass
+
+
+@dataclass
+class Stack:
+    """What `stack.json` says about the running stack."""
+
+    base_url: str
+    state_dir: Path
+    postgres_url: str  # as the app's login (row-level security applies)
+    postgres_admin_url: str  # as the owner
+    cosmos_endpoint: str
+    cosmos_key: str
+    cosmos_database: str
+    app_settings: dict[str, str]
+
+
+class LogTail:
+    """Follows the host's log file; `wait_for` a line matching a pattern."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._pending = ""
+        self._unread: list[str] = []
+
+    def mark(self) -> None:
+        """Ignore everything written so far."""
+        self._offset = self.path.stat().st_size if self.path.exists() else 0
+        self._pending = ""
+        self._unread = []
+
+    def new_lines(self) -> list[str]:
+        lines, self._unread = self._unread, []
+        return lines + self._read()
+
+    def _read(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as log:
+            log.seek(self._offset)
+            chunk = log.read()
+        self._offset += len(chunk)
+        text = self._pending + chunk.decode(errors="replace")
+        lines = text.split("\n")
+        self._pending = lines.pop()
+        return lines
+
+    def wait_for(
+        self, pattern: re.Pattern[str], timeout: float, poll: float = 0.01
+    ) -> tuple[re.Match[str], float]:
+        """The first new line matching `pattern`, and the monotonic time it was seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = self.new_lines()
+            for index, line in enumerate(lines):
+                match = pattern.search(line)
+                if match:
+                    self._unread = lines[index + 1 :]  # later lines stay for the next wait
+                    return match, time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no log line matching {pattern.pattern!r} within {timeout:.0f} s")
+            time.sleep(poll)
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since the sampler started
+    host_rss_mb: float  # the Python host process (HTTP, relay timer, change-feed functions)
+    tree_rss_mb: float  # the host and every service it started (PostgreSQL, Node emulators)
+    host_cpu_s: float  # cumulative CPU seconds of the host process
+    harness_cpu_s: float  # cumulative CPU seconds of this (load-generating) process
+    services_cpu_s: float  # cumulative CPU seconds of the services (PostgreSQL, Cosmos emulator, …)
+    load1: float
+
+
+@dataclass
+class ResourceSampler:
+    """Samples RSS and CPU of the host tree and of the harness every `interval` seconds."""
+
+    host_pid: int
+    interval: float = 0.25
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _started: float = 0.0
+    _dead_cpu: dict[int, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="resource-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def now(self) -> float:
+        return time.monotonic() - self._started
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        try:
+            host = psutil.Process(self.host_pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append(self._sample(host, me))
+            except psutil.NoSuchProcess:
+                return
+
+    def _sample(self, host: psutil.Process, me: psutil.Process) -> Sample:
+        host_mem = host.memory_info().rss
+        host_cpu = host.cpu_times()
+        tree_rss = host_mem
+        services_cpu = 0.0
+        for child in host.children(recursive=True):
+            try:
+                tree_rss += child.memory_info().rss
+                times = child.cpu_times()
+                services_cpu += times.user + times.system
+                # Short-lived PostgreSQL backends take their CPU with them: keep the last value seen.
+                self._dead_cpu[child.pid] = times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        mine = me.cpu_times()
+        return Sample(
+            t=round(self.now(), 3),
+            host_rss_mb=round(host_mem / 2**20, 1),
+            tree_rss_mb=round(tree_rss / 2**20, 1),
+            host_cpu_s=host_cpu.user + host_cpu.system,
+            harness_cpu_s=mine.user + mine.system,
+            services_cpu_s=services_cpu,
+            load1=os.getloadavg()[0],
+        )
+
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        """CPU use (cores busy on average) and peak memory between two `now()` times."""
+        inside = [s for s in self.samples if start <= s.t <= end]
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0], inside[-1]
+        span = max(1e-6, last.t - first.t)
+        return {
+            "host_cpu_cores": round((last.host_cpu_s - first.host_cpu_s) / span, 2),
+            "harness_cpu_cores": round((last.harness_cpu_s - first.harness_cpu_s) / span, 2),
+            "services_cpu_cores": round(max(0.0, last.services_cpu_s - first.services_cpu_s) / span, 2),
+            "host_peak_rss_mb": max(s.host_rss_mb for s in inside),
+            "tree_peak_rss_mb": max(s.tree_rss_mb for s in inside),
+            "load1_max": round(max(s.load1 for s in inside), 2),
+        }
+
+
+class HostProcess:
+    """`python -m devhost run --port P --state-dir D`, started and stopped by the harness."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.log_path = state_dir.parent / "host.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.tail = LogTail(self.log_path)
+        self.stack: Stack | None = None
+
+    def start(self) -> Stack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        argv = [
+            sys.executable,
+            "-m",
+            "devhost",
+            "run",
+            "--port",
+            str(self.port),
+            "--state-dir",
+            str(self.state_dir),
+        ]
+        self.process = subprocess.Popen(argv, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            if self.process.poll() is not None:
+                raise HostError(
+                    f"the local host exited with {self.process.returncode}:\n{self.log_excerpt()}"
+                )
+            if self.log_path.exists() and READY_LINE in self.log_path.read_text(errors="replace"):
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise HostError(f"the local host did not start within {START_TIMEOUT_SECONDS:.0f} s")
+            time.sleep(0.1)
+        self.stack = self._read_stack()
+        return self.stack
+
+    def _read_stack(self) -> Stack:
+        described = json.loads((self.state_dir / "stack.json").read_text())
+        settings: dict[str, str] = described["appSettings"]
+        return Stack(
+            base_url=f"http://127.0.0.1:{self.port}",
+            state_dir=self.state_dir,
+            postgres_url=described["postgres"]["url"],
+            postgres_admin_url=described["postgres"]["adminUrl"],
+            cosmos_endpoint=described["cosmos"]["endpoint"],
+            cosmos_key=_account_key(described["cosmos"]["connectionString"]),
+            cosmos_database=settings["COSMOS_DATABASE"],
+            app_settings=settings,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log_excerpt(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM: the host stops the app and every service it started (PostgreSQL would outlive a KILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _account_key(connection_string: str) -> str:
+    for part in connection_string.split(";"):
+        if part.startswith("AccountKey="):
+            return part[len("AccountKey=") :]
+    raise HostError("the Cosmos connection string in stack.json has no AccountKey")

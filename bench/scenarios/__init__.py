@@ -1,0 +1,25 @@
+"""The scenarios, in the order a run executes them (memory last: it reports the whole run)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bench.context import BenchContext
+from bench.result import ScenarioResult
+from bench.scenarios import (
+    cost_model,
+    fanout,
+    feed_read,
+    freshness,
+    memory,
+    reaction_storm,
+    relay_drain,
+    write_path,
+)
+
+Scenario = Callable[[BenchContext], Awaitable[ScenarioResult]]
+
+SCENARIOS: dict[str, Scenario] = {
+    module.NAME: module.run
+    for module in (write_path, relay_drain, freshness, fanout, feed_read, reaction_storm, cost_model, memory)
+}
