@@ -12,7 +12,9 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from shared_code.domain.errors import BadCursor
 
@@ -43,3 +45,18 @@ class CursorCodec:
             raise BadCursor("the cursor belongs to another list")
         position: dict[str, Any] = document["p"]
         return position
+
+    # The keyset most lists use: (created_at, id) of the last item of a page.
+
+    def time_cursor(self, scope: str, created_at: datetime, item_id: UUID) -> str:
+        return self.encode(scope, {"t": created_at.isoformat(), "id": str(item_id)})
+
+    def time_position(self, scope: str, cursor: str | None) -> tuple[datetime, UUID] | None:
+        """(created_at, id) after which the next page starts; None for the first page."""
+        if not cursor:
+            return None
+        position = self.decode(scope, cursor)
+        try:
+            return datetime.fromisoformat(position["t"]), UUID(position["id"])
+        except (KeyError, TypeError, ValueError):
+            raise BadCursor("the cursor is not one this API issued") from None

@@ -7,7 +7,6 @@ counters projection never has to count.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -98,9 +97,9 @@ async def list_comments(
     scope = f"comments:{post_id}"
     params: dict[str, Any] = {"post": post_id, "limit": limit + 1}
     after = ""
-    if cursor:
-        position = cursors.decode(scope, cursor)
-        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+    position = cursors.time_position(scope, cursor)
+    if position:
+        params["after_time"], params["after_id"] = position
         after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
     cur = await uow.conn.execute(
         f"""SELECT id, post_id, author_id, parent_id, content, created_at FROM comments
@@ -113,10 +112,8 @@ async def list_comments(
         Comment(id=r[0], post_id=r[1], author_id=r[2], parent_id=r[3], content=r[4], created_at=r[5])
         for r in rows[:limit]
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.id)})
+    last = items[-1] if items else None
+    next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Comment](items=items, next_cursor=next_cursor)
 
 

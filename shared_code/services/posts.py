@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -258,9 +257,9 @@ async def list_author_posts(
     scope = f"posts:{author_id}"
     params: dict[str, Any] = {"author": author_id, "limit": limit + 1, "all": sees_all}
     after = ""
-    if cursor:
-        position = cursors.decode(scope, cursor)
-        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+    position = cursors.time_position(scope, cursor)
+    if position:
+        params["after_time"], params["after_id"] = position
         after = "AND (p.created_at, p.id) < (%(after_time)s, %(after_id)s)"
     cur = await uow.conn.execute(
         f"""SELECT {_POST_COLUMNS} {_POST_JOINS}
@@ -272,8 +271,6 @@ async def list_author_posts(
     )
     rows = await cur.fetchall()
     items = [_post_from_row(row, media_urls) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = cursors.encode(scope, {"t": last.created_at.isoformat(), "id": str(last.id)})
+    last = items[-1] if items else None
+    next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)

@@ -7,7 +7,6 @@ count rows locked in id order so that crossing follows cannot deadlock.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -229,9 +228,9 @@ async def list_connections(
     scope = f"{direction}:{user_id}"
     params: dict[str, Any] = {"user": user_id, "limit": limit + 1}
     after = ""
-    if cursor:
-        position = cursors.decode(scope, cursor)
-        params["after_time"], params["after_id"] = datetime.fromisoformat(position["t"]), UUID(position["id"])
+    position = cursors.time_position(scope, cursor)
+    if position:
+        params["after_time"], params["after_id"] = position
         after = f"AND (f.created_at, f.{theirs}) < (%(after_time)s, %(after_id)s)"
     # Column names are fixed above, never from the request.
     cur = await uow.conn.execute(
@@ -260,8 +259,7 @@ async def list_connections(
         )
         for r in rows[:limit]
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursors.encode(scope, {"t": last[8].isoformat(), "id": str(last[0])})
+    next_cursor = (
+        cursors.time_cursor(scope, rows[limit - 1][8], rows[limit - 1][0]) if len(rows) > limit else None
+    )
     return Page[PublicProfile](items=items, next_cursor=next_cursor)
