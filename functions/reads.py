@@ -1,4 +1,4 @@
-"""Reads served from the projections (API.md): the home feed, notifications, public profiles."""
+"""Reads served from the projections (docs/api.md): the home feed, notifications, public profiles."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class StoredEvent:
         return str(value) if value else None
 
     def envelope(self) -> dict[str, Any]:
-        """The body published to Event Hubs (ARCHITECTURE.md: id, type, aggregate, version, occurredAt, payload,
+        """The body published to Event Hubs (docs/events.md "The envelope": id, type, aggregate, version, occurredAt, payload,
         metadata)."""
         return {
             "id": str(self.event_id),
