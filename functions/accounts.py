@@ -1,4 +1,4 @@
-"""Identity and profiles (API.md): onboarding, the caller's account, public profiles."""
+"""Identity and profiles (docs/api.md): onboarding, the caller's account, public profiles."""
 
 from __future__ import annotations
 

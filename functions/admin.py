@@ -1,4 +1,4 @@
-"""Operations routes (API.md): admin role only. The same use cases run from
+"""Operations routes (docs/api.md "Operations"; runbooks in docs/operations.md): admin role only. The same use cases run from
 `python -m shared_code.ops` for the platform team."""
 
 from __future__ import annotations

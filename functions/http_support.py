@@ -145,7 +145,7 @@ class ApiRequest:
         body: BaseModel,
         use_case: Callable[[UnitOfWork], Awaitable[tuple[ResponseBody, str]]],
     ) -> func.HttpResponse:
-        """A creating request: 201 with Location; honours Idempotency-Key (API.md).
+        """A creating request: 201 with Location; honours Idempotency-Key (docs/api.md "Idempotency").
 
         `use_case` returns the created resource and its path under /api.
         """

@@ -1,4 +1,4 @@
-"""Media uploads (API.md "Media") and the timer that cleans up uploads never completed."""
+"""Media uploads (docs/api.md "Media") and the timer that cleans up uploads never completed."""
 
 from __future__ import annotations
 

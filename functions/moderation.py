@@ -1,4 +1,4 @@
-"""Moderation (API.md): flags, the moderators' queue, decisions, appeals."""
+"""Moderation (docs/api.md): flags, the moderators' queue, decisions, appeals."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Posts, comments and reactions (API.md)."""
+"""Posts, comments and reactions (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Reads served from the projections: the home feed, notifications, public profiles. When Cosmos DB
-is away the feed comes from PostgreSQL (header Chorus-Degraded) and the others answer 503."""
+"""Reads served from the projections (docs/api.md): the home feed, notifications, public profiles.
+When Cosmos DB is away the feed comes from PostgreSQL (header Chorus-Degraded) and the others
+answer 503 (docs/reliability.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The social graph (API.md): follow, block, mute, and follower/following lists."""
+"""The social graph (docs/api.md): follow, block, mute, and follower/following lists."""
 
 from __future__ import annotations
 

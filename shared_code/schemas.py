@@ -1,4 +1,4 @@
-"""The HTTP contract's bodies (API.md): pydantic models the functions validate requests
+"""The HTTP contract's bodies (docs/api.md): pydantic models the functions validate requests
 with and shape responses from; the OpenAPI document is generated from them too.
 
 Requests reject unknown fields; every documented limit is here and, again, in the

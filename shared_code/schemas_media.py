@@ -1,4 +1,4 @@
-"""The media routes' bodies (API.md "Media"): request an upload, then complete it."""
+"""The media routes' bodies (docs/api.md "Media"): request an upload, then complete it."""
 
 from __future__ import annotations
 

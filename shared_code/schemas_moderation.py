@@ -1,4 +1,4 @@
-"""Bodies of the moderation routes (API.md "Moderation")."""
+"""Bodies of the moderation routes (docs/api.md "Moderation")."""
 
 from __future__ import annotations
 

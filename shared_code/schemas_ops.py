@@ -1,4 +1,4 @@
-"""Bodies of the operations routes (API.md "Operations")."""
+"""Bodies of the operations routes (docs/api.md "Operations")."""
 
 from __future__ import annotations
 

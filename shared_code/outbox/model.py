@@ -20,6 +20,10 @@ class StoredEvent:
     metadata: dict[str, Any]
     created_at: datetime
     attempts: int = 0
+    # The projections took it already; only publishing is left (see relay.py, the two stages).
+    projected: bool = False
+    # The token of the claim this copy was handed out under (fencing; None outside the relay).
+    claim_token: UUID | None = None
 
     @property
     def aggregate_key(self) -> tuple[str, UUID]:
@@ -31,7 +35,7 @@ class StoredEvent:
         return str(value) if value else None
 
     def envelope(self) -> dict[str, Any]:
-        """The body published to Event Hubs (ARCHITECTURE.md: id, type, aggregate, version, occurredAt, payload,
+        """The body published to Event Hubs (docs/events.md "The envelope": id, type, aggregate, version, occurredAt, payload,
         metadata)."""
         return {
             "id": str(self.event_id),

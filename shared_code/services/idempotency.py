@@ -1,4 +1,4 @@
-"""Idempotency-Key for creating requests (API.md): a retry with the same key and body
+"""Idempotency-Key for creating requests (docs/api.md "Idempotency"): a retry with the same key and body
 gets the first response again; the same key with another body is 409.
 
 The key is reserved in the use case's own transaction, before the write: a
