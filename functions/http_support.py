@@ -228,11 +228,11 @@ async def _handle(
         log.exception("token keys unavailable", extra={"correlationId": correlation_id})
         return _unavailable("the identity provider's keys cannot be fetched right now")
     except CosmosUnavailable as exc:
-        _cosmos_unavailable_log.warning(handler.__name__, exc.reason, correlation_id)
+        cosmos_unavailable_log.warning(handler.__name__, exc.reason, correlation_id)
         record_degraded_read(handler.__name__)
         return _unavailable("the projections store is not answering right now")
     except (psycopg.OperationalError, PoolTimeout, StaleConnection) as exc:
-        _postgres_unavailable_log.warning(handler.__name__, _first_line(exc), correlation_id)
+        postgres_unavailable_log.warning(handler.__name__, _first_line(exc), correlation_id)
         log.debug("database unavailable", exc_info=True, extra={"correlationId": correlation_id})
         return _unavailable("the database is not reachable right now")
     except Exception:
@@ -260,6 +260,10 @@ class OutageLog:
         self._last = -math.inf
         self._suppressed = 0
 
+    def reset(self) -> None:
+        """The next outage is logged at once (tests)."""
+        self._last, self._suppressed = -math.inf, 0
+
     def warning(self, function_name: str, reason: str, correlation_id: str) -> None:
         now = time.monotonic()
         if now - self._last < self._every:
@@ -273,14 +277,14 @@ class OutageLog:
         )
 
 
-_cosmos_unavailable_log = OutageLog(
+cosmos_unavailable_log = OutageLog(
     "Cosmos DB is not answering (%(reason)s) in %(function)s, and %(others)d other requests in the last "
     "%(every)g s: projection reads answer 503 with Retry-After, the home feed is served from PostgreSQL "
     "(header Chorus-Degraded), writes are not affected and the outbox brings the projections up to date "
     "when Cosmos DB answers again. Check the Cosmos DB account's availability and, for 429s, its "
     "throughput (RU/s); COSMOS_REQUEST_* settings bound how long a request waits for it."
 )
-_postgres_unavailable_log = OutageLog(
+postgres_unavailable_log = OutageLog(
     "PostgreSQL is not reachable (%(reason)s) in %(function)s, and %(others)d other requests in the last "
     "%(every)g s: they answer 503 with Retry-After and nothing was half-written (each request is one "
     "transaction). The connection pool reconnects by itself; if this lasts, check that the server is up, "

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shared_code.domain.errors import NotOnboarded
 from shared_code.domain.events import EventPayload
@@ -140,6 +140,8 @@ async def unit_of_work(
             use_case_started = True
             yield uow
             await uow.flush_events()
+    except PoolTimeout:  # an OperationalError too, but no connection was used: not stale
+        raise
     except psycopg.OperationalError as exc:
         # Only a failure before the use case ran, on a connection that is now closed, is "stale": a
         # failure later (even at COMMIT) may have done something, so it is not safe to run again.
