@@ -26,6 +26,7 @@ from typing import Protocol
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.metrics import record_events_published
 from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.model import StoredEvent
 
@@ -181,6 +182,7 @@ class OutboxRelay:
             report.published = len(published)
             report.failed = len(failures)
             report.dead = await self._record(events, published, failures)
+            record_events_published(report.published)
         finally:
             for event_id, span in spans.items():
                 end_span(span, failures.get(event_id))
