@@ -110,12 +110,12 @@ async def check_blob(ctx: AppContext) -> ComponentHealth:
 
 
 # Pending and dead events and the age of the oldest pending one: the health check and the
-# outbox gauges (shared_code/metrics.py) read the same numbers. Cheap: the partial index on
-# unfinished events (published ones are never scanned).
+# outbox gauges (shared_code/metrics.py) read the same numbers. Cheap: the condition is the one of
+# the partial index outbox_unfinished_by_aggregate, so published and skipped events are never read.
 OUTBOX_BACKLOG_SQL = """SELECT count(*) FILTER (WHERE status = 'pending'),
                                count(*) FILTER (WHERE status = 'dead'),
                                extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))
-                        FROM outbox WHERE status <> 'published'"""
+                        FROM outbox WHERE status IN ('pending', 'dead')"""
 
 
 async def read_outbox_health(conn: AsyncConnection[Any]) -> OutboxHealth:

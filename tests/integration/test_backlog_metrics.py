@@ -16,17 +16,21 @@ from tests.support.stack import as_app_login
 
 
 def seed(database_url: str) -> None:
-    """As the owner: 2 pending events (the oldest 90 s old), 1 dead, 1 published; 2 open change-feed
-    failures and 1 replayed."""
-    events = [("pending", 90), ("pending", 0), ("dead", 3600), ("published", 7200)]  # (status, age in s)
+    """As the owner: 2 pending events (the oldest 90 s old), 1 dead, 1 published, 1 skipped (older than
+    every pending one); 2 open change-feed failures and 1 replayed. (status, age in seconds)"""
+    events = [("pending", 90), ("pending", 0), ("dead", 3600), ("published", 7200), ("skipped", 9000)]
     with psycopg.connect(database_url, autocommit=True) as conn:
         for version, (status, age) in enumerate(events, start=1):
             conn.execute(
                 """INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload,
-                                       status, created_at, published_at)
+                                       status, created_at, published_at,
+                                       projected_at, skipped_at, skip_reason)
                    VALUES ('post', %(aggregate)s, %(version)s, 'post.created', '{}', %(status)s,
                            now() - make_interval(secs => %(age)s),
-                           CASE WHEN %(status)s = 'published' THEN now() END)""",
+                           CASE WHEN %(status)s = 'published' THEN now() END,
+                           CASE WHEN %(status)s = 'published' THEN now() END,
+                           CASE WHEN %(status)s = 'skipped' THEN now() END,
+                           CASE WHEN %(status)s = 'skipped' THEN 'test: given up' END)""",
                 {"aggregate": uuid.uuid4(), "version": version, "status": status, "age": age},
             )
         for replayed in (False, False, True):
