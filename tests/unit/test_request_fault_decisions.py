@@ -140,3 +140,12 @@ def test_an_outage_is_logged_once_per_period_with_the_count_of_the_others(
     outage.reset()
     outage.warning("get_feed", "again", "c0ffee")
     assert caplog.records[-1].getMessage().endswith("get_feed failed (again); 0 others in 3600 s")
+
+
+def test_the_openapi_document_declares_the_degraded_header_and_retry_after() -> None:
+    import functions.reads  # noqa: F401  (registers the feed route)
+    from functions.openapi import build_openapi
+
+    feed = build_openapi()["paths"]["/api/feed"]["get"]["responses"]
+    assert "Chorus-Degraded" in feed["200"]["headers"]
+    assert "Retry-After" in feed["503"]["headers"]
