@@ -12,11 +12,12 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install run stack test test-unit lint format schema-snapshot bench clean
+.PHONY: help prerequisites install run stack test faults test-unit lint format schema-snapshot bench clean
 
 help:
 	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
+	@echo "make faults  the fault suite: stores cut, the host killed, feeds replayed (report in .devhost/)"
 	@echo "make stack   start only the local services, for 'func start'"
 	@echo "make lint    ruff (format + check) and mypy"
 	@echo "make bench   run the benchmarks (ARGS=--quick for a tiny run); results in bench/results/"
@@ -53,6 +54,10 @@ stack: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Each fault test cuts a store or kills the host of a running stack; figures in .devhost/faults-report.md.
+faults: install
+	$(PY) -m pytest tests/faults -m faults $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

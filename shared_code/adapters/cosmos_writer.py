@@ -35,6 +35,10 @@ class CosmosWriter:
             self._containers[name] = self._database.get_container_client(name)
         return self._containers[name]
 
+    async def probe(self) -> None:
+        """One cheap read of the database's properties: raises when Cosmos DB does not answer."""
+        await self._database.read()
+
     async def apply_all(self, writes: Iterable[CosmosWrite]) -> None:
         """Apply independent writes concurrently (they target different documents)."""
         await asyncio.gather(*(self.apply(write) for write in writes))

@@ -53,6 +53,10 @@ class ProjectionHandler:
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         return await _each(events, self._concurrency, lambda e: self._writer.apply_all(project(e)))
 
+    async def probe(self) -> None:
+        """Cosmos DB answers at all (the relay's breaker asks, see breaker.py)."""
+        await self._writer.probe()
+
 
 class FeedMaintenanceHandler:
     """Follows back-fill the follower's feed; unfollows, blocks and mutes take posts out of it.
@@ -222,6 +226,11 @@ class EventHubsPublisher:
 
         await asyncio.gather(*(send(key, group) for key, group in groups.items()))
         return failures
+
+    async def probe(self) -> None:
+        """Event Hubs answers at all (the relay's breaker asks, see breaker.py)."""
+        if self._producer is not None:
+            await self._producer.get_eventhub_properties()
 
     async def _send(self, partition_key: str, group: list[StoredEvent]) -> None:
         assert self._producer is not None

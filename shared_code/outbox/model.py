@@ -20,6 +20,10 @@ class StoredEvent:
     metadata: dict[str, Any]
     created_at: datetime
     attempts: int = 0
+    # The projections took it already; only publishing is left (see relay.py, the two stages).
+    projected: bool = False
+    # The token of the claim this copy was handed out under (fencing; None outside the relay).
+    claim_token: UUID | None = None
 
     @property
     def aggregate_key(self) -> tuple[str, UUID]:

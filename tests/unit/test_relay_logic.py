@@ -135,13 +135,20 @@ def test_the_envelope_carries_id_type_aggregate_version_time_payload_and_metadat
 
 @dataclass
 class FakeDatabase:
-    """Answers the claim with `claim_rows` (once) and records every write the relay asks for."""
+    """Answers the claim with `claim_rows` (once) and records every write the relay asks for. Statements
+    are told apart by the name each starts with (`-- relay:claim` ...); every fenced write matches only the
+    claim token of the last claim (`lost` ids act as if another relay had claimed them since)."""
 
     claim_rows: list[tuple[Any, ...]]
+    lost: set[int] = field(default_factory=set)
     claims: list[dict[str, Any]] = field(default_factory=list)
     published: list[list[int]] = field(default_factory=list)
+    projected: list[list[int]] = field(default_factory=list)
+    renewed: list[list[int]] = field(default_factory=list)
     failed: list[tuple[Any, ...]] = field(default_factory=list)
+    released: list[tuple[int, str]] = field(default_factory=list)
     transactions: int = 0
+    rowcount: int = 0
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[FakeDatabase]:
@@ -152,23 +159,32 @@ class FakeDatabase:
         self.transactions += 1
         yield
 
-    @asynccontextmanager
-    async def cursor(self) -> AsyncIterator[FakeDatabase]:
-        yield self
-
     async def execute(self, query: str, params: Any = None) -> FakeDatabase:
-        if "claimed_until = now() +" in query:
+        statement = query.split("\n", 1)[0].removeprefix("-- relay:")
+        self._result = []
+        if statement == "claim":
             self.claims.append(params)
-            self._result, self.claim_rows = self.claim_rows, []
+            self.token = params["token"]
+            self._result, self.claim_rows = [(*r, False) if len(r) == 10 else r for r in self.claim_rows], []
+            return self
+        assert params["token"] == self.token, "every write is fenced by the claim token"
+        ids = [i for i in params["ids"] if i not in self.lost]
+        self.rowcount = len(ids)
+        if statement == "renew":
+            self.renewed.append(sorted(ids))
+            self._result = [(i,) for i in ids]
+        elif statement == "published":
+            self.published.append(sorted(ids))
+        elif statement == "projected":
+            self.projected.append(sorted(ids))
+        elif statement == "failed":
+            rows = zip(params["delays"], params["statuses"], params["errors"], params["ids"], strict=True)
+            self.failed.extend(r for r in rows if r[3] not in self.lost)
+        elif statement == "released":
+            self.released.extend((i, e) for i, e in zip(params["ids"], params["errors"], strict=True))
         else:
-            assert "'published'" in query, query
-            self.published.append(sorted(params[0]))
-            self._result = []
+            raise AssertionError(query)
         return self
-
-    async def executemany(self, query: str, params_seq: Sequence[tuple[Any, ...]]) -> None:
-        assert "attempts = attempts + 1" in query, query
-        self.failed.extend(params_seq)
 
     async def fetchall(self) -> list[tuple[Any, ...]]:
         return self._result
@@ -214,7 +230,8 @@ async def test_an_empty_claim_records_nothing() -> None:
 async def test_the_claim_asks_for_the_policys_batch_size_and_lease() -> None:
     db = FakeDatabase([])
     await relay_for(db, [], batch_size=17, claim_lease_seconds=2.5).run_once()
-    assert db.claims == [{"limit": 17, "lease": 2.5}]
+    [claim] = db.claims
+    assert (claim["limit"], claim["lease"], claim["project"], claim["publish"]) == (17, 2.5, True, True)
 
 
 async def test_handlers_see_the_batch_in_outbox_order_and_successes_are_published() -> None:

@@ -1,0 +1,215 @@
+"""The relay's circuit breaker: the pure policy (breaker.py), then the relay applying it with a stand-in
+database and scripted sinks: an outage spends no attempts and pauses only its sink, a poison event still
+backs off and dies, an Event Hubs outage lets projections flow, and fencing keeps a relay whose claim was
+taken from publishing or recording."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+from uuid import uuid4
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
+from shared_code.outbox.model import StoredEvent
+from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy, RoundReport
+from tests.unit.test_relay_logic import FakeDatabase, event, row
+
+# --- the policy ---------------------------------------------------------------------------------------
+
+
+def test_a_round_without_failures_needs_no_probe_and_charges_nothing() -> None:
+    breaker = SinkBreaker("cosmos")
+    assert not breaker.needs_probe_after(0)
+    assert breaker.after_round(0, None, now=10.0, error=None) is FailureVerdict.NONE
+    assert breaker.delivers
+
+
+def test_failures_while_the_sink_answers_its_probe_are_the_events_own() -> None:
+    breaker = SinkBreaker("cosmos")
+    assert breaker.needs_probe_after(1)
+    assert breaker.after_round(1, True, now=10.0, error="KeyError") is FailureVerdict.CHARGE
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_failures_while_the_sink_does_not_answer_open_the_breaker_and_spend_nothing() -> None:
+    breaker = SinkBreaker("cosmos", probe_interval_seconds=1.0)
+    assert breaker.after_round(5, False, now=10.0, error="ServiceRequestError") is FailureVerdict.RELEASE
+    assert not breaker.delivers
+    assert (breaker.opened_at, breaker.last_error) == (10.0, "ServiceRequestError")
+    assert not breaker.probe_due(10.5)
+    assert breaker.seconds_until_probe(10.25) == pytest.approx(0.75)
+    assert breaker.probe_due(11.0)
+
+
+def test_an_open_breaker_probes_every_interval_and_closes_as_soon_as_the_sink_answers() -> None:
+    breaker = SinkBreaker("event-hubs", probe_interval_seconds=1.0)
+    breaker.after_round(3, False, now=0.0, error="down")
+    assert breaker.after_probe(False, now=1.0, error="still down") is False
+    assert breaker.opened_at == 0.0  # the outage started at the first failure
+    assert not breaker.probe_due(1.9) and breaker.probe_due(2.0)
+    assert breaker.after_probe(True, now=2.0) is True
+    assert breaker.delivers and breaker.opened_at is None and breaker.seconds_until_probe(2.0) is None
+
+
+def test_a_round_with_failures_must_be_given_the_probe_answer() -> None:
+    with pytest.raises(ValueError, match="probe"):
+        SinkBreaker("cosmos").after_round(1, None, now=0.0, error=None)
+
+
+# --- the relay applying it ------------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    now: float = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Sink:
+    """A scripted handler with a probe: `down` fails every delivery and the probe; `poison` fails those
+    events only."""
+
+    name: str
+    publishes: bool = False
+    down: bool = False
+    poison: set[int] = field(default_factory=set)
+    seen: list[list[int]] = field(default_factory=list)
+    probes: int = 0
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        self.seen.append([e.id for e in events])
+        if self.down:
+            return {e.id: ConnectionError(f"{self.name} unreachable") for e in events}
+        return {e.id: ValueError("cannot apply") for e in events if e.id in self.poison}
+
+    async def probe(self) -> None:
+        self.probes += 1
+        if self.down:
+            raise ConnectionError(f"{self.name} unreachable")
+
+
+def relay_for(db: FakeDatabase, *handlers: Sink, clock: Clock | None = None) -> OutboxRelay:
+    return OutboxRelay(
+        cast(AsyncConnectionPool, db),
+        cast(list[EventHandler], list(handlers)),
+        RelayPolicy(max_attempts=3, backoff_base_seconds=60.0),
+        clock=clock or Clock(),
+    )
+
+
+async def test_a_cosmos_outage_releases_the_claims_without_spending_attempts() -> None:
+    events = [event(1), event(2, attempts=2)]  # the second would die on a charged failure
+    db = FakeDatabase([row(e) for e in events])
+    cosmos = Sink("cosmos", down=True)
+    relay = relay_for(db, cosmos)
+    report = await relay.run_once()
+    assert (report.claimed, report.failed, report.released, report.dead, report.published) == (2, 2, 2, 0, 0)
+    assert db.failed == []  # no attempt, no backoff, no death
+    assert [i for i, _ in db.released] == [1, 2]
+    assert all("waiting for projections to answer (no attempt spent)" in e for _, e in db.released)
+    assert relay.projections.breaker.state is BreakerState.OPEN
+
+
+async def test_while_every_sink_is_paused_nothing_is_claimed_and_the_probe_waits_its_interval() -> None:
+    clock = Clock()
+    db = FakeDatabase([row(event(1))])
+    cosmos = Sink("cosmos", down=True)
+    hubs = Sink("hubs", publishes=True, down=True)
+    relay = relay_for(db, cosmos, hubs, clock=clock)
+    await relay.run_once()  # cosmos fails: paused
+    relay.publishing.breaker.after_round(1, False, clock.now, "hubs unreachable")
+    probes = cosmos.probes
+    assert await relay.run_once() == RoundReport()  # nothing claimed, nothing probed
+    assert (len(db.claims), cosmos.probes) == (1, probes)
+    assert relay.seconds_until_probe() == pytest.approx(1.0)
+    clock.now += 1.0
+    await relay.run_once()
+    assert cosmos.probes == probes + 1 and len(db.claims) == 1  # probed, still away: still no claim
+
+
+async def test_delivery_resumes_as_soon_as_the_probe_answers() -> None:
+    clock = Clock()
+    e1 = event(1)
+    db = FakeDatabase([row(e1)])
+    cosmos = Sink("cosmos", down=True)
+    relay = relay_for(db, cosmos, clock=clock)
+    await relay.run_once()
+    cosmos.down = False
+    clock.now += 1.0
+    db.claim_rows = [row(e1)]
+    report = await relay.run_once()
+    assert relay.projections.breaker.delivers
+    assert (report.claimed, report.published) == (1, 1)
+    assert db.published == [[1]]
+
+
+async def test_a_poison_event_while_the_sink_answers_is_charged_and_dies_alone() -> None:
+    events = [event(1, attempts=2), event(2)]
+    db = FakeDatabase([row(e) for e in events])
+    cosmos = Sink("cosmos", poison={1})
+    report = await relay_for(db, cosmos).run_once()
+    assert (report.failed, report.released, report.dead, report.published) == (1, 0, 1, 1)
+    assert db.failed_by_id[1][1] == "dead"
+    assert cosmos.probes == 1  # asked once: it answered, so the failure was the event's
+
+
+async def test_a_poison_batch_alone_is_still_charged_when_the_sink_answers() -> None:
+    # every delivery failed, but the sink answers its probe: not an outage
+    db = FakeDatabase([row(event(1))])
+    report = await relay_for(db, Sink("cosmos", poison={1})).run_once()
+    assert (report.failed, report.released) == (1, 0)
+    assert db.failed_by_id[1][:2] == (60.0, "pending")
+
+
+async def test_an_event_hubs_outage_lets_projections_flow_and_publishing_catches_up_in_order() -> None:
+    clock = Clock()
+    aggregate = uuid4()
+    first, second = event(1, aggregate, version=1), event(2, aggregate, version=2)
+    db = FakeDatabase([row(first)])
+    cosmos, hubs = Sink("cosmos"), Sink("hubs", publishes=True, down=True)
+    relay = relay_for(db, cosmos, hubs, clock=clock)
+    report = await relay.run_once()
+    assert (report.projected, report.published, report.released) == (1, 0, 1)
+    assert db.projected == [[1]] and db.failed == []
+    assert not relay.publishing.breaker.delivers
+
+    # while Event Hubs is away: the next event is claimed for its projection only
+    db.claim_rows = [row(second)]
+    report = await relay.run_once()
+    assert db.claims[-1]["project"] is True and db.claims[-1]["publish"] is False
+    assert (report.projected, report.published) == (1, 0)
+    assert hubs.seen == [[1]]  # not offered to the paused publisher
+
+    # back: both publish, in order (the claim hands a projected event over for publishing only)
+    hubs.down = False
+    clock.now += 1.0
+    db.claim_rows = [(*row(first), True), (*row(second), True)]
+    report = await relay.run_once()
+    assert db.claims[-1]["publish"] is True
+    assert report.published == 2
+    assert cosmos.seen == [[1], [2]]  # projections were not repeated
+    assert hubs.seen[-1] == [1, 2]
+
+
+async def test_a_relay_whose_claim_was_taken_neither_publishes_nor_records() -> None:
+    events = [event(1), event(2)]
+    db = FakeDatabase([row(e) for e in events], lost={2})
+    hubs = Sink("hubs", publishes=True)
+    report = await relay_for(db, Sink("cosmos"), hubs).run_once()
+    assert hubs.seen == [[1]]  # event 2 was claimed by another relay meanwhile: not published by this one
+    assert db.published == [[1]]
+    assert report.published == 1 and report.fenced == 1
+
+
+async def test_a_failure_recorded_after_the_claim_was_taken_changes_nothing() -> None:
+    db = FakeDatabase([row(event(1))], lost={1})
+    report = await relay_for(db, Sink("cosmos", poison={1})).run_once()
+    assert report.failed == 1 and report.fenced == 1
+    assert db.failed == []
