@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from devhost.cosmos_provisioning import provision
 from devhost.services.azurite import Azurite, start_azurite
 from devhost.services.cosmos import CosmosEmulator, start_cosmos_emulator
 from devhost.services.eventhubs import EventHubsStandIn, start_eventhubs_standin
-from devhost.services.postgres import PostgresServer, start_postgres
+from devhost.services.postgres import PostgresServer, remove_data_dir, start_postgres
 from devhost.settings_file import PROJECT_DIR, example_settings
 from devhost.tokens import public_key_pem
 from shared_code.db.migrations import migrate
@@ -52,8 +51,8 @@ class LocalStack:
     def start(self, fresh: bool = True) -> None:
         """Start every service (in parallel), then migrate and provision. Stops all on failure."""
         data_dir = self.state_dir / "pgdata"
-        if fresh and data_dir.exists():
-            shutil.rmtree(data_dir)
+        if fresh:
+            remove_data_dir(data_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             with ThreadPoolExecutor(max_workers=4) as pool:

@@ -43,6 +43,11 @@ class ManagedProcess:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    # How it was started, so that `respawn` starts the same thing again (same ports, same data).
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    user: str | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -76,12 +81,24 @@ class ManagedProcess:
             f"{self.name} was not ready after {timeout:.0f} s; see its log {self.log_path}:\n{self.log_tail()}"
         )
 
-    def stop(self, grace: float = 5.0) -> None:
+    def respawn(self) -> ManagedProcess:
+        """The same command started again (after `stop`)."""
+        return start_process(self.name, self.argv, self.log_path, self.env, self.cwd, self.user)
+
+    def pause(self) -> None:
+        """SIGSTOP the whole group: its sockets stay open but nothing answers (a hung server)."""
+        _signal_group(self.popen.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        _signal_group(self.popen.pid, signal.SIGCONT)
+
+    def stop(self, grace: float = 5.0, stop_signal: signal.Signals = signal.SIGTERM) -> None:
         if self._stopped:
             return
         self._stopped = True
         if self.popen.poll() is None:
-            _signal_group(self.popen.pid, signal.SIGTERM)
+            _signal_group(self.popen.pid, signal.SIGCONT)  # a paused (SIGSTOPped) process cannot stop
+            _signal_group(self.popen.pid, stop_signal)
             try:
                 self.popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:
@@ -141,7 +158,9 @@ def start_process(
         popen = _SPAWNER.submit(spawn).result()
     except FileNotFoundError as exc:
         raise ServiceStartError(f"cannot start {name}: {exc.filename} not found") from exc
-    return ManagedProcess(name=name, popen=popen, log_path=log_path)
+    return ManagedProcess(
+        name=name, popen=popen, log_path=log_path, argv=list(argv), env=env, cwd=cwd, user=user
+    )
 
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
