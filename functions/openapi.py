@@ -51,6 +51,8 @@ def _path_parameters(route: str) -> list[dict[str, Any]]:
         schema: dict[str, Any] = {"type": "string"}
         if ":guid" in match.group(4):
             schema["format"] = "uuid"
+        elif ":long" in match.group(4):
+            schema = {"type": "integer", "format": "int64", "minimum": 1}
         elif match.group(2) in _PATH_PATTERNS:
             schema["pattern"] = _PATH_PATTERNS[match.group(2)]
         parameters.append({"name": match.group(2), "in": "path", "required": True, "schema": schema})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from shared_code.schemas import RequestBody, ResponseBody
 
@@ -18,6 +19,46 @@ class RequeueRequest(RequestBody):
 
 class RequeueResult(ResponseBody):
     requeued: int
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+class SkipRequest(RequestBody):
+    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=10_000)]
+    reason: Annotated[
+        str,
+        Field(min_length=1, max_length=2000, description="why these events are given up; recorded on each"),
+        AfterValidator(_not_blank),
+    ]
+
+
+class SkipResult(ResponseBody):
+    skipped: list[int] = Field(description="the dead events skipped; a listed event that was not dead is not")
+
+
+class ChangeFeedFailure(ResponseBody):
+    id: int
+    function: str
+    container: str
+    document_ids: list[str]
+    error: str
+    correlation_ids: list[str]
+    failed_at: datetime
+
+
+class ChangeFeedFailures(ResponseBody):
+    failures: list[ChangeFeedFailure]
+    truncated: bool = Field(description="more open failures exist than listed (the oldest are listed)")
+
+
+class ReplayResult(ResponseBody):
+    id: int
+    replayed: bool
+    documents: int
 
 
 class ReconcileRequest(RequestBody):
