@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
+from shared_code.domain.errors import NotFound
 from shared_code.ops import runbook
 from shared_code.schemas_ops import (
+    FAILURE_ID_PATTERN,
     ChangeFeedFailures,
     DriftResult,
     FeedRebuildResult,
@@ -70,14 +74,17 @@ async def list_change_feed_failures(api: ApiRequest) -> func.HttpResponse:
 @api_route(
     bp,
     "POST",
-    "admin/change-feed/failures/{failureId:long}/replay",
+    "admin/change-feed/failures/{failureId}/replay",
     summary="Replay one recorded change-feed failure, once (409 if it was replayed already)",
     response=ReplayResult,
     access="admin",
     tag="operations",
 )
 async def replay_change_feed_failure(api: ApiRequest) -> func.HttpResponse:
-    failure_id = int(api.req.route_params["failureId"])  # the route constraint makes it a long
+    raw = api.req.route_params.get("failureId", "")
+    failure_id = int(raw) if re.fullmatch(FAILURE_ID_PATTERN, raw) else 0
+    if not 1 <= failure_id < 2**63:
+        raise NotFound(f"there is no change feed failure {raw!r}")
     return ok(await runbook.replay_change_feed_failure(api.app, api.actor, failure_id))
 
 

@@ -16,6 +16,7 @@ from functions.http_support import ApiRequest
 from functions.responses import json_response
 from shared_code.schemas import NOTIFICATION_ID_PATTERN, UUID_PATTERN, ProblemDetails
 from shared_code.schemas_media import MEDIA_SIZE_LIMIT
+from shared_code.schemas_ops import FAILURE_ID_PATTERN
 from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 bp = func.Blueprint()
@@ -44,7 +45,7 @@ def openapi_path(route: str) -> str:
 
 
 # Path parameters that are not UUIDs, and what they look like.
-_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN}
+_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN, "failureId": FAILURE_ID_PATTERN}
 _NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 
 
@@ -55,9 +56,6 @@ def _path_parameters(route: str) -> list[dict[str, Any]]:
         if ":guid" in match.group(4):
             schema.update(format="uuid", pattern=UUID_PATTERN)
             description = f"a UUID in its 8-4-4-4-12 form; {_NOT_FOUND_IF_OTHER}"
-        elif ":long" in match.group(4):
-            schema = {"type": "integer", "format": "int64", "minimum": 1}
-            description = f"a positive whole number; {_NOT_FOUND_IF_OTHER}"
         else:
             schema["pattern"] = _PATH_PATTERNS[match.group(2)]
             description = _NOT_FOUND_IF_OTHER

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 from uuid import UUID
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from shared_code.schemas import JSON_INTEGER, RequestBody, ResponseBody, Uuid
+from shared_code.schemas import JSON_INTEGER, NonBlankText, RequestBody, ResponseBody, Uuid
 
+# A change-feed failure's id in a route: digits (a bigint identity); any other value answers 404.
+FAILURE_ID_PATTERN: Final = r"^[0-9]{1,19}$"
 OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1), JSON_INTEGER]  # a PostgreSQL bigint identity
 
 
@@ -22,18 +24,12 @@ class RequeueResult(ResponseBody):
     requeued: int
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
 class SkipRequest(RequestBody):
-    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=10_000)]
+    # At most 1000 ids, so that any valid body fits the request size limit (64 KiB by default).
+    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=1000)]
     reason: Annotated[
-        str,
+        NonBlankText,
         Field(min_length=1, max_length=2000, description="why these events are given up; recorded on each"),
-        AfterValidator(_not_blank),
     ]
 
 
