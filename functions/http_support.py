@@ -219,8 +219,14 @@ async def _handle(
             headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{exc.detail}"'},
         )
     except DomainError as exc:
+        retry_after = getattr(exc, "retry_after_seconds", None)
         return problem_response(
-            exc.status, exc.title, exc.detail, type_=PROBLEM_TYPE_PREFIX + exc.slug, extra=exc.extra or None
+            exc.status,
+            exc.title,
+            exc.detail,
+            type_=PROBLEM_TYPE_PREFIX + exc.slug,
+            extra=exc.extra or None,
+            headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
     except ValidationError as exc:
         return problem_response(

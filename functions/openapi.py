@@ -16,6 +16,7 @@ from functions.http_support import ApiRequest
 from functions.responses import json_response
 from shared_code.schemas import NOTIFICATION_ID_PATTERN, UUID_PATTERN, ProblemDetails
 from shared_code.schemas_media import MEDIA_SIZE_LIMIT
+from shared_code.schemas_ops import FAILURE_ID_PATTERN
 from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 bp = func.Blueprint()
@@ -45,7 +46,7 @@ def openapi_path(route: str) -> str:
 
 
 # Path parameters that are not UUIDs, and what they look like.
-_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN}
+_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN, "failureId": FAILURE_ID_PATTERN}
 _NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 
 
