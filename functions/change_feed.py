@@ -10,6 +10,7 @@ from typing import Any
 import azure.functions as func
 
 from shared_code.app_context import AppContext, get_app_context
+from shared_code.metrics import record_change_feed_lag
 from shared_code.observability import span_from
 from shared_code.services import change_feed
 
@@ -29,6 +30,7 @@ async def _handle(
 ) -> None:
     ctx = await get_app_context()
     items = [json.loads(document.to_json()) for document in documents]
+    record_change_feed_lag(function, items)
     correlation_ids = sorted({str(i["correlationId"]) for i in items if i.get("correlationId")})
     try:
         with span_from(

@@ -22,6 +22,7 @@ from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.adapters.postgres import open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
+from shared_code.metrics import watch_backlog
 from shared_code.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ async def get_app_context() -> AppContext:
         async with _context_lock:
             if _context is None:
                 _context = await AppContext.create(get_settings())
+                watch_backlog(_context.pg_pool)  # the backlog gauges read through this process's pool
     return _context
 
 

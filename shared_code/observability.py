@@ -1,8 +1,10 @@
 """Logs and traces: a correlation id from the request follows the event through the outbox,
 Event Hubs and every change-feed handler.
 
-With APPLICATIONINSIGHTS_CONNECTION_STRING set, OpenTelemetry exports traces and logs
-to Application Insights; without it, logs stay local and spans are no-ops.
+With APPLICATIONINSIGHTS_CONNECTION_STRING set, OpenTelemetry exports traces, logs and
+metrics (shared_code/metrics.py) to Application Insights; without it, logs stay local and spans
+are no-ops, and metrics are too unless OTEL_METRICS_EXPORTER=console prints them (one line per
+data point, every OTEL_METRIC_EXPORT_INTERVAL ms, 60000 by default).
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared_code.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricsData
 
 tracer = trace.get_tracer("chorus")
 _configured = False
@@ -55,7 +61,32 @@ def configure_observability(settings: Settings) -> None:
             logger_name="chorus",
             credential=ManagedIdentityCredential(client_id=client_id) if client_id else None,
         )
-        chorus.info("exporting traces and logs to Application Insights")
+        chorus.info("exporting traces, logs and metrics to Application Insights")
+    elif os.environ.get("OTEL_METRICS_EXPORTER") == "console":
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+        reader = PeriodicExportingMetricReader(ConsoleMetricExporter(formatter=metric_lines))
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        chorus.info("printing metrics to the console (OTEL_METRICS_EXPORTER=console)")
+
+
+def metric_lines(data: MetricsData) -> str:
+    """One line per data point (`name{attributes} value`), instead of the SDK's pretty JSON."""
+    lines = []
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    labels = ",".join(f"{k}={v!s}" for k, v in sorted((point.attributes or {}).items()))
+                    if isinstance(point, NumberDataPoint):
+                        value = f"{point.value:g}"
+                    elif isinstance(point, HistogramDataPoint):
+                        value = f"count={point.count} sum={point.sum:g} min={point.min:g} max={point.max:g}"
+                    else:
+                        value = f"count={point.count} sum={point.sum:g}"
+                    lines.append(f"metric {metric.name}{{{labels}}} {value}\n")
+    return "".join(lines)
 
 
 @contextmanager

@@ -39,6 +39,7 @@ from uuid import uuid4
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.metrics import record_events_published
 from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.breaker import PROBE_TIMEOUT_SECONDS, FailureVerdict, SinkBreaker
 from shared_code.outbox.model import StoredEvent
@@ -313,6 +314,7 @@ class OutboxRelay:
             report.published = recorded.published
             report.projected = recorded.projected
             report.dead = recorded.dead
+            record_events_published(report.published)
             report.fenced += recorded.fenced
         finally:
             for event_id, span in spans.items():

@@ -6,9 +6,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from shared_code.app_context import AppContext
+from psycopg import AsyncConnection
+
+if TYPE_CHECKING:  # only for hints: shared_code.metrics imports this module, app_context imports metrics
+    from shared_code.app_context import AppContext
 
 ComponentStatus = Literal["ok", "down", "disabled"]
 OverallStatus = Literal["ok", "degraded", "down"]
@@ -106,23 +109,31 @@ async def check_blob(ctx: AppContext) -> ComponentHealth:
     return await _probe(container.get_container_properties)
 
 
-async def outbox_health(ctx: AppContext) -> OutboxHealth | None:
-    """Pending and dead events and the age of the oldest pending one; None if it cannot be read."""
-    try:
-        async with ctx.pg_pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
-            cur = await conn.execute(
-                """SELECT count(*) FILTER (WHERE status = 'pending'),
-                          count(*) FILTER (WHERE status = 'dead'),
-                          extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))
-                   FROM outbox WHERE status <> 'published'"""
-            )
-            row = await cur.fetchone()
-    except Exception:
-        return None
+# Pending and dead events and the age of the oldest pending one: the health check and the
+# outbox gauges (shared_code/metrics.py) read the same numbers. Cheap: the condition is the one of
+# the partial index outbox_unfinished_by_aggregate, so published and skipped events are never read.
+OUTBOX_BACKLOG_SQL = """SELECT count(*) FILTER (WHERE status = 'pending'),
+                               count(*) FILTER (WHERE status = 'dead'),
+                               extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))
+                        FROM outbox WHERE status IN ('pending', 'dead')"""
+
+
+async def read_outbox_health(conn: AsyncConnection[Any]) -> OutboxHealth:
+    cur = await conn.execute(OUTBOX_BACKLOG_SQL)
+    row = await cur.fetchone()
     assert row is not None
     return OutboxHealth(
         pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
     )
+
+
+async def outbox_health(ctx: AppContext) -> OutboxHealth | None:
+    """Pending and dead events and the age of the oldest pending one; None if it cannot be read."""
+    try:
+        async with ctx.pg_pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+            return await read_outbox_health(conn)
+    except Exception:
+        return None
 
 
 async def check_health(ctx: AppContext) -> HealthReport:
