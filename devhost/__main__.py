@@ -81,8 +81,38 @@ async def _serve_stack(stack: LocalStack) -> int:
     return exit_code
 
 
+def _running_stack_pid(state_dir: Path) -> int | None:
+    """The process id of a stack still running from `state_dir`, if any."""
+    try:
+        pid = json.loads((state_dir / "stack.json").read_text()).get("stackPid")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # A stale stack.json whose process id now belongs to something else (Linux can tell).
+    with contextlib.suppress(OSError):
+        if b"devhost" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    return pid
+
+
 def _run_stack(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    running = _running_stack_pid(args.state_dir)
+    if running is not None:
+        # A second stack would start by deleting (or sharing) the first one's data.
+        print(
+            f"error: a stack is already running from {args.state_dir} (process {running}); "
+            "stop it first, or use another --state-dir",
+            file=sys.stderr,
+        )
+        return 1
     stack = LocalStack(state_dir=args.state_dir)
     try:
         stack.start(fresh=not args.keep_data)

@@ -245,3 +245,20 @@ def test_the_cli_applies_a_fault_and_refuses_one_that_does_not_apply(
 def test_no_running_stack_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FaultError, match="no running stack"):
         StackControl.from_state_dir(tmp_path)
+
+
+def test_a_second_stack_on_the_same_state_dir_is_refused_and_the_first_keeps_its_data(
+    stack: StackProcess,
+) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "devhost", "stack", "--state-dir", str(stack.state_dir)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert "a stack is already running" in second.stderr
+    with psycopg.connect(stack.described["postgres"]["adminUrl"]) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
