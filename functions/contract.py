@@ -3,6 +3,7 @@ document both come from `api_route`, so they cannot disagree (a test checks it).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,6 +12,8 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from functions.http_support import Handler, endpoint
+from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REACTION_TYPES
 
 Access = Literal["anonymous", "user", "moderator", "admin"]
 
@@ -23,8 +26,17 @@ class QueryParameter:
 
 
 PAGE_QUERY = (
-    QueryParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size"),
-    QueryParameter("cursor", {"type": "string"}, "the nextCursor of the previous page"),
+    QueryParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": PAGE_LIMIT_DEFAULT},
+        "page size",
+    ),
+    QueryParameter(
+        "cursor",
+        {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": CURSOR_MAX_LENGTH},
+        "the nextCursor of the previous page of the same list, as given (opaque and signed); "
+        "any other value answers 400 bad-cursor. Empty or absent: the first page.",
+    ),
 )
 
 
@@ -44,6 +56,15 @@ class RouteContract:
 
 
 ROUTES: list[RouteContract] = []
+
+_GUID_CONSTRAINT = re.compile(r":guid(?=[:}])")
+
+
+def host_route(route: str) -> str:
+    """The route the host serves: without the `:guid` constraints. A host that cannot match a
+    route answers an empty 404, so ids are checked by the function (`ApiRequest.route_id`), which
+    answers a 404 problem like any other id that names nothing."""
+    return _GUID_CONSTRAINT.sub("", route)
 
 
 def api_route(
@@ -80,7 +101,7 @@ def api_route(
         function: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]] = endpoint(
             anonymous=access == "anonymous"
         )(handler)
-        return bp.route(route=route, methods=[method.upper()])(function)
+        return bp.route(route=host_route(route), methods=[method.upper()])(function)
 
     return decorate
 
@@ -89,7 +110,7 @@ REACTION_QUERY = (
     *PAGE_QUERY,
     QueryParameter(
         "type",
-        {"type": "string", "enum": ["like", "love", "laugh", "wow", "sad", "angry"]},
+        {"type": "string", "enum": list(REACTION_TYPES)},
         "only this reaction type",
     ),
 )

@@ -22,9 +22,15 @@ from functions.responses import json_response, problem_response
 from shared_code.app_context import AppContext, get_app_context
 from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
 from shared_code.db.unit_of_work import Actor, UnitOfWork, unit_of_work
-from shared_code.domain.errors import DomainError, Invalid, PayloadTooLarge, UnsupportedMediaType
+from shared_code.domain.errors import (
+    DomainError,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from shared_code.schemas import ResponseBody
+from shared_code.schemas import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
 
 log = logging.getLogger("chorus.http")
@@ -65,11 +71,11 @@ class ApiRequest:
         )
 
     def route_id(self, name: str) -> UUID:
-        try:
-            return UUID(self.req.route_params[name])
-        except (KeyError, ValueError):
-            # The route constraint ({name:guid}) already refuses these; say so if it ever does not.
-            raise Invalid(f"{name} must be a UUID", field=name) from None
+        """A UUID path parameter. Ids are UUIDs, so any other value names nothing: 404."""
+        value = self.req.route_params.get(name, "")
+        if not is_uuid(value):
+            raise NotFound(f"nothing has this {name}: ids are UUIDs (8-4-4-4-12 hexadecimal)")
+        return UUID(value)
 
     def body(self, model: type[ModelT]) -> ModelT:
         raw = self.req.get_body() or b""

@@ -14,7 +14,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from functions.contract import ROUTES, RouteContract, api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
-from shared_code.schemas import ProblemDetails
+from shared_code.schemas import NOTIFICATION_ID_PATTERN, UUID_PATTERN, ProblemDetails
+from shared_code.schemas_media import MEDIA_SIZE_LIMIT
+from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 bp = func.Blueprint()
 
@@ -41,8 +43,9 @@ def openapi_path(route: str) -> str:
     return "/api/" + _PARAMETER.sub(lambda m: "{" + m.group(2) + "}", route)
 
 
-# Path parameters that are not UUIDs, and what they look like (a notification id names its cause).
-_PATH_PATTERNS = {"notificationId": "^[A-Za-z0-9:_-]{1,200}$"}
+# Path parameters that are not UUIDs, and what they look like.
+_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN}
+_NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 
 
 def _path_parameters(route: str) -> list[dict[str, Any]]:
@@ -50,15 +53,28 @@ def _path_parameters(route: str) -> list[dict[str, Any]]:
     for match in _PARAMETER.finditer(route):
         schema: dict[str, Any] = {"type": "string"}
         if ":guid" in match.group(4):
-            schema["format"] = "uuid"
-        elif match.group(2) in _PATH_PATTERNS:
+            schema.update(format="uuid", pattern=UUID_PATTERN)
+            description = f"a UUID in its 8-4-4-4-12 form; {_NOT_FOUND_IF_OTHER}"
+        else:
             schema["pattern"] = _PATH_PATTERNS[match.group(2)]
-        parameters.append({"name": match.group(2), "in": "path", "required": True, "schema": schema})
+            description = _NOT_FOUND_IF_OTHER
+        parameters.append(
+            {
+                "name": match.group(2),
+                "in": "path",
+                "required": True,
+                "schema": schema,
+                "description": description,
+            }
+        )
     return parameters
 
 
 def _required(model: type[BaseModel]) -> bool:
-    return any(field.is_required() for field in model.model_fields.values())
+    """A body must be sent if a field is required or the schema asks for at least one property."""
+    return any(field.is_required() for field in model.model_fields.values()) or bool(
+        model.model_json_schema().get("minProperties")
+    )
 
 
 def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
@@ -100,8 +116,10 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "a retry with the same key and body gets the first response again",
+                "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                "description": "1–255 visible ASCII characters (for example a UUID). A retry with the "
+                "same key and body gets the first response again (with Idempotent-Replayed: true); "
+                "the same key with another body answers 409. Keys are per caller.",
             }
         )
     if route.request is not None:
@@ -113,7 +131,8 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
 
 
 @cache
-def build_openapi() -> dict[str, Any]:
+def build_openapi(media_max_bytes: int = MEDIA_SIZE_LIMIT) -> dict[str, Any]:
+    """The document; `media_max_bytes` is the deployment's MEDIA_MAX_BYTES, stated as the limit."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ProblemDetails, "serialization")]
     for route in ROUTES:
         if route.request is not None:
@@ -124,6 +143,8 @@ def build_openapi() -> dict[str, Any]:
     refs, definitions = models_json_schema(
         list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
     )
+    upload = definitions["$defs"]["RequestUpload"]["properties"]["sizeBytes"]
+    upload["maximum"] = min(upload["maximum"], media_max_bytes)
     paths: dict[str, dict[str, Any]] = {}
     for route in sorted(ROUTES, key=lambda r: (openapi_path(r.route), r.method)):
         paths.setdefault(openapi_path(route.route), {})[route.method.lower()] = _operation(route, refs)
@@ -146,4 +167,6 @@ def build_openapi() -> dict[str, Any]:
 
 @api_route(bp, "GET", "openapi.json", summary="This document", access="anonymous", tag="operations")
 async def openapi_document(api: ApiRequest) -> func.HttpResponse:
-    return json_response(build_openapi(), headers={"Cache-Control": "public, max-age=300"})
+    return json_response(
+        build_openapi(api.app.settings.media_max_bytes), headers={"Cache-Control": "public, max-age=300"}
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from functions.contract import NOTIFICATION_QUERY, PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok
-from shared_code.domain.errors import Invalid
-from shared_code.schemas import FeedItem, Notification, Page, PublicProfile
+from shared_code.domain.errors import Invalid, NotFound
+from shared_code.schemas import NOTIFICATION_ID_PATTERN, FeedItem, Notification, Page, PublicProfile
 from shared_code.services import projection_reads
 
 bp = func.Blueprint()
@@ -45,7 +47,7 @@ async def get_feed(api: ApiRequest) -> func.HttpResponse:
 )
 async def list_notifications(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
-    unread = api.req.params.get("unread", "false").lower()
+    unread = api.req.params.get("unread", "false")
     if unread not in ("true", "false"):
         raise Invalid("unread must be true or false", field="unread")
     app = api.app
@@ -75,7 +77,9 @@ async def read_all_notifications(api: ApiRequest) -> func.HttpResponse:
     tag="feed",
 )
 async def read_notification(api: ApiRequest) -> func.HttpResponse:
-    notification_id = api.req.route_params["notificationId"]
+    notification_id = api.req.route_params.get("notificationId", "")
+    if re.fullmatch(NOTIFICATION_ID_PATTERN, notification_id) is None:
+        raise NotFound("no such notification")
     await api.run(lambda uow: projection_reads.mark_read(uow, api.app.cosmos_db, notification_id))
     return no_content()
 

@@ -277,6 +277,13 @@ param logAnalyticsRetentionDays int = 30
 @description('Log Analytics daily ingestion cap in GB; -1 for none.')
 param logAnalyticsDailyQuotaGb int = -1
 
+@description('E-mail address the alert rules notify (outbox lag, dead outbox events, open change-feed failures). Empty: no action group; the alerts still fire in the portal.')
+param alertEmailAddress string = ''
+
+@minValue(1)
+@description('The outbox lag alert fires when the oldest pending outbox event stays older than this many seconds for 5 minutes. Keep it equal to HEALTH_OUTBOX_LAG_SECONDS (infra/app-settings.json), where /api/health turns degraded.')
+param outboxLagAlertSeconds int = 60
+
 @description('Purge protection on Key Vault. Recommended; it keeps the vault name reserved for 7 days after deletion.')
 param keyVaultPurgeProtection bool = true
 
@@ -299,6 +306,8 @@ var names = {
   deploymentContainer: 'app-package-${take(resourceToken, 7)}'
   logAnalytics: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
   appInsights: '${abbrs.insightsComponents}${resourceToken}'
+  actionGroup: '${abbrs.insightsActionGroups}ops-${resourceToken}'
+  alertRulePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}-'
   cosmos: '${abbrs.cosmosDbAccounts}${resourceToken}'
   postgres: '${abbrs.dbForPostgreSqlFlexibleServers}${resourceToken}'
   eventHubs: '${abbrs.eventHubNamespaces}${resourceToken}'
@@ -341,6 +350,21 @@ module monitoring 'app/monitoring.bicep' = {
     applicationInsightsName: names.appInsights
     retentionInDays: logAnalyticsRetentionDays
     dailyQuotaGb: logAnalyticsDailyQuotaGb
+  }
+}
+
+// Alert rules on the app's metrics, the optional e-mail action group, and the operations workbook.
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmailAddress: alertEmailAddress
+    outboxLagSeconds: outboxLagAlertSeconds
+    actionGroupName: names.actionGroup
+    alertRuleNamePrefix: names.alertRulePrefix
+    workbookDisplayName: 'Chorus operations (${environmentName})'
   }
 }
 

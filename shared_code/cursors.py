@@ -12,13 +12,18 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from shared_code.domain.errors import BadCursor
 
 _MAC_BYTES = 16  # a truncated HMAC-SHA256: 128 bits is plenty against forgery
+# What a cursor looks like (unpadded base64url, far longer than any this API issues), stated in
+# the OpenAPI document; anything else is refused before decoding.
+CURSOR_MAX_LENGTH: Final = 1024
+CURSOR_PATTERN: Final = r"^[A-Za-z0-9_-]*$"
 
 
 class CursorCodec:
@@ -32,6 +37,8 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str) -> dict[str, Any]:
         """The position a cursor holds; BadCursor if it is forged, damaged or from another list."""
+        if len(cursor) > CURSOR_MAX_LENGTH or re.fullmatch(CURSOR_PATTERN, cursor) is None:
+            raise BadCursor("the cursor is not one this API issued")
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (ValueError, TypeError):

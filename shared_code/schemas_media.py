@@ -2,48 +2,52 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from shared_code.schemas import RequestBody, ResponseBody
+from shared_code.schemas import JSON_INTEGER, Matching, RequestBody, ResponseBody
 
 # What may be uploaded: raster images and common video containers. No SVG: an SVG is an XML
 # document that can carry scripts and external references, so serving user SVGs invites XSS.
 # Nothing else that a browser might render as a document (HTML, PDF) either.
-ALLOWED_MEDIA_TYPES: Final = frozenset(
-    {
-        "image/jpeg",
-        "image/png",
-        "image/gif",
-        "image/webp",
-        "image/avif",
-        "video/mp4",
-        "video/webm",
-        "video/quicktime",
-    }
-)
+MediaType = Literal[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+]
+ALLOWED_MEDIA_TYPES: Final[frozenset[str]] = frozenset(get_args(MediaType))
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+# Media type names are case-insensitive (RFC 9110), so the pattern is too; the value is kept in
+# lower case.
+MEDIA_TYPE_PATTERN: Final = "^(?:" + "|".join(_any_case(t) for t in sorted(ALLOWED_MEDIA_TYPES)) + ")$"
 # The most any deployment may allow; MEDIA_MAX_BYTES sets the actual limit (checked by the service).
 # 5000 MiB is the largest blob one PUT can upload.
 MEDIA_SIZE_LIMIT: Final = 5000 * 1024 * 1024
 
 
-def _allowed_media_type(value: str) -> str:
-    normalized = value.strip().lower()
-    if normalized not in ALLOWED_MEDIA_TYPES:
-        raise ValueError(f"must be one of {', '.join(sorted(ALLOWED_MEDIA_TYPES))}")
-    return normalized
-
-
-MediaType = Annotated[str, Field(min_length=3, max_length=100), AfterValidator(_allowed_media_type)]
-
-
 class RequestUpload(RequestBody):
-    content_type: MediaType
+    content_type: Annotated[
+        str,
+        Matching(MEDIA_TYPE_PATTERN, f"must be one of {', '.join(sorted(ALLOWED_MEDIA_TYPES))}"),
+        AfterValidator(str.lower),
+        Field(description=f"one of {', '.join(sorted(ALLOWED_MEDIA_TYPES))}, in any letter case"),
+    ]
     size_bytes: Annotated[
-        int, Field(strict=True, ge=1, le=MEDIA_SIZE_LIMIT, description="the exact size in bytes")
+        int, Field(ge=1, le=MEDIA_SIZE_LIMIT, description="the exact size in bytes"), JSON_INTEGER
     ]
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from shared_code.domain.limits import (
     APPEAL_STATEMENT_MAX,
@@ -16,12 +16,10 @@ from shared_code.domain.limits import (
     ModerationAction,
     Severity,
 )
-from shared_code.schemas import RequestBody, ResponseBody, _not_blank
+from shared_code.schemas import NonBlankText, RequestBody, ResponseBody, Uuid
 
-FlagReason = Annotated[str, Field(min_length=1, max_length=FLAG_REASON_MAX), AfterValidator(_not_blank)]
-DecisionReason = Annotated[
-    str, Field(min_length=1, max_length=MODERATION_REASON_MAX), AfterValidator(_not_blank)
-]
+FlagReason = Annotated[NonBlankText, Field(min_length=1, max_length=FLAG_REASON_MAX)]
+DecisionReason = Annotated[NonBlankText, Field(min_length=1, max_length=MODERATION_REASON_MAX)]
 
 
 class CreateFlag(RequestBody):
@@ -61,10 +59,8 @@ class QueueItem(ResponseBody):
 
 
 class CreateAppeal(RequestBody):
-    post_id: UUID
-    statement: Annotated[
-        str, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX), AfterValidator(_not_blank)
-    ]
+    post_id: Uuid
+    statement: Annotated[NonBlankText, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX)]
 
 
 class AppealDecisionRequest(RequestBody):

@@ -7,13 +7,14 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared_code.schemas import RequestBody, ResponseBody
+from shared_code.schemas import JSON_INTEGER, RequestBody, ResponseBody, Uuid
 
-OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a PostgreSQL bigint identity
+OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1), JSON_INTEGER]  # a PostgreSQL bigint identity
 
 
 class RequeueRequest(RequestBody):
-    event_ids: Annotated[list[OutboxId], Field(max_length=10_000)] | None = None
+    # At most 1000 ids, so that any valid body fits the request size limit (64 KiB by default).
+    event_ids: Annotated[list[OutboxId], Field(max_length=1000)] | None = None
 
 
 class RequeueResult(ResponseBody):
@@ -21,9 +22,9 @@ class RequeueResult(ResponseBody):
 
 
 class ReconcileRequest(RequestBody):
-    repair: bool = False
-    user_id: UUID | None = Field(default=None, description="check (and repair) this user's feed")
-    feed_sample: Annotated[int, Field(ge=0, le=1000)] = 10
+    repair: Annotated[bool, Field(strict=True)] = False
+    user_id: Uuid | None = Field(default=None, description="check (and repair) this user's feed")
+    feed_sample: Annotated[int, Field(ge=0, le=1000), JSON_INTEGER] = 10
 
 
 class ReconcileResult(ResponseBody):

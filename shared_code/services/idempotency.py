@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,10 @@ from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Invalid
 
 MAX_KEY_LENGTH = 255
+# Visible ASCII only: header values lose surrounding spaces on the way, and many HTTP stacks refuse
+# or re-encode anything beyond ASCII. The OpenAPI document states this pattern.
+IDEMPOTENCY_KEY_PATTERN = rf"^[\u0021-\u007e]{{1,{MAX_KEY_LENGTH}}}$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,11 @@ async def respond_once(
     """Run `create` unless this key has already answered; store what it answered."""
     if key is None:
         return await create()
-    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise Invalid(f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} printable characters")
+    if _KEY.fullmatch(key) is None:
+        raise Invalid(
+            f"Idempotency-Key must be 1–{MAX_KEY_LENGTH} visible ASCII characters (no spaces), "
+            "for example a UUID"
+        )
     fingerprint = request_fingerprint(operation, body)
     subject = uow.actor.subject
     cur = await uow.conn.execute(

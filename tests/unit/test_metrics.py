@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -183,3 +185,36 @@ def test_console_lines_name_each_point(reader: InMemoryMetricReader) -> None:
     text = metric_lines(reader.get_metrics_data())  # type: ignore[arg-type]
     assert "metric chorus.reads.degraded{route=feed} 1\n" in text
     assert "metric chorus.change_feed.lag_seconds{function=fan_out_posts} count=1 sum=2 min=2 max=2\n" in text
+
+
+async def test_a_change_feed_function_records_its_lag_before_handling(reader: InMemoryMetricReader) -> None:
+    import azure.functions as func
+
+    from functions import change_feed
+    from shared_code.app_context import AppContext, use_app_context
+
+    handled: list[list[dict[str, Any]]] = []
+
+    async def handler(ctx: AppContext, items: list[dict[str, Any]]) -> int:
+        handled.append(items)
+        return len(items)
+
+    written = time.time() - 30
+    documents = func.DocumentList(
+        [
+            func.Document.from_dict({"id": "a", "_ts": written - 100}),
+            func.Document.from_dict({"id": "b", "_ts": written}),
+        ]
+    )
+    use_app_context(cast(AppContext, object()))  # the stub handler needs no clients
+    try:
+        await change_feed._handle(
+            "fan_out_posts", "posts_v2", documents, cast(func.Context, object()), handler
+        )
+    finally:
+        use_app_context(None)
+    assert [d["id"] for d in handled[0]] == ["a", "b"]
+    (point,) = points(reader.get_metrics_data())[metrics.CHANGE_FEED_LAG]
+    assert point.attributes == {"function": "fan_out_posts"}
+    assert point.count == 1
+    assert 30 <= point.max < 90  # the newest document's age, generously bounded above
