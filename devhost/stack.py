@@ -38,7 +38,6 @@ STATE_DIR = PROJECT_DIR / ".devhost"
 APP_DATABASE = "chorus"
 # The app connects as this login, not as the owner, so that row-level security applies.
 APP_LOGIN = "chorus_api"
-SERVICE_NAMES = ("postgres", "cosmos", "azurite", "eventhubs")
 # With --keep-data the Cosmos emulator also saves while it changes, so that a crash loses at most this.
 COSMOS_SAVE_INTERVAL_MS = 2000
 
