@@ -3,18 +3,26 @@
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
+from shared_code.domain.errors import NotFound
 from shared_code.ops import runbook
 from shared_code.schemas_ops import (
+    FAILURE_ID_PATTERN,
+    ChangeFeedFailures,
     DriftResult,
     FeedRebuildResult,
     ReconcileRequest,
     ReconcileResult,
+    ReplayResult,
     RequeueRequest,
     RequeueResult,
+    SkipRequest,
+    SkipResult,
 )
 
 bp = func.Blueprint()
@@ -33,6 +41,51 @@ bp = func.Blueprint()
 async def requeue_outbox(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequeueRequest) if api.req.get_body() else RequeueRequest()
     return ok(await runbook.requeue_dead_events(api.app, api.actor, body.event_ids))
+
+
+@api_route(
+    bp,
+    "POST",
+    "admin/outbox/skip",
+    summary="Give up on dead outbox events, recording why; they stop blocking their aggregates",
+    request=SkipRequest,
+    response=SkipResult,
+    access="admin",
+    tag="operations",
+)
+async def skip_outbox_events(api: ApiRequest) -> func.HttpResponse:
+    body = api.body(SkipRequest)
+    return ok(await runbook.skip_dead_events(api.app, api.actor, body.event_ids, body.reason))
+
+
+@api_route(
+    bp,
+    "GET",
+    "admin/change-feed/failures",
+    summary="Change-feed batches that failed past their retries and are not replayed yet, oldest first",
+    response=ChangeFeedFailures,
+    access="admin",
+    tag="operations",
+)
+async def list_change_feed_failures(api: ApiRequest) -> func.HttpResponse:
+    return ok(await runbook.list_change_feed_failures(api.app, api.actor))
+
+
+@api_route(
+    bp,
+    "POST",
+    "admin/change-feed/failures/{failureId}/replay",
+    summary="Replay one recorded change-feed failure, once (409 if it was replayed already)",
+    response=ReplayResult,
+    access="admin",
+    tag="operations",
+)
+async def replay_change_feed_failure(api: ApiRequest) -> func.HttpResponse:
+    raw = api.req.route_params.get("failureId", "")
+    failure_id = int(raw) if re.fullmatch(FAILURE_ID_PATTERN, raw) else 0
+    if not 1 <= failure_id < 2**63:
+        raise NotFound(f"there is no change feed failure {raw!r}")
+    return ok(await runbook.replay_change_feed_failure(api.app, api.actor, failure_id))
 
 
 @api_route(

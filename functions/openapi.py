@@ -16,6 +16,7 @@ from functions.http_support import ApiRequest
 from functions.responses import json_response
 from shared_code.schemas import NOTIFICATION_ID_PATTERN, UUID_PATTERN, ProblemDetails
 from shared_code.schemas_media import MEDIA_SIZE_LIMIT
+from shared_code.schemas_ops import FAILURE_ID_PATTERN
 from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 bp = func.Blueprint()
@@ -37,6 +38,7 @@ _PROBLEMS = {
     503: "A dependency is unavailable; retry",
 }
 _ANONYMOUS_PROBLEMS = {500: _PROBLEMS[500], 503: _PROBLEMS[503]}
+_RETRY_AFTER = {"schema": {"type": "string"}, "description": "seconds to wait before trying again"}
 
 
 def openapi_path(route: str) -> str:
@@ -44,7 +46,7 @@ def openapi_path(route: str) -> str:
 
 
 # Path parameters that are not UUIDs, and what they look like.
-_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN}
+_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN, "failureId": FAILURE_ID_PATTERN}
 _NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 
 
@@ -83,13 +85,20 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": refs[(route.response, "serialization")]}}
     elif route.status == 200:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    headers: dict[str, Any] = {}
     if route.status == 201:
-        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "the new resource"}}
+        headers["Location"] = {"schema": {"type": "string"}, "description": "the new resource"}
+    for name, description in route.response_headers:
+        headers[name] = {"schema": {"type": "string"}, "description": description}
+    if headers:
+        success["headers"] = headers
     problem = {"application/problem+json": {"schema": refs[(ProblemDetails, "serialization")]}}
     problems = _ANONYMOUS_PROBLEMS if route.access == "anonymous" else _PROBLEMS
     responses: dict[str, Any] = {str(route.status): success}
     for status, description in problems.items():
         responses.setdefault(str(status), {"description": description, "content": problem})
+        if status == 503:
+            responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation: dict[str, Any] = {
         "operationId": route.function_name,
         "summary": route.summary,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Final
 from uuid import UUID
 
 from pydantic import Field
 
-from shared_code.schemas import JSON_INTEGER, RequestBody, ResponseBody, Uuid
+from shared_code.schemas import JSON_INTEGER, NonBlankText, RequestBody, ResponseBody, Uuid
 
+# A change-feed failure's id in a route: digits (a bigint identity); any other value answers 404.
+FAILURE_ID_PATTERN: Final = r"^[0-9]{1,19}$"
 OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1), JSON_INTEGER]  # a PostgreSQL bigint identity
 
 
@@ -19,6 +22,40 @@ class RequeueRequest(RequestBody):
 
 class RequeueResult(ResponseBody):
     requeued: int
+
+
+class SkipRequest(RequestBody):
+    # At most 1000 ids, so that any valid body fits the request size limit (64 KiB by default).
+    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=1000)]
+    reason: Annotated[
+        NonBlankText,
+        Field(min_length=1, max_length=2000, description="why these events are given up; recorded on each"),
+    ]
+
+
+class SkipResult(ResponseBody):
+    skipped: list[int] = Field(description="the dead events skipped; a listed event that was not dead is not")
+
+
+class ChangeFeedFailure(ResponseBody):
+    id: int
+    function: str
+    container: str
+    document_ids: list[str]
+    error: str
+    correlation_ids: list[str]
+    failed_at: datetime
+
+
+class ChangeFeedFailures(ResponseBody):
+    failures: list[ChangeFeedFailure]
+    truncated: bool = Field(description="more open failures exist than listed (the oldest are listed)")
+
+
+class ReplayResult(ResponseBody):
+    id: int
+    replayed: bool
+    documents: int
 
 
 class ReconcileRequest(RequestBody):

@@ -50,3 +50,11 @@ class PayloadTooLarge(DomainError):
 
 class UnsupportedMediaType(DomainError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unavailable(DomainError):
+    """A dependency failed the operation; nothing was changed, and the caller may retry
+    (answered with Retry-After)."""
+
+    status, slug, title = 503, "unavailable", "Service unavailable"
+    retry_after_seconds = 5

@@ -2,6 +2,9 @@
 (from the environment, as the app reads them; with the local stack: `eval "$(python -m devhost env)"`).
 
     requeue [--event-id N ...]        dead outbox events back to pending
+    skip --event-id N [...] --reason TEXT   give up on dead events, recording why
+    change-feed-failures              open change-feed failures, oldest first
+    replay-change-feed-failure ID     replay one recorded failed batch, once
     rebuild-feed USER_ID              one user's home feed, rebuilt from PostgreSQL
     reconcile [--repair] [--user-id U] [--feed-sample N]
     schema-drift                      the live schema against sql/
@@ -32,6 +35,12 @@ async def _run(args: argparse.Namespace) -> Any:
     try:
         if args.command == "requeue":
             return (await runbook.requeue_dead_events(ctx, OPERATOR, args.event_id or None)).to_json()
+        if args.command == "skip":
+            return (await runbook.skip_dead_events(ctx, OPERATOR, args.event_id, args.reason)).to_json()
+        if args.command == "change-feed-failures":
+            return (await runbook.list_change_feed_failures(ctx, OPERATOR)).to_json()
+        if args.command == "replay-change-feed-failure":
+            return (await runbook.replay_change_feed_failure(ctx, OPERATOR, args.failure_id)).to_json()
         if args.command == "rebuild-feed":
             return (await runbook.rebuild_user_feed(ctx, OPERATOR, args.user_id)).to_json()
         if args.command == "reconcile":
@@ -57,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     requeue = commands.add_parser("requeue")
     requeue.add_argument("--event-id", type=int, action="append")
+    skip = commands.add_parser("skip", help="give up on dead outbox events, recording why")
+    skip.add_argument("--event-id", type=int, action="append", required=True)
+    skip.add_argument("--reason", required=True, help="recorded on each skipped event")
+    commands.add_parser("change-feed-failures", help="open change-feed failures, oldest first")
+    replay = commands.add_parser("replay-change-feed-failure", help="replay one recorded failed batch, once")
+    replay.add_argument("failure_id", type=int)
     rebuild = commands.add_parser("rebuild-feed")
     rebuild.add_argument("user_id", type=UUID)
     rec = commands.add_parser("reconcile")

@@ -9,12 +9,23 @@ from uuid import UUID
 
 from shared_code.app_context import AppContext
 from shared_code.db.unit_of_work import Actor
-from shared_code.domain.errors import Forbidden, NotFound
+from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.ops import outbox, schema_drift
 from shared_code.ops.feeds import rebuild_feed
 from shared_code.ops.reconcile import reconcile
+from shared_code.outbox.relay import skip_dead
 from shared_code.projections.writes import FEED
-from shared_code.schemas_ops import DriftResult, FeedRebuildResult, ReconcileResult, RequeueResult
+from shared_code.schemas_ops import (
+    ChangeFeedFailure,
+    ChangeFeedFailures,
+    DriftResult,
+    FeedRebuildResult,
+    ReconcileResult,
+    ReplayResult,
+    RequeueResult,
+    SkipResult,
+)
+from shared_code.services import change_feed
 
 
 def require_admin(actor: Actor) -> None:
@@ -27,6 +38,32 @@ async def requeue_dead_events(
 ) -> RequeueResult:
     require_admin(actor)
     return RequeueResult(requeued=await outbox.requeue(ctx.pg_pool, event_ids))
+
+
+async def skip_dead_events(
+    ctx: AppContext, actor: Actor, event_ids: Sequence[int], reason: str
+) -> SkipResult:
+    """Give up on dead events with a recorded reason; they stop blocking their aggregates."""
+    require_admin(actor)
+    if not reason.strip():
+        raise Invalid("say why these events are skipped: the reason is recorded on each", field="reason")
+    return SkipResult(skipped=await skip_dead(ctx.pg_pool, event_ids, reason.strip(), actor.subject))
+
+
+async def list_change_feed_failures(ctx: AppContext, actor: Actor) -> ChangeFeedFailures:
+    require_admin(actor)
+    failures, truncated = await change_feed.open_failures(ctx)
+    return ChangeFeedFailures(
+        failures=[ChangeFeedFailure.model_validate(f, from_attributes=True) for f in failures],
+        truncated=truncated,
+    )
+
+
+async def replay_change_feed_failure(ctx: AppContext, actor: Actor, failure_id: int) -> ReplayResult:
+    """Replay one recorded failed batch, once (a second replay is refused with 409)."""
+    require_admin(actor)
+    documents = await change_feed.replay_failure(ctx, failure_id, actor.subject)
+    return ReplayResult(id=failure_id, replayed=True, documents=documents)
 
 
 async def rebuild_user_feed(ctx: AppContext, actor: Actor, user_id: UUID) -> FeedRebuildResult:

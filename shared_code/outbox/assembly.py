@@ -11,7 +11,7 @@ from shared_code.outbox.handlers import (
     ProjectionHandler,
 )
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
-from shared_code.projections.writes import FEED
+from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.feeds import FeedService
 
 
@@ -23,6 +23,7 @@ def feed_service(ctx: AppContext) -> FeedService:
         page_size=s.fanout_page_size,
         concurrency=s.fanout_concurrency,
         backfill_posts=s.feed_backfill_posts,
+        posts=ctx.cosmos_db.get_container_client(POSTS),
     )
 
 

@@ -6,19 +6,23 @@
   are written to the post's counter (only if newer), and the post's author is
   notified once per reacting user.
 A batch that still fails after the function's retries is recorded in
-`change_feed_failures` with its documents, for an operator to replay.
+`change_feed_failures` with its documents, for an operator to replay once
+(`replay_failure`: the admin route and `python -m shared_code.ops`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.app_context import AppContext
+from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.outbox.assembly import feed_service
 from shared_code.projections.documents import reaction_side_effects
 from shared_code.services.feeds import bounded
@@ -106,3 +110,103 @@ async def record_failure(
         ", ".join(correlation_ids),
     )
     return int(row[0])
+
+
+# What each change-feed function does with a batch: a recorded failure is replayed through the same code.
+HANDLERS: dict[str, Callable[[AppContext, Sequence[dict[str, Any]]], Awaitable[int]]] = {
+    "fan_out_posts": fan_out_posts,
+    "count_reactions": apply_reactions,
+}
+# The oldest open failures listed at once; an operator works through them oldest first.
+FAILURES_LISTED = 500
+
+
+@dataclass(frozen=True)
+class OpenFailure:
+    id: int
+    function: str
+    container: str
+    document_ids: list[str]
+    error: str
+    correlation_ids: list[str]
+    failed_at: datetime
+
+
+async def open_failures(ctx: AppContext, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
+    """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
+    async with ctx.pg_pool.connection() as conn:
+        cur = await conn.execute(
+            """SELECT id, function, container,
+                      ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
+                      error, correlation_ids, failed_at
+               FROM change_feed_failures WHERE replayed_at IS NULL
+               ORDER BY failed_at, id LIMIT %s""",
+            (limit + 1,),
+        )
+        rows = await cur.fetchall()
+    failures = [
+        OpenFailure(int(r[0]), r[1], r[2], [str(i) for i in r[3] if i is not None], r[4], list(r[5]), r[6])
+        for r in rows[:limit]
+    ]
+    return failures, len(rows) > limit
+
+
+async def replay_failure(ctx: AppContext, failure_id: int, replayed_by: str) -> int:
+    """Hand a recorded failed batch to its function once more; returns how many documents it had.
+
+    Once: the failure's row stays locked while its batch is handled, and is marked replayed in the same
+    transaction, so a second replay (at once or later) finds it replayed and is refused (Conflict). If
+    the batch fails again, nothing is marked and the failure stays open (Unavailable: retry later).
+    Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
+    """
+    async with ctx.pg_pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            """SELECT function, container, documents, replayed_at, replayed_by
+               FROM change_feed_failures WHERE id = %s FOR UPDATE""",
+            (failure_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"there is no change feed failure {failure_id}")
+        function, container, documents, replayed_at, by = row
+        if replayed_at is not None:
+            raise Conflict(
+                f"change feed failure {failure_id} was already replayed at {replayed_at.isoformat()}"
+                f"{f' by {by}' if by else ''}; nothing was done again",
+                replayedAt=replayed_at.isoformat(),
+            )
+        handler = HANDLERS.get(function)
+        if handler is None:
+            raise Conflict(
+                f"change feed failure {failure_id} belongs to function {function!r}, which this app does "
+                "not have; nothing was done"
+            )
+        try:
+            await handler(ctx, documents)
+        except Exception as exc:
+            log.error(
+                "replay of change feed failure %d (%s, %d %s document(s)) failed again: %s: %s",
+                failure_id,
+                function,
+                len(documents),
+                container,
+                type(exc).__name__,
+                exc,
+            )
+            raise Unavailable(
+                f"the replay of change feed failure {failure_id} failed again ({type(exc).__name__}); "
+                "it stays open: retry once the cause is fixed"
+            ) from exc
+        await conn.execute(
+            "UPDATE change_feed_failures SET replayed_at = now(), replayed_by = %s WHERE id = %s",
+            (replayed_by, failure_id),
+        )
+    log.warning(
+        "change feed failure %d (%s, %d %s document(s)) replayed by %s",
+        failure_id,
+        function,
+        len(documents),
+        container,
+        replayed_by,
+    )
+    return len(documents)

@@ -4,6 +4,17 @@ Fan-out reads followers from PostgreSQL in pages (keyset on follower id) and
 writes feed items with bounded concurrency. Follows back-fill; unfollows,
 blocks and mutes remove. Every operation is idempotent: an item's id is
 `${recipientId}:${postId}`, and removing what is not there is not an error.
+
+Fan-out never goes backwards. The change feed is at least once, a wiped lease
+container replays it from the beginning, and an operator may replay a recorded
+failed batch long after: so a posts_v2 document handed to fan-out may be older
+than the post is now. Three checks keep an old version from undoing a newer one:
+1. before: the post's current posts_v2 version is read; a document older than it
+   is skipped (the newer version's own change does the feeds);
+2. each feed item is written only over an older `postVersion` (a conditional
+   patch; a create when absent), so an edit is never undone item by item;
+3. after: posts_v2 is read again; if a newer version arrived meanwhile (its
+   removal may have run before our writes), that version is fanned out again.
 """
 
 from __future__ import annotations
@@ -64,6 +75,14 @@ def feed_post_from_row(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+# What an edit, a moderation decision or a new author snapshot changes in a feed item (the rest is fixed).
+_EDITABLE_ITEM_FIELDS = ("author", "content", "media", "editedAt", "postVersion", "correlationId")
+
+
+def _version(post: dict[str, Any]) -> int:
+    return int(post.get("version") or 0)
+
+
 def shows_in_feeds(post: dict[str, Any]) -> bool:
     return not post.get("deleted") and post.get("status", "visible") == "visible"
 
@@ -95,9 +114,12 @@ class FeedService:
         page_size: int = 1000,
         concurrency: int = 64,
         backfill_posts: int = 50,
+        posts: ContainerProxy | None = None,
     ) -> None:
         self._pool = pool
         self._feed = feed
+        # posts_v2, where the current version of a post is read (None: no version gate, e.g. a rebuild)
+        self._posts = posts
         self._page_size = page_size
         self._concurrency = concurrency
         self._backfill_posts = backfill_posts
@@ -145,17 +167,25 @@ class FeedService:
 
     # --- fan-out ----------------------------------------------------------------------------------
 
-    async def fan_out_post(self, post: dict[str, Any]) -> int:
-        """Put a visible post in every recipient's feed, or take a deleted/hidden one out of them.
-        Returns the number of feed items written or removed."""
+    async def fan_out_post(self, post: dict[str, Any], _depth: int = 0) -> int:
+        """Put a visible post in every recipient's feed, or take a deleted/hidden one out of them, unless
+        a newer version of the post exists. Returns the number of recipients handled."""
+        current = await self.current_version(post)
+        if current is not None and current > _version(post):
+            log.info(
+                "fan-out of post %s v%s skipped: posts_v2 holds v%s (its own change updates the feeds)",
+                post.get("postId"),
+                post.get("version"),
+                current,
+                extra={"correlationId": post.get("correlationId")},
+            )
+            return 0
         visible = shows_in_feeds(post)
         total = 0
         async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
             if visible:
                 total += await bounded(
-                    page,
-                    lambda recipient: self._feed.upsert_item(feed_item(recipient, post)),
-                    self._concurrency,
+                    page, lambda recipient: self.write_item(recipient, post), self._concurrency
                 )
             else:
                 total += await bounded(
@@ -163,7 +193,62 @@ class FeedService:
                     lambda recipient: self._delete(f"{recipient}:{post['postId']}", recipient),
                     self._concurrency,
                 )
+        if visible and _depth < 3:
+            newer = await self._current_document(post)
+            if newer is not None and _version(newer) > _version(post):
+                # A newer version landed while we wrote: its fan-out may have run before our writes
+                # (a removal, say), so fan it out again; it wins every item by its version.
+                await self.fan_out_post(newer, _depth + 1)
         return total
+
+    async def current_version(self, post: dict[str, Any]) -> int | None:
+        """The version posts_v2 holds for this post now; None when there is no gate or no document
+        (a deleted post's tombstone expired: only a removal can be current then)."""
+        if self._posts is None:
+            return None
+        document = await self._current_document(post)
+        if document is None:
+            return _version(post) + 1 if shows_in_feeds(post) else None
+        return _version(document)
+
+    async def _current_document(self, post: dict[str, Any]) -> dict[str, Any] | None:
+        if self._posts is None:
+            return None
+        post_id = str(post["postId"])
+        try:
+            document: dict[str, Any] = await self._posts.read_item(post_id, partition_key=post_id)
+        except exceptions.CosmosResourceNotFoundError:
+            return None
+        return document
+
+    async def write_item(self, recipient_id: str, post: dict[str, Any]) -> None:
+        """The recipient's feed item for `post`, unless the item already holds this or a newer version:
+        one request in the common case (a create for a new post, a conditional patch for an edit)."""
+        item = feed_item(recipient_id, post)
+        version = _version(post)
+        changes = [{"op": "set", "path": f"/{name}", "value": item[name]} for name in _EDITABLE_ITEM_FIELDS]
+        create_first = version <= 1
+        for _ in range(3):
+            if create_first:
+                try:
+                    await self._feed.create_item(item)
+                    return
+                except exceptions.CosmosResourceExistsError:
+                    pass
+            try:
+                await self._feed.patch_item(
+                    item["id"],
+                    recipient_id,
+                    changes,
+                    # an int of our own making: safe to inline (predicates take no parameters)
+                    filter_predicate=f"FROM c WHERE c.postVersion < {version}",
+                )
+                return
+            except exceptions.CosmosAccessConditionFailedError:
+                return  # the item holds this version or a newer one
+            except exceptions.CosmosResourceNotFoundError:
+                create_first = True  # removed meanwhile, or never there: create it
+        raise RuntimeError(f"feed item {item['id']}: lost 3 races with concurrent writers; will retry")
 
     async def _delete(self, item_id: str, recipient_id: str) -> None:
         with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
@@ -188,9 +273,7 @@ class FeedService:
             )
             rows = await cur.fetchall()
         posts = [feed_post_from_row(row) for row in rows]
-        return await bounded(
-            posts, lambda p: self._feed.upsert_item(feed_item(recipient_id, p)), self._concurrency
-        )
+        return await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
 
     async def remove_author(self, recipient_id: str, author_id: str) -> int:
         """Every post of `author_id` out of `recipient_id`'s feed (unfollow, block, mute)."""

@@ -140,3 +140,51 @@ async def test_a_failed_batch_recorded_twice_is_kept_once(
     # and another function's failure on the same documents is its own
     other = await change_feed.record_failure(app_context, "count_reactions", POSTS, batch, error)
     assert other not in (first, third)
+
+
+async def test_an_older_posts_v2_version_replayed_changes_no_feed(
+    app_context: AppContext, people: People
+) -> None:
+    """A replayed old version (a wiped lease, a replayed failure) cannot undo an edit, nor bring back a
+    deleted or hidden post."""
+    alice, bob, _ = await people.join("alice", "bob", "moderator")
+    await people.edge("PUT", "bob", "follow", "alice")
+    relay = outbox_relay(app_context)
+    await run_until_idle(relay)
+    edited = await people.post("alice", "first words")
+    deleted = await people.post("alice", "regrettable")
+    hidden = await people.post("alice", "against the rules")
+    await run_until_idle(relay)
+    old = await documents(app_context, POSTS, edited, deleted, hidden)  # each at version 1
+    await change_feed.fan_out_posts(app_context, old)
+    assert await feed_of(app_context, bob) == {
+        edited: "first words",
+        deleted: "regrettable",
+        hidden: "against the rules",
+    }
+
+    await people.edit("alice", edited, "better words")
+    await people.ok("DELETE", f"/api/posts/{deleted}", "alice")
+    await people.ok("POST", f"/api/posts/{hidden}/flags", "bob", {"reason": "spam"})
+    r = await people.api.call(
+        "POST",
+        f"/api/moderation/posts/{hidden}/decision",
+        subject="moderator",
+        json_body={"action": "hide", "reason": "spam"},
+        role="moderator",
+    )
+    assert r.status == 200, r
+    await run_until_idle(relay)
+    current = await documents(app_context, POSTS, edited, deleted, hidden)
+    assert [d["version"] for d in current] == [2, 2, 2]
+    await change_feed.fan_out_posts(app_context, current)
+    after = {edited: "better words"}
+    assert await feed_of(app_context, bob) == after
+    settled = await snapshot(app_context, [FEED])
+
+    # the old versions again, alone, then mixed with the current ones in the wrong order
+    assert await change_feed.fan_out_posts(app_context, old) == 0
+    await change_feed.fan_out_posts(app_context, current + old)
+    assert await feed_of(app_context, bob) == after
+    assert await feed_of(app_context, alice) == after
+    assert await snapshot(app_context, [FEED]) == settled
