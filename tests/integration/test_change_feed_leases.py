@@ -50,8 +50,16 @@ class Processor:
         self.trigger = ChangeFeedTrigger(spec, config, self._invoke, tmp_path / owner, owner)
         self.task: asyncio.Task[None] | None = None
 
-    async def _invoke(self, spec: FunctionSpec, documents: Any, **_: Any) -> None:
-        self.handled.extend(json.loads(d.to_json())["id"] for d in documents)
+    async def _invoke(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        *,
+        summary: str = "",
+        trace_parent: str | None = None,
+        retry_count: int = 0,
+    ) -> None:
+        self.handled.extend(json.loads(d.to_json())["id"] for d in trigger_value)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.trigger.run())
