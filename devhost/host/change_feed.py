@@ -182,10 +182,17 @@ class ChangeFeedTrigger:
         self._ranges = feed_ranges(lease_count())
         self._owned: dict[str, _Owned] = {}
         self._leases: ContainerProxy | None = None
+        self._idle: set[str] = set()  # leases whose last read found nothing new
+        self.delivered = 0  # documents handed to the function (for tests and diagnostics)
 
     @property
     def owned_leases(self) -> list[str]:
         return sorted(self._owned)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether this host owns leases and its last read of each found nothing new."""
+        return bool(self._owned) and set(self._owned) <= self._idle
 
     @property
     def checkpoint(self) -> str | None:
@@ -335,6 +342,7 @@ class ChangeFeedTrigger:
         owned.task = asyncio.create_task(self._process(owned), name=f"{self.spec.name} {lease.id}")
 
     def _lose(self, lease_id: str, why: str) -> None:
+        self._idle.discard(lease_id)
         owned = self._owned.pop(lease_id, None)
         if owned is None:
             return
@@ -406,6 +414,7 @@ class ChangeFeedTrigger:
                 await asyncio.sleep(self.config.poll_delay_seconds)
                 continue
             if items:
+                self._idle.discard(owned.lease.id)
                 await self._deliver(items)
             if next_continuation and next_continuation != continuation:
                 try:
@@ -415,6 +424,7 @@ class ChangeFeedTrigger:
                     return
                 continuation = next_continuation
             if not items:
+                self._idle.add(owned.lease.id)
                 await asyncio.sleep(self.config.poll_delay_seconds)
 
     def _start_from(self) -> Any:
@@ -446,6 +456,7 @@ class ChangeFeedTrigger:
         return items, str(token) if token else continuation
 
     async def _deliver(self, items: list[dict[str, Any]]) -> None:
+        self.delivered += len(items)
         summary = f"{self.config.container} docs={len(items)}"
         try:
             await invoke_with_retries(self.spec, document_list(items), self._invoke, summary=summary)

@@ -104,6 +104,14 @@ class FunctionHost:
         """Each Cosmos DB trigger's current checkpoint (None until it has one)."""
         return {feeder.spec.name: feeder.checkpoint for feeder in self._feeders}
 
+    def change_feed_caught_up(self) -> bool:
+        """Whether every Cosmos DB trigger's last read of each of its leases found nothing new."""
+        return all(feeder.caught_up for feeder in self._feeders)
+
+    def change_feed_delivered(self) -> dict[str, int]:
+        """Documents handed to each Cosmos DB trigger so far."""
+        return {feeder.spec.name: feeder.delivered for feeder in self._feeders}
+
     def change_feed_leases(self) -> dict[str, list[str]]:
         """The change-feed leases this host owns, per Cosmos DB trigger."""
         return {feeder.spec.name: feeder.owned_leases for feeder in self._feeders}
