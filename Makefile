@@ -12,13 +12,15 @@ PYTEST_ARGS ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help prerequisites install run stack test faults test-unit lint format schema-snapshot bench clean
+.PHONY: help prerequisites install run stack host test faults test-unit lint format schema-snapshot bench clean
 
 help:
-	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api"
+	@echo "make run     start the local stack and the app at http://127.0.0.1:7071/api (two processes;"
+	@echo "             a host that dies is restarted). ARGS=--keep-data keeps the last run's data"
 	@echo "make test    run the whole test suite (unit, integration, e2e)"
 	@echo "make faults  the fault suite: stores cut, the host killed, feeds replayed (report in .devhost/)"
-	@echo "make stack   start only the local services, for 'func start'"
+	@echo "make stack   start only the local services (for 'make host' or 'func start'); ARGS=--keep-data"
+	@echo "make host    host the app against the running stack (Ctrl-C or kill it; the data stays)"
 	@echo "make lint    ruff (format + check) and mypy"
 	@echo "make bench   run the benchmarks (ARGS=--quick for a tiny run); results in bench/results/"
 	@echo "make schema-snapshot   refresh sql/schema.snapshot.json after changing sql/"
@@ -47,10 +49,13 @@ $(INFRA_VENV)/.installed: requirements-infra.txt
 install: $(VENV)/.installed $(NODE_DIR)/node_modules/.installed $(INFRA_VENV)/.installed
 
 run: install
-	$(PY) -m devhost run
+	$(PY) -m devhost run $(ARGS)
 
 stack: install
-	$(PY) -m devhost stack
+	$(PY) -m devhost stack $(ARGS)
+
+host: install
+	$(PY) -m devhost host $(ARGS)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

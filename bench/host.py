@@ -111,6 +111,9 @@ class ResourceSampler:
     """Samples RSS and CPU of the host tree and of the harness every `interval` seconds."""
 
     host_pid: int
+    # The process whose descendants are the host and every service (`devhost run` runs them as two
+    # process trees under it); the host's own tree when None.
+    tree_pid: int | None = None
     interval: float = 0.25
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -135,22 +138,25 @@ class ResourceSampler:
         me = psutil.Process()
         try:
             host = psutil.Process(self.host_pid)
+            root = psutil.Process(self.tree_pid) if self.tree_pid is not None else host
         except psutil.NoSuchProcess:
             return
         while not self._stop.wait(self.interval):
             try:
-                self.samples.append(self._sample(host, me))
+                self.samples.append(self._sample(host, root, me))
             except psutil.NoSuchProcess:
                 return
 
-    def _sample(self, host: psutil.Process, me: psutil.Process) -> Sample:
+    def _sample(self, host: psutil.Process, root: psutil.Process, me: psutil.Process) -> Sample:
         host_mem = host.memory_info().rss
         host_cpu = host.cpu_times()
-        tree_rss = host_mem
+        tree_rss = root.memory_info().rss
         services_cpu = 0.0
-        for child in host.children(recursive=True):
+        for child in root.children(recursive=True):
             try:
                 tree_rss += child.memory_info().rss
+                if child.pid == host.pid:
+                    continue
                 times = child.cpu_times()
                 services_cpu += times.user + times.system
                 # Short-lived PostgreSQL backends take their CPU with them: keep the last value seen.
@@ -242,6 +248,13 @@ class HostProcess:
 
     @property
     def pid(self) -> int:
+        """The host process (the app), which `devhost run` starts beside the stack; see host.json."""
+        described = json.loads((self.state_dir / "host.json").read_text())
+        return int(described["pid"])
+
+    @property
+    def run_pid(self) -> int:
+        """`devhost run` itself: the host and the stack (with every service) are its descendants."""
         assert self.process is not None
         return self.process.pid
 

@@ -42,7 +42,7 @@ async def run_bench(quick: bool, only: list[str] | None, out_dir: Path, profile:
     spans: list[tuple[str, float, float]] = []
     log.info("starting the local host (python -m devhost run) in %s", scratch)
     stack = host.start()
-    sampler = ResourceSampler(host.pid)
+    sampler = ResourceSampler(host.pid, tree_pid=host.run_pid)
     sampler.start()
     try:
         async with (

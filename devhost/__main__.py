@@ -1,7 +1,9 @@
 """The local host and stack.
 
-python -m devhost run      the stack plus the app at http://127.0.0.1:7071/api
-python -m devhost stack    only the stack, and local.settings.json for `func start`
+python -m devhost run      the stack and the host as separate processes; the app at http://127.0.0.1:7071/api
+python -m devhost stack    only the services (and local.settings.json for `func start`)
+python -m devhost host     only the host, against the running stack described by .devhost/stack.json
+python -m devhost fault SERVICE ACTION    inject or heal a fault in the running stack
 python -m devhost token SUBJECT [--role user|moderator|admin]
 """
 
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -23,8 +26,9 @@ from devhost.tokens import ROLES, issue_token
 
 log = logging.getLogger("devhost")
 
-# How often the host looks for a service that died under it.
+# How often the stack looks for a service that died under it.
 WATCH_INTERVAL_SECONDS = 1.0
+READY_LINE = "Chorus is running at"
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -36,28 +40,35 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-async def _serve(stack: LocalStack, host_port: int | None) -> int:
-    """Run until SIGINT/SIGTERM or until a service dies; return the exit code."""
+async def _serve_stack(stack: LocalStack) -> int:
+    """Serve the fault control until SIGINT/SIGTERM or until a service dies; return the exit code."""
+    from devhost.control_server import ControlServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    function_host = None
-    if host_port is not None:
-        from devhost.host.server import FunctionHost
-
-        stack.apply_to_environment()
-        function_host = FunctionHost(PROJECT_DIR, stack.state_dir, port=host_port)
-        await function_host.start()
-        print(f"Chorus is running at {function_host.base_url}/api  (Ctrl-C stops everything)", flush=True)
+    control = ControlServer(stack)
+    stack.control_url = await control.start()
+    stack.write_stack_file()
+    if stack.state_dir.absolute() == STATE_DIR:
+        # For `func start`; only for the default state dir, so a test's stack never overwrites it.
+        write_local_settings(stack.settings)
+    log.info(
+        "stack is up; endpoints in %s, fault control at %s", stack.state_dir / "stack.json", stack.control_url
+    )
+    print(
+        "The local stack is up. `python -m devhost host` (or `func start`, with local.settings.json) "
+        "hosts the app against it. Ctrl-C stops the stack.",
+        flush=True,
+    )
     exit_code = 0
     try:
         while not stop.is_set():
             crashed = stack.crashed()
             if crashed:
                 log.error(
-                    "%s stopped unexpectedly; see its log in %s. Shutting everything down.",
+                    "%s stopped unexpectedly; see its log in %s. Shutting the stack down.",
                     ", ".join(crashed),
                     stack.log_dir,
                 )
@@ -66,30 +77,123 @@ async def _serve(stack: LocalStack, host_port: int | None) -> int:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_SECONDS)
     finally:
-        if function_host is not None:
-            await function_host.stop()
+        await control.stop()
     return exit_code
 
 
-def _run(args: argparse.Namespace, with_host: bool) -> int:
+def _running_stack_pid(state_dir: Path) -> int | None:
+    """The process id of a stack still running from `state_dir`, if any."""
+    try:
+        pid = json.loads((state_dir / "stack.json").read_text()).get("stackPid")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    # A stale stack.json whose process id now belongs to something else (Linux can tell).
+    with contextlib.suppress(OSError):
+        if b"devhost" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    return pid
+
+
+def _run_stack(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    running = _running_stack_pid(args.state_dir)
+    if running is not None:
+        # A second stack would start by deleting (or sharing) the first one's data.
+        print(
+            f"error: a stack is already running from {args.state_dir} (process {running}); "
+            "stop it first, or use another --state-dir",
+            file=sys.stderr,
+        )
+        return 1
     stack = LocalStack(state_dir=args.state_dir)
     try:
         stack.start(fresh=not args.keep_data)
-        log.info("stack is up; endpoints in %s", args.state_dir / "stack.json")
-        if not with_host:
-            write_local_settings(stack.settings)
-            print(
-                "The local stack is up. local.settings.json now points at it: run `func start` "
-                "in another terminal. Ctrl-C stops the stack.",
-                flush=True,
-            )
-        return asyncio.run(_serve(stack, args.port if with_host else None))
+        return asyncio.run(_serve_stack(stack))
     except KeyboardInterrupt:
         return 130
     finally:
         stack.stop()
         log.info("stopped every process the local stack started")
+
+
+def read_stack_file(state_dir: Path) -> dict[str, object]:
+    stack_file = state_dir / "stack.json"
+    try:
+        described: dict[str, object] = json.loads(stack_file.read_text())
+    except FileNotFoundError:
+        raise SystemExit(
+            f"error: no running stack ({stack_file} is missing): start one with `make stack` "
+            "(or use `make run`, which starts both)"
+        ) from None
+    return described
+
+
+def apply_app_settings(app_settings: dict[str, str]) -> None:
+    """The stack's settings, except where the environment already sets one (it overrides)."""
+    for name, value in app_settings.items():
+        os.environ.setdefault(name, value)
+
+
+async def _serve_host(state_dir: Path, port: int) -> int:
+    from devhost.host.server import FunctionHost
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    function_host = FunctionHost(PROJECT_DIR, state_dir, port=port)
+    await function_host.start()
+    # Who is hosting now, for tools and tests (a restarted host has a new process id).
+    host_file = state_dir / "host.json"
+    host_file.write_text(json.dumps({"pid": os.getpid(), "baseUrl": function_host.base_url}) + "\n")
+    print(f"{READY_LINE} {function_host.base_url}/api  (Ctrl-C stops it)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await function_host.stop()
+        with contextlib.suppress(OSError):
+            if json.loads(host_file.read_text()).get("pid") == os.getpid():
+                host_file.unlink()
+    return 0
+
+
+def _run_host(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    described = read_stack_file(args.state_dir)
+    app_settings = described.get("appSettings")
+    assert isinstance(app_settings, dict)
+    apply_app_settings(app_settings)
+    try:
+        return asyncio.run(_serve_host(args.state_dir, args.port))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from devhost.supervisor import Supervisor
+
+    configure_logging(args.log_level)
+    return Supervisor(args.state_dir, args.port, args.keep_data, args.log_level).run()
+
+
+def _fault(args: argparse.Namespace) -> int:
+    from devhost.faults import FaultError, StackControl
+
+    try:
+        result = StackControl.from_state_dir(args.state_dir).inject(args.service, args.action)
+    except FaultError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
 
 
 def _schema_snapshot() -> int:
@@ -119,14 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m devhost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("run", "start the stack and host the app"), ("stack", "start only the stack")):
+    for name, help_text in (
+        ("run", "start the stack and the host as separate processes; restart the host if it dies"),
+        ("stack", "start only the services"),
+        ("host", "host the app against the running stack"),
+    ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument(
-            "--keep-data",
-            action="store_true",
-            help="keep PostgreSQL data from the last run (Cosmos, Azurite and Event Hubs "
-            "are in memory and always start empty)",
-        )
+        if name != "host":
+            command.add_argument(
+                "--keep-data",
+                action="store_true",
+                help="keep every service's data from the last run (PostgreSQL, Cosmos DB, Azurite, "
+                "Event Hubs); by default they start empty",
+            )
         command.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         command.add_argument(
             "--state-dir",
@@ -134,8 +243,14 @@ def main(argv: list[str] | None = None) -> int:
             default=STATE_DIR,
             help="where data, logs, stack.json and the local signing key live",
         )
-        if name == "run":
+        if name != "stack":
             command.add_argument("--port", type=int, default=7071)
+    from devhost.faults import ACTIONS, SERVICES
+
+    fault = commands.add_parser("fault", help="inject or heal a fault in the running stack")
+    fault.add_argument("service", choices=SERVICES)
+    fault.add_argument("action", choices=ACTIONS)
+    fault.add_argument("--state-dir", type=Path, default=STATE_DIR)
     token = commands.add_parser("token", help="print a bearer token the local host accepts")
     token.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     token.add_argument("subject")
@@ -164,7 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         print(issue_token(args.state_dir, args.subject, args.role, int(args.hours * 3600)))
         return 0
-    return _run(args, with_host=args.command == "run")
+    if args.command == "fault":
+        return _fault(args)
+    if args.command == "stack":
+        return _run_stack(args)
+    if args.command == "host":
+        return _run_host(args)
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,18 @@
 """The local stack: PostgreSQL, the Cosmos DB emulator, Azurite and the Event Hubs stand-in,
 started on free 127.0.0.1 ports, migrated and provisioned, and described in
-`.devhost/stack.json` for operators and tools."""
+`.devhost/stack.json` for operators, tools and `python -m devhost host`.
+
+Every service keeps its data in the state directory (PostgreSQL's data directory, the Cosmos
+emulator's data file, Azurite's directory, the Event Hubs stand-in's journal), so a service the
+fault control stops and starts comes back with its data. A fresh start (the default) deletes that
+data first; `keep_data` keeps it from the last run."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +38,24 @@ STATE_DIR = PROJECT_DIR / ".devhost"
 APP_DATABASE = "chorus"
 # The app connects as this login, not as the owner, so that row-level security applies.
 APP_LOGIN = "chorus_api"
+# With --keep-data the Cosmos emulator also saves while it changes, so that a crash loses at most this.
+COSMOS_SAVE_INTERVAL_MS = 2000
+
+
+class DataPaths:
+    """Where each service keeps its data inside the state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.postgres = state_dir / "pgdata"
+        self.cosmos = state_dir / "cosmos-data.json"
+        self.azurite = state_dir / "azurite"
+        self.eventhubs = state_dir / "eventhubs-journal.jsonl"
+
+    def remove_all(self) -> None:
+        remove_data_dir(self.postgres)
+        self.cosmos.unlink(missing_ok=True)
+        shutil.rmtree(self.azurite, ignore_errors=True)
+        self.eventhubs.unlink(missing_ok=True)
 
 
 @dataclass
@@ -43,24 +67,41 @@ class LocalStack:
     azurite: Azurite | None = None
     eventhubs: EventHubsStandIn | None = None
     settings: dict[str, str] = field(default_factory=dict)
+    control_url: str | None = None
+    # Services the fault control stopped on purpose: not a crash.
+    held: set[str] = field(default_factory=set)
 
     @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def data(self) -> DataPaths:
+        return DataPaths(self.state_dir)
+
     def start(self, fresh: bool = True) -> None:
-        """Start every service (in parallel), then migrate and provision. Stops all on failure."""
-        data_dir = self.state_dir / "pgdata"
+        """Start every service (in parallel), then migrate and provision. Stops all on failure.
+
+        `fresh` deletes every service's data from the last run first; otherwise it is kept."""
+        data = self.data
         if fresh:
-            remove_data_dir(data_dir)
+            data.remove_all()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        save_interval = 0 if fresh else COSMOS_SAVE_INTERVAL_MS
         try:
             with ThreadPoolExecutor(max_workers=4) as pool:
                 futures: dict[str, Future[Any]] = {
-                    "postgres": pool.submit(start_postgres, data_dir, self.log_dir, durable=self.durable),
-                    "cosmos": pool.submit(start_cosmos_emulator, self.log_dir),
-                    "azurite": pool.submit(start_azurite, self.log_dir),
-                    "eventhubs": pool.submit(start_eventhubs_standin, self.log_dir),
+                    "postgres": pool.submit(
+                        start_postgres, data.postgres, self.log_dir, durable=self.durable
+                    ),
+                    "cosmos": pool.submit(
+                        start_cosmos_emulator,
+                        self.log_dir,
+                        data_file=data.cosmos,
+                        save_interval_ms=save_interval,
+                    ),
+                    "azurite": pool.submit(start_azurite, self.log_dir, data_dir=data.azurite),
+                    "eventhubs": pool.submit(start_eventhubs_standin, self.log_dir, data_file=data.eventhubs),
                 }
             # Keep every service that started, so that one failing still stops the others.
             errors: list[BaseException] = []
@@ -76,7 +117,6 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        self.write_stack_file()
 
     def _prepare(self) -> None:
         assert self.postgres is not None
@@ -123,6 +163,8 @@ class LocalStack:
         assert self.azurite is not None
         assert self.eventhubs is not None
         return {
+            "stackPid": os.getpid(),
+            "control": self.control_url,
             "postgres": {
                 "url": self.postgres.url(APP_DATABASE, user=APP_LOGIN),
                 "adminUrl": self.postgres.url(APP_DATABASE),
@@ -133,13 +175,19 @@ class LocalStack:
                 "endpoint": self.cosmos.endpoint,
                 "connectionString": self.cosmos.connection_string,
                 "pid": self.cosmos.process.pid,
+                "dataFile": str(self.data.cosmos),
             },
-            "azurite": {"connectionString": self.azurite.connection_string, "pid": self.azurite.process.pid},
+            "azurite": {
+                "connectionString": self.azurite.connection_string,
+                "pid": self.azurite.process.pid,
+                "dataDir": str(self.data.azurite),
+            },
             "eventHubs": {
                 "connectionString": self.eventhubs.connection_string,
                 "hub": self.eventhubs.hub_name,
                 "inspectUrl": f"http://127.0.0.1:{self.eventhubs.http_port}/events",
                 "pid": self.eventhubs.process.pid,
+                "dataFile": str(self.data.eventhubs),
             },
             "logs": str(self.log_dir),
             # What the app reads (local values only): `python -m devhost env` prints them as exports.
@@ -147,8 +195,11 @@ class LocalStack:
         }
 
     def write_stack_file(self) -> Path:
+        """Written whole (to a temporary name, then renamed): a reader never sees half of it."""
         path = self.state_dir / "stack.json"
-        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        temporary.replace(path)
         return path
 
     def services(self) -> list[tuple[str, Any]]:
@@ -163,9 +214,17 @@ class LocalStack:
             if s is not None
         ]
 
+    def service(self, name: str) -> Any:
+        found = dict(self.services()).get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
     def crashed(self) -> list[str]:
-        """Services whose process has exited on its own."""
-        return [name for name, service in self.services() if not service.process.alive()]
+        """Services whose process has exited on its own (not stopped by the fault control)."""
+        return [
+            name for name, service in self.services() if name not in self.held and not service.process.alive()
+        ]
 
     def stop(self) -> None:
         for name, service in reversed(self.services()):

@@ -4,7 +4,7 @@ document both come from `api_route`, so they cannot disagree (a test checks it).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +53,8 @@ class RouteContract:
     query: tuple[QueryParameter, ...] = ()
     tags: tuple[str, ...] = field(default=())
     idempotent_create: bool = False
+    # Headers the success response may carry besides the usual ones: name -> what it means.
+    response_headers: tuple[tuple[str, str], ...] = ()
 
 
 ROUTES: list[RouteContract] = []
@@ -79,6 +81,7 @@ def api_route(
     access: Access = "user",
     query: Sequence[QueryParameter] = (),
     tag: str,
+    response_headers: Mapping[str, str] | None = None,
 ) -> Callable[[Handler], Any]:
     """Declare and register one HTTP function: its route, its contract, its handler."""
 
@@ -96,6 +99,7 @@ def api_route(
                 query=tuple(query),
                 tags=(tag,),
                 idempotent_create=status == 201,
+                response_headers=tuple((response_headers or {}).items()),
             )
         )
         function: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]] = endpoint(

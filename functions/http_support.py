@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,9 +21,10 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ValidationError
 
 from functions.responses import json_response, problem_response
+from shared_code.adapters.cosmos import CosmosUnavailable, RequestBudget
 from shared_code.app_context import AppContext, get_app_context
 from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
-from shared_code.db.unit_of_work import Actor, UnitOfWork, unit_of_work
+from shared_code.db.unit_of_work import Actor, StaleConnection, UnitOfWork, unit_of_work
 from shared_code.domain.errors import (
     DomainError,
     Invalid,
@@ -30,6 +33,7 @@ from shared_code.domain.errors import (
     UnsupportedMediaType,
 )
 from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
+from shared_code.metrics import record_degraded_read
 from shared_code.schemas import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
 
@@ -69,6 +73,10 @@ class ApiRequest:
             correlation_id=self.correlation_id,
             traceparent=self.req.headers.get("traceparent"),
         )
+
+    def cosmos_budget(self) -> RequestBudget:
+        """The deadline every Cosmos call of this request shares (COSMOS_REQUEST_TIMEOUT_SECONDS)."""
+        return RequestBudget(self.app.settings.cosmos_request_timeout_seconds)
 
     def route_id(self, name: str) -> UUID:
         """A UUID path parameter. Ids are UUIDs, so any other value names nothing: 404."""
@@ -111,10 +119,12 @@ class ApiRequest:
         return key
 
     async def run(self, use_case: Callable[[UnitOfWork], Awaitable[ResultT]]) -> ResultT:
-        """Run a use case in its own transaction; again if it lost a deadlock or serialization race."""
+        """Run a use case in its own transaction; again if it lost a deadlock or serialization race,
+        or if its pooled connection was found dead before it ran (then the pool checks the rest)."""
+        wait = self.app.settings.postgres_request_wait_seconds
         for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
             try:
-                async with unit_of_work(self.app.pg_pool, self.actor) as uow:
+                async with unit_of_work(self.app.pg_pool, self.actor, wait_seconds=wait) as uow:
                     return await use_case(uow)
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 if attempt == TRANSACTION_ATTEMPTS:
@@ -124,6 +134,15 @@ class ApiRequest:
                     attempt,
                     extra={"correlationId": self.correlation_id},
                 )
+            except StaleConnection:
+                if attempt == TRANSACTION_ATTEMPTS:
+                    raise
+                log.warning(
+                    "a pooled PostgreSQL connection was dead (server restarted or backend terminated); "
+                    "dropping the dead ones and running the request again",
+                    extra={"correlationId": self.correlation_id},
+                )
+                await self.app.pg_pool.check()
         raise AssertionError("unreachable")
 
     async def create(
@@ -220,8 +239,13 @@ async def _handle(
     except AuthUnavailableError:
         log.exception("token keys unavailable", extra={"correlationId": correlation_id})
         return _unavailable("the identity provider's keys cannot be fetched right now")
-    except (psycopg.OperationalError, PoolTimeout):
-        log.exception("database unavailable", extra={"correlationId": correlation_id})
+    except CosmosUnavailable as exc:
+        cosmos_unavailable_log.warning(handler.__name__, exc.reason, correlation_id)
+        record_degraded_read(handler.__name__)
+        return _unavailable("the projections store is not answering right now")
+    except (psycopg.OperationalError, PoolTimeout, StaleConnection) as exc:
+        postgres_unavailable_log.warning(handler.__name__, _first_line(exc), correlation_id)
+        log.debug("database unavailable", exc_info=True, extra={"correlationId": correlation_id})
         return _unavailable("the database is not reachable right now")
     except Exception:
         log.exception("unhandled error in %s (correlation id %s)", handler.__name__, correlation_id)
@@ -231,6 +255,53 @@ async def _handle(
             f"something went wrong on our side; quote correlation id {correlation_id}",
             type_=PROBLEM_TYPE_PREFIX + "internal",
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
+
+
+class OutageLog:
+    """An operator's message for a dependency outage: what happened and what to do, at most once per
+    `every` seconds (with how many requests it hit meanwhile), not once per request."""
+
+    def __init__(self, message: str, every: float = 10.0) -> None:
+        self._message = message
+        self._every = every
+        self._last = -math.inf
+        self._suppressed = 0
+
+    def reset(self) -> None:
+        """The next outage is logged at once (tests)."""
+        self._last, self._suppressed = -math.inf, 0
+
+    def warning(self, function_name: str, reason: str, correlation_id: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self._every:
+            self._suppressed += 1
+            return
+        self._last, suppressed, self._suppressed = now, self._suppressed, 0
+        log.warning(
+            self._message,
+            {"function": function_name, "reason": reason, "others": suppressed, "every": self._every},
+            extra={"correlationId": correlation_id},
+        )
+
+
+cosmos_unavailable_log = OutageLog(
+    "Cosmos DB is not answering (%(reason)s) in %(function)s, and %(others)d other requests in the last "
+    "%(every)g s: projection reads answer 503 with Retry-After, the home feed is served from PostgreSQL "
+    "(header Chorus-Degraded), writes are not affected and the outbox brings the projections up to date "
+    "when Cosmos DB answers again. Check the Cosmos DB account's availability and, for 429s, its "
+    "throughput (RU/s); COSMOS_REQUEST_* settings bound how long a request waits for it."
+)
+postgres_unavailable_log = OutageLog(
+    "PostgreSQL is not reachable (%(reason)s) in %(function)s, and %(others)d other requests in the last "
+    "%(every)g s: they answer 503 with Retry-After and nothing was half-written (each request is one "
+    "transaction). The connection pool reconnects by itself; if this lasts, check that the server is up, "
+    "its connection limit and the app's login (POSTGRES_URL)."
+)
 
 
 def _unavailable(detail: str) -> func.HttpResponse:

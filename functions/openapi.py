@@ -38,6 +38,7 @@ _PROBLEMS = {
     503: "A dependency is unavailable; retry",
 }
 _ANONYMOUS_PROBLEMS = {500: _PROBLEMS[500], 503: _PROBLEMS[503]}
+_RETRY_AFTER = {"schema": {"type": "string"}, "description": "seconds to wait before trying again"}
 
 
 def openapi_path(route: str) -> str:
@@ -84,13 +85,20 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": refs[(route.response, "serialization")]}}
     elif route.status == 200:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    headers: dict[str, Any] = {}
     if route.status == 201:
-        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "the new resource"}}
+        headers["Location"] = {"schema": {"type": "string"}, "description": "the new resource"}
+    for name, description in route.response_headers:
+        headers[name] = {"schema": {"type": "string"}, "description": description}
+    if headers:
+        success["headers"] = headers
     problem = {"application/problem+json": {"schema": refs[(ProblemDetails, "serialization")]}}
     problems = _ANONYMOUS_PROBLEMS if route.access == "anonymous" else _PROBLEMS
     responses: dict[str, Any] = {str(route.status): success}
     for status, description in problems.items():
         responses.setdefault(str(status), {"description": description, "content": problem})
+        if status == 503:
+            responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation: dict[str, Any] = {
         "operationId": route.function_name,
         "summary": route.summary,

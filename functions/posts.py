@@ -188,9 +188,14 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
     reaction_type = api.req.params.get("type")
     app = api.app
     return ok(
-        await api.run(
-            lambda uow: projection_reads.list_reactions(
-                uow, app.cosmos_db, app.cursors, post_id, reaction_type, limit, cursor
-            )
+        await projection_reads.list_reactions(
+            api.run,
+            app.request_cosmos_db,
+            api.cosmos_budget(),
+            app.cursors,
+            post_id,
+            reaction_type,
+            limit,
+            cursor,
         )
     )

@@ -1,4 +1,6 @@
-"""Reads served from the projections (docs/api.md): the home feed, notifications, public profiles."""
+"""Reads served from the projections (docs/api.md): the home feed, notifications, public profiles.
+When Cosmos DB is away the feed comes from PostgreSQL (header Chorus-Degraded) and the others
+answer 503 (docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,13 @@ from shared_code.services import projection_reads
 
 bp = func.Blueprint()
 
+# Set on a home feed served from PostgreSQL while Cosmos DB is away (docs/reliability.md).
+DEGRADED_HEADER = "Chorus-Degraded"
+DEGRADED_HEADER_DOC = (
+    "present, with the value `feed-from-postgres`, when the feed was served from PostgreSQL because "
+    "Cosmos DB was not answering: the same posts, newest first; the next page's cursor works either way"
+)
+
 
 @api_route(
     bp,
@@ -23,17 +32,18 @@ bp = func.Blueprint()
     response=Page[FeedItem],
     query=PAGE_QUERY,
     tag="feed",
+    response_headers={DEGRADED_HEADER: DEGRADED_HEADER_DOC},
 )
 async def get_feed(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     app = api.app
-    return ok(
-        await api.run(
-            lambda uow: projection_reads.read_feed(
-                uow, app.cosmos_db, app.cursors, app.media_urls, limit, cursor
-            )
-        )
+    read = await projection_reads.read_feed(
+        api.run, app.request_cosmos_db, api.cosmos_budget(), app.cursors, app.media_urls, limit, cursor
     )
+    response = ok(read.page)
+    if read.from_postgres:
+        response.headers[DEGRADED_HEADER] = "feed-from-postgres"
+    return response
 
 
 @api_route(
@@ -52,10 +62,8 @@ async def list_notifications(api: ApiRequest) -> func.HttpResponse:
         raise Invalid("unread must be true or false", field="unread")
     app = api.app
     return ok(
-        await api.run(
-            lambda uow: projection_reads.list_notifications(
-                uow, app.cosmos_db, app.cursors, unread == "true", limit, cursor
-            )
+        await projection_reads.list_notifications(
+            api.run, app.request_cosmos_db, api.cosmos_budget(), app.cursors, unread == "true", limit, cursor
         )
     )
 
@@ -64,7 +72,7 @@ async def list_notifications(api: ApiRequest) -> func.HttpResponse:
     bp, "POST", "notifications/read-all", summary="Mark every notification read", status=204, tag="feed"
 )
 async def read_all_notifications(api: ApiRequest) -> func.HttpResponse:
-    await api.run(lambda uow: projection_reads.mark_all_read(uow, api.app.cosmos_db))
+    await projection_reads.mark_all_read(api.run, api.app.request_cosmos_db, api.cosmos_budget())
     return no_content()
 
 
@@ -80,7 +88,7 @@ async def read_notification(api: ApiRequest) -> func.HttpResponse:
     notification_id = api.req.route_params.get("notificationId", "")
     if re.fullmatch(NOTIFICATION_ID_PATTERN, notification_id) is None:
         raise NotFound("no such notification")
-    await api.run(lambda uow: projection_reads.mark_read(uow, api.app.cosmos_db, notification_id))
+    await projection_reads.mark_read(api.run, api.app.request_cosmos_db, api.cosmos_budget(), notification_id)
     return no_content()
 
 
@@ -94,4 +102,6 @@ async def read_notification(api: ApiRequest) -> func.HttpResponse:
 )
 async def get_profile(api: ApiRequest) -> func.HttpResponse:
     user_id = api.route_id("userId")
-    return ok(await api.run(lambda uow: projection_reads.read_profile(uow, api.app.cosmos_db, user_id)))
+    return ok(
+        await projection_reads.read_profile(api.run, api.app.request_cosmos_db, api.cosmos_budget(), user_id)
+    )

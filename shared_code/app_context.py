@@ -16,7 +16,7 @@ from azure.storage.blob.aio import BlobServiceClient
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.blob import create_blob_service
-from shared_code.adapters.cosmos import create_cosmos_client
+from shared_code.adapters.cosmos import create_cosmos_client, create_request_cosmos_client
 from shared_code.adapters.eventhubs import create_producer
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.adapters.postgres import open_pool
@@ -34,6 +34,9 @@ class AppContext:
     pg_pool: AsyncConnectionPool
     cosmos: CosmosClient
     cosmos_db: DatabaseProxy
+    # The same account for request paths: short timeouts and a small retry budget (COSMOS_REQUEST_*).
+    request_cosmos: CosmosClient
+    request_cosmos_db: DatabaseProxy
     blob_service: BlobServiceClient
     eventhubs: EventHubProducerClient | None
     tokens: TokenVerifier
@@ -43,6 +46,7 @@ class AppContext:
     @classmethod
     async def create(cls, settings: Settings) -> AppContext:
         cosmos = create_cosmos_client(settings)
+        request_cosmos = create_request_cosmos_client(settings)
         blob_service = create_blob_service(settings)
         eventhubs = create_producer(settings)
         media_signer = MediaSigner.from_settings(settings, blob_service)
@@ -56,6 +60,8 @@ class AppContext:
             pg_pool=await open_pool(settings),
             cosmos=cosmos,
             cosmos_db=cosmos.get_database_client(settings.cosmos_database),
+            request_cosmos=request_cosmos,
+            request_cosmos_db=request_cosmos.get_database_client(settings.cosmos_database),
             blob_service=blob_service,
             eventhubs=eventhubs,
             tokens=TokenVerifier.from_settings(settings),
@@ -66,6 +72,7 @@ class AppContext:
     async def aclose(self) -> None:
         await self.pg_pool.close()
         await self.cosmos.close()
+        await self.request_cosmos.close()
         await self.blob_service.close()
         if self.eventhubs is not None:
             await self.eventhubs.close()

@@ -33,6 +33,20 @@ class Settings(BaseSettings):
     postgres_url: SecretStr = Field(validation_alias=_alias("POSTGRES_URL"))
     postgres_pool_min: int = Field(default=1, ge=0, validation_alias=_alias("POSTGRES_POOL_MIN"))
     postgres_pool_max: int = Field(default=10, ge=1, validation_alias=_alias("POSTGRES_POOL_MAX"))
+    # An HTTP request waits at most this long for a pooled connection, then answers 503 with
+    # Retry-After (background work waits longer). Fits the 3 s answer the API promises.
+    postgres_request_wait_seconds: float = Field(
+        default=2.5, gt=0, le=30, validation_alias=_alias("POSTGRES_REQUEST_WAIT_SECONDS")
+    )
+    # A new connection that gets no answer within this long fails (libpq connect_timeout, whole seconds).
+    postgres_connect_timeout_seconds: int = Field(
+        default=3, ge=2, le=60, validation_alias=_alias("POSTGRES_CONNECT_TIMEOUT_SECONDS")
+    )
+    # While the server is away the pool retries a connection with doubling delays; after this long it
+    # starts again from a short delay, so a returning server is used within seconds, not minutes.
+    postgres_reconnect_timeout_seconds: float = Field(
+        default=5.0, gt=0, validation_alias=_alias("POSTGRES_RECONNECT_TIMEOUT_SECONDS")
+    )
 
     # Cosmos DB: a connection string (local) or an account endpoint (managed identity).
     cosmos_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("CosmosDB"))
@@ -40,6 +54,26 @@ class Settings(BaseSettings):
         default=None, validation_alias=_alias("CosmosDB__accountEndpoint")
     )
     cosmos_database: str = Field(default="chorus", min_length=1, validation_alias=_alias("COSMOS_DATABASE"))
+    # Cosmos DB in a request path (projection reads, marking notifications read) goes through its own
+    # client with a small budget, so a request answers within 3 s when Cosmos DB is down, hangs or
+    # throttles: the home feed then comes from PostgreSQL, other reads answer 503 with Retry-After.
+    # The relay and the change-feed functions keep the SDK's patient defaults.
+    # Every Cosmos call of one request together, connection and retries included:
+    cosmos_request_timeout_seconds: float = Field(
+        default=1.5, gt=0, le=30, validation_alias=_alias("COSMOS_REQUEST_TIMEOUT_SECONDS")
+    )
+    # Opening a connection (TCP and TLS) to the account:
+    cosmos_request_connect_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, validation_alias=_alias("COSMOS_REQUEST_CONNECT_TIMEOUT_SECONDS")
+    )
+    # Throttled (429) requests are retried after the wait Cosmos DB asks for, at most this many times
+    # and this long in all (the SDK's defaults, 9 times and 30 s, suit background work only):
+    cosmos_request_throttle_retries: int = Field(
+        default=2, ge=0, le=9, validation_alias=_alias("COSMOS_REQUEST_THROTTLE_RETRIES")
+    )
+    cosmos_request_throttle_wait_seconds: float = Field(
+        default=1.0, ge=0, le=30, validation_alias=_alias("COSMOS_REQUEST_THROTTLE_WAIT_SECONDS")
+    )
 
     # Event Hubs: optional. Without it the publisher is off and says so.
     eventhubs_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("EventHubs"))

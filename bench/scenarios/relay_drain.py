@@ -268,7 +268,7 @@ async def _time_claim(conn: Any, batch: int) -> tuple[float, str]:
     from shared_code.outbox.relay import _CLAIM
 
     select = _CLAIM.split("UPDATE outbox")[0] + "SELECT id FROM claimable"  # noqa: S608 (the app's own SQL)
-    params = {"limit": batch}
+    params = {"limit": batch, "project": True, "publish": True}  # both sinks delivering
     plan = await (await conn.execute("EXPLAIN " + select, params)).fetchall()
     began = time.perf_counter()
     await (await conn.execute(select, params)).fetchall()

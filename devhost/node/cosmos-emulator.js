@@ -3,9 +3,15 @@
 /**
  * Local Cosmos DB (NoSQL API) emulator for the Chorus dev host.
  *
- * Usage: node cosmos-emulator.js [--port N] [--host 127.0.0.1]
+ * Usage: node cosmos-emulator.js [--port N] [--host 127.0.0.1] [--data-file F [--save-interval-ms N]]
  *   --port 0 (the default) lets the OS pick. Prints exactly one line, {"ready":true,"port":N}, to stdout
  *   once listening; everything else goes to stderr. Exits cleanly on SIGTERM/SIGINT.
+ *   --data-file: databases, containers and documents (with their LSNs, so change-feed continuations and
+ *   leases stay valid, and modification times, so TTL clocks carry on) are loaded from F at start and
+ *   written to it on SIGTERM/SIGINT; with --save-interval-ms also every N ms while they change (so a
+ *   crash loses at most that much). Written to F.tmp first and renamed, so F is always whole.
+ *   POST /_devhost/fault {"status": 503|429|null}: answer every other request with that status until
+ *   healed with null (the local stack's fault control).
  *
  * Built on @vercel/cosmosdb-server (HTTPS with its self-signed certificate, auth ignored, in-memory). The
  * server comes from the package's createHttpsServer(); its request listener is replaced by ours
@@ -35,17 +41,20 @@
  */
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 const Account = require("@vercel/cosmosdb-server/lib/account").default;
+const fs = require("fs");
 const { createHandler } = require("./cosmos/server");
 
 const SWEEP_INTERVAL_MS = 1000;
 const KEEP_ALIVE_MS = 10 * 60 * 1000;
 
 function parseArgs(argv) {
-  const args = { port: 0, host: "127.0.0.1" };
+  const args = { port: 0, host: "127.0.0.1", dataFile: null, saveIntervalMs: 0 };
   for (let i = 0; i < argv.length; i += 1) {
     const key = argv[i];
     if (key === "--port" || key === "-p") args.port = Number(argv[++i]);
     else if (key === "--host") args.host = argv[++i];
+    else if (key === "--data-file") args.dataFile = argv[++i];
+    else if (key === "--save-interval-ms") args.saveIntervalMs = Number(argv[++i]);
     else {
       console.error(`unknown argument: ${key}`);
       process.exit(2);
@@ -58,10 +67,28 @@ function parseArgs(argv) {
   return args;
 }
 
+/** Writes the handler's snapshot to the data file when it changed since the last write. */
+function createSaver(handler, dataFile) {
+  let saved = -1;
+  return function save() {
+    if (!dataFile) return;
+    const changes = handler.changeCount();
+    if (changes === saved) return;
+    const started = Date.now();
+    const tmp = `${dataFile}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(handler.snapshot(Date.now())));
+    fs.renameSync(tmp, dataFile);
+    saved = changes;
+    const ms = Date.now() - started;
+    if (ms > 200) console.error(`cosmos emulator: saved ${dataFile} in ${ms} ms`);
+  };
+}
+
 function main() {
   const args = parseArgs(process.argv.slice(2));
   let account = null;
   const handler = createHandler(() => account);
+  const save = createSaver(handler, args.dataFile);
 
   const server = createHttpsServer({});
   // The stock listener closes every connection and serves items from its own store; ours replaces it.
@@ -91,6 +118,21 @@ function main() {
     let hostname = address === "0.0.0.0" || address === "::" ? "localhost" : address;
     if (hostname.includes(":")) hostname = `[${hostname}]`;
     account = new Account(hostname, port);
+    if (args.dataFile && fs.existsSync(args.dataFile)) {
+      // Synchronous, before the first request is handled.
+      handler.restore(JSON.parse(fs.readFileSync(args.dataFile, "utf8")));
+      console.error(`cosmos emulator: loaded ${args.dataFile}`);
+      save(); // marks the loaded state as saved
+    }
+    if (args.dataFile && args.saveIntervalMs > 0) {
+      setInterval(() => {
+        try {
+          save();
+        } catch (err) {
+          console.error(`cosmos emulator: cannot save ${args.dataFile}: ${err.message}`);
+        }
+      }, args.saveIntervalMs).unref();
+    }
     process.stdout.write(`${JSON.stringify({ ready: true, port })}\n`);
   });
 
@@ -100,6 +142,11 @@ function main() {
     stopping = true;
     console.error(`cosmos emulator: ${signal}, shutting down`);
     clearInterval(sweeper);
+    try {
+      if (account) save();
+    } catch (err) {
+      console.error(`cosmos emulator: cannot save ${args.dataFile}: ${err.message}`);
+    }
     server.close(() => process.exit(0));
     server.closeAllConnections();
     setTimeout(() => process.exit(0), 2000).unref();

@@ -10,13 +10,20 @@
 //   DELETE /events[?hub=<name>]  drops stored events (numbering carries on, as after retention)
 //   GET /health                  200 once listening
 //
+//   POST /fault {"unavailable": true|false}  drop every AMQP connection and refuse new ones, until false
+//                                            (the local stack's fault control; HTTP keeps answering)
+//
 // Usage: node eventhubs-standin.js --host 127.0.0.1 --port 0 --http-port 0 --hub chorus-events --partitions 4
 //        [--hub another-hub | --hub a,b] [--retain <events kept per partition, default 100000>]
-// Port 0 lets the OS pick a free port.
+//        [--data-file <journal>]
+// Port 0 lets the OS pick a free port. With --data-file every stored event (and every retention trim) is
+// appended to that journal before the producer is told it was accepted, and the journal is replayed at
+// start: events, sequence numbers and offsets survive a restart.
 // Prints one line `{"ready":true,"amqpPort":N,"httpPort":M}` on stdout once both ports listen; everything
 // else goes to stderr.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
 const { TextDecoder } = require('node:util');
 const rhea = require('rhea');
@@ -26,7 +33,9 @@ const types = rhea.types;
 // --- command line -----------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-    const options = { host: '127.0.0.1', port: 0, httpPort: 0, hubs: [], partitions: 4, retain: 100000 };
+    const options = {
+        host: '127.0.0.1', port: 0, httpPort: 0, hubs: [], partitions: 4, retain: 100000, dataFile: null,
+    };
     for (let i = 0; i < argv.length; i++) {
         const flag = argv[i];
         const value = argv[i + 1];
@@ -41,6 +50,7 @@ function parseArgs(argv) {
             // Like the service's retention, bounding memory: once a partition holds a tenth more than this
             // many events, its oldest are dropped down to this many.
             case '--retain': options.retain = toInt(flag, value); break;
+            case '--data-file': options.dataFile = value; break;
             default: throw new Error(`unknown option ${flag}`);
         }
     }
@@ -165,6 +175,60 @@ function partitionKeyOf(items) {
 
 let arrivals = 0;
 
+// --- journal (--data-file): one JSON line per stored event or trim, replayed at start ---------------
+
+const journal = { fd: null, pending: [] };
+
+function record(entry) {
+    if (journal.fd !== null) journal.pending.push(JSON.stringify(entry));
+}
+
+// Written synchronously, so an event the producer saw accepted is in the file even if we are killed.
+function flushJournal() {
+    if (journal.fd === null || journal.pending.length === 0) return;
+    fs.writeSync(journal.fd, `${journal.pending.join('\n')}\n`);
+    journal.pending = [];
+}
+
+function replayJournal(path, hubs) {
+    let replayed = 0;
+    const text = fs.readFileSync(path, 'utf8');
+    for (const line of text.split('\n')) {
+        if (!line) continue;
+        let entry;
+        try {
+            entry = JSON.parse(line);
+        } catch {
+            continue; // a line cut short by a crash: its producer never saw it accepted
+        }
+        const hub = hubs.get(entry.hub);
+        const partition = hub && hub.partition(entry.partition);
+        if (!partition) continue;
+        if (entry.trim !== undefined) {
+            trim(partition, entry.trim, false);
+            continue;
+        }
+        const raw = Buffer.from(entry.raw, 'base64');
+        partition.events.push({
+            partition,
+            raw,
+            split: splitMessage(raw),
+            partitionKey: entry.partitionKey,
+            seq: entry.seq,
+            offset: entry.offset,
+            enqueuedTime: entry.enqueuedTime,
+            arrival: entry.arrival,
+        });
+        partition.nextSeq = entry.seq + 1;
+        partition.nextOffset = entry.offset + raw.length;
+        partition.lastOffset = entry.offset;
+        partition.lastEnqueuedTime = entry.enqueuedTime;
+        arrivals = Math.max(arrivals, entry.arrival + 1);
+        replayed += 1;
+    }
+    return replayed;
+}
+
 function store(partition, raw, split, partitionKey, retain) {
     const now = Math.max(Date.now(), partition.lastEnqueuedTime);
     const event = {
@@ -181,15 +245,26 @@ function store(partition, raw, split, partitionKey, retain) {
     partition.lastOffset = event.offset;
     partition.lastEnqueuedTime = now;
     partition.events.push(event);
+    record({
+        hub: partition.hub,
+        partition: partition.id,
+        seq: event.seq,
+        offset: event.offset,
+        enqueuedTime: now,
+        arrival: event.arrival,
+        partitionKey,
+        raw: raw.toString('base64'),
+    });
     // Trimming in chunks keeps the splice cost amortised when a partition sits at its limit.
     if (partition.events.length > retain + Math.ceil(retain / 10)) {
         trim(partition, partition.events.length - retain);
     }
 }
 
-function trim(partition, count) {
+function trim(partition, count, journaled = true) {
     partition.events.splice(0, count);
     partition.beginSeq += count;
+    if (journaled) record({ hub: partition.hub, partition: partition.id, trim: count });
 }
 
 // The stored event as a consumer receives it: the producer's message with the service annotations added.
@@ -557,6 +632,7 @@ function ingest(context, target, retain) {
     // A batch is one unit for the service: all of it goes to one partition, chosen by its partition key.
     const partition = explicitPartition || hub.route(batchKey ?? keys[0]);
     for (let i = 0; i < messages.length; i++) store(partition, messages[i], splits[i], keys[i], retain);
+    flushJournal();
     for (const consumer of partition.consumers) pump(consumer);
 }
 
@@ -626,7 +702,7 @@ function selectedHubs(hubs, url) {
     return hub ? [hub] : null;
 }
 
-function startHttp(options, hubs) {
+function startHttp(options, hubs, fault) {
     const server = http.createServer((req, res) => {
         const url = new URL(req.url, 'http://standin');
         const send = (status, payload) => {
@@ -638,7 +714,22 @@ function startHttp(options, hubs) {
             res.end(text);
         };
         if (url.pathname === '/health' && req.method === 'GET') {
-            send(200, { ok: true, hubs: [...hubs.keys()] });
+            send(200, { ok: true, hubs: [...hubs.keys()], unavailable: fault.unavailable });
+            return;
+        }
+        if (url.pathname === '/fault' && req.method === 'POST') {
+            const chunks = [];
+            req.on('data', (chunk) => chunks.push(chunk));
+            req.on('end', () => {
+                let body;
+                try {
+                    body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+                } catch {
+                    send(400, { error: 'the body must be JSON: {"unavailable": true|false}' });
+                    return;
+                }
+                fault.set(Boolean(body.unavailable), () => send(200, { unavailable: fault.unavailable }));
+            });
             return;
         }
         if (url.pathname !== '/events') {
@@ -657,6 +748,7 @@ function startHttp(options, hubs) {
         } else if (req.method === 'DELETE') {
             // Clearing acts like retention expiring everything: sequence numbers and offsets carry on.
             for (const partition of partitions) trim(partition, partition.events.length);
+            flushJournal();
             send(200, { cleared: true });
         } else {
             send(405, { error: `method ${req.method} not allowed on /events` });
@@ -677,8 +769,45 @@ function main() {
         process.exit(2);
     }
     const hubs = new Map(options.hubs.map((name) => [name, new Hub(name, options.partitions)]));
+    if (options.dataFile) {
+        if (fs.existsSync(options.dataFile)) {
+            const replayed = replayJournal(options.dataFile, hubs);
+            console.error(`eventhubs-standin: ${replayed} event(s) loaded from ${options.dataFile}`);
+        }
+        journal.fd = fs.openSync(options.dataFile, 'a');
+    }
     const amqpServer = startAmqp(options, hubs);
-    const httpServer = startHttp(options, hubs);
+    const sockets = new Set();
+    amqpServer.on('connection', (socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+    });
+    // Unavailable: the listener closes (new connections are refused) and open ones are cut, as when the
+    // namespace cannot be reached; available again: it listens on the same port.
+    const fault = {
+        unavailable: false,
+        set(unavailable, done) {
+            if (unavailable === this.unavailable) {
+                done();
+                return;
+            }
+            this.unavailable = unavailable;
+            if (unavailable) {
+                const { port } = amqpServer.address();
+                this.port = port;
+                amqpServer.close();
+                for (const socket of sockets) socket.destroy();
+                console.error('eventhubs-standin: unavailable (fault): AMQP connections dropped and refused');
+                done();
+            } else {
+                amqpServer.listen({ host: options.host, port: this.port }, () => {
+                    console.error('eventhubs-standin: available again');
+                    done();
+                });
+            }
+        },
+    };
+    const httpServer = startHttp(options, hubs, fault);
 
     let pending = 2;
     const listening = () => {
@@ -704,7 +833,8 @@ function main() {
         console.error(`eventhubs-standin: ${signal}, shutting down`);
         amqpServer.close();
         httpServer.close();
-        // Open client connections would keep the servers' close callbacks waiting; nothing is persisted.
+        flushJournal();
+        // Open client connections would keep the servers' close callbacks waiting; the journal is written.
         process.exit(0);
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -1,4 +1,4 @@
-"""Azurite (Blob, Queue, Table) in memory on free ports."""
+"""Azurite (Blob, Queue, Table) on free ports, keeping its data in a directory (or in memory)."""
 
 from __future__ import annotations
 
@@ -32,13 +32,25 @@ class Azurite:
     def stop(self) -> None:
         self.process.stop()
 
+    def start_again(self, timeout: float = 30) -> None:
+        """Start a stopped Azurite again: same ports, same data directory."""
+        self.process = self.process.respawn()
+        self.process.wait_until(self._listening, timeout)
 
-def start_azurite(log_dir: Path, timeout: float = 30) -> Azurite:
+    def _listening(self) -> bool:
+        return all(port_accepts("127.0.0.1", p) for p in (self.blob_port, self.queue_port, self.table_port))
+
+
+def start_azurite(log_dir: Path, timeout: float = 30, data_dir: Path | None = None) -> Azurite:
+    """Azurite with its data in `data_dir` (kept across a stop and start), or in memory if None."""
     blob, queue, table = free_port(), free_port(), free_port()
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    storage = ["--location", str(data_dir.absolute())] if data_dir is not None else ["--inMemoryPersistence"]
     argv = [
         str(node_bin("azurite")),
         "--silent",
-        "--inMemoryPersistence",
+        *storage,
         "--skipApiVersionCheck",
         "--disableTelemetry",
         "--blobHost",
@@ -55,5 +67,6 @@ def start_azurite(log_dir: Path, timeout: float = 30) -> Azurite:
         str(table),
     ]
     process = start_process("azurite", argv, log_dir / "azurite.log")
-    process.wait_until(lambda: all(port_accepts("127.0.0.1", p) for p in (blob, queue, table)), timeout)
-    return Azurite(process, blob, queue, table)
+    azurite = Azurite(process, blob, queue, table)
+    process.wait_until(azurite._listening, timeout)
+    return azurite

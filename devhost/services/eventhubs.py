@@ -59,15 +59,33 @@ class EventHubsStandIn:
     def stop(self) -> None:
         self.process.stop()
 
-    def _request(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(f"http://{HOST}:{self.http_port}{path}", method=method)
+    def start_again(self, timeout: float = 20) -> None:
+        """Start a stopped stand-in again: same ports, and the events in its journal."""
+        self.process = self.process.respawn()
+        self.process.wait_until(
+            lambda: port_accepts(HOST, self.amqp_port) and port_accepts(HOST, self.http_port), timeout
+        )
+
+    def set_unavailable(self, unavailable: bool) -> None:
+        """Drop every AMQP connection and refuse new ones (True) until called with False."""
+        self._request("POST", "/fault", {"unavailable": unavailable})
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://{HOST}:{self.http_port}{path}", data=data, method=method)
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # fixed http URL
             return json.load(response)
 
 
 def start_eventhubs_standin(
-    log_dir: Path, hub_name: str = "chorus-events", partitions: int = 4, timeout: float = 20
+    log_dir: Path,
+    hub_name: str = "chorus-events",
+    partitions: int = 4,
+    timeout: float = 20,
+    data_file: Path | None = None,
 ) -> EventHubsStandIn:
+    """Start the stand-in on free ports; with `data_file`, its events are journaled there and
+    replayed at start."""
     if not (NODE_DIR / "node_modules" / "rhea").is_dir():
         raise ServiceStartError(f"rhea is missing in {NODE_DIR}: run `make install` (it runs npm ci there)")
     log_path = log_dir / "eventhubs-standin.log"
@@ -88,6 +106,8 @@ def start_eventhubs_standin(
         "--partitions",
         str(partitions),
     ]
+    if data_file is not None:
+        argv += ["--data-file", str(data_file.absolute())]
     process = start_process("eventhubs-standin", argv, log_path, cwd=NODE_DIR)
     ports: dict[str, int] = {}
 
@@ -99,6 +119,9 @@ def start_eventhubs_standin(
         return port_accepts(HOST, ports["amqp"]) and port_accepts(HOST, ports["http"])
 
     process.wait_until(ready, timeout)
+    # Started again later (a fault's stop and start), it must come back on the same ports.
+    process.argv[process.argv.index("--port") + 1] = str(ports["amqp"])
+    process.argv[process.argv.index("--http-port") + 1] = str(ports["http"])
     return EventHubsStandIn(process, ports["amqp"], ports["http"], hub_name, partitions)
 
 

@@ -8,19 +8,22 @@ outbox just before commit, in the same transaction: both or neither.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from shared_code.domain.errors import NotOnboarded
 from shared_code.domain.events import EventPayload
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,20 +103,48 @@ class UnitOfWork:
         self._events.clear()
 
 
+class Transactions(Protocol):
+    """Runs a use case in a transaction of its own (ApiRequest.run): for a use case that must not hold
+    one open while it waits for another store, such as the reads served from Cosmos DB."""
+
+    def __call__(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> Awaitable[T]: ...
+
+
+class StaleConnection(Exception):
+    """The pooled connection was dead before the use case ran (the server restarted, or the backend was
+    terminated while the connection sat idle in the pool): nothing was done, so running again is safe."""
+
+
 @asynccontextmanager
-async def unit_of_work(pool: AsyncConnectionPool, actor: Actor) -> AsyncIterator[UnitOfWork]:
-    """Commit on success (events included), roll back on any exception."""
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            """SELECT set_config('chorus.subject', %(subject)s, true),
-                      set_config('chorus.role', %(role)s, true),
-                      set_config('chorus.user_id', coalesce(
-                          (SELECT id::text FROM users WHERE auth_subject = %(subject)s AND deleted_at IS NULL),
-                          ''), true)""",
-            {"subject": actor.subject, "role": actor.role},
-        )
-        row = await cur.fetchone()
-        user_id = UUID(row[2]) if row and row[2] else None
-        uow = UnitOfWork(conn=conn, actor=actor, user_id=user_id)
-        yield uow
-        await uow.flush_events()
+async def unit_of_work(
+    pool: AsyncConnectionPool, actor: Actor, wait_seconds: float | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Commit on success (events included), roll back on any exception. Waits at most `wait_seconds`
+    for a connection (the pool's timeout if None), then raises PoolTimeout."""
+    use_case_started = False
+    connection: AsyncConnection[TupleRow] | None = None
+    try:
+        async with pool.connection(timeout=wait_seconds) as conn, conn.transaction():
+            connection = conn
+            cur = await conn.execute(
+                """SELECT set_config('chorus.subject', %(subject)s, true),
+                          set_config('chorus.role', %(role)s, true),
+                          set_config('chorus.user_id', coalesce(
+                              (SELECT id::text FROM users WHERE auth_subject = %(subject)s AND deleted_at IS NULL),
+                              ''), true)""",
+                {"subject": actor.subject, "role": actor.role},
+            )
+            row = await cur.fetchone()
+            user_id = UUID(row[2]) if row and row[2] else None
+            uow = UnitOfWork(conn=conn, actor=actor, user_id=user_id)
+            use_case_started = True
+            yield uow
+            await uow.flush_events()
+    except PoolTimeout:  # an OperationalError too, but no connection was used: not stale
+        raise
+    except psycopg.OperationalError as exc:
+        # Only a failure before the use case ran, on a connection that is now closed, is "stale": a
+        # failure later (even at COMMIT) may have done something, so it is not safe to run again.
+        if not use_case_started and (connection is None or connection.closed or connection.broken):
+            raise StaleConnection(str(exc)) from exc
+        raise

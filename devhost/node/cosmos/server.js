@@ -245,8 +245,15 @@ function sendResult(req, res, result) {
   send(req, res, result.status, minimal ? undefined : result.doc, headers);
 }
 
+const FAULT_PATH = "/_devhost/fault";
+// What a throttled (429) answer asks the client to wait, as the service's x-ms-retry-after-ms does.
+const FAULT_RETRY_AFTER_MS = 500;
+
 function createHandler(getAccount) {
   const stores = new Map(); // container _rid -> DocStore
+  let metadataChanges = 0; // databases and containers created, replaced or deleted
+  // An injected fault (the stack's fault control): every request is answered with this status.
+  let faultStatus = null;
 
   function storeFor(collData) {
     let store = stores.get(collData._rid);
@@ -521,6 +528,7 @@ function createHandler(getAccount) {
   /** Stock handler invocation, mirroring the package's own request wrapper. */
   async function stock(req, res, route) {
     const [params, handler] = route;
+    if (req.method !== "GET") metadataChanges += 1;
     let body;
     try {
       body = await handler(getAccount(), req, res, params);
@@ -544,10 +552,36 @@ function createHandler(getAccount) {
     send(req, res, status, status === 204 ? undefined : body, headers);
   }
 
+  async function handleFault(req, res) {
+    const { value } = await readJson(req);
+    const status = value && value.status;
+    if (status !== null && status !== 429 && status !== 503) {
+      throw new HttpError(400, "The fault status must be 429, 503 or null (heal).");
+    }
+    faultStatus = status;
+    console.error(`cosmos emulator: ${status ? `answering every request with ${status}` : "fault healed"}`);
+    send(req, res, 200, { status: faultStatus });
+  }
+
   async function handle(req, res) {
     let pathname = req.url || "/";
     const q = pathname.indexOf("?");
     if (q >= 0) pathname = pathname.slice(0, q);
+    if (pathname === FAULT_PATH && req.method === "POST") {
+      await handleFault(req, res);
+      return;
+    }
+    if (faultStatus !== null) {
+      await readBody(req).catch(() => undefined);
+      const throttled = faultStatus === 429;
+      send(req, res, faultStatus, {
+        code: throttled ? "TooManyRequests" : "ServiceUnavailable",
+        message: throttled
+          ? "Request rate is large (a fault injected by the local stack)."
+          : "The service is unavailable (a fault injected by the local stack)."
+      }, throttled ? { "x-ms-retry-after-ms": String(FAULT_RETRY_AFTER_MS), "x-ms-substatus": "3200" } : {});
+      return;
+    }
     let segments;
     try {
       segments = pathname.split("/").filter(Boolean).map(decodeURIComponent);
@@ -609,7 +643,50 @@ function createHandler(getAccount) {
     return purged;
   }
 
-  return { requestListener, sweep, stores };
+  /** How many changes the documents and metadata have seen; a saved copy taken at n is current while n. */
+  function changeCount() {
+    let n = metadataChanges;
+    for (const store of stores.values()) n += store.changes;
+    return n;
+  }
+
+  /** Databases, containers and every container's documents, as JSON-ready data (see restore). */
+  function snapshot(now) {
+    const account = getAccount();
+    const databases = [];
+    for (const dbItem of account.databases._data.values()) {
+      const database = dbItem;
+      const containers = [];
+      for (const collItem of database.collections._data.values()) {
+        const data = collItem.read();
+        const store = stores.get(data._rid);
+        containers.push({ data, documents: store ? store.snapshot(now) : null });
+      }
+      databases.push({ data: database.read(), ridCount: database.collections._ridCount, containers });
+    }
+    return { version: 1, ridCount: account.databases._ridCount, databases };
+  }
+
+  /** Load a snapshot() into a fresh account (before the first request is served). */
+  function restore(saved) {
+    if (!saved || saved.version !== 1) throw new Error("unknown data file format");
+    const account = getAccount();
+    account.databases._ridCount = saved.ridCount;
+    for (const db of saved.databases) {
+      account.databases._set(db.data);
+      const database = account.database(db.data.id);
+      database.collections._ridCount = db.ridCount;
+      for (const container of db.containers) {
+        database.collections._set(container.data);
+        const data = database.collection(container.data.id).read();
+        const store = new DocStore(data);
+        if (container.documents) store.restore(container.documents);
+        stores.set(data._rid, store);
+      }
+    }
+  }
+
+  return { requestListener, sweep, stores, snapshot, restore, changeCount };
 }
 
 module.exports = { createHandler };

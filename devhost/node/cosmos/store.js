@@ -155,6 +155,7 @@ class DocStore {
     this.lastMtime = 0;
     this.heap = [];
     this.epkIndex = null; // EPK -> Partition, built on the first EPK-scoped request
+    this.changes = 0; // writes and removals, so the emulator knows when its saved copy is behind
   }
 
   /** First 11 base64 chars of a 16-byte document rid: the 8 collection bytes (+ 2 zero bits). */
@@ -296,6 +297,7 @@ class DocStore {
       e = null;
     }
     part = this.partition(key, components);
+    this.changes += 1;
     const mtime = Math.max(now, this.lastMtime);
     this.lastMtime = mtime;
     this.lsn += 1;
@@ -327,6 +329,7 @@ class DocStore {
   removeEntry(e) {
     if (e.gone) return;
     e.gone = true;
+    this.changes += 1;
     const { part } = e;
     part.docs.delete(e.id);
     this.all.delete(e.rid);
@@ -401,6 +404,45 @@ class DocStore {
       }
     }
     return purged;
+  }
+
+  // --- persistence (the emulator's --data-file) ---
+
+  /** Everything needed to rebuild this store: live items with their LSN and modification time. */
+  snapshot(now) {
+    const entries = [];
+    for (const e of this.all.values()) if (e.exp > now) entries.push([e.id, e.doc, e.lsn, e.mtime]);
+    return { lsn: this.lsn, ridSeq: this.ridSeq, lastMtime: this.lastMtime, entries };
+  }
+
+  /**
+   * Rebuild from snapshot(): items in creation (rid) order, feed logs in LSN order, expiry times from the
+   * saved modification times (TTL clocks carry on), so a change-feed continuation taken before the save
+   * resumes exactly where it was.
+   */
+  restore(state) {
+    this.lsn = state.lsn;
+    this.ridSeq = state.ridSeq;
+    this.lastMtime = state.lastMtime;
+    const restored = [];
+    for (const [id, doc, lsn, mtime] of state.entries) {
+      const components = this.componentsOf(doc);
+      const part = this.partition(DocStore.keyOf(components), components);
+      const e = new Entry(id, part, doc);
+      e.lsn = lsn;
+      e.mtime = mtime;
+      e.exp = this.expiry(doc, mtime);
+      part.docs.set(id, e);
+      this.all.set(e.rid, e);
+      this.indexUnique(part, doc, id);
+      if (e.exp !== Infinity) this.heapPush(e);
+      restored.push(e);
+    }
+    restored.sort((a, b) => a.lsn - b.lsn);
+    for (const e of restored) {
+      this.log.append(e);
+      e.part.log.append(e);
+    }
   }
 
   // --- reads ---
