@@ -21,7 +21,12 @@ from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ValidationError
 
 from functions.responses import json_response, problem_response
-from shared_code.adapters.cosmos import CosmosUnavailable, RequestBudget
+from shared_code.adapters.availability import (
+    CosmosUnavailable,
+    MediaStorageUnavailable,
+    RequestBudget,
+    StoreUnavailable,
+)
 from shared_code.app_context import AppContext, get_app_context
 from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
 from shared_code.db.unit_of_work import Actor, StaleConnection, UnitOfWork, unit_of_work
@@ -77,6 +82,10 @@ class ApiRequest:
     def cosmos_budget(self) -> RequestBudget:
         """The deadline every Cosmos call of this request shares (COSMOS_REQUEST_TIMEOUT_SECONDS)."""
         return RequestBudget(self.app.settings.cosmos_request_timeout_seconds)
+
+    def media_storage_budget(self) -> RequestBudget:
+        """The deadline this request's Blob calls share (MEDIA_STORAGE_TIMEOUT_SECONDS)."""
+        return RequestBudget(self.app.settings.media_storage_timeout_seconds, MediaStorageUnavailable)
 
     def route_id(self, name: str) -> UUID:
         """A UUID path parameter. Ids are UUIDs, so any other value names nothing: 404."""
@@ -243,6 +252,12 @@ async def _handle(
         cosmos_unavailable_log.warning(handler.__name__, exc.reason, correlation_id)
         record_degraded_read(handler.__name__)
         return _unavailable("the projections store is not answering right now")
+    except MediaStorageUnavailable as exc:
+        media_storage_unavailable_log.warning(handler.__name__, exc.reason, correlation_id)
+        return _unavailable("media storage is not answering right now")
+    except StoreUnavailable as exc:  # a store without a message of its own
+        log.warning("%s is not answering (%s) in %s", exc.store, exc.reason, handler.__name__)
+        return _unavailable(f"{exc.store} is not answering right now")
     except (psycopg.OperationalError, PoolTimeout, StaleConnection) as exc:
         postgres_unavailable_log.warning(handler.__name__, _first_line(exc), correlation_id)
         log.debug("database unavailable", exc_info=True, extra={"correlationId": correlation_id})
@@ -295,6 +310,12 @@ cosmos_unavailable_log = OutageLog(
     "(header Chorus-Degraded), writes are not affected and the outbox brings the projections up to date "
     "when Cosmos DB answers again. Check the Cosmos DB account's availability and, for 429s, its "
     "throughput (RU/s); COSMOS_REQUEST_* settings bound how long a request waits for it."
+)
+media_storage_unavailable_log = OutageLog(
+    "Blob storage is not answering (%(reason)s) in %(function)s, and %(others)d other requests in the "
+    "last %(every)g s: completing media uploads answers 503 with Retry-After and the asset stays pending "
+    "(the client completes it again later; nothing is lost). Check the storage account's availability "
+    "and, in Azure, the app's role on it; MEDIA_STORAGE_TIMEOUT_SECONDS bounds how long a request waits."
 )
 postgres_unavailable_log = OutageLog(
     "PostgreSQL is not reachable (%(reason)s) in %(function)s, and %(others)d other requests in the last "

@@ -37,8 +37,10 @@ async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
     signer = api.app.media_urls.signer
     max_bytes = api.app.settings.media_max_bytes
 
+    budget = api.media_storage_budget()
+
     async def create(uow: UnitOfWork) -> tuple[MediaUpload, str]:
-        upload = await media.request_upload(uow, signer, body, max_bytes=max_bytes)
+        upload = await media.request_upload(uow, signer, body, max_bytes=max_bytes, budget=budget)
         return upload, f"media/{upload.media_id}"
 
     return await api.create("request_media_upload", body, create)
@@ -57,7 +59,9 @@ async def complete_media_upload(api: ApiRequest) -> func.HttpResponse:
     app = api.app
     return ok(
         await api.run(
-            lambda uow: media.complete_upload(uow, app.blob_service, app.media_urls.signer, media_id)
+            lambda uow: media.complete_upload(
+                uow, app.blob_service, app.media_urls.signer, media_id, api.media_storage_budget()
+            )
         )
     )
 

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=_alias("MediaStorage__blobServiceUri")
     )
     media_container: str = Field(default="media", min_length=3, validation_alias=_alias("MEDIA_CONTAINER"))
+    # Blob calls the app makes (checking a completed upload, deleting a rejected one, a user delegation
+    # key): each connects and reads within this long, is retried once at once, and a request waits for
+    # them at most this long in all, then answers 503 with Retry-After (the SDK's defaults: 20 s to
+    # connect, 60 s to read, 3 retries from 15 s apart).
+    media_storage_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=30, validation_alias=_alias("MEDIA_STORAGE_TIMEOUT_SECONDS")
+    )
     # Media uploads: the largest declared size accepted; how long an upload SAS and a read SAS stay
     # valid (a read SAS must fit inside a 7-day user delegation key, hence at most 120 hours); how
     # old a pending asset gets before the cleanup timer (schedule: %MEDIA_CLEANUP_SCHEDULE%) removes it.

@@ -19,6 +19,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Invalid, NotFound
@@ -35,13 +36,15 @@ def blob_path_of(owner_id: UUID, media_id: UUID) -> str:
 
 
 async def request_upload(
-    uow: UnitOfWork, signer: MediaSigner, body: RequestUpload, *, max_bytes: int
+    uow: UnitOfWork, signer: MediaSigner, body: RequestUpload, *, max_bytes: int, budget: RequestBudget
 ) -> MediaUpload:
-    """Record a pending asset of the caller and sign a URL for its one PUT."""
+    """Record a pending asset of the caller and sign a URL for its one PUT. `budget` bounds the wait
+    for a user delegation key, when one is due (MediaStorageUnavailable past it)."""
     me = uow.require_user()
     if body.size_bytes > max_bytes:
         raise Invalid(f"sizeBytes is over the limit of {max_bytes} bytes", field="sizeBytes")
-    await signer.ensure_fresh()
+    async with budget.guard():
+        await signer.ensure_fresh()
     media_id = uuid4()
     blob_path = blob_path_of(me, media_id)
     await uow.conn.execute(
@@ -61,17 +64,23 @@ async def request_upload(
 
 
 async def complete_upload(
-    uow: UnitOfWork, blob_service: BlobServiceClient, signer: MediaSigner, media_id: UUID
+    uow: UnitOfWork,
+    blob_service: BlobServiceClient,
+    signer: MediaSigner,
+    media_id: UUID,
+    budget: RequestBudget,
 ) -> MediaReady:
     """Mark the caller's pending asset ready once its blob is there with the declared size and type.
 
     Completing a ready asset again answers the same (idempotent). Nothing uploaded yet is a 409;
     a blob that differs from the declaration is a 422 naming the differences, and that blob is
     deleted so the client can PUT the right bytes to the same upload URL while it is valid. In
-    every refusal the asset stays pending.
+    every refusal the asset stays pending, and so it does when Blob storage does not answer within
+    `budget` (MediaStorageUnavailable: a 503, and the client completes it again later).
     """
     me = uow.require_user()
-    await signer.ensure_fresh()
+    async with budget.guard():
+        await signer.ensure_fresh()
     cur = await uow.conn.execute(
         """SELECT owner_id, content_type, size_bytes, blob_path, status FROM media_assets
            WHERE id = %s AND deleted_at IS NULL FOR UPDATE""",
@@ -84,7 +93,8 @@ async def complete_upload(
     if status == "pending":
         blob = blob_service.get_blob_client(signer.container, blob_path)
         try:
-            properties = await blob.get_blob_properties()
+            async with budget.guard():
+                properties = await blob.get_blob_properties()
         except ResourceNotFoundError:
             raise Conflict(
                 "nothing has been uploaded for this media yet: upload the bytes first "
@@ -98,7 +108,8 @@ async def complete_upload(
         if found_type != content_type:
             differences.append(f"contentType: declared {content_type}, uploaded {found_type or 'none'}")
         if differences:
-            await _discard(blob_service, signer.container, blob_path, properties.etag)
+            async with budget.guard():
+                await _discard(blob_service, signer.container, blob_path, properties.etag)
             raise Invalid(
                 "the upload does not match what was declared (" + "; ".join(differences) + "); it was "
                 "discarded: PUT the declared bytes again while the upload URL is valid, or request a new "

@@ -21,7 +21,7 @@ from uuid import UUID
 from azure.cosmos import exceptions
 from azure.cosmos.aio import DatabaseProxy
 
-from shared_code.adapters.cosmos import CosmosUnavailable, RequestBudget
+from shared_code.adapters.availability import CosmosUnavailable, RequestBudget
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import Transactions, UnitOfWork

@@ -12,12 +12,8 @@ from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos import exceptions as typed_exceptions
 
 from functions.http_support import OutageLog
-from shared_code.adapters.cosmos import (
-    CosmosUnavailable,
-    RequestBudget,
-    request_client_options,
-    unavailability_reason,
-)
+from shared_code.adapters.availability import CosmosUnavailable, RequestBudget, unavailability_reason
+from shared_code.adapters.cosmos import request_client_options
 from shared_code.settings import load_settings
 from tests.unit.test_settings import VALID
 
@@ -149,3 +145,22 @@ def test_the_openapi_document_declares_the_degraded_header_and_retry_after() -> 
     feed = build_openapi()["paths"]["/api/feed"]["get"]["responses"]
     assert "Chorus-Degraded" in feed["200"]["headers"]
     assert "Retry-After" in feed["503"]["headers"]
+
+
+def test_the_blob_client_waits_briefly_and_retries_once(settings_environment: pytest.MonkeyPatch) -> None:
+    from shared_code.adapters.blob import blob_client_options
+
+    settings_environment.setenv("MEDIA_STORAGE_TIMEOUT_SECONDS", "1.5")
+    options = blob_client_options(load_settings())
+    assert options["retry_policy"].total_retries == 1
+    assert options["retry_policy"].backoff == 0
+    timeouts = options["transport"].connection_config
+    assert (timeouts.timeout, timeouts.read_timeout) == (1.5, 1.5)
+
+
+async def test_a_media_storage_budget_raises_its_own_error() -> None:
+    from shared_code.adapters.availability import MediaStorageUnavailable
+
+    with pytest.raises(MediaStorageUnavailable, match="cannot connect"):
+        async with RequestBudget(5, MediaStorageUnavailable).guard():
+            raise ServiceRequestError("Cannot connect to host")

@@ -28,10 +28,14 @@ PROBLEM_PREFIX = "urn:chorus:problem:"
 def outage_logs_start_fresh() -> None:
     """Operators' outage messages are logged at most every few seconds per process; each test here
     expects its own."""
-    from functions.http_support import cosmos_unavailable_log, postgres_unavailable_log
+    from functions.http_support import (
+        cosmos_unavailable_log,
+        media_storage_unavailable_log,
+        postgres_unavailable_log,
+    )
 
-    cosmos_unavailable_log.reset()
-    postgres_unavailable_log.reset()
+    for outage in (cosmos_unavailable_log, media_storage_unavailable_log, postgres_unavailable_log):
+        outage.reset()
 
 
 @pytest.fixture
