@@ -76,7 +76,8 @@ class FunctionHost:
                 trigger_config(spec, environ),
                 self._invoker.invoke,
                 self.state_dir / "failed-batches",
-                socket.gethostname(),
+                # The lease owner: one per host; the same after a restart on the same port.
+                f"{socket.gethostname()}:{self.port}",
             )
             for spec in by_type["cosmosDBTrigger"]
         ]
@@ -102,6 +103,18 @@ class FunctionHost:
     def change_feed_checkpoints(self) -> dict[str, str | None]:
         """Each Cosmos DB trigger's current checkpoint (None until it has one)."""
         return {feeder.spec.name: feeder.checkpoint for feeder in self._feeders}
+
+    def change_feed_caught_up(self) -> bool:
+        """Whether every Cosmos DB trigger's last read of each of its leases found nothing new."""
+        return all(feeder.caught_up for feeder in self._feeders)
+
+    def change_feed_delivered(self) -> dict[str, int]:
+        """Documents handed to each Cosmos DB trigger so far."""
+        return {feeder.spec.name: feeder.delivered for feeder in self._feeders}
+
+    def change_feed_leases(self) -> dict[str, list[str]]:
+        """The change-feed leases this host owns, per Cosmos DB trigger."""
+        return {feeder.spec.name: feeder.owned_leases for feeder in self._feeders}
 
     def _spawn(self, label: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         async def supervised() -> None:
