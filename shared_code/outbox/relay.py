@@ -48,6 +48,8 @@ log = logging.getLogger("chorus.outbox")
 
 # Backoff never waits longer than this, however many attempts failed.
 BACKOFF_CAP_SECONDS = 6 * 3600
+# Publishing a batch takes milliseconds; one that has not finished in this long is an outage.
+PUBLISH_DEADLINE_SECONDS = 5.0
 # While idle, look again at least this often: backed-off events and expired claims
 # become claimable without anyone notifying.
 IDLE_RECHECK_SECONDS = 5.0
@@ -141,6 +143,10 @@ class Sink:
     name: str
     handlers: list[EventHandler]
     breaker: SinkBreaker
+    # A delivery that has not finished by then fails (and the sink is probed): a peer that accepts
+    # connections but never answers must not hold the relay, and the stages behind it, for the SDK's
+    # own timeouts. None: no limit (projections may fan out a large back-fill).
+    deadline_seconds: float | None = None
 
 
 @dataclass
@@ -238,6 +244,7 @@ class OutboxRelay:
             "event-hubs",
             [h for h in self._handlers if getattr(h, "publishes", False)],
             SinkBreaker("event-hubs"),
+            deadline_seconds=PUBLISH_DEADLINE_SECONDS,
         )
 
     @property
@@ -332,7 +339,7 @@ class OutboxRelay:
         failures: dict[int, _Failure] = {}
         to_project = [e for e in events if not e.projected]
         if to_project:
-            errors = await self._run_handlers(self.projections.handlers, to_project)
+            errors = await self._run_handlers(self.projections.handlers, to_project, None)
             failures.update(await self._judge(self.projections, to_project, errors))
         ready = [e for e in events if e.id not in failures]
         if not self.publishing.handlers:
@@ -352,7 +359,11 @@ class OutboxRelay:
                 event.aggregate_version,
             )
         ready = [e for e in ready if e.id in held]
-        errors = await self._run_handlers(self.publishing.handlers, ready) if ready else {}
+        errors = (
+            await self._run_handlers(self.publishing.handlers, ready, self.publishing.deadline_seconds)
+            if ready
+            else {}
+        )
         failures.update(await self._judge(self.publishing, ready, errors))
         published = [e for e in ready if e.id not in failures]
         projected = [e for e in ready if e.id in failures and not e.projected]
@@ -433,11 +444,17 @@ class OutboxRelay:
         return min(waits) if waits else None
 
     async def _run_handlers(
-        self, handlers: Sequence[EventHandler], events: list[StoredEvent]
+        self, handlers: Sequence[EventHandler], events: list[StoredEvent], deadline_seconds: float | None
     ) -> dict[int, BaseException]:
-        results = await asyncio.gather(
-            *(handler.handle(events) for handler in handlers), return_exceptions=True
-        )
+        async def handle(handler: EventHandler) -> Mapping[int, BaseException]:
+            if deadline_seconds is None:
+                return await handler.handle(events)
+            try:
+                return await asyncio.wait_for(handler.handle(events), deadline_seconds)
+            except TimeoutError:
+                raise TimeoutError(f"{handler.name} did not answer within {deadline_seconds:.0f} s") from None
+
+        results = await asyncio.gather(*(handle(handler) for handler in handlers), return_exceptions=True)
         failures: dict[int, BaseException] = {}
         for handler, result in zip(handlers, results, strict=True):
             if isinstance(result, BaseException):

@@ -25,7 +25,7 @@ from shared_code.app_context import AppContext
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.outbox.assembly import feed_service
 from shared_code.projections.documents import reaction_side_effects
-from shared_code.services.feeds import bounded
+from shared_code.services.feeds import bounded, shows_in_feeds
 
 log = logging.getLogger("chorus.change_feed")
 
@@ -45,7 +45,7 @@ async def fan_out_posts(ctx: AppContext, posts: Sequence[dict[str, Any]]) -> int
             "fan-out of post %s (v%s, %s): %d feed item(s)",
             post.get("postId"),
             post.get("version"),
-            "visible" if count and not post.get("deleted") else "removed",
+            "visible" if shows_in_feeds(post) else "removed",
             count,
             extra={"correlationId": post.get("correlationId")},
         )

@@ -5,6 +5,7 @@ taken from publishing or recording."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -213,3 +214,23 @@ async def test_a_failure_recorded_after_the_claim_was_taken_changes_nothing() ->
     report = await relay_for(db, Sink("cosmos", poison={1})).run_once()
     assert report.failed == 1 and report.fenced == 1
     assert db.failed == []
+
+
+class Hanging(Sink):
+    """A publisher whose peer accepts the connection and never answers."""
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        self.seen.append([e.id for e in events])
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_publish_that_never_answers_is_cut_at_its_deadline_and_spends_nothing() -> None:
+    db = FakeDatabase([row(event(1))])
+    hubs = Hanging("hubs", publishes=True, down=True)
+    relay = relay_for(db, Sink("cosmos"), hubs)
+    relay.publishing.deadline_seconds = 0.05
+    report = await asyncio.wait_for(relay.run_once(), 5)
+    assert (report.projected, report.released, report.published) == (1, 1, 0)
+    assert "did not answer within" in db.released[0][1]
+    assert not relay.publishing.breaker.delivers
