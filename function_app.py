@@ -9,6 +9,7 @@ import azure.functions as func
 from functions import (
     accounts,
     admin,
+    api_docs,
     change_feed,
     health,
     media,
@@ -28,6 +29,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (
     health.bp,
     openapi.bp,
+    api_docs.bp,
     accounts.bp,
     social.bp,
     posts.bp,

@@ -1,5 +1,6 @@
 """The HTTP contract, declared once per route: the route the host serves and the OpenAPI
-document both come from `api_route`, so they cannot disagree (a test checks it)."""
+document both come from `api_route`, so they cannot disagree (a test checks it). Routes for
+people rather than clients (`page_route`) are served but not in the document."""
 
 from __future__ import annotations
 
@@ -106,6 +107,29 @@ def api_route(
             anonymous=access == "anonymous"
         )(handler)
         return bp.route(route=host_route(route), methods=[method.upper()])(function)
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    """A route served to people, not to API clients (the API docs page and its files): anonymous,
+    GET, and deliberately not in the OpenAPI document, which describes the JSON API only."""
+
+    function_name: str
+    route: str
+
+
+PAGES: list[PageRoute] = []
+
+
+def page_route(bp: func.Blueprint, route: str) -> Callable[[Handler], Any]:
+    """Declare and register one anonymous GET route that serves a page or one of its files."""
+
+    def decorate(handler: Handler) -> Any:
+        PAGES.append(PageRoute(function_name=handler.__name__, route=route))
+        function = endpoint(anonymous=True)(handler)
+        return bp.route(route=route, methods=["GET"])(function)
 
     return decorate
 

@@ -85,7 +85,9 @@ def _to_aiohttp(result: Any) -> web.Response:
     headers = dict(result.headers)
     content_type = headers.pop("Content-Type", None) or headers.pop("content-type", None)
     if content_type is None and result.mimetype:
-        content_type = f"{result.mimetype}; charset={result.charset}" if result.charset else result.mimetype
+        # As the Functions worker encodes it: a charset for text/* types only.
+        text = result.mimetype.startswith("text/") and result.charset
+        content_type = f"{result.mimetype}; charset={result.charset}" if text else result.mimetype
     response = web.Response(status=result.status_code, body=result.get_body(), headers=headers)
     if content_type:
         response.headers["Content-Type"] = content_type

@@ -56,7 +56,8 @@ def _with_content_type(function: Callable[..., Awaitable[Any]]) -> Callable[...,
     async def wrapper(req: func.HttpRequest) -> Any:
         result = await function(req)
         if isinstance(result, func.HttpResponse) and result.mimetype and "Content-Type" not in result.headers:
-            charset = f"; charset={result.charset}" if result.charset else ""
+            text = result.mimetype.startswith("text/") and result.charset
+            charset = f"; charset={result.charset}" if text else ""
             result.headers["Content-Type"] = result.mimetype + charset
         return result
 

@@ -17,7 +17,12 @@ from tests.integration.api.conftest import Chorus, assert_problem, token_with
 from tests.support.api import ApiClient
 from tests.support.outbox import OwnerDb
 
-ANONYMOUS_ROUTES = {("GET", "health"), ("GET", "openapi.json")}
+ANONYMOUS_ROUTES = {
+    ("GET", "health"),
+    ("GET", "openapi.json"),
+    ("GET", "docs"),
+    ("GET", "docs/assets/{name}"),
+}
 
 
 def _b64(document: dict[str, Any] | bytes) -> str:
