@@ -36,7 +36,7 @@ def _bounds(name: str) -> tuple[int | None, int]:
 
 
 def test_the_reaction_types_are_the_ones_the_database_accepts() -> None:
-    assert limits.REACTION_TYPES == get_args(limits.ReactionType)
+    assert get_args(limits.ReactionType) == limits.REACTION_TYPES
     assert _listed("reactions.reactions_type_check") == limits.REACTION_TYPES
 
 
