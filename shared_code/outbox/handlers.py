@@ -18,7 +18,7 @@ from azure.eventhub.aio import EventHubProducerClient
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
 from shared_code.services.feeds import FeedService
 

@@ -40,10 +40,10 @@ from uuid import uuid4
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.metrics import record_events_published
 from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.breaker import PROBE_TIMEOUT_SECONDS, FailureVerdict, SinkBreaker
-from shared_code.outbox.model import StoredEvent
 
 log = logging.getLogger("chorus.outbox")
 

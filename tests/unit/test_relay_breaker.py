@@ -14,8 +14,8 @@ from uuid import uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
-from shared_code.outbox.model import StoredEvent
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy, RoundReport
 from tests.unit.test_relay_logic import FakeDatabase, event, row
 

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.handlers import EventHubsPublisher, FeedMaintenanceHandler, ProjectionHandler
-from shared_code.outbox.model import StoredEvent
 from shared_code.outbox.relay import (
     BACKOFF_CAP_SECONDS,
     EventHandler,
