@@ -144,6 +144,19 @@ class Settings(BaseSettings):
     outbox_claim_lease_seconds: float = Field(
         default=120.0, gt=0, validation_alias=_alias("OUTBOX_CLAIM_LEASE_SECONDS")
     )
+    # A projection round (the relay's Cosmos DB writes and feed back-fills, on the patient client) that has
+    # not finished in this long fails, and Cosmos DB is probed: no answer is an outage (the circuit breaker
+    # pauses projections, no attempt spent), an answer charges the round's events.
+    outbox_projection_deadline_seconds: float = Field(
+        default=30.0, gt=0, le=600, validation_alias=_alias("OUTBOX_PROJECTION_DEADLINE_SECONDS")
+    )
+    # While a relay delivery runs, its sink is probed this often; the first probe without an answer gives
+    # the round up as an outage at once. So a Cosmos DB or Event Hubs that hangs (connections accepted,
+    # nothing answered) pauses delivery within about this plus the probe's 2 s, and projections resume
+    # within about a second of its return, instead of waiting out the SDK's 65 s read timeout.
+    outbox_sink_watch_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_alias("OUTBOX_SINK_WATCH_SECONDS")
+    )
     # Fan-out: followers are read from PostgreSQL in pages and written with bounded concurrency.
     fanout_page_size: int = Field(default=1000, ge=1, le=10000, validation_alias=_alias("FANOUT_PAGE_SIZE"))
     fanout_concurrency: int = Field(default=64, ge=1, le=1024, validation_alias=_alias("FANOUT_CONCURRENCY"))

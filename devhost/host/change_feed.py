@@ -59,7 +59,13 @@ DEFAULT_MAX_ITEMS = 100
 LEASE_EXPIRY_SECONDS = float(os.environ.get("DEVHOST_LEASE_EXPIRY_SECONDS", "15"))
 LEASE_RENEW_SECONDS = LEASE_EXPIRY_SECONDS / 5
 LEASE_ACQUIRE_SECONDS = 1.0
-CLIENT_TIMEOUT_SECONDS = 10.0
+# A change-feed read or a lease write answers at once (an empty feed is a 304). One that has not answered
+# in this long (connecting, or waiting for the answer) is lost, e.g. sent to a paused or restarting
+# emulator: it is given up and asked again, so a range reads on within about this long of the emulator's
+# return. The SDK's own defaults (5 s to connect, 65 s to read) would stall the range meanwhile.
+CLIENT_TIMEOUT_SECONDS = 5.0
+# All of one operation, the SDK's retries included.
+OPERATION_TIMEOUT_SECONDS = 10.0
 
 
 def lease_count() -> int:
@@ -206,13 +212,15 @@ class ChangeFeedTrigger:
 
     def _client(self) -> CosmosClient:
         parts = parse_connection_string(self.config.connection_string)
-        # A change-feed read or a lease write answers at once (an empty feed is a 304): one that has not
-        # answered in seconds is lost (a paused or restarted emulator), so give up and ask again rather
-        # than wait out azure-core's 300 s defaults with the range stalled.
-        transport = direct_transport(
-            connection_timeout=CLIENT_TIMEOUT_SECONDS, read_timeout=CLIENT_TIMEOUT_SECONDS
+        # The timeouts go to the client, not only the transport: the SDK sends its own per request.
+        return CosmosClient(
+            parts["AccountEndpoint"],
+            credential=parts["AccountKey"],
+            transport=direct_transport(),
+            connection_timeout=CLIENT_TIMEOUT_SECONDS,
+            read_timeout=CLIENT_TIMEOUT_SECONDS,
+            timeout=OPERATION_TIMEOUT_SECONDS,
         )
-        return CosmosClient(parts["AccountEndpoint"], credential=parts["AccountKey"], transport=transport)
 
     async def run(self) -> None:
         async with self._client() as client:

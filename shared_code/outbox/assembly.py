@@ -34,6 +34,8 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         claim_lease_seconds=s.outbox_claim_lease_seconds,
         max_attempts=s.outbox_max_attempts,
         backoff_base_seconds=s.outbox_backoff_base_seconds,
+        projection_deadline_seconds=s.outbox_projection_deadline_seconds,
+        sink_watch_seconds=s.outbox_sink_watch_seconds,
     )
     handlers: list[EventHandler] = [
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),

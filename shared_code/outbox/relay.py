@@ -51,10 +51,6 @@ log = logging.getLogger("chorus.outbox")
 BACKOFF_CAP_SECONDS = 6 * 3600
 # Publishing a batch takes milliseconds; one that has not finished in this long is an outage.
 PUBLISH_DEADLINE_SECONDS = 5.0
-# A publish still running after this long has its sink probed meanwhile: if the probe gets no answer
-# the publish is given up at once, so projections wait about this plus the probe's timeout, not the
-# whole deadline, when Event Hubs stops answering.
-EARLY_PROBE_SECONDS = 1.0
 # While idle, look again at least this often: backed-off events and expired claims
 # become claimable without anyone notifying.
 IDLE_RECHECK_SECONDS = 5.0
@@ -85,6 +81,15 @@ class RelayPolicy:
     claim_lease_seconds: float = 120.0
     max_attempts: int = 8
     backoff_base_seconds: float = 60.0
+    # A projection round (Cosmos DB writes, feed back-fills) not finished in this long fails and its sink
+    # is probed: no answer is an outage (no attempt spent), an answer charges the events. Generous: a
+    # round that is merely slow should finish; a hang is caught sooner by the watch below.
+    projection_deadline_seconds: float = 30.0
+    # A delivery still running after this long has its sink probed, and again every this long; the first
+    # probe that gets no answer gives the delivery up as an outage at once. So a sink that stops answering
+    # mid-round (a paused or hung Cosmos DB, Event Hubs) costs about this plus the probe's timeout, not
+    # the SDK's own timeouts, and the breaker takes over.
+    sink_watch_seconds: float = 1.0
 
 
 def retry_delay_seconds(attempts_before: int, base_seconds: float) -> float:
@@ -108,6 +113,20 @@ def drain_budget_seconds(next_run: datetime | None, now: datetime, cap_seconds: 
 
 def becomes_dead(attempts_before: int, max_attempts: int) -> bool:
     return attempts_before + 1 >= max_attempts
+
+
+def probe_due_before_deadline(elapsed: float, deadline: float | None, watch: float) -> bool:
+    """Whether a delivery running for `elapsed` seconds gets its sink probed once more (`watch` seconds
+    from now) before its deadline ends it anyway."""
+    return deadline is None or elapsed + watch < deadline
+
+
+def paces_the_drain(report: RoundReport) -> bool:
+    """Whether a round's length says how long the next one will take. A round whose deliveries were all
+    given up as an outage does not: it lasted as long as the watch took to notice, and the next (with the
+    sink back) is as quick as usual. Counting it could end a drain early and leave the outbox unwatched
+    until the timer's next run, just when the sink returns."""
+    return not (report.released and report.released >= report.claimed)
 
 
 @dataclass
@@ -150,8 +169,10 @@ class Sink:
     breaker: SinkBreaker
     # A delivery that has not finished by then fails (and the sink is probed): a peer that accepts
     # connections but never answers must not hold the relay, and the stages behind it, for the SDK's
-    # own timeouts. None: no limit (projections may fan out a large back-fill).
+    # own timeouts. None: no limit.
     deadline_seconds: float | None = None
+    # While a delivery runs, its sink is probed this often (see RelayPolicy.sink_watch_seconds).
+    watch_seconds: float = 1.0
 
 
 @dataclass
@@ -244,12 +265,15 @@ class OutboxRelay:
             "projections",
             [h for h in self._handlers if not getattr(h, "publishes", False)],
             SinkBreaker("projections"),
+            deadline_seconds=policy.projection_deadline_seconds,
+            watch_seconds=policy.sink_watch_seconds,
         )
         self.publishing = Sink(
             "event-hubs",
             [h for h in self._handlers if getattr(h, "publishes", False)],
             SinkBreaker("event-hubs"),
             deadline_seconds=PUBLISH_DEADLINE_SECONDS,
+            watch_seconds=policy.sink_watch_seconds,
         )
 
     @property
@@ -344,8 +368,8 @@ class OutboxRelay:
         failures: dict[int, _Failure] = {}
         to_project = [e for e in events if not e.projected]
         if to_project:
-            errors = await self._run_handlers(self.projections.handlers, to_project, None)
-            failures.update(await self._judge(self.projections, to_project, errors))
+            errors, probed = await self._deliver(self.projections, to_project)
+            failures.update(await self._judge(self.projections, to_project, errors, probed))
         ready = [e for e in events if e.id not in failures]
         if not self.publishing.handlers:
             return [], ready, failures, []
@@ -364,26 +388,36 @@ class OutboxRelay:
                 event.aggregate_version,
             )
         ready = [e for e in ready if e.id in held]
-        errors, probed = await self._publish(ready) if ready else ({}, None)
+        errors, probed = await self._deliver(self.publishing, ready) if ready else ({}, None)
         failures.update(await self._judge(self.publishing, ready, errors, probed))
         published = [e for e in ready if e.id not in failures]
         projected = [e for e in ready if e.id in failures and not e.projected]
         return projected, published, failures, lost
 
-    async def _publish(
-        self, events: list[StoredEvent]
+    async def _deliver(
+        self, sink: Sink, events: list[StoredEvent]
     ) -> tuple[dict[int, BaseException], tuple[bool, str | None] | None]:
-        """Publish, watching the sink: a publish still running after EARLY_PROBE_SECONDS has the sink
-        probed meanwhile, and if the probe gets no answer the publish is abandoned at once (an outage)
-        instead of at its deadline. Returns the failures and the probe's answer, if one was asked."""
-        sink = self.publishing
+        """Deliver to a sink, watching it: while the delivery runs, the sink is probed every
+        `watch_seconds`, and the first probe that gets no answer abandons the delivery at once (an
+        outage) instead of at its deadline or the SDK's timeouts. The handlers are idempotent, so a
+        delivery cut short is simply done again. Returns the failures and the answer of a probe that
+        ended with the delivery, if there was one."""
         delivery = asyncio.ensure_future(self._run_handlers(sink.handlers, events, sink.deadline_seconds))
-        done, _ = await asyncio.wait({delivery}, timeout=EARLY_PROBE_SECONDS)
-        if delivery in done:
-            return delivery.result(), None
-        answered, probe_error = await self._probe(sink)
-        if answered or delivery.done():
-            return await delivery, (answered, probe_error)
+        started = time.monotonic()
+        while True:
+            if not probe_due_before_deadline(
+                time.monotonic() - started, sink.deadline_seconds, sink.watch_seconds
+            ):
+                return await delivery, None  # its deadline ends it first (see _run_handlers)
+            done, _ = await asyncio.wait({delivery}, timeout=sink.watch_seconds)
+            if delivery in done:
+                return delivery.result(), None  # an earlier probe's answer may be stale: judge afresh
+            probed = await self._probe(sink)
+            if delivery.done():
+                return delivery.result(), probed
+            if not probed[0]:
+                break
+        answered, probe_error = probed
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
@@ -616,7 +650,8 @@ class OutboxRelay:
                     listener = listener or await self._listen()
                     continue
                 report.add(round_report)
-                last_round_seconds = time.monotonic() - round_started
+                if paces_the_drain(round_report):
+                    last_round_seconds = time.monotonic() - round_started
                 if round_report.claimed > round_report.released:
                     continue  # more may be waiting: no sleep between busy rounds
                 listener = listener or await self._listen()  # a lost LISTEN connection is opened again

@@ -16,7 +16,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
-from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy, RoundReport
+from shared_code.outbox.relay import (
+    EventHandler,
+    OutboxRelay,
+    RelayPolicy,
+    RoundReport,
+    paces_the_drain,
+    probe_due_before_deadline,
+)
 from tests.unit.test_relay_logic import FakeDatabase, event, row
 
 # --- the policy ---------------------------------------------------------------------------------------
@@ -236,14 +243,12 @@ async def test_a_publish_that_never_answers_is_cut_at_its_deadline_and_spends_no
     assert not relay.publishing.breaker.delivers
 
 
-async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("shared_code.outbox.relay.EARLY_PROBE_SECONDS", 0.01)
+async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer() -> None:
     db = FakeDatabase([row(event(1))])
     hubs = Hanging("hubs", publishes=True, down=True)
     relay = relay_for(db, Sink("cosmos"), hubs)
     assert relay.publishing.deadline_seconds == 5.0
+    relay.publishing.watch_seconds = 0.01
     started = asyncio.get_running_loop().time()
     report = await asyncio.wait_for(relay.run_once(), 4)
     assert asyncio.get_running_loop().time() - started < 4  # not the 5 s deadline
@@ -252,14 +257,57 @@ async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer
     assert "hubs unreachable" in db.released[0][1]
 
 
-async def test_a_slow_publish_to_a_sink_that_answers_runs_to_its_deadline_and_is_charged(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("shared_code.outbox.relay.EARLY_PROBE_SECONDS", 0.01)
+async def test_a_slow_publish_to_a_sink_that_answers_runs_to_its_deadline_and_is_charged() -> None:
     db = FakeDatabase([row(event(1))])
     hubs = Hanging("hubs", publishes=True, down=False)
     relay = relay_for(db, Sink("cosmos"), hubs)
     relay.publishing.deadline_seconds = 0.1
+    relay.publishing.watch_seconds = 0.01
     report = await asyncio.wait_for(relay.run_once(), 4)
     assert (report.projected, report.released, report.failed) == (1, 0, 1)
     assert db.failed_by_id[1][1:] == ("pending", "TimeoutError: hubs did not answer within 0.1 s")
+
+
+# --- projections that hang (Cosmos DB paused: connections accepted, nothing answered) -------------------
+
+
+def test_a_running_delivery_is_probed_every_watch_interval_until_its_deadline_is_nearer() -> None:
+    assert probe_due_before_deadline(0.0, None, 1.0)
+    assert probe_due_before_deadline(100.0, None, 1.0)  # no deadline: watched for as long as it runs
+    assert probe_due_before_deadline(5.0, 30.0, 1.0)
+    assert not probe_due_before_deadline(29.5, 30.0, 1.0)  # the deadline comes first
+    assert not probe_due_before_deadline(0.0, 0.05, 1.0)
+
+
+def test_a_round_given_up_as_an_outage_does_not_pace_the_drain() -> None:
+    assert paces_the_drain(RoundReport(claimed=5, published=5))
+    assert paces_the_drain(RoundReport(claimed=5, published=3, failed=2, released=2))
+    assert not paces_the_drain(RoundReport(claimed=5, failed=5, released=5))
+    assert paces_the_drain(RoundReport())  # an empty round is quick anyway
+
+
+async def test_hanging_projections_are_given_up_as_an_outage_as_soon_as_cosmos_misses_a_probe() -> None:
+    db = FakeDatabase([row(event(1)), row(event(2, attempts=2))])
+    cosmos = Hanging("cosmos", down=True)
+    relay = relay_for(db, cosmos)
+    assert relay.projections.deadline_seconds == 30.0  # the default: far longer than this test may take
+    relay.projections.watch_seconds = 0.01
+    report = await asyncio.wait_for(relay.run_once(), 4)
+    assert (report.claimed, report.released, report.failed, report.dead) == (2, 2, 2, 0)
+    assert db.failed == []  # no attempt spent
+    assert cosmos.probes == 1
+    assert all("cosmos unreachable" in error for _, error in db.released)
+    assert not relay.projections.breaker.delivers  # probed every second from now on
+
+
+async def test_slow_projections_while_cosmos_answers_are_watched_until_their_deadline_then_charged() -> None:
+    db = FakeDatabase([row(event(1))])
+    cosmos = Hanging("cosmos", down=False)
+    relay = relay_for(db, cosmos)
+    relay.projections.deadline_seconds = 0.1
+    relay.projections.watch_seconds = 0.02
+    report = await asyncio.wait_for(relay.run_once(), 4)
+    assert (report.released, report.failed) == (0, 1)
+    assert cosmos.probes >= 2  # looked at while it ran, and once more to judge the failure
+    assert db.failed_by_id[1][1:] == ("pending", "TimeoutError: cosmos did not answer within 0.1 s")
+    assert relay.projections.breaker.delivers
