@@ -64,8 +64,10 @@ LEASE_ACQUIRE_SECONDS = 1.0
 # emulator: it is given up and asked again, so a range reads on within about this long of the emulator's
 # return. The SDK's own defaults (5 s to connect, 65 s to read) would stall the range meanwhile.
 CLIENT_TIMEOUT_SECONDS = 5.0
-# All of one operation, the SDK's retries included.
-OPERATION_TIMEOUT_SECONDS = 10.0
+# A change-feed read, whatever the SDK does inside it, is given up after this long. The SDK retries a lost
+# connection itself, with backoff, and only checks its own operation timeout between tries: a read
+# begun during an outage was seen to stall its range until well past the emulator's return.
+READ_DEADLINE_SECONDS = 2 * CLIENT_TIMEOUT_SECONDS
 
 
 def lease_count() -> int:
@@ -219,7 +221,10 @@ class ChangeFeedTrigger:
             transport=direct_transport(),
             connection_timeout=CLIENT_TIMEOUT_SECONDS,
             read_timeout=CLIENT_TIMEOUT_SECONDS,
-            timeout=OPERATION_TIMEOUT_SECONDS,
+            # A lost request fails at once rather than being retried after a growing backoff: the caller
+            # asks again after its poll delay, so the first request after the emulator's return is fresh.
+            retry_connect=0,
+            retry_read=0,
         )
 
     async def run(self) -> None:
@@ -432,8 +437,9 @@ class ChangeFeedTrigger:
         feed_range = owned.lease.feed_range
         while self._owned.get(owned.lease.id) is owned:
             try:
-                items, next_continuation = await self._read_page(monitored, feed_range, continuation)
-            except AzureError as exc:
+                async with asyncio.timeout(READ_DEADLINE_SECONDS):
+                    items, next_continuation = await self._read_page(monitored, feed_range, continuation)
+            except (AzureError, TimeoutError) as exc:
                 log.warning(
                     "%s: reading the change feed of %s failed (%s); retrying",
                     self.spec.name,
