@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from azure.core import MatchConditions
+from azure.core.exceptions import AzureError
 from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy, CosmosClient
 from azure.functions import meta
@@ -58,6 +59,7 @@ DEFAULT_MAX_ITEMS = 100
 LEASE_EXPIRY_SECONDS = float(os.environ.get("DEVHOST_LEASE_EXPIRY_SECONDS", "15"))
 LEASE_RENEW_SECONDS = LEASE_EXPIRY_SECONDS / 5
 LEASE_ACQUIRE_SECONDS = 1.0
+CLIENT_TIMEOUT_SECONDS = 10.0
 
 
 def lease_count() -> int:
@@ -204,9 +206,13 @@ class ChangeFeedTrigger:
 
     def _client(self) -> CosmosClient:
         parts = parse_connection_string(self.config.connection_string)
-        return CosmosClient(
-            parts["AccountEndpoint"], credential=parts["AccountKey"], transport=direct_transport()
+        # A change-feed read or a lease write answers at once (an empty feed is a 304): one that has not
+        # answered in seconds is lost (a paused or restarted emulator), so give up and ask again rather
+        # than wait out azure-core's 300 s defaults with the range stalled.
+        transport = direct_transport(
+            connection_timeout=CLIENT_TIMEOUT_SECONDS, read_timeout=CLIENT_TIMEOUT_SECONDS
         )
+        return CosmosClient(parts["AccountEndpoint"], credential=parts["AccountKey"], transport=transport)
 
     async def run(self) -> None:
         async with self._client() as client:
@@ -221,11 +227,11 @@ class ChangeFeedTrigger:
                         if time.monotonic() - renewed_at >= LEASE_RENEW_SECONDS:
                             await self._renew_all()
                             renewed_at = time.monotonic()
-                    except exceptions.CosmosHttpResponseError as exc:
+                    except AzureError as exc:
                         log.warning(
-                            "%s: the lease container answered %s; trying again",
+                            "%s: the lease container did not answer (%s); trying again",
                             self.spec.name,
-                            exc.status_code,
+                            getattr(exc, "status_code", None) or type(exc).__name__,
                         )
                     await asyncio.sleep(LEASE_ACQUIRE_SECONDS)
             finally:
@@ -340,6 +346,21 @@ class ChangeFeedTrigger:
         owned = _Owned(lease)
         self._owned[lease.id] = owned
         owned.task = asyncio.create_task(self._process(owned), name=f"{self.spec.name} {lease.id}")
+        owned.task.add_done_callback(lambda task: self._ended(owned, task))
+
+    def _ended(self, owned: _Owned, task: asyncio.Task[None]) -> None:
+        """A range's reader that broke is dropped; the next balancing pass starts it again (the lease
+        is still ours)."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "%s: reading lease %s broke (%r); starting it again",
+            self.spec.name,
+            owned.lease.id,
+            task.exception(),
+        )
+        if self._owned.get(owned.lease.id) is owned:
+            del self._owned[owned.lease.id]
 
     def _lose(self, lease_id: str, why: str) -> None:
         self._idle.discard(lease_id)
@@ -399,30 +420,33 @@ class ChangeFeedTrigger:
             await self._process_range(owned, monitored)
 
     async def _process_range(self, owned: _Owned, monitored: ContainerProxy) -> None:
-        continuation = owned.lease.continuation
+        continuation = checkpointed = owned.lease.continuation
         feed_range = owned.lease.feed_range
         while self._owned.get(owned.lease.id) is owned:
             try:
                 items, next_continuation = await self._read_page(monitored, feed_range, continuation)
-            except exceptions.CosmosHttpResponseError as exc:
+            except AzureError as exc:
                 log.warning(
                     "%s: reading the change feed of %s failed (%s); retrying",
                     self.spec.name,
                     self.config.container,
-                    exc.status_code,
+                    getattr(exc, "status_code", None) or type(exc).__name__,
                 )
                 await asyncio.sleep(self.config.poll_delay_seconds)
                 continue
             if items:
                 self._idle.discard(owned.lease.id)
                 await self._deliver(items)
-            if next_continuation and next_continuation != continuation:
+            continuation = next_continuation or continuation
+            if continuation and continuation != checkpointed:
                 try:
-                    await self._update(owned, ContinuationToken=next_continuation, timestamp=time.time())
+                    await self._update(owned, ContinuationToken=continuation, timestamp=time.time())
+                    checkpointed = continuation
                 except LeaseLost as exc:
                     self._lose(owned.lease.id, str(exc))
                     return
-                continuation = next_continuation
+                except AzureError as exc:  # written with the next batch; a crash meanwhile replays it
+                    log.warning("%s: checkpoint of %s failed (%s)", self.spec.name, owned.lease.id, exc)
             if not items:
                 self._idle.add(owned.lease.id)
                 await asyncio.sleep(self.config.poll_delay_seconds)
