@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.contract import api_route
 from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas import CreateUser, Me, UpdateProfile
+from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
 from shared_code.services import accounts
 
 bp = func.Blueprint()

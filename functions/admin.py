@@ -10,8 +10,9 @@ import azure.functions as func
 from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
 from shared_code.domain.errors import NotFound
+from shared_code.domain.limits import BIGINT_MAX
 from shared_code.ops import runbook
-from shared_code.schemas_ops import (
+from shared_code.schemas.ops import (
     FAILURE_ID_PATTERN,
     ChangeFeedFailures,
     DriftResult,
@@ -83,7 +84,7 @@ async def list_change_feed_failures(api: ApiRequest) -> func.HttpResponse:
 async def replay_change_feed_failure(api: ApiRequest) -> func.HttpResponse:
     raw = api.req.route_params.get("failureId", "")
     failure_id = int(raw) if re.fullmatch(FAILURE_ID_PATTERN, raw) else 0
-    if not 1 <= failure_id < 2**63:
+    if not 1 <= failure_id <= BIGINT_MAX:
         raise NotFound(f"there is no change feed failure {raw!r}")
     return ok(await runbook.replay_change_feed_failure(api.app, api.actor, failure_id))
 

@@ -7,7 +7,7 @@ import azure.functions as func
 from functions.contract import api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
-from shared_code.schemas_ops import Health
+from shared_code.schemas.ops import Health
 from shared_code.services.health import check_health
 
 bp = func.Blueprint()

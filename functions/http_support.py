@@ -39,7 +39,7 @@ from shared_code.domain.errors import (
 )
 from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from shared_code.metrics import record_degraded_read
-from shared_code.schemas import ResponseBody, is_uuid
+from shared_code.schemas.common import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
 
 log = logging.getLogger("chorus.http")

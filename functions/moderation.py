@@ -7,8 +7,8 @@ import azure.functions as func
 from functions.contract import PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas import Page
-from shared_code.schemas_moderation import (
+from shared_code.schemas.common import Page
+from shared_code.schemas.moderation import (
     Appeal,
     AppealDecisionRequest,
     CreateAppeal,

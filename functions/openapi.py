@@ -14,9 +14,10 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from functions.contract import ROUTES, RouteContract, api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
-from shared_code.schemas import NOTIFICATION_ID_PATTERN, UUID_PATTERN, ProblemDetails
-from shared_code.schemas_media import MEDIA_SIZE_LIMIT
-from shared_code.schemas_ops import FAILURE_ID_PATTERN
+from shared_code.domain.limits import MEDIA_SIZE_LIMIT
+from shared_code.schemas.common import UUID_PATTERN, ProblemDetails
+from shared_code.schemas.ops import FAILURE_ID_PATTERN
+from shared_code.schemas.reads import NOTIFICATION_ID_PATTERN
 from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 bp = func.Blueprint()

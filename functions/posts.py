@@ -7,12 +7,12 @@ import azure.functions as func
 from functions.contract import PAGE_QUERY, REACTION_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas import (
+from shared_code.schemas.common import Page
+from shared_code.schemas.posts import (
     Comment,
     CreateComment,
     CreatePost,
     EditPost,
-    Page,
     Post,
     Reaction,
     SetReaction,

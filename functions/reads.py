@@ -11,7 +11,9 @@ import azure.functions as func
 from functions.contract import NOTIFICATION_QUERY, PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok
 from shared_code.domain.errors import Invalid, NotFound
-from shared_code.schemas import NOTIFICATION_ID_PATTERN, FeedItem, Notification, Page, PublicProfile
+from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.common import Page
+from shared_code.schemas.reads import NOTIFICATION_ID_PATTERN, FeedItem, Notification
 from shared_code.services import projection_reads
 
 bp = func.Blueprint()

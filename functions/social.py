@@ -11,7 +11,8 @@ import azure.functions as func
 from functions.contract import PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas import Page, PublicProfile
+from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.common import Page
 from shared_code.services import social
 
 bp = func.Blueprint()

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared_code.domain.limits import MEDIA_SIZE_LIMIT
+
 
 class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message names it and says where to set it."""
@@ -103,7 +105,7 @@ class Settings(BaseSettings):
     # valid (a read SAS must fit inside a 7-day user delegation key, hence at most 120 hours); how
     # old a pending asset gets before the cleanup timer (schedule: %MEDIA_CLEANUP_SCHEDULE%) removes it.
     media_max_bytes: int = Field(
-        default=50 * 1024 * 1024, ge=1, le=5000 * 1024 * 1024, validation_alias=_alias("MEDIA_MAX_BYTES")
+        default=50 * 1024 * 1024, ge=1, le=MEDIA_SIZE_LIMIT, validation_alias=_alias("MEDIA_MAX_BYTES")
     )
     media_upload_sas_minutes: int = Field(
         default=10, ge=1, le=24 * 60, validation_alias=_alias("MEDIA_UPLOAD_SAS_MINUTES")

@@ -27,7 +27,7 @@ from bench.context import BenchContext
 from bench.profiling import PySpy
 from bench.result import ScenarioResult, pct
 from shared_code.domain.events import AuthorSnapshot, PostCreated, UserCounts
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
 
 NAME = "relay_drain"

@@ -1,6 +1,9 @@
-"""Limits shared by request validation and the database's CHECK constraints (sql/)."""
+"""Every limit and vocabulary of the domain, written once: request validation (shared_code/schemas),
+the OpenAPI document, the services and the settings derive theirs from here. The database's CHECK
+constraints (sql/) repeat them, and tests/unit/test_limits_match_schema.py holds the two together.
+"""
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 DISPLAY_NAME_MAX: Final = 50
 BIO_MAX: Final = 500
@@ -14,7 +17,7 @@ PAGE_LIMIT_DEFAULT: Final = 20
 PAGE_LIMIT_MAX: Final = 100
 
 ReactionType = Literal["like", "love", "laugh", "wow", "sad", "angry"]
-REACTION_TYPES: Final[tuple[ReactionType, ...]] = ("like", "love", "laugh", "wow", "sad", "angry")
+REACTION_TYPES: Final[tuple[ReactionType, ...]] = get_args(ReactionType)
 AuthProvider = Literal["google", "apple", "github", "email"]
 
 MODERATION_REASON_MAX: Final = 1000
@@ -22,3 +25,28 @@ APPEAL_STATEMENT_MAX: Final = 2000
 Severity = Literal["low", "medium", "high", "critical"]
 ModerationAction = Literal["hide", "remove", "restore"]
 AppealDecision = Literal["upheld", "overturned"]
+
+# What may be uploaded: raster images and common video containers. No SVG: an SVG is an XML
+# document that can carry scripts and external references, so serving user SVGs invites XSS.
+# Nothing else that a browser might render as a document (HTML, PDF) either.
+MediaType = Literal[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+]
+ALLOWED_MEDIA_TYPES: Final[frozenset[str]] = frozenset(get_args(MediaType))
+# The most any deployment may allow; MEDIA_MAX_BYTES sets the actual limit (checked by the service).
+# 5000 MiB is the largest blob one PUT can upload.
+MEDIA_SIZE_LIMIT: Final = 5000 * 1024 * 1024
+
+# The largest PostgreSQL bigint: outbox events and change-feed failures are bigint identities.
+BIGINT_MAX: Final = 2**63 - 1
+# Ids one operator request may name, so that any valid body fits the request size limit (64 KiB
+# by default).
+OPERATOR_IDS_MAX: Final = 1000
+SKIP_REASON_MAX: Final = 2000

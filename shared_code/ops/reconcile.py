@@ -2,7 +2,8 @@
 difference and, on request, write the truth.
 
 The expected documents are built by the same projection functions the relay uses,
-from synthetic events made of the current rows, so the two cannot disagree on shape.
+from the events the current rows imply (domain.stored_event.ImpliedEvent), so the two cannot
+disagree on shape.
 Checked: posts_v2, publicProfiles, reactions, counters; and the feed of one user
 (given) or of a sample of users. Rows are read in keyset pages and documents in
 batched point reads (`read_items`), so the cost grows linearly with the data.
@@ -13,17 +14,16 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from azure.cosmos.aio import DatabaseProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.domain.limits import REACTION_TYPES
+from shared_code.domain.stored_event import ImpliedEvent
 from shared_code.ops.feeds import expected_feed_posts, rebuild_feed
-from shared_code.outbox.model import StoredEvent
 from shared_code.projections.documents import (
     post_counts_document,
     post_document,
@@ -35,22 +35,6 @@ from shared_code.projections.writes import COUNTERS, FEED, POSTS, PROFILES, REAC
 
 PAGE = 500
 REPORT_LIMIT = 1000  # differences listed in full; the counts are always complete
-
-
-def _event(
-    event_type: str, aggregate_type: str, aggregate_id: Any, version: int, payload: dict[str, Any]
-) -> StoredEvent:
-    return StoredEvent(
-        id=0,
-        event_id=uuid4(),
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        aggregate_version=version,
-        event_type=event_type,
-        payload=payload,
-        metadata={},
-        created_at=datetime.now(UTC),
-    )
 
 
 @dataclass
@@ -172,7 +156,7 @@ class Reconciler:
                     "media": r[11],
                 }
                 event_type = "post.updated" if live else "post.deleted"
-                docs.append((post_document(_event(event_type, "post", r[0], r[9], payload)), live))
+                docs.append((post_document(ImpliedEvent(event_type, r[9], payload)), live))
                 if live:
                     counts = {
                         "postId": str(r[0]),
@@ -201,7 +185,7 @@ class Reconciler:
                     "bio": r[3],
                     "avatarUrl": r[4],
                 }
-                event = _event("profile.updated" if live else "user.deleted", "user", r[0], r[5], payload)
+                event = ImpliedEvent("profile.updated" if live else "user.deleted", r[5], payload)
                 docs.append((profile_document(event, deleted=not live), live))
                 if live:
                     counts = {
@@ -241,9 +225,7 @@ class Reconciler:
                     "createdAt": r[5].isoformat(),
                     "postCounts": counts,
                 }
-                event = _event(
-                    "reaction.set" if live else "reaction.removed", "reaction", r[0], r[6], payload
-                )
+                event = ImpliedEvent("reaction.set" if live else "reaction.removed", r[6], payload)
                 docs.append((reaction_document(event), live))
             await self._compare(REACTIONS, docs)
 

@@ -15,7 +15,7 @@ from shared_code.ops.feeds import rebuild_feed
 from shared_code.ops.reconcile import reconcile
 from shared_code.outbox.relay import skip_dead
 from shared_code.projections.writes import FEED
-from shared_code.schemas_ops import (
+from shared_code.schemas.ops import (
     ChangeFeedFailure,
     ChangeFeedFailures,
     DriftResult,

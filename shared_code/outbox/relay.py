@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,10 +40,10 @@ from uuid import uuid4
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.metrics import record_events_published
 from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.breaker import PROBE_TIMEOUT_SECONDS, FailureVerdict, SinkBreaker
-from shared_code.outbox.model import StoredEvent
 
 log = logging.getLogger("chorus.outbox")
 
@@ -50,6 +51,10 @@ log = logging.getLogger("chorus.outbox")
 BACKOFF_CAP_SECONDS = 6 * 3600
 # Publishing a batch takes milliseconds; one that has not finished in this long is an outage.
 PUBLISH_DEADLINE_SECONDS = 5.0
+# A publish still running after this long has its sink probed meanwhile: if the probe gets no answer
+# the publish is given up at once, so projections wait about this plus the probe's timeout, not the
+# whole deadline, when Event Hubs stops answering.
+EARLY_PROBE_SECONDS = 1.0
 # While idle, look again at least this often: backed-off events and expired claims
 # become claimable without anyone notifying.
 IDLE_RECHECK_SECONDS = 5.0
@@ -359,24 +364,45 @@ class OutboxRelay:
                 event.aggregate_version,
             )
         ready = [e for e in ready if e.id in held]
-        errors = (
-            await self._run_handlers(self.publishing.handlers, ready, self.publishing.deadline_seconds)
-            if ready
-            else {}
-        )
-        failures.update(await self._judge(self.publishing, ready, errors))
+        errors, probed = await self._publish(ready) if ready else ({}, None)
+        failures.update(await self._judge(self.publishing, ready, errors, probed))
         published = [e for e in ready if e.id not in failures]
         projected = [e for e in ready if e.id in failures and not e.projected]
         return projected, published, failures, lost
 
+    async def _publish(
+        self, events: list[StoredEvent]
+    ) -> tuple[dict[int, BaseException], tuple[bool, str | None] | None]:
+        """Publish, watching the sink: a publish still running after EARLY_PROBE_SECONDS has the sink
+        probed meanwhile, and if the probe gets no answer the publish is abandoned at once (an outage)
+        instead of at its deadline. Returns the failures and the probe's answer, if one was asked."""
+        sink = self.publishing
+        delivery = asyncio.ensure_future(self._run_handlers(sink.handlers, events, sink.deadline_seconds))
+        done, _ = await asyncio.wait({delivery}, timeout=EARLY_PROBE_SECONDS)
+        if delivery in done:
+            return delivery.result(), None
+        answered, probe_error = await self._probe(sink)
+        if answered or delivery.done():
+            return await delivery, (answered, probe_error)
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery
+        error = ConnectionError(f"{sink.name} did not answer ({probe_error})")
+        return {e.id: error for e in events}, (answered, probe_error)
+
     async def _judge(
-        self, sink: Sink, events: list[StoredEvent], errors: Mapping[int, BaseException]
+        self,
+        sink: Sink,
+        events: list[StoredEvent],
+        errors: Mapping[int, BaseException],
+        probed: tuple[bool, str | None] | None = None,
     ) -> dict[int, _Failure]:
-        """Whose fault were this stage's failures: the events' (charged) or the sink's (released)?"""
+        """Whose fault were this stage's failures: the events' (charged) or the sink's (released)?
+        `probed`: the sink's answer to a probe made during this delivery (else one is made now)."""
         if not errors:
             return {}
         first = next(iter(errors.values()))
-        answered, probe_error = await self._probe(sink)
+        answered, probe_error = probed if probed is not None else await self._probe(sink)
         was_delivering = sink.breaker.delivers
         verdict = sink.breaker.after_round(
             len(errors), answered, self._clock(), probe_error or f"{type(first).__name__}: {first}"
@@ -452,7 +478,7 @@ class OutboxRelay:
             try:
                 return await asyncio.wait_for(handler.handle(events), deadline_seconds)
             except TimeoutError:
-                raise TimeoutError(f"{handler.name} did not answer within {deadline_seconds:.0f} s") from None
+                raise TimeoutError(f"{handler.name} did not answer within {deadline_seconds:g} s") from None
 
         results = await asyncio.gather(*(handle(handler) for handler in handlers), return_exceptions=True)
         failures: dict[int, BaseException] = {}

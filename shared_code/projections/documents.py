@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import ProjectableEvent
 from shared_code.projections.writes import (
     COUNTERS,
     NO_EXPIRY,
@@ -52,7 +52,7 @@ def post_counts_document(counts: dict[str, Any], correlation_id: str | None) -> 
     }
 
 
-def profile_document(event: StoredEvent, deleted: bool = False) -> dict[str, Any]:
+def profile_document(event: ProjectableEvent, deleted: bool = False) -> dict[str, Any]:
     p = event.payload
     return {
         "id": str(p["userId"]),
@@ -68,7 +68,7 @@ def profile_document(event: StoredEvent, deleted: bool = False) -> dict[str, Any
     }
 
 
-def post_document(event: StoredEvent) -> dict[str, Any]:
+def post_document(event: ProjectableEvent) -> dict[str, Any]:
     p = event.payload
     deleted = event.event_type == "post.deleted"
     author = p.get("author") or {"userId": p["authorId"]}
@@ -90,7 +90,7 @@ def post_document(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def reaction_document(event: StoredEvent) -> dict[str, Any]:
+def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
     """One per user per post; it carries the post's counts so the reactions change feed can
     keep counters exact without counting."""
     p = event.payload
@@ -133,15 +133,15 @@ def notification_document(
     }
 
 
-def _user_profile(event: StoredEvent) -> list[CosmosWrite]:
+def _user_profile(event: ProjectableEvent) -> list[CosmosWrite]:
     return [VersionedUpsert(PROFILES, profile_document(event))]
 
 
-def _user_deleted(event: StoredEvent) -> list[CosmosWrite]:
+def _user_deleted(event: ProjectableEvent) -> list[CosmosWrite]:
     return [VersionedUpsert(PROFILES, profile_document(event, deleted=True))]
 
 
-def _follow(event: StoredEvent) -> list[CosmosWrite]:
+def _follow(event: ProjectableEvent) -> list[CosmosWrite]:
     p = event.payload
     writes: list[CosmosWrite] = [
         VersionedUpsert(COUNTERS, user_counts_document(p["followerCounts"], event.correlation_id)),
@@ -165,7 +165,7 @@ def _follow(event: StoredEvent) -> list[CosmosWrite]:
     return writes
 
 
-def _post(event: StoredEvent) -> list[CosmosWrite]:
+def _post(event: ProjectableEvent) -> list[CosmosWrite]:
     writes: list[CosmosWrite] = [VersionedUpsert(POSTS, post_document(event))]
     if "authorCounts" in event.payload:
         writes.append(
@@ -176,7 +176,7 @@ def _post(event: StoredEvent) -> list[CosmosWrite]:
     return writes
 
 
-def _comment(event: StoredEvent) -> list[CosmosWrite]:
+def _comment(event: ProjectableEvent) -> list[CosmosWrite]:
     p = event.payload
     writes: list[CosmosWrite] = [
         VersionedUpsert(COUNTERS, post_counts_document(p["postCounts"], event.correlation_id))
@@ -199,16 +199,16 @@ def _comment(event: StoredEvent) -> list[CosmosWrite]:
     return writes
 
 
-def _reaction(event: StoredEvent) -> list[CosmosWrite]:
+def _reaction(event: ProjectableEvent) -> list[CosmosWrite]:
     # Counters and the author's notification follow from the reactions change feed.
     return [VersionedUpsert(REACTIONS, reaction_document(event))]
 
 
-def _nothing(event: StoredEvent) -> list[CosmosWrite]:
+def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
     return []
 
 
-_PROJECTIONS: dict[str, Callable[[StoredEvent], list[CosmosWrite]]] = {
+_PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "user.created": _user_profile,
     "profile.updated": _user_profile,
     "user.deleted": _user_deleted,
@@ -235,7 +235,7 @@ _PROJECTIONS: dict[str, Callable[[StoredEvent], list[CosmosWrite]]] = {
 }
 
 
-def project(event: StoredEvent) -> list[CosmosWrite]:
+def project(event: ProjectableEvent) -> list[CosmosWrite]:
     """The Cosmos writes an event implies. KeyError for an event type no projection knows:
     a new event type must be given a projection (even an empty one) on purpose."""
     return _PROJECTIONS[event.event_type](event)

@@ -9,7 +9,7 @@ from psycopg import errors as pg_errors
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, NotFound
 from shared_code.domain.events import ProfileUpdated, UserCreated, UserDeleted
-from shared_code.schemas import CreateUser, Me, UpdateProfile
+from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
 from shared_code.services import social
 from shared_code.services.posts import delete_posts_of
 

@@ -15,7 +15,8 @@ from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
 from shared_code.domain.limits import ReactionType
-from shared_code.schemas import Comment, CreateComment, Page
+from shared_code.schemas.common import Page
+from shared_code.schemas.posts import Comment, CreateComment
 from shared_code.services.guards import has_blocked, visible_post
 from shared_code.services.posts import full_reaction_counts
 

@@ -23,7 +23,7 @@ from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Invalid, NotFound
-from shared_code.schemas_media import MediaReady, MediaUpload, RequestUpload
+from shared_code.schemas.media import MediaReady, MediaUpload, RequestUpload
 
 log = logging.getLogger("chorus.media")
 

@@ -18,8 +18,8 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from shared_code.domain.events import AppealCreated, AppealDecided, FlagCreated, MediaRef, PostModerated
-from shared_code.schemas import Page
-from shared_code.schemas_moderation import (
+from shared_code.schemas.common import Page
+from shared_code.schemas.moderation import (
     Appeal,
     AppealDecisionRequest,
     CreateAppeal,

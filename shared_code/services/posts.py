@@ -20,7 +20,8 @@ from shared_code.domain.events import (
     UserCounts,
 )
 from shared_code.domain.limits import REACTION_TYPES
-from shared_code.schemas import Author, CreatePost, EditPost, Media, Page, Post
+from shared_code.schemas.common import Page
+from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post
 from shared_code.services.guards import has_blocked, require_live_user, visible_post
 
 

@@ -31,7 +31,10 @@ from shared_code.domain.limits import REACTION_TYPES
 from shared_code.metrics import record_degraded_read
 from shared_code.projections.documents import post_counts_document, user_counts_document
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, PROFILES, REACTIONS, VersionedUpsert
-from shared_code.schemas import Author, FeedItem, Media, Notification, Page, PublicProfile, Reaction
+from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.common import Page
+from shared_code.schemas.posts import Author, Media, Reaction
+from shared_code.schemas.reads import FeedItem, Notification
 from shared_code.services.feeds import FEED_POST_COLUMNS, feed_item, feed_post_from_row
 from shared_code.services.guards import has_blocked, visible_post
 from shared_code.services.posts import MediaUrls, full_reaction_counts

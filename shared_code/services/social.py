@@ -22,7 +22,8 @@ from shared_code.domain.events import (
     MuteDeleted,
     UserCounts,
 )
-from shared_code.schemas import Page, PublicProfile
+from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.common import Page
 from shared_code.services.guards import blocked_either_way, require_live_user
 
 FollowCause = Literal["unfollow", "block", "account_deleted"]

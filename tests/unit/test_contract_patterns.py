@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-from shared_code.schemas import NON_BLANK_PATTERN, TEXT_PATTERN, UUID_PATTERN, WHITESPACE_CLASS, is_uuid
+from shared_code.schemas.common import (
+    NON_BLANK_PATTERN,
+    TEXT_PATTERN,
+    UUID_PATTERN,
+    WHITESPACE_CLASS,
+    is_uuid,
+)
 from shared_code.services.idempotency import IDEMPOTENCY_KEY_PATTERN
 
 

@@ -19,7 +19,8 @@ from shared_code.adapters.media_signing import (
     MediaSigningUnavailable,
     MediaUrls,
 )
-from shared_code.schemas_media import ALLOWED_MEDIA_TYPES, MEDIA_SIZE_LIMIT, RequestUpload
+from shared_code.domain.limits import ALLOWED_MEDIA_TYPES, MEDIA_SIZE_LIMIT
+from shared_code.schemas.media import RequestUpload
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key: public, not a secret.

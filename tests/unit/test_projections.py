@@ -41,7 +41,7 @@ from shared_code.domain.events import (
     UserCreated,
     UserDeleted,
 )
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
 from shared_code.projections.writes import (
     COUNTERS,

@@ -14,8 +14,8 @@ from uuid import uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
-from shared_code.outbox.model import StoredEvent
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy, RoundReport
 from tests.unit.test_relay_logic import FakeDatabase, event, row
 
@@ -234,3 +234,32 @@ async def test_a_publish_that_never_answers_is_cut_at_its_deadline_and_spends_no
     assert (report.projected, report.released, report.published) == (1, 1, 0)
     assert "did not answer within" in db.released[0][1]
     assert not relay.publishing.breaker.delivers
+
+
+async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared_code.outbox.relay.EARLY_PROBE_SECONDS", 0.01)
+    db = FakeDatabase([row(event(1))])
+    hubs = Hanging("hubs", publishes=True, down=True)
+    relay = relay_for(db, Sink("cosmos"), hubs)
+    assert relay.publishing.deadline_seconds == 5.0
+    started = asyncio.get_running_loop().time()
+    report = await asyncio.wait_for(relay.run_once(), 4)
+    assert asyncio.get_running_loop().time() - started < 4  # not the 5 s deadline
+    assert (report.projected, report.released) == (1, 1)
+    assert hubs.probes == 1  # probed once, during the publish; not again to judge it
+    assert "hubs unreachable" in db.released[0][1]
+
+
+async def test_a_slow_publish_to_a_sink_that_answers_runs_to_its_deadline_and_is_charged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("shared_code.outbox.relay.EARLY_PROBE_SECONDS", 0.01)
+    db = FakeDatabase([row(event(1))])
+    hubs = Hanging("hubs", publishes=True, down=False)
+    relay = relay_for(db, Sink("cosmos"), hubs)
+    relay.publishing.deadline_seconds = 0.1
+    report = await asyncio.wait_for(relay.run_once(), 4)
+    assert (report.projected, report.released, report.failed) == (1, 0, 1)
+    assert db.failed_by_id[1][1:] == ("pending", "TimeoutError: hubs did not answer within 0.1 s")

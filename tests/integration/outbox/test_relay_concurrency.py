@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared_code.domain.limits import REACTION_TYPES
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.relay import OutboxRelay, RelayPolicy
 from shared_code.projections.writes import COUNTERS, POSTS, REACTIONS
 from shared_code.services import change_feed

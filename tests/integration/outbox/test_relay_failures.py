@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from psycopg.types.json import Jsonb
 
 from shared_code.domain.events import AuthorSnapshot, PostCreated, UserCounts
-from shared_code.outbox.model import StoredEvent
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.relay import EventHandler, RelayPolicy, RoundReport, requeue_dead
 from shared_code.projections.writes import POSTS
 from tests.integration.outbox.conftest import (

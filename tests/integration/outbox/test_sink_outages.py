@@ -21,8 +21,8 @@ from azure.eventhub.aio import EventHubProducerClient
 
 from shared_code.adapters.cosmos import direct_transport, parse_connection_string
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.handlers import EventHubsPublisher, ProjectionHandler
-from shared_code.outbox.model import StoredEvent
 from shared_code.outbox.relay import EventHandler, RelayPolicy
 from shared_code.projections.writes import POSTS
 from tests.integration.outbox.conftest import (

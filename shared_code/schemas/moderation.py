@@ -16,7 +16,7 @@ from shared_code.domain.limits import (
     ModerationAction,
     Severity,
 )
-from shared_code.schemas import NonBlankText, RequestBody, ResponseBody, Uuid
+from shared_code.schemas.common import NonBlankText, RequestBody, ResponseBody, Uuid
 
 FlagReason = Annotated[NonBlankText, Field(min_length=1, max_length=FLAG_REASON_MAX)]
 DecisionReason = Annotated[NonBlankText, Field(min_length=1, max_length=MODERATION_REASON_MAX)]

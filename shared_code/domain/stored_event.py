@@ -1,10 +1,14 @@
-"""An event as the outbox stores it, and its envelope for other systems."""
+"""An event as the outbox stores it (and its envelope for other systems), and what the pure
+projections need of an event: its type, the version of the row it carries, its payload and the
+correlation id of the request behind it (`ProjectableEvent`). The outbox relay hands projections
+stored events; reconcile hands them `ImpliedEvent`s, the events that current rows imply."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -46,3 +50,30 @@ class StoredEvent:
             "payload": self.payload,
             "metadata": self.metadata,
         }
+
+
+class ProjectableEvent(Protocol):
+    """What a projection reads of an event."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def aggregate_version(self) -> int: ...
+
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class ImpliedEvent:
+    """The event that would leave a row as it is now: reconcile projects these to know what Cosmos DB
+    should hold, without an outbox row behind them."""
+
+    event_type: str
+    aggregate_version: int
+    payload: Mapping[str, Any]
+    correlation_id: str | None = None

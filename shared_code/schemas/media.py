@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, Field
 
-from shared_code.schemas import JSON_INTEGER, Matching, RequestBody, ResponseBody
-
-# What may be uploaded: raster images and common video containers. No SVG: an SVG is an XML
-# document that can carry scripts and external references, so serving user SVGs invites XSS.
-# Nothing else that a browser might render as a document (HTML, PDF) either.
-MediaType = Literal[
-    "image/jpeg",
-    "image/png",
-    "image/gif",
-    "image/webp",
-    "image/avif",
-    "video/mp4",
-    "video/webm",
-    "video/quicktime",
-]
-ALLOWED_MEDIA_TYPES: Final[frozenset[str]] = frozenset(get_args(MediaType))
+from shared_code.domain.limits import ALLOWED_MEDIA_TYPES, MEDIA_SIZE_LIMIT
+from shared_code.schemas.common import JSON_INTEGER, Matching, RequestBody, ResponseBody
 
 
 def _any_case(text: str) -> str:
@@ -34,9 +20,6 @@ def _any_case(text: str) -> str:
 # Media type names are case-insensitive (RFC 9110), so the pattern is too; the value is kept in
 # lower case.
 MEDIA_TYPE_PATTERN: Final = "^(?:" + "|".join(_any_case(t) for t in sorted(ALLOWED_MEDIA_TYPES)) + ")$"
-# The most any deployment may allow; MEDIA_MAX_BYTES sets the actual limit (checked by the service).
-# 5000 MiB is the largest blob one PUT can upload.
-MEDIA_SIZE_LIMIT: Final = 5000 * 1024 * 1024
 
 
 class RequestUpload(RequestBody):

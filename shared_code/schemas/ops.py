@@ -8,16 +8,16 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared_code.schemas import JSON_INTEGER, NonBlankText, RequestBody, ResponseBody, Uuid
+from shared_code.domain.limits import BIGINT_MAX, OPERATOR_IDS_MAX, SKIP_REASON_MAX
+from shared_code.schemas.common import JSON_INTEGER, NonBlankText, RequestBody, ResponseBody, Uuid
 
 # A change-feed failure's id in a route: digits (a bigint identity); any other value answers 404.
 FAILURE_ID_PATTERN: Final = r"^[0-9]{1,19}$"
-OutboxId = Annotated[int, Field(ge=1, le=2**63 - 1), JSON_INTEGER]  # a PostgreSQL bigint identity
+OutboxId = Annotated[int, Field(ge=1, le=BIGINT_MAX), JSON_INTEGER]  # a PostgreSQL bigint identity
 
 
 class RequeueRequest(RequestBody):
-    # At most 1000 ids, so that any valid body fits the request size limit (64 KiB by default).
-    event_ids: Annotated[list[OutboxId], Field(max_length=1000)] | None = None
+    event_ids: Annotated[list[OutboxId], Field(max_length=OPERATOR_IDS_MAX)] | None = None
 
 
 class RequeueResult(ResponseBody):
@@ -25,11 +25,14 @@ class RequeueResult(ResponseBody):
 
 
 class SkipRequest(RequestBody):
-    # At most 1000 ids, so that any valid body fits the request size limit (64 KiB by default).
-    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=1000)]
+    event_ids: Annotated[list[OutboxId], Field(min_length=1, max_length=OPERATOR_IDS_MAX)]
     reason: Annotated[
         NonBlankText,
-        Field(min_length=1, max_length=2000, description="why these events are given up; recorded on each"),
+        Field(
+            min_length=1,
+            max_length=SKIP_REASON_MAX,
+            description="why these events are given up; recorded on each",
+        ),
     ]
 
 

@@ -1,0 +1,86 @@
+"""The account and profile routes' bodies (docs/api.md "Accounts", "Social")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import ConfigDict, Field, model_validator
+
+from shared_code.domain.limits import AVATAR_URL_MAX, BIO_MAX, DISPLAY_NAME_MAX, USERNAME_PATTERN
+from shared_code.schemas.common import (
+    HTTPS_URL_PATTERN,
+    Matching,
+    NonBlankText,
+    RequestBody,
+    ResponseBody,
+    Text,
+)
+
+DisplayName = Annotated[NonBlankText, Field(min_length=1, max_length=DISPLAY_NAME_MAX)]
+Bio = Annotated[Text, Field(max_length=BIO_MAX)]
+AvatarUrl = Annotated[
+    str, Field(max_length=AVATAR_URL_MAX), Matching(HTTPS_URL_PATTERN, "must be an https:// URL")
+]
+
+
+class CreateUser(RequestBody):
+    username: Annotated[str, Field(pattern=USERNAME_PATTERN, description="3–30 letters, digits or _")]
+    display_name: DisplayName
+    bio: Bio = ""
+    avatar_url: AvatarUrl | None = None
+
+
+def _edit_profile_schema(schema: dict[str, Any]) -> None:
+    """What the validator below enforces, stated: at least one field; displayName and bio may be
+    left out but not null (avatarUrl null removes the avatar)."""
+    schema["minProperties"] = 1
+    for name in ("displayName", "bio"):
+        field = schema["properties"][name]
+        field.pop("default", None)
+        (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.update(kept)
+
+
+class UpdateProfile(RequestBody):
+    model_config = ConfigDict(json_schema_extra=_edit_profile_schema)
+
+    display_name: DisplayName | None = None
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateProfile:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of displayName, bio, avatarUrl")
+        if "display_name" in self.model_fields_set and self.display_name is None:
+            raise ValueError("displayName cannot be removed")
+        if "bio" in self.model_fields_set and self.bio is None:
+            raise ValueError('bio cannot be null; send "" to clear it')
+        return self
+
+
+class Me(ResponseBody):
+    id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    email: str | None
+    auth_provider: str
+    created_at: datetime
+    followers: int
+    following: int
+    posts: int
+
+
+class PublicProfile(ResponseBody):
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    followers: int
+    following: int
+    posts: int

@@ -1,0 +1,80 @@
+"""The post, comment and reaction routes' bodies (docs/api.md "Posts", "Comments and reactions")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AfterValidator, Field
+
+from shared_code.domain.limits import COMMENT_CONTENT_MAX, MEDIA_PER_POST_MAX, POST_CONTENT_MAX, ReactionType
+from shared_code.schemas.common import NonBlankText, RequestBody, ResponseBody, Uuid
+
+PostContent = Annotated[NonBlankText, Field(min_length=1, max_length=POST_CONTENT_MAX)]
+CommentContent = Annotated[NonBlankText, Field(min_length=1, max_length=COMMENT_CONTENT_MAX)]
+
+
+def _unique(values: list[UUID]) -> list[UUID]:
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat an id")
+    return values
+
+
+class CreatePost(RequestBody):
+    content: PostContent
+    media_ids: Annotated[list[Uuid], Field(max_length=MEDIA_PER_POST_MAX), AfterValidator(_unique)] = []  # noqa: RUF012 (pydantic copies defaults)
+
+
+class EditPost(RequestBody):
+    content: PostContent
+
+
+class CreateComment(RequestBody):
+    content: CommentContent
+    parent_id: Uuid | None = None
+
+
+class SetReaction(RequestBody):
+    type: ReactionType
+
+
+class Author(ResponseBody):
+    user_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+
+
+class Media(ResponseBody):
+    media_id: UUID
+    content_type: str
+    url: str
+
+
+class Post(ResponseBody):
+    id: UUID
+    author_id: UUID
+    author: Author
+    content: str
+    media: list[Media]
+    status: str
+    created_at: datetime
+    edited_at: datetime | None
+    counts: dict[str, int]
+    comment_count: int
+
+
+class Comment(ResponseBody):
+    id: UUID
+    post_id: UUID
+    author_id: UUID
+    parent_id: UUID | None
+    content: str
+    created_at: datetime
+
+
+class Reaction(ResponseBody):
+    user_id: UUID
+    type: str
+    created_at: datetime

@@ -1,0 +1,35 @@
+"""The projection reads' bodies: home feed and notifications (docs/api.md "Feed and notifications")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+from uuid import UUID
+
+from shared_code.schemas.common import ResponseBody
+from shared_code.schemas.posts import Author, Media
+
+
+class FeedItem(ResponseBody):
+    post_id: UUID
+    author_id: UUID
+    author: Author
+    content: str
+    media: list[Media]
+    created_at: datetime
+    edited_at: datetime | None
+    counts: dict[str, int]
+    comment_count: int
+
+
+# A notification's id names its cause ("<kind>:<id of the follow, comment or reaction>").
+NOTIFICATION_ID_PATTERN: Final = r"^[A-Za-z0-9:_-]{1,200}$"
+
+
+class Notification(ResponseBody):
+    id: str
+    type: str
+    actor_id: UUID
+    subject_id: UUID
+    created_at: datetime | None
+    read: bool
