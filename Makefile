@@ -21,7 +21,8 @@ help:
 	@echo "make faults  the fault suite: stores cut, the host killed, feeds replayed (report in .devhost/)"
 	@echo "make stack   start only the local services (for 'make host' or 'func start'); ARGS=--keep-data"
 	@echo "make host    host the app against the running stack (Ctrl-C or kill it; the data stays)"
-	@echo "make lint    ruff (format + check) and mypy"
+	@echo "make lint    ruff (format + check), mypy, the import contract (lint-imports); eslint and"
+	@echo "             prettier for devhost/node"
 	@echo "make bench   run the benchmarks (ARGS=--quick for a tiny run); results in bench/results/"
 	@echo "make schema-snapshot   refresh sql/schema.snapshot.json after changing sql/"
 	@echo "make clean   remove the virtual environment, node_modules and local data"
@@ -77,6 +78,8 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
+	cd $(NODE_DIR) && npm run --silent lint
 
 bench: install
 	$(PY) -m bench $(ARGS)
@@ -88,6 +91,7 @@ schema-snapshot: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+	cd $(NODE_DIR) && npm run --silent format
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) $(NODE_DIR)/node_modules .devhost .mypy_cache .ruff_cache .pytest_cache

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared_code.app_context import get_app_context
+from shared_code.bootstrap import outbox_relay
 from shared_code.ops.runbook import delete_old_outbox_events
-from shared_code.outbox.assembly import outbox_relay
 from shared_code.outbox.relay import drain_budget_seconds
 
 bp = func.Blueprint()

@@ -151,7 +151,7 @@ async def _walk(
     pg: PgStatements,
     fanout_sizes: tuple[int, ...],
 ) -> list[dict[str, Any]]:
-    from shared_code.outbox.assembly import outbox_relay
+    from shared_code.bootstrap import outbox_relay
     from shared_code.services import change_feed
 
     steps: list[dict[str, Any]] = []

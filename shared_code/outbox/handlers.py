@@ -11,7 +11,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubProducerClient
@@ -20,7 +20,6 @@ from psycopg_pool import AsyncConnectionPool
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
-from shared_code.services.feeds import FeedService
 
 log = logging.getLogger("chorus.outbox")
 
@@ -58,13 +57,24 @@ class ProjectionHandler:
         await self._writer.probe()
 
 
+class FeedMaintenance(Protocol):
+    """What the handler needs of the feeds (services.feeds.FeedService, given by shared_code.bootstrap):
+    the outbox runs below the services and never imports them."""
+
+    async def sees(self, recipient_id: str, author_id: str) -> bool: ...
+
+    async def backfill(self, recipient_id: str, author_id: str) -> int: ...
+
+    async def remove_author(self, recipient_id: str, author_id: str) -> int: ...
+
+
 class FeedMaintenanceHandler:
     """Follows back-fill the follower's feed; unfollows, blocks and mutes take posts out of it.
     (Posts themselves reach feeds through the posts_v2 change feed.)"""
 
     name = "feed-maintenance"
 
-    def __init__(self, feeds: FeedService, concurrency: int) -> None:
+    def __init__(self, feeds: FeedMaintenance, concurrency: int) -> None:
         self._feeds = feeds
         self._concurrency = concurrency
 

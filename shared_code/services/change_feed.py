@@ -22,8 +22,8 @@ from psycopg.types.json import Jsonb
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.app_context import AppContext
+from shared_code.bootstrap import feed_service
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
-from shared_code.outbox.assembly import feed_service
 from shared_code.projections.documents import reaction_side_effects
 from shared_code.services.feeds import bounded, shows_in_feeds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared_code.app_context import AppContext
-from shared_code.outbox.assembly import outbox_relay
+from shared_code.bootstrap import outbox_relay
 from tests.support.api import ApiClient
 
 

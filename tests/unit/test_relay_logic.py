@@ -444,7 +444,7 @@ async def test_feed_maintenance_routes_social_events(
     event_type: str, aggregate_type: str, payload: dict[str, str], expected: list[tuple[str, str, str]]
 ) -> None:
     feeds = RecordingFeeds()
-    handler = FeedMaintenanceHandler(feeds, concurrency=4)  # type: ignore[arg-type]
+    handler = FeedMaintenanceHandler(feeds, concurrency=4)
     failures = await handler.handle(
         [event(1, event_type=event_type, aggregate_type=aggregate_type, payload=payload)]
     )
@@ -465,7 +465,7 @@ async def test_a_removal_is_skipped_while_the_recipient_still_sees_the_author(
 ) -> None:
     # e.g. mute.created delivered again after mute.deleted: PostgreSQL says M sees A again
     feeds = RecordingFeeds(seen=frozenset({("M", "A")}))
-    handler = FeedMaintenanceHandler(feeds, concurrency=4)  # type: ignore[arg-type]
+    handler = FeedMaintenanceHandler(feeds, concurrency=4)
     failures = await handler.handle(
         [event(1, event_type=event_type, aggregate_type=aggregate_type, payload=payload)]
     )

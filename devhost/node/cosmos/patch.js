@@ -142,7 +142,8 @@ function applyPatch(doc, operations) {
         case "move": {
           const from = parsePath(op.from, "from");
           if (from[0].startsWith("_")) throw new PatchError(`Can't move system property ${from[0]}.`);
-          if (op.path.startsWith(`${op.from}/`)) throw new PatchError("Cannot move a node into its own child.");
+          if (op.path.startsWith(`${op.from}/`))
+            throw new PatchError("Cannot move a node into its own child.");
           if (op.path === op.from) break;
           add(result, segments, remove(result, from), true);
           break;

@@ -65,7 +65,9 @@ const CACHE_LIMIT = 1000;
 const cache = new Map();
 
 function isAccumulator(node) {
-  return node && node.type === "SpreadElement" && node.argument.type === "Identifier" && node.argument.name === "$";
+  return (
+    node && node.type === "SpreadElement" && node.argument.type === "Identifier" && node.argument.name === "$"
+  );
 }
 
 /** `[...$, X]` -> the flatMap callback body: X's elements if X is a spread, else [X]. */
@@ -93,7 +95,7 @@ function flatMapBody(fn) {
         type: "ConditionalExpression",
         test: body.test,
         consequent,
-        alternate: { type: "ArrayExpression", elements: [] }
+        alternate: { type: "ArrayExpression", elements: [] },
       };
     }
   }
@@ -139,7 +141,6 @@ function compile(sql) {
   const jsAst = transform(q.ast);
   linearize(jsAst);
   // Query.code returns _code when set, so exec() runs the rewritten program.
-  // eslint-disable-next-line no-underscore-dangle
   q._code = generate(jsAst).code;
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value);
   cache.set(sql, q);

@@ -32,7 +32,7 @@ const ERROR_CODES = {
   409: "Conflict",
   412: "PreconditionFailed",
   413: "RequestEntityTooLarge",
-  500: "InternalServerError"
+  500: "InternalServerError",
 };
 
 const MESSAGES = {
@@ -40,7 +40,7 @@ const MESSAGES = {
   conflict: "Entity with the specified id already exists in the system.",
   unique: "Unique index constraint violation.",
   precondition: "Operation cannot be performed because one of the specified precondition is not met.",
-  pkMismatch: "PartitionKey extracted from document doesn't match the one specified in the header."
+  pkMismatch: "PartitionKey extracted from document doesn't match the one specified in the header.",
 };
 
 /** The outcome of one document operation, shared by single requests and batch entries. */
@@ -88,7 +88,8 @@ function validateTtl(store, doc) {
 
 /** Checks shared by every operation that writes a client-supplied body. */
 function validateBody(txn, body) {
-  if (!body || typeof body !== "object" || Array.isArray(body)) return fail(400, "The document body must be a JSON object.");
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    return fail(400, "The document body must be a JSON object.");
   const idError = validateId(body.id);
   if (idError) return fail(400, idError);
   if (DocStore.keyOf(txn.store.componentsOf(body)) !== txn.key) return fail(400, MESSAGES.pkMismatch);
@@ -284,7 +285,10 @@ function createHandler(getAccount) {
     const components = DocStore.componentsFromHeader(header);
     if (!components) throw new HttpError(400, `Invalid x-ms-documentdb-partitionkey header: ${header}`);
     if (store.pkPaths.length && components.length !== store.pkPaths.length) {
-      throw new HttpError(400, "The partition key supplied in x-ms-partitionkey header has the wrong number of components.");
+      throw new HttpError(
+        400,
+        "The partition key supplied in x-ms-partitionkey header has the wrong number of components.",
+      );
     }
     return components;
   }
@@ -313,7 +317,8 @@ function createHandler(getAccount) {
   function feedHeaders(req, count, continuation) {
     const headers = { "x-ms-item-count": String(count) };
     if (continuation) headers["x-ms-continuation"] = JSON.stringify(continuation);
-    if (req.headers["x-ms-documentdb-populatequerymetrics"]) headers["x-ms-documentdb-query-metrics"] = QUERY_METRICS;
+    if (req.headers["x-ms-documentdb-populatequerymetrics"])
+      headers["x-ms-documentdb-query-metrics"] = QUERY_METRICS;
     return headers;
   }
 
@@ -343,16 +348,24 @@ function createHandler(getAccount) {
         udf: collection.userDefinedFunctions.functions,
         maxItemCount: maxItemCount(req),
         continuation: parseContinuation(req),
-        compositeIndexes: (data.indexingPolicy && data.indexingPolicy.compositeIndexes) || []
+        compositeIndexes: (data.indexingPolicy && data.indexingPolicy.compositeIndexes) || [],
       });
     } catch (err) {
       if (err instanceof HttpError) throw err;
       // Syntax errors, missing composite indexes and engine type errors are all the query's fault.
-      throw new HttpError(400, err instanceof QuerySyntaxError ? `Syntax error: ${err.message}` : err.message);
+      throw new HttpError(
+        400,
+        err instanceof QuerySyntaxError ? `Syntax error: ${err.message}` : err.message,
+      );
     }
     const documents = result.result;
-    send(req, res, 200, { _rid: data._rid, Documents: documents, _count: documents.length },
-      feedHeaders(req, documents.length, result.continuation));
+    send(
+      req,
+      res,
+      200,
+      { _rid: data._rid, Documents: documents, _count: documents.length },
+      feedHeaders(req, documents.length, result.continuation),
+    );
   }
 
   function changeFeed(req, res, ctx) {
@@ -367,12 +380,22 @@ function createHandler(getAccount) {
     if (ifNoneMatch === "*") afterLsn = store.lsn;
     else if (ifNoneMatch) {
       afterLsn = Number(String(ifNoneMatch).replace(/"/g, ""));
-      if (!Number.isInteger(afterLsn) || afterLsn < 0) throw new HttpError(400, `Invalid change feed continuation '${ifNoneMatch}'.`);
+      if (!Number.isInteger(afterLsn) || afterLsn < 0)
+        throw new HttpError(400, `Invalid change feed continuation '${ifNoneMatch}'.`);
     }
     const since = Date.parse(headerValue(req, "if-modified-since") || "");
-    const page = store.changeFeed(scopeOf(req, store), afterLsn, Number.isFinite(since) ? since : 0,
-      maxItemCount(req) || DEFAULT_CHANGE_FEED_PAGE, now);
-    const headers = { etag: `"${page.continuationLsn}"`, lsn: String(store.lsn), "x-ms-item-count": String(page.entries.length) };
+    const page = store.changeFeed(
+      scopeOf(req, store),
+      afterLsn,
+      Number.isFinite(since) ? since : 0,
+      maxItemCount(req) || DEFAULT_CHANGE_FEED_PAGE,
+      now,
+    );
+    const headers = {
+      etag: `"${page.continuationLsn}"`,
+      lsn: String(store.lsn),
+      "x-ms-item-count": String(page.entries.length),
+    };
     if (!page.entries.length) {
       send(req, res, 304, undefined, headers);
       return;
@@ -428,7 +451,8 @@ function createHandler(getAccount) {
       const body = operations.map((op, i) =>
         i === failedAt
           ? { statusCode: results[i].status, requestCharge: 0, message: results[i].error.message }
-          : { statusCode: 424, requestCharge: 0 });
+          : { statusCode: 424, requestCharge: 0 },
+      );
       send(req, res, 207, body);
       return;
     }
@@ -468,7 +492,8 @@ function createHandler(getAccount) {
     const ctx = resolveContainer(dbId, collId);
     const contentType = String(headerValue(req, "content-type") || "");
     if (isTrue(req, "x-ms-documentdb-isquery") || contentType.startsWith("application/query+json")) {
-      if (!body || typeof body.query !== "string") throw new HttpError(400, "The query body must contain 'query'.");
+      if (!body || typeof body.query !== "string")
+        throw new HttpError(400, "The query body must contain 'query'.");
       runQuery(req, res, ctx, body.query, body.parameters || []);
       return;
     }
@@ -478,7 +503,8 @@ function createHandler(getAccount) {
     }
     if (size > MAX_DOCUMENT_BYTES) throw new HttpError(413, "Request size is too large.");
     const { store } = ctx;
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw new HttpError(400, "The document body must be a JSON object.");
+    if (!body || typeof body !== "object" || Array.isArray(body))
+      throw new HttpError(400, "The document body must be a JSON object.");
     // Creates may omit the header on containers without a partition key; otherwise it must match the body.
     const header = headerValue(req, "x-ms-documentdb-partitionkey");
     const components = header === undefined ? store.componentsOf(body) : requiredComponents(req, store);
@@ -498,7 +524,8 @@ function createHandler(getAccount) {
       else single(req, res, components, store, txn => opDelete(txn, docId, conditionsOf(req)));
       return;
     }
-    if (method !== "PUT" && method !== "PATCH") throw new HttpError(405, `${method} is not supported on a document.`);
+    if (method !== "PUT" && method !== "PATCH")
+      throw new HttpError(405, `${method} is not supported on a document.`);
     const { value: body, size } = await readJson(req);
     if (size > MAX_DOCUMENT_BYTES) throw new HttpError(413, "Request size is too large.");
     const { store } = resolveContainer(dbId, collId);
@@ -574,12 +601,18 @@ function createHandler(getAccount) {
     if (faultStatus !== null) {
       await readBody(req).catch(() => undefined);
       const throttled = faultStatus === 429;
-      send(req, res, faultStatus, {
-        code: throttled ? "TooManyRequests" : "ServiceUnavailable",
-        message: throttled
-          ? "Request rate is large (a fault injected by the local stack)."
-          : "The service is unavailable (a fault injected by the local stack)."
-      }, throttled ? { "x-ms-retry-after-ms": String(FAULT_RETRY_AFTER_MS), "x-ms-substatus": "3200" } : {});
+      send(
+        req,
+        res,
+        faultStatus,
+        {
+          code: throttled ? "TooManyRequests" : "ServiceUnavailable",
+          message: throttled
+            ? "Request rate is large (a fault injected by the local stack)."
+            : "The service is unavailable (a fault injected by the local stack).",
+        },
+        throttled ? { "x-ms-retry-after-ms": String(FAULT_RETRY_AFTER_MS), "x-ms-substatus": "3200" } : {},
+      );
       return;
     }
     let segments;

@@ -145,7 +145,9 @@ class DocStore {
     this.ridPrefix = DocStore.ridPrefixFor(coll._rid);
     this.pkDefinition = coll.partitionKey || null;
     this.pkPaths = ((coll.partitionKey || {}).paths || []).map(splitPath);
-    this.uniqueKeys = ((coll.uniqueKeyPolicy || {}).uniqueKeys || []).map(u => (u.paths || []).map(splitPath));
+    this.uniqueKeys = ((coll.uniqueKeyPolicy || {}).uniqueKeys || []).map(u =>
+      (u.paths || []).map(splitPath),
+    );
     this.defaultTtl = normalizeTtl(coll.defaultTtl);
     this.parts = new Map();
     this.all = new Map(); // rid -> Entry, in creation (= rid) order for cross-partition reads
@@ -221,10 +223,12 @@ class DocStore {
   }
 
   uniqueValue(doc, i) {
-    return JSON.stringify(this.uniqueKeys[i].map(segments => {
-      const v = getPath(doc, segments);
-      return v === undefined ? null : v;
-    }));
+    return JSON.stringify(
+      this.uniqueKeys[i].map(segments => {
+        const v = getPath(doc, segments);
+        return v === undefined ? null : v;
+      }),
+    );
   }
 
   /** The live (unexpired) entry for (partition key, id); expired ones are purged on the way. */
@@ -388,7 +392,8 @@ class DocStore {
 
   rebuildHeap() {
     const items = [];
-    for (const e of this.all.values()) if (e.exp !== Infinity) items.push({ exp: e.exp, entry: e, lsn: e.lsn });
+    for (const e of this.all.values())
+      if (e.exp !== Infinity) items.push({ exp: e.exp, entry: e, lsn: e.lsn });
     items.sort((a, b) => a.exp - b.exp); // a sorted array is a valid min-heap
     this.heap = items;
   }

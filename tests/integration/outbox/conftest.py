@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from azure.cosmos import exceptions
 
+from shared_code.bootstrap import outbox_relay
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.assembly import outbox_relay
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from tests.support.api import ApiClient
@@ -158,7 +158,7 @@ async def snapshot(
 
 
 def production_handlers(ctx: AppContext) -> list[EventHandler]:
-    """The handlers the app's relay runs, as assembly wires them (the single source of that wiring)."""
+    """The handlers the app's relay runs, as shared_code.bootstrap wires them (the single source of that wiring)."""
     return list(outbox_relay(ctx)._handlers)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared_code.outbox.assembly import outbox_relay
+from shared_code.bootstrap import outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
 from shared_code.services import change_feed
 from tests.integration.outbox.conftest import (

@@ -15,7 +15,7 @@ import pytest
 from devhost.host.server import FunctionHost
 from devhost.services.process import free_port
 from devhost.settings_file import PROJECT_DIR
-from shared_code.outbox.assembly import outbox_relay
+from shared_code.bootstrap import outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
 from tests.integration.outbox.conftest import (
     Owner,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shared_code import metrics
-from shared_code.outbox.assembly import outbox_relay
+from shared_code.bootstrap import outbox_relay
 from tests.integration.outbox.conftest import Owner, People, run_until_idle
 from tests.support.metrics import in_memory_metrics, points
 

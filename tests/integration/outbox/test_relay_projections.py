@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from shared_code.bootstrap import outbox_relay
 from shared_code.domain.events import EVENT_TYPES
-from shared_code.outbox.assembly import outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from shared_code.services import change_feed
 from tests.integration.outbox.conftest import (

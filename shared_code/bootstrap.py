@@ -1,4 +1,7 @@
-"""Putting the relay and the feed service together from the app's clients and settings."""
+"""The composition root: builds the relay and the feed service from the app's clients and settings.
+
+The one place that may import every layer (docs/architecture.md "Layers"): the outbox gets its
+handlers, feed maintenance included, from here instead of importing the services itself."""
 
 from __future__ import annotations
 
