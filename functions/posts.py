@@ -17,7 +17,7 @@ from shared_code.schemas.posts import (
     Reaction,
     SetReaction,
 )
-from shared_code.services import engagement, posts, projection_reads
+from shared_code.services import engagement, posts, reaction_reads
 
 bp = func.Blueprint()
 
@@ -188,7 +188,7 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
     reaction_type = api.req.params.get("type")
     app = api.app
     return ok(
-        await projection_reads.list_reactions(
+        await reaction_reads.list_reactions(
             api.run,
             app.request_cosmos_db,
             api.cosmos_budget(),

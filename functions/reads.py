@@ -14,7 +14,7 @@ from shared_code.domain.errors import Invalid, NotFound
 from shared_code.schemas.accounts import PublicProfile
 from shared_code.schemas.common import Page
 from shared_code.schemas.reads import NOTIFICATION_ID_PATTERN, FeedItem, Notification
-from shared_code.services import projection_reads
+from shared_code.services import feed_reads, notification_reads, notifications, profile_reads
 
 bp = func.Blueprint()
 
@@ -39,7 +39,7 @@ DEGRADED_HEADER_DOC = (
 async def get_feed(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     app = api.app
-    read = await projection_reads.read_feed(
+    read = await feed_reads.read_feed(
         api.run, app.request_cosmos_db, api.cosmos_budget(), app.cursors, app.media_urls, limit, cursor
     )
     response = ok(read.page)
@@ -64,7 +64,7 @@ async def list_notifications(api: ApiRequest) -> func.HttpResponse:
         raise Invalid("unread must be true or false", field="unread")
     app = api.app
     return ok(
-        await projection_reads.list_notifications(
+        await notification_reads.list_notifications(
             api.run, app.request_cosmos_db, api.cosmos_budget(), app.cursors, unread == "true", limit, cursor
         )
     )
@@ -74,7 +74,7 @@ async def list_notifications(api: ApiRequest) -> func.HttpResponse:
     bp, "POST", "notifications/read-all", summary="Mark every notification read", status=204, tag="feed"
 )
 async def read_all_notifications(api: ApiRequest) -> func.HttpResponse:
-    await projection_reads.mark_all_read(api.run, api.app.request_cosmos_db, api.cosmos_budget())
+    await notifications.mark_all_read(api.run, api.app.request_cosmos_db, api.cosmos_budget())
     return no_content()
 
 
@@ -90,7 +90,7 @@ async def read_notification(api: ApiRequest) -> func.HttpResponse:
     notification_id = api.req.route_params.get("notificationId", "")
     if re.fullmatch(NOTIFICATION_ID_PATTERN, notification_id) is None:
         raise NotFound("no such notification")
-    await projection_reads.mark_read(api.run, api.app.request_cosmos_db, api.cosmos_budget(), notification_id)
+    await notifications.mark_read(api.run, api.app.request_cosmos_db, api.cosmos_budget(), notification_id)
     return no_content()
 
 
@@ -105,5 +105,5 @@ async def read_notification(api: ApiRequest) -> func.HttpResponse:
 async def get_profile(api: ApiRequest) -> func.HttpResponse:
     user_id = api.route_id("userId")
     return ok(
-        await projection_reads.read_profile(api.run, api.app.request_cosmos_db, api.cosmos_budget(), user_id)
+        await profile_reads.read_profile(api.run, api.app.request_cosmos_db, api.cosmos_budget(), user_id)
     )

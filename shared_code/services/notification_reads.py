@@ -1,0 +1,56 @@
+"""The caller's notifications, newest first (all, or only the unread), from the `notifications`
+projection: one single-partition query per page. Marking them read is services/notifications.py."""
+
+from __future__ import annotations
+
+from azure.cosmos.aio import DatabaseProxy
+
+from shared_code.adapters.availability import RequestBudget
+from shared_code.cursors import CursorCodec
+from shared_code.db.unit_of_work import Transactions
+from shared_code.projections.writes import NOTIFICATIONS
+from shared_code.schemas.common import Page
+from shared_code.schemas.reads import Notification
+from shared_code.services.projection_queries import caller, continuation_of, next_cursor, page
+
+
+async def list_notifications(
+    run: Transactions,
+    db: DatabaseProxy,
+    budget: RequestBudget,
+    cursors: CursorCodec,
+    unread_only: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[Notification]:
+    me = str(await run(caller))
+    scope = f"notifications:{me}:{'unread' if unread_only else 'all'}"
+    query = (
+        "SELECT * FROM c WHERE c.recipientId = @me AND c.read = false ORDER BY c.recipientId, c.read, c.createdAt DESC"
+        if unread_only
+        else "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.recipientId, c.createdAt DESC"
+    )
+    continuation = continuation_of(cursors, scope, cursor)
+    async with budget.guard():
+        items, continuation = await page(
+            db.get_container_client(NOTIFICATIONS),
+            query,
+            [{"name": "@me", "value": me}],
+            me,
+            limit,
+            continuation,
+        )
+    return Page[Notification](
+        items=[
+            Notification(
+                id=n["id"],
+                type=n["type"],
+                actor_id=n["actorId"],
+                subject_id=n["subjectId"],
+                created_at=n.get("createdAt"),
+                read=bool(n.get("read")),
+            )
+            for n in items
+        ],
+        next_cursor=next_cursor(cursors, scope, continuation),
+    )

@@ -1,0 +1,83 @@
+"""A public profile: `publicProfiles` and `${userId}:counts`, two point reads; from PostgreSQL (and the
+counters cache refilled) when the projections do not have it yet."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from azure.cosmos.aio import DatabaseProxy
+
+from shared_code.adapters.availability import RequestBudget
+from shared_code.db.unit_of_work import Transactions, UnitOfWork
+from shared_code.domain.errors import NotFound
+from shared_code.projections.documents import user_counts_document
+from shared_code.projections.writes import COUNTERS, PROFILES, VersionedUpsert
+from shared_code.schemas.accounts import PublicProfile
+from shared_code.services.guards import has_blocked
+from shared_code.services.projection_queries import read_or_none, refill
+
+
+async def read_profile(
+    run: Transactions, db: DatabaseProxy, budget: RequestBudget, user_id: UUID
+) -> PublicProfile:
+    """`publicProfiles` and `${userId}:counts`: two point reads. A profile the projections do not have
+    yet (just onboarded) comes from PostgreSQL."""
+
+    async def may_see(uow: UnitOfWork) -> None:
+        me = uow.require_user()
+        if me != user_id and await has_blocked(uow, user_id, me):
+            raise NotFound("no such user")
+
+    await run(may_see)
+    key = str(user_id)
+    async with budget.guard():
+        profile = await read_or_none(db, PROFILES, key, key)
+        if profile is not None and profile.get("deleted"):
+            raise NotFound("no such user")
+        counts = await read_or_none(db, COUNTERS, f"{key}:counts", key)
+    if profile is None or counts is None:
+        found, counts_document = await run(lambda uow: _profile_from_postgres(uow, user_id))
+        await refill(db, budget, [counts_document])
+        return found
+    return PublicProfile(
+        user_id=user_id,
+        username=profile["username"],
+        display_name=profile["displayName"],
+        bio=profile.get("bio", ""),
+        avatar_url=profile.get("avatarUrl"),
+        followers=counts["followers"],
+        following=counts["following"],
+        posts=counts["posts"],
+    )
+
+
+async def _profile_from_postgres(uow: UnitOfWork, user_id: UUID) -> tuple[PublicProfile, VersionedUpsert]:
+    """The profile from PostgreSQL, and the counters document to refill the cache with (a miss after
+    its 90-day TTL is normal)."""
+    cur = await uow.conn.execute(
+        """SELECT u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following, c.posts, c.version
+           FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
+           WHERE u.id = %s AND u.deleted_at IS NULL""",
+        (user_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such user")
+    counts_document = VersionedUpsert(
+        COUNTERS,
+        user_counts_document(
+            {"userId": user_id, "followers": row[4], "following": row[5], "posts": row[6], "version": row[7]},
+            None,
+        ),
+    )
+    profile = PublicProfile(
+        user_id=user_id,
+        username=row[0],
+        display_name=row[1],
+        bio=row[2],
+        avatar_url=row[3],
+        followers=row[4],
+        following=row[5],
+        posts=row[6],
+    )
+    return profile, counts_document
