@@ -26,7 +26,7 @@ from tests.faults.checks import (
     outbox_since,
     reaction_counts,
 )
-from tests.faults.conftest import People, record
+from tests.support.fault_suite import People, record
 from tests.support.http_client import NO_ANSWER, Answer, ApiUser
 from tests.support.polling import eventually
 from tests.support.running_stack import HostProcess, RunningStack

@@ -19,7 +19,7 @@ from tests.faults.checks import (
     reaction_counts,
     scalar,
 )
-from tests.faults.conftest import FAULT_HOST_SETTINGS, People, record
+from tests.support.fault_suite import FAULT_HOST_SETTINGS, People, record
 from tests.support.polling import eventually
 from tests.support.running_stack import HostProcess, RunningStack
 

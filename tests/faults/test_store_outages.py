@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from tests.faults.checks import delivery_report, last_outbox_id, outbox_since, scalar
-from tests.faults.conftest import People, record
+from tests.support.fault_suite import People, record
 from tests.support.http_client import ApiUser
 from tests.support.polling import eventually
 from tests.support.running_stack import RunningStack

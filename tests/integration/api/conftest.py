@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-import jwt
 import pytest
 
-from devhost.settings_file import example_settings
-from devhost.tokens import signing_key
-from tests.support.api import ApiClient, Response
+from tests.support.api import ApiClient
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
 
 if TYPE_CHECKING:
@@ -86,109 +83,6 @@ async def db(database_url: str) -> AsyncIterator[OwnerDb]:
         yield owner
     finally:
         await owner.close()
-
-
-PROBLEM_PREFIX = "urn:chorus:problem:"
-# What an error body must never carry: stack traces, SQL, driver or module names.
-LEAK_MARKERS = (
-    "Traceback",
-    'File "',
-    "psycopg",
-    "SELECT ",
-    "INSERT ",
-    "UPDATE ",
-    "shared_code",
-    "functions/",
-    "Error(",
-    "line ",
-)
-
-
-def assert_problem(r: Response, status: int, slug: str) -> dict[str, Any]:
-    """`r` is an RFC 9457 problem of this status and type, and leaks nothing."""
-    assert r.status == status, r
-    assert r.headers.get("content-type", "").startswith("application/problem+json"), r.headers
-    body: dict[str, Any] = r.json
-    assert body["type"] == PROBLEM_PREFIX + slug, body
-    assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
-    text = r.body.decode()
-    for marker in LEAK_MARKERS:
-        assert marker not in text, f"{marker!r} in an error body: {text}"
-    return body
-
-
-def error_fields(r: Response) -> set[str | None]:
-    """The fields a 422 names."""
-    return {error["field"] for error in r.json["errors"]}
-
-
-def token_with(state_dir: Path, **overrides: Any) -> str:
-    """A token signed by the local key, with claims overridden (None removes a claim)."""
-    settings = example_settings()
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings["AUTH_ISSUER"],
-        "aud": settings["AUTH_AUDIENCE"],
-        "sub": "someone",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        "roles": ["user"],
-    }
-    claims.update(overrides)
-    claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(claims, signing_key(state_dir), algorithm="ES256")
-
-
-class Chorus:
-    """Setup steps through the real API, each asserting that it worked."""
-
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
-
-    async def user(self, subject: str, username: str | None = None, **fields: Any) -> dict[str, Any]:
-        """Onboard `subject` (username defaults to the subject) and return the created user."""
-        body = {"username": username or subject, "displayName": subject.title(), **fields}
-        r = await self.api.call("POST", "/api/users", subject=subject, json_body=body)
-        assert r.status == 201, r
-        user: dict[str, Any] = r.json
-        return user
-
-    async def users(self, *subjects: str) -> list[dict[str, Any]]:
-        return [await self.user(subject) for subject in subjects]
-
-    async def post(self, subject: str, content: str = "hello, world") -> dict[str, Any]:
-        r = await self.api.call("POST", "/api/posts", subject=subject, json_body={"content": content})
-        assert r.status == 201, r
-        post: dict[str, Any] = r.json
-        return post
-
-    async def comment(
-        self, subject: str, post_id: str, content: str = "nice", parent_id: str | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"content": content}
-        if parent_id is not None:
-            body["parentId"] = parent_id
-        r = await self.api.call("POST", f"/api/posts/{post_id}/comments", subject=subject, json_body=body)
-        assert r.status == 201, r
-        comment: dict[str, Any] = r.json
-        return comment
-
-    async def do(
-        self,
-        method: str,
-        path: str,
-        subject: str,
-        *,
-        role: str = "user",
-        json_body: Any = None,
-        status: int = 204,
-    ) -> Response:
-        """A call that must answer `status`."""
-        r = await self.api.call(method, path, subject=subject, role=role, json_body=json_body)
-        assert r.status == status, r
-        return r
 
 
 @pytest.fixture

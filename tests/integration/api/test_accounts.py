@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.integration.api.conftest import Chorus, assert_problem, error_fields, token_with
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus, token_with
 from tests.support.outbox import OwnerDb, keys
+from tests.support.problems import assert_problem, error_fields
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

@@ -4,8 +4,8 @@ Content-Security-Policy, each file with its type, and any other name a 404 probl
 from __future__ import annotations
 
 from functions.api_docs import CONTENT_SECURITY_POLICY
-from tests.integration.api.conftest import assert_problem
 from tests.support.api import ApiClient
+from tests.support.problems import assert_problem
 
 
 async def test_the_docs_page_is_anonymous_html_under_the_strict_policy(api: ApiClient) -> None:

@@ -8,8 +8,8 @@ import itertools
 from typing import Any
 
 from shared_code.domain.limits import REACTION_TYPES
-from tests.integration.api.conftest import Chorus
 from tests.support.api import ApiClient, Response
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb, assert_versions_step_by_one
 
 BURST = 20

@@ -13,9 +13,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from devhost.tokens import public_key_pem
-from tests.integration.api.conftest import Chorus, assert_problem, token_with
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus, token_with
 from tests.support.outbox import OwnerDb
+from tests.support.problems import assert_problem
 
 ANONYMOUS_ROUTES = {
     ("GET", "health"),

@@ -8,9 +8,10 @@ import math
 import uuid
 from typing import Any
 
-from tests.integration.api.conftest import Chorus, assert_problem
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
+from tests.support.problems import assert_problem
 
 # --- Idempotency-Key ---------------------------------------------------------------------------
 

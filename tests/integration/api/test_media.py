@@ -28,9 +28,10 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.app_context import use_app_context
 from shared_code.services.media import delete_stale_pending
-from tests.integration.api.conftest import Chorus, assert_problem, error_fields
 from tests.support.api import ApiClient, Response
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
+from tests.support.problems import assert_problem, error_fields
 
 if TYPE_CHECKING:
     from devhost.services.process import ManagedProcess

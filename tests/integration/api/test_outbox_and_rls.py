@@ -15,9 +15,10 @@ import pytest
 from psycopg import errors as pg_errors
 
 from shared_code.domain.events import EVENT_TYPES, parse_event
-from tests.integration.api.conftest import Chorus, assert_problem
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus
 from tests.support.outbox import OutboxEvent, OwnerDb, assert_versions_step_by_one, versions_by_aggregate
+from tests.support.problems import assert_problem
 from tests.support.stack import as_app_login
 
 AGGREGATE_TABLES = {

@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from shared_code.domain.limits import REACTION_TYPES
-from tests.integration.api.conftest import Chorus, assert_problem, error_fields
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
+from tests.support.problems import assert_problem, error_fields
 
 ZERO_COUNTS = dict.fromkeys(REACTION_TYPES, 0)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from tests.integration.api.conftest import Chorus, assert_problem
 from tests.support.api import ApiClient
+from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb, keys
+from tests.support.problems import assert_problem
 
 
 async def _counts(db: OwnerDb, user_id: str) -> tuple[int, int, int, int]:

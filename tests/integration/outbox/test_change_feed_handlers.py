@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from shared_code.bootstrap import outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
 from shared_code.services import change_feed
-from tests.integration.outbox.conftest import (
+from tests.support.pipeline import (
     Owner,
     People,
     all_docs,

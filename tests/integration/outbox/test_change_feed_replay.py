@@ -17,14 +17,14 @@ from devhost.services.process import free_port
 from devhost.settings_file import PROJECT_DIR
 from shared_code.bootstrap import outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
-from tests.integration.outbox.conftest import (
+from tests.integration.outbox.test_relay_concurrency import busy_graph
+from tests.support.pipeline import (
     Owner,
     People,
     all_docs,
     run_until_idle,
     snapshot,
 )
-from tests.integration.outbox.test_relay_concurrency import busy_graph
 from tests.support.polling import eventually
 
 if TYPE_CHECKING:

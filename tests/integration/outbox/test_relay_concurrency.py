@@ -13,7 +13,7 @@ from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.relay import OutboxRelay, RelayPolicy
 from shared_code.projections.writes import COUNTERS, POSTS, REACTIONS
 from shared_code.services import change_feed
-from tests.integration.outbox.conftest import (
+from tests.support.pipeline import (
     Owner,
     People,
     Recorder,

@@ -16,7 +16,7 @@ from shared_code.domain.events import AuthorSnapshot, PostCreated, UserCounts
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.relay import EventHandler, RelayPolicy, RoundReport, requeue_dead
 from shared_code.projections.writes import POSTS
-from tests.integration.outbox.conftest import (
+from tests.support.pipeline import (
     FAST,
     FailingFor,
     OutboxRow,

@@ -8,8 +8,8 @@ import pytest
 
 from shared_code import metrics
 from shared_code.bootstrap import outbox_relay
-from tests.integration.outbox.conftest import Owner, People, run_until_idle
 from tests.support.metrics import in_memory_metrics, points
+from tests.support.pipeline import Owner, People, run_until_idle
 
 if TYPE_CHECKING:
     from shared_code.app_context import AppContext

@@ -14,7 +14,7 @@ from shared_code.bootstrap import outbox_relay
 from shared_code.domain.events import EVENT_TYPES
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from shared_code.services import change_feed
-from tests.integration.outbox.conftest import (
+from tests.support.pipeline import (
     Owner,
     People,
     all_docs,

@@ -25,7 +25,7 @@ from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.handlers import EventHubsPublisher, ProjectionHandler
 from shared_code.outbox.relay import EventHandler, RelayPolicy
 from shared_code.projections.writes import POSTS
-from tests.integration.outbox.conftest import (
+from tests.support.pipeline import (
     Owner,
     People,
     hub_messages,

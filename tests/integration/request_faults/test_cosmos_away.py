@@ -11,16 +11,10 @@ from typing import Any
 import pytest
 
 from shared_code.app_context import AppContext
-from tests.integration.request_faults.conftest import (
-    ANSWER_WITHIN_SECONDS,
-    PROBLEM_PREFIX,
-    Graph,
-    build_graph,
-    call_ok,
-    feed_pages,
-)
 from tests.support.api import ApiClient, Response
 from tests.support.cosmos_fault_proxy import CosmosFaultProxy, Mode
+from tests.support.problems import PROBLEM_PREFIX
+from tests.support.request_faults import ANSWER_WITHIN_SECONDS, Graph, build_graph, call_ok, feed_pages
 
 FAULTS: list[Mode] = ["refuse", "hang", "fail-503", "fail-429"]
 

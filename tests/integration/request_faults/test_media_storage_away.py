@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devhost.services.process import free_port
-from tests.integration.request_faults.conftest import ANSWER_WITHIN_SECONDS, PROBLEM_PREFIX, call_ok
 from tests.support.api import ApiClient
 from tests.support.outbox import OwnerDb
+from tests.support.problems import PROBLEM_PREFIX
+from tests.support.request_faults import ANSWER_WITHIN_SECONDS, call_ok
 
 
 @pytest.fixture(params=["refused", "hanging"])

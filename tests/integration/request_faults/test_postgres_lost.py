@@ -14,9 +14,10 @@ import pytest
 
 from devhost.services.postgres import PostgresServer
 from shared_code.app_context import AppContext
-from tests.integration.request_faults.conftest import ANSWER_WITHIN_SECONDS, PROBLEM_PREFIX, call_ok
 from tests.support.api import ApiClient, Response
 from tests.support.outbox import OwnerDb
+from tests.support.problems import PROBLEM_PREFIX
+from tests.support.request_faults import ANSWER_WITHIN_SECONDS, call_ok
 from tests.support.stack import APP_LOGIN
 
 # The promise: writes succeed within 5 s of PostgreSQL's return. A little more is allowed
