@@ -9,10 +9,11 @@ from typing import Any
 
 import azure.functions as func
 
-from shared_code.app_context import AppContext, get_app_context
+from shared_code.app_context import get_app_context
+from shared_code.bootstrap import change_feed_service
 from shared_code.metrics import record_change_feed_lag
 from shared_code.observability import span_from
-from shared_code.services import change_feed
+from shared_code.services.change_feed import ChangeFeedService
 
 bp = func.Blueprint()
 
@@ -26,9 +27,9 @@ async def _handle(
     container: str,
     documents: func.DocumentList,
     context: func.Context,
-    handler: Callable[[AppContext, list[dict[str, Any]]], Awaitable[int]],
+    handler: Callable[[ChangeFeedService, list[dict[str, Any]]], Awaitable[int]],
 ) -> None:
-    ctx = await get_app_context()
+    service = change_feed_service(await get_app_context())
     items = [json.loads(document.to_json()) for document in documents]
     record_change_feed_lag(function, items)
     correlation_ids = sorted({str(i["correlationId"]) for i in items if i.get("correlationId")})
@@ -42,12 +43,12 @@ async def _handle(
                 "chorus.correlation_ids": ",".join(correlation_ids),
             },
         ):
-            await handler(ctx, items)
+            await handler(service, items)
     except Exception as exc:
         retry = context.retry_context
         if retry is not None and retry.retry_count < retry.max_retry_count:
             raise  # the host retries the batch
-        await change_feed.record_failure(ctx, function, container, items, exc)
+        await service.record_failure(function, container, items, exc)
 
 
 @bp.cosmos_db_trigger(
@@ -69,7 +70,7 @@ async def _handle(
     maximum_interval="00:00:15",
 )
 async def fan_out_posts(documents: func.DocumentList, context: func.Context) -> None:
-    await _handle("fan_out_posts", "posts_v2", documents, context, change_feed.fan_out_posts)
+    await _handle("fan_out_posts", "posts_v2", documents, context, ChangeFeedService.fan_out_posts)
 
 
 @bp.cosmos_db_trigger(
@@ -91,4 +92,4 @@ async def fan_out_posts(documents: func.DocumentList, context: func.Context) -> 
     maximum_interval="00:00:15",
 )
 async def count_reactions(documents: func.DocumentList, context: func.Context) -> None:
-    await _handle("count_reactions", "reactions", documents, context, change_feed.apply_reactions)
+    await _handle("count_reactions", "reactions", documents, context, ChangeFeedService.apply_reactions)

@@ -7,6 +7,7 @@ import azure.functions as func
 from functions.contract import api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
+from shared_code.bootstrap import health_probes
 from shared_code.schemas.ops import Health
 from shared_code.services.health import check_health
 
@@ -23,6 +24,6 @@ bp = func.Blueprint()
     tag="operations",
 )
 async def health(api: ApiRequest) -> func.HttpResponse:
-    report = await check_health(api.app)
+    report = await check_health(health_probes(api.app))
     status = 503 if report.status == "down" else 200
     return json_response(report.to_json(), status=status, headers={"Cache-Control": "no-store"})

@@ -1,4 +1,5 @@
-"""The composition root: builds the relay and the feed service from the app's clients and settings.
+"""The composition root: builds the relay and the services that need more than a unit of work (the feed
+service, the change-feed service, the health checks) from the app's clients and settings.
 
 The one place that may import every layer (docs/architecture.md "Layers"): the outbox gets its
 handlers, feed maintenance included, from here instead of importing the services itself."""
@@ -15,7 +16,9 @@ from shared_code.outbox.handlers import (
 )
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
 from shared_code.projections.writes import FEED, POSTS
+from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.feeds import FeedService
+from shared_code.services.health import HealthProbes
 
 
 def feed_service(ctx: AppContext) -> FeedService:
@@ -27,6 +30,21 @@ def feed_service(ctx: AppContext) -> FeedService:
         concurrency=s.fanout_concurrency,
         backfill_posts=s.feed_backfill_posts,
         posts=ctx.cosmos_db.get_container_client(POSTS),
+    )
+
+
+def change_feed_service(ctx: AppContext) -> ChangeFeedService:
+    """The change-feed functions' work (cheap to build: no I/O until it is used)."""
+    return ChangeFeedService(ctx.pg_pool, feed_service(ctx), CosmosWriter(ctx.cosmos_db))
+
+
+def health_probes(ctx: AppContext) -> HealthProbes:
+    return HealthProbes(
+        pg_pool=ctx.pg_pool,
+        cosmos_db=ctx.cosmos_db,
+        eventhubs=ctx.eventhubs,
+        media_container=ctx.blob_service.get_container_client(ctx.settings.media_container),
+        outbox_lag_threshold_seconds=ctx.settings.health_outbox_lag_seconds,
     )
 
 

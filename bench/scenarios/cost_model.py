@@ -4,8 +4,8 @@ counted exactly, for docs/cost-model.md.
 Counting needs an instrumented Cosmos client, so this scenario runs the app in the harness process, on the
 same local services but in a database of its own (PostgreSQL `chorus_cost`, Cosmos `chorus_cost`) that
 nothing else touches: the app's HTTP functions behind the local host's HTTP front end, and the relay and
-change-feed steps called one at a time (`OutboxRelay.run_once`, `change_feed.fan_out_posts`,
-`change_feed.apply_reactions`) so each step's requests are its own. Cosmos requests come from a
+change-feed steps called one at a time (`OutboxRelay.run_once`, `ChangeFeedService.fan_out_posts`,
+`ChangeFeedService.apply_reactions`) so each step's requests are its own. Cosmos requests come from a
 `raw_response_hook`; PostgreSQL statements (BEGIN and COMMIT included) from pg_stat_statements.
 """
 
@@ -151,8 +151,7 @@ async def _walk(
     pg: PgStatements,
     fanout_sizes: tuple[int, ...],
 ) -> list[dict[str, Any]]:
-    from shared_code.bootstrap import outbox_relay
-    from shared_code.services import change_feed
+    from shared_code.bootstrap import change_feed_service, outbox_relay
 
     steps: list[dict[str, Any]] = []
     relay = outbox_relay(app_ctx)
@@ -180,7 +179,7 @@ async def _walk(
         doc = await db.get_container_client("posts_v2").read_item(post_id, post_id)
         await measure(
             f"change feed posts_v2 → userFeed (F={followers})",
-            lambda: change_feed.fan_out_posts(app_ctx, [doc]),
+            lambda: change_feed_service(app_ctx).fan_out_posts([doc]),
             followers=followers,
         )
 
@@ -188,7 +187,7 @@ async def _walk(
         doc = await db.get_container_client("reactions").read_item(f"{post_id}:{user_id}", post_id)
         await measure(
             f"change feed reactions → counters, notifications ({label})",
-            lambda: change_feed.apply_reactions(app_ctx, [doc]),
+            lambda: change_feed_service(app_ctx).apply_reactions([doc]),
         )
 
     alice = await call(
@@ -216,7 +215,7 @@ async def _walk(
         )
         await relay.run_once()
         doc = await db.get_container_client("posts_v2").read_item(str(extra["id"]), str(extra["id"]))
-        await change_feed.fan_out_posts(app_ctx, [doc])
+        await change_feed_service(app_ctx).fan_out_posts([doc])
     await call(
         "GET /api/feed?limit=20 (first read: counters cache misses)", "GET", "/api/feed?limit=20", "cost-bob"
     )

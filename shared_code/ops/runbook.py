@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from shared_code.app_context import AppContext
+from shared_code.bootstrap import change_feed_service
 from shared_code.db.unit_of_work import Actor
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.ops import outbox, schema_drift
@@ -25,7 +26,6 @@ from shared_code.schemas.ops import (
     RequeueResult,
     SkipResult,
 )
-from shared_code.services import change_feed
 
 
 def require_admin(actor: Actor) -> None:
@@ -52,7 +52,7 @@ async def skip_dead_events(
 
 async def list_change_feed_failures(ctx: AppContext, actor: Actor) -> ChangeFeedFailures:
     require_admin(actor)
-    failures, truncated = await change_feed.open_failures(ctx)
+    failures, truncated = await change_feed_service(ctx).open_failures()
     return ChangeFeedFailures(
         failures=[ChangeFeedFailure.model_validate(f, from_attributes=True) for f in failures],
         truncated=truncated,
@@ -62,7 +62,7 @@ async def list_change_feed_failures(ctx: AppContext, actor: Actor) -> ChangeFeed
 async def replay_change_feed_failure(ctx: AppContext, actor: Actor, failure_id: int) -> ReplayResult:
     """Replay one recorded failed batch, once (a second replay is refused with 409)."""
     require_admin(actor)
-    documents = await change_feed.replay_failure(ctx, failure_id, actor.subject)
+    documents = await change_feed_service(ctx).replay_failure(failure_id, actor.subject)
     return ReplayResult(id=failure_id, replayed=True, documents=documents)
 
 

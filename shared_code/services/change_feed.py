@@ -8,6 +8,9 @@
 A batch that still fails after the function's retries is recorded in
 `change_feed_failures` with its documents, for an operator to replay once
 (`replay_failure`: the admin route and `python -m shared_code.ops`).
+
+`ChangeFeedService` is given what it uses (the pool, the feed service, the Cosmos writer) by the
+composition root, `shared_code.bootstrap.change_feed_service`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
-from shared_code.app_context import AppContext
-from shared_code.bootstrap import feed_service
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.projections.documents import reaction_side_effects
-from shared_code.services.feeds import bounded, shows_in_feeds
+from shared_code.services.feeds import FeedService, bounded, shows_in_feeds
 
 log = logging.getLogger("chorus.change_feed")
 
@@ -33,90 +35,6 @@ log = logging.getLogger("chorus.change_feed")
 POSTS_IN_PARALLEL = 4
 
 
-async def fan_out_posts(ctx: AppContext, posts: Sequence[dict[str, Any]]) -> int:
-    feeds = feed_service(ctx)
-    written = 0
-
-    async def one(post: dict[str, Any]) -> None:
-        nonlocal written
-        count = await feeds.fan_out_post(post)
-        written += count
-        log.info(
-            "fan-out of post %s (v%s, %s): %d feed item(s)",
-            post.get("postId"),
-            post.get("version"),
-            "visible" if shows_in_feeds(post) else "removed",
-            count,
-            extra={"correlationId": post.get("correlationId")},
-        )
-
-    await bounded(posts, one, POSTS_IN_PARALLEL)
-    return written
-
-
-async def apply_reactions(ctx: AppContext, reactions: Sequence[dict[str, Any]]) -> int:
-    """Counters and notifications for a batch of reaction documents: O(1) requests each."""
-    writes = [write for reaction in reactions for write in reaction_side_effects(reaction)]
-    await CosmosWriter(ctx.cosmos_db).apply_all(writes)
-    for reaction in reactions:
-        log.info(
-            "reaction %s on post %s applied to counters (counts v%s)",
-            reaction.get("id"),
-            reaction.get("postId"),
-            reaction.get("postCounts", {}).get("version"),
-            extra={"correlationId": reaction.get("correlationId")},
-        )
-    return len(writes)
-
-
-async def record_failure(
-    ctx: AppContext, function: str, container: str, documents: Sequence[dict[str, Any]], error: BaseException
-) -> int:
-    """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
-    (the change feed is at least once) while its failure is still open is kept once, not twice."""
-    correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
-    async with ctx.pg_pool.connection() as conn:
-        cur = await conn.execute(
-            """WITH still_open AS (
-                   SELECT id FROM change_feed_failures
-                   WHERE function = %(function)s AND container = %(container)s AND documents = %(documents)s
-                     AND replayed_at IS NULL
-                   LIMIT 1),
-               inserted AS (
-                   INSERT INTO change_feed_failures (function, container, documents, error, correlation_ids)
-                   SELECT %(function)s, %(container)s, %(documents)s, %(error)s, %(correlation_ids)s
-                   WHERE NOT EXISTS (SELECT 1 FROM still_open)
-                   RETURNING id)
-               SELECT id FROM inserted UNION ALL SELECT id FROM still_open""",
-            {
-                "function": function,
-                "container": container,
-                "documents": Jsonb(list(documents)),
-                "error": f"{type(error).__name__}: {error}"[:2000],
-                "correlation_ids": correlation_ids,
-            },
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    log.error(
-        "%s could not handle %d %s document(s) after its retries (%s: %s); recorded as change feed failure %d "
-        "for replay (correlation ids: %s)",
-        function,
-        len(documents),
-        container,
-        type(error).__name__,
-        error,
-        row[0],
-        ", ".join(correlation_ids),
-    )
-    return int(row[0])
-
-
-# What each change-feed function does with a batch: a recorded failure is replayed through the same code.
-HANDLERS: dict[str, Callable[[AppContext, Sequence[dict[str, Any]]], Awaitable[int]]] = {
-    "fan_out_posts": fan_out_posts,
-    "count_reactions": apply_reactions,
-}
 # The oldest open failures listed at once; an operator works through them oldest first.
 FAILURES_LISTED = 500
 
@@ -132,81 +50,171 @@ class OpenFailure:
     failed_at: datetime
 
 
-async def open_failures(ctx: AppContext, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
-    """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
-    async with ctx.pg_pool.connection() as conn:
-        cur = await conn.execute(
-            """SELECT id, function, container,
-                      ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
-                      error, correlation_ids, failed_at
-               FROM change_feed_failures WHERE replayed_at IS NULL
-               ORDER BY failed_at, id LIMIT %s""",
-            (limit + 1,),
-        )
-        rows = await cur.fetchall()
-    failures = [
-        OpenFailure(int(r[0]), r[1], r[2], [str(i) for i in r[3] if i is not None], r[4], list(r[5]), r[6])
-        for r in rows[:limit]
-    ]
-    return failures, len(rows) > limit
+@dataclass(frozen=True)
+class ChangeFeedService:
+    """The change-feed functions' work and the operator's replay of what failed."""
 
+    pool: AsyncConnectionPool
+    feeds: FeedService
+    writer: CosmosWriter
 
-async def replay_failure(ctx: AppContext, failure_id: int, replayed_by: str) -> int:
-    """Hand a recorded failed batch to its function once more; returns how many documents it had.
+    async def fan_out_posts(self, posts: Sequence[dict[str, Any]]) -> int:
+        feeds = self.feeds
+        written = 0
 
-    Once: the failure's row stays locked while its batch is handled, and is marked replayed in the same
-    transaction, so a second replay (at once or later) finds it replayed and is refused (Conflict). If
-    the batch fails again, nothing is marked and the failure stays open (Unavailable: retry later).
-    Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
-    """
-    async with ctx.pg_pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            """SELECT function, container, documents, replayed_at, replayed_by
-               FROM change_feed_failures WHERE id = %s FOR UPDATE""",
-            (failure_id,),
+        async def one(post: dict[str, Any]) -> None:
+            nonlocal written
+            count = await feeds.fan_out_post(post)
+            written += count
+            log.info(
+                "fan-out of post %s (v%s, %s): %d feed item(s)",
+                post.get("postId"),
+                post.get("version"),
+                "visible" if shows_in_feeds(post) else "removed",
+                count,
+                extra={"correlationId": post.get("correlationId")},
+            )
+
+        await bounded(posts, one, POSTS_IN_PARALLEL)
+        return written
+
+    async def apply_reactions(self, reactions: Sequence[dict[str, Any]]) -> int:
+        """Counters and notifications for a batch of reaction documents: O(1) requests each."""
+        writes = [write for reaction in reactions for write in reaction_side_effects(reaction)]
+        await self.writer.apply_all(writes)
+        for reaction in reactions:
+            log.info(
+                "reaction %s on post %s applied to counters (counts v%s)",
+                reaction.get("id"),
+                reaction.get("postId"),
+                reaction.get("postCounts", {}).get("version"),
+                extra={"correlationId": reaction.get("correlationId")},
+            )
+        return len(writes)
+
+    async def record_failure(
+        self, function: str, container: str, documents: Sequence[dict[str, Any]], error: BaseException
+    ) -> int:
+        """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
+        (the change feed is at least once) while its failure is still open is kept once, not twice."""
+        correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """WITH still_open AS (
+                       SELECT id FROM change_feed_failures
+                       WHERE function = %(function)s AND container = %(container)s AND documents = %(documents)s
+                         AND replayed_at IS NULL
+                       LIMIT 1),
+                   inserted AS (
+                       INSERT INTO change_feed_failures (function, container, documents, error, correlation_ids)
+                       SELECT %(function)s, %(container)s, %(documents)s, %(error)s, %(correlation_ids)s
+                       WHERE NOT EXISTS (SELECT 1 FROM still_open)
+                       RETURNING id)
+                   SELECT id FROM inserted UNION ALL SELECT id FROM still_open""",
+                {
+                    "function": function,
+                    "container": container,
+                    "documents": Jsonb(list(documents)),
+                    "error": f"{type(error).__name__}: {error}"[:2000],
+                    "correlation_ids": correlation_ids,
+                },
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        log.error(
+            "%s could not handle %d %s document(s) after its retries (%s: %s); recorded as change feed failure %d "
+            "for replay (correlation ids: %s)",
+            function,
+            len(documents),
+            container,
+            type(error).__name__,
+            error,
+            row[0],
+            ", ".join(correlation_ids),
         )
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"there is no change feed failure {failure_id}")
-        function, container, documents, replayed_at, by = row
-        if replayed_at is not None:
-            raise Conflict(
-                f"change feed failure {failure_id} was already replayed at {replayed_at.isoformat()}"
-                f"{f' by {by}' if by else ''}; nothing was done again",
-                replayedAt=replayed_at.isoformat(),
+        return int(row[0])
+
+    async def open_failures(self, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
+        """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT id, function, container,
+                          ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
+                          error, correlation_ids, failed_at
+                   FROM change_feed_failures WHERE replayed_at IS NULL
+                   ORDER BY failed_at, id LIMIT %s""",
+                (limit + 1,),
             )
-        handler = HANDLERS.get(function)
-        if handler is None:
-            raise Conflict(
-                f"change feed failure {failure_id} belongs to function {function!r}, which this app does "
-                "not have; nothing was done"
+            rows = await cur.fetchall()
+        failures = [
+            OpenFailure(
+                int(r[0]), r[1], r[2], [str(i) for i in r[3] if i is not None], r[4], list(r[5]), r[6]
             )
-        try:
-            await handler(ctx, documents)
-        except Exception as exc:
-            log.error(
-                "replay of change feed failure %d (%s, %d %s document(s)) failed again: %s: %s",
-                failure_id,
-                function,
-                len(documents),
-                container,
-                type(exc).__name__,
-                exc,
+            for r in rows[:limit]
+        ]
+        return failures, len(rows) > limit
+
+    async def replay_failure(self, failure_id: int, replayed_by: str) -> int:
+        """Hand a recorded failed batch to its function once more; returns how many documents it had.
+
+        Once: the failure's row stays locked while its batch is handled, and is marked replayed in the same
+        transaction, so a second replay (at once or later) finds it replayed and is refused (Conflict). If
+        the batch fails again, nothing is marked and the failure stays open (Unavailable: retry later).
+        Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                """SELECT function, container, documents, replayed_at, replayed_by
+                   FROM change_feed_failures WHERE id = %s FOR UPDATE""",
+                (failure_id,),
             )
-            raise Unavailable(
-                f"the replay of change feed failure {failure_id} failed again ({type(exc).__name__}); "
-                "it stays open: retry once the cause is fixed"
-            ) from exc
-        await conn.execute(
-            "UPDATE change_feed_failures SET replayed_at = now(), replayed_by = %s WHERE id = %s",
-            (replayed_by, failure_id),
+            row = await cur.fetchone()
+            if row is None:
+                raise NotFound(f"there is no change feed failure {failure_id}")
+            function, container, documents, replayed_at, by = row
+            if replayed_at is not None:
+                raise Conflict(
+                    f"change feed failure {failure_id} was already replayed at {replayed_at.isoformat()}"
+                    f"{f' by {by}' if by else ''}; nothing was done again",
+                    replayedAt=replayed_at.isoformat(),
+                )
+            handler = self._handlers().get(function)
+            if handler is None:
+                raise Conflict(
+                    f"change feed failure {failure_id} belongs to function {function!r}, which this app does "
+                    "not have; nothing was done"
+                )
+            try:
+                await handler(documents)
+            except Exception as exc:
+                log.error(
+                    "replay of change feed failure %d (%s, %d %s document(s)) failed again: %s: %s",
+                    failure_id,
+                    function,
+                    len(documents),
+                    container,
+                    type(exc).__name__,
+                    exc,
+                )
+                raise Unavailable(
+                    f"the replay of change feed failure {failure_id} failed again ({type(exc).__name__}); "
+                    "it stays open: retry once the cause is fixed"
+                ) from exc
+            await conn.execute(
+                "UPDATE change_feed_failures SET replayed_at = now(), replayed_by = %s WHERE id = %s",
+                (replayed_by, failure_id),
+            )
+        log.warning(
+            "change feed failure %d (%s, %d %s document(s)) replayed by %s",
+            failure_id,
+            function,
+            len(documents),
+            container,
+            replayed_by,
         )
-    log.warning(
-        "change feed failure %d (%s, %d %s document(s)) replayed by %s",
-        failure_id,
-        function,
-        len(documents),
-        container,
-        replayed_by,
-    )
-    return len(documents)
+        return len(documents)
+
+    def _handlers(self) -> dict[str, Callable[[Sequence[dict[str, Any]]], Awaitable[int]]]:
+        """What each change-feed function does with a batch: a recorded failure is replayed through the
+        same code."""
+        return {"fan_out_posts": self.fan_out_posts, "count_reactions": self.apply_reactions}

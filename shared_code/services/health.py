@@ -6,12 +6,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from azure.cosmos.aio import DatabaseProxy
+from azure.eventhub.aio import EventHubProducerClient
+from azure.storage.blob.aio import ContainerClient
 from psycopg import AsyncConnection
-
-if TYPE_CHECKING:  # only for hints: shared_code.metrics imports this module, app_context imports metrics
-    from shared_code.app_context import AppContext
+from psycopg_pool import AsyncConnectionPool
 
 ComponentStatus = Literal["ok", "down", "disabled"]
 OverallStatus = Literal["ok", "degraded", "down"]
@@ -69,6 +70,17 @@ class HealthReport:
         return body
 
 
+@dataclass(frozen=True)
+class HealthProbes:
+    """What the health check asks: built by the composition root (shared_code.bootstrap.health_probes)."""
+
+    pg_pool: AsyncConnectionPool
+    cosmos_db: DatabaseProxy
+    eventhubs: EventHubProducerClient | None  # None: publishing is off
+    media_container: ContainerClient
+    outbox_lag_threshold_seconds: float
+
+
 async def _probe(check: Callable[[], Awaitable[object]]) -> ComponentHealth:
     started = time.perf_counter()
     try:
@@ -85,27 +97,25 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else "no detail"
 
 
-async def check_postgres(ctx: AppContext) -> ComponentHealth:
+async def check_postgres(pool: AsyncConnectionPool) -> ComponentHealth:
     async def select_one() -> None:
-        async with ctx.pg_pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
             await conn.execute("SELECT 1")
 
     return await _probe(select_one)
 
 
-async def check_cosmos(ctx: AppContext) -> ComponentHealth:
-    return await _probe(ctx.cosmos_db.read)
+async def check_cosmos(db: DatabaseProxy) -> ComponentHealth:
+    return await _probe(db.read)
 
 
-async def check_eventhubs(ctx: AppContext) -> ComponentHealth:
-    producer = ctx.eventhubs
+async def check_eventhubs(producer: EventHubProducerClient | None) -> ComponentHealth:
     if producer is None:
         return ComponentHealth("disabled", detail="no Event Hubs connection configured; publishing is off")
     return await _probe(producer.get_eventhub_properties)
 
 
-async def check_blob(ctx: AppContext) -> ComponentHealth:
-    container = ctx.blob_service.get_container_client(ctx.settings.media_container)
+async def check_blob(container: ContainerClient) -> ComponentHealth:
     return await _probe(container.get_container_properties)
 
 
@@ -127,21 +137,25 @@ async def read_outbox_health(conn: AsyncConnection[Any]) -> OutboxHealth:
     )
 
 
-async def outbox_health(ctx: AppContext) -> OutboxHealth | None:
+async def outbox_health(pool: AsyncConnectionPool) -> OutboxHealth | None:
     """Pending and dead events and the age of the oldest pending one; None if it cannot be read."""
     try:
-        async with ctx.pg_pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
             return await read_outbox_health(conn)
     except Exception:
         return None
 
 
-async def check_health(ctx: AppContext) -> HealthReport:
+async def check_health(probes: HealthProbes) -> HealthReport:
     postgres, cosmos, eventhubs, blob, outbox = await asyncio.gather(
-        check_postgres(ctx), check_cosmos(ctx), check_eventhubs(ctx), check_blob(ctx), outbox_health(ctx)
+        check_postgres(probes.pg_pool),
+        check_cosmos(probes.cosmos_db),
+        check_eventhubs(probes.eventhubs),
+        check_blob(probes.media_container),
+        outbox_health(probes.pg_pool),
     )
     components = {"postgres": postgres, "cosmos": cosmos, "eventHubs": eventhubs, "blob": blob}
-    status, reasons = overall_status(components, outbox, ctx.settings.health_outbox_lag_seconds)
+    status, reasons = overall_status(components, outbox, probes.outbox_lag_threshold_seconds)
     return HealthReport(status=status, components=components, outbox=outbox, reasons=reasons)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from shared_code.bootstrap import change_feed_service
 from shared_code.projections.writes import POSTS
-from shared_code.services import change_feed
 from tests.support.api import ApiClient, Response
 from tests.support.flows import drain
 
@@ -55,7 +55,7 @@ async def build_graph(api: ApiClient, context: AppContext) -> Graph:
     # What the change-feed function would do with the posts the relay projected.
     container = context.cosmos_db.get_container_client(POSTS)
     documents = [doc async for doc in container.query_items("SELECT * FROM c")]
-    await change_feed.fan_out_posts(context, documents)
+    await change_feed_service(context).fan_out_posts(documents)
     deleted = posts[1]  # one of alice's, taken down after it reached the feeds (not drained again)
     await call_ok(api, "DELETE", f"/api/posts/{deleted}", "alice")
     return Graph(ids=ids, deleted_post=deleted)

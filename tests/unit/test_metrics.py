@@ -187,7 +187,9 @@ def test_console_lines_name_each_point(reader: InMemoryMetricReader) -> None:
     assert "metric chorus.change_feed.lag_seconds{function=fan_out_posts} count=1 sum=2 min=2 max=2\n" in text
 
 
-async def test_a_change_feed_function_records_its_lag_before_handling(reader: InMemoryMetricReader) -> None:
+async def test_a_change_feed_function_records_its_lag_before_handling(
+    reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import azure.functions as func
 
     from functions import change_feed
@@ -195,7 +197,7 @@ async def test_a_change_feed_function_records_its_lag_before_handling(reader: In
 
     handled: list[list[dict[str, Any]]] = []
 
-    async def handler(ctx: AppContext, items: list[dict[str, Any]]) -> int:
+    async def handler(service: object, items: list[dict[str, Any]]) -> int:
         handled.append(items)
         return len(items)
 
@@ -207,6 +209,7 @@ async def test_a_change_feed_function_records_its_lag_before_handling(reader: In
         ]
     )
     use_app_context(cast(AppContext, object()))  # the stub handler needs no clients
+    monkeypatch.setattr(change_feed, "change_feed_service", lambda ctx: object())
     try:
         await change_feed._handle(
             "fan_out_posts", "posts_v2", documents, cast(func.Context, object()), handler

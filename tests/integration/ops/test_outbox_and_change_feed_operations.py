@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 
 from shared_code.app_context import AppContext
+from shared_code.bootstrap import change_feed_service
 from shared_code.projections.writes import FEED, POSTS, PROFILES
-from shared_code.services import change_feed
 from tests.support.api import ApiClient
 from tests.support.flows import drain, onboard
 
@@ -99,8 +99,8 @@ async def recorded_failure(api: ApiClient, app_context: AppContext) -> tuple[int
     post = (await api.call("POST", "/api/posts", subject="ann", json_body={"content": "hello"})).json["id"]
     await drain(app_context)
     doc = await app_context.cosmos_db.get_container_client(POSTS).read_item(post, post)
-    failure_id = await change_feed.record_failure(
-        app_context, "fan_out_posts", POSTS, [doc], TimeoutError("Cosmos timed out")
+    failure_id = await change_feed_service(app_context).record_failure(
+        "fan_out_posts", POSTS, [doc], TimeoutError("Cosmos timed out")
     )
     return failure_id, post, ann
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared_code.bootstrap import outbox_relay
+from shared_code.bootstrap import change_feed_service, outbox_relay
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, REACTIONS
-from shared_code.services import change_feed
 from tests.support.pipeline import (
     Owner,
     People,
@@ -49,9 +48,11 @@ async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(
     assert await all_docs(app_context, FEED) == {}  # posts reach feeds through the change feed only
 
     posts = await documents(app_context, POSTS, p, q)
-    assert await change_feed.fan_out_posts(app_context, posts) == 4  # alice herself and bob, two posts each
+    assert (
+        await change_feed_service(app_context).fan_out_posts(posts) == 4
+    )  # alice herself and bob, two posts each
     once = await snapshot(app_context, [FEED])
-    assert await change_feed.fan_out_posts(app_context, posts) == 4
+    assert await change_feed_service(app_context).fan_out_posts(posts) == 4
     assert await snapshot(app_context, [FEED]) == once
     assert await feed_of(app_context, alice) == {p: "one", q: "two"}
     assert await feed_of(app_context, bob) == {p: "one", q: "two"}
@@ -63,7 +64,7 @@ async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(
     await run_until_idle(relay)
     changed = await documents(app_context, POSTS, p, q)
     for _ in range(2):
-        await change_feed.fan_out_posts(app_context, changed)
+        await change_feed_service(app_context).fan_out_posts(changed)
         assert await feed_of(app_context, alice) == {p: "one, edited"}
         assert await feed_of(app_context, bob) == {p: "one, edited"}
         assert await feed_of(app_context, carol) == {}
@@ -81,9 +82,9 @@ async def test_reactions_given_twice_leave_the_same_counters_and_one_notificatio
     await run_until_idle(relay)
     reactions = await documents(app_context, REACTIONS, f"{p}:{bob}", f"{p}:{carol}", f"{p}:{alice}")
 
-    await change_feed.apply_reactions(app_context, reactions)
+    await change_feed_service(app_context).apply_reactions(reactions)
     once = await snapshot(app_context, [COUNTERS, NOTIFICATIONS])
-    await change_feed.apply_reactions(app_context, reactions)
+    await change_feed_service(app_context).apply_reactions(reactions)
     assert await snapshot(app_context, [COUNTERS, NOTIFICATIONS]) == once
 
     counts = once[COUNTERS][f"{p}:counts"]
@@ -103,7 +104,9 @@ async def test_reactions_given_twice_leave_the_same_counters_and_one_notificatio
     await run_until_idle(relay)
     changed = await documents(app_context, REACTIONS, f"{p}:{bob}")
     for _ in range(2):
-        await change_feed.apply_reactions(app_context, changed + reactions)  # the older ones replayed too
+        await change_feed_service(app_context).apply_reactions(
+            changed + reactions
+        )  # the older ones replayed too
         notes = await all_docs(app_context, NOTIFICATIONS)
         assert set(notes) == {f"reaction:{p}:{bob}", f"reaction:{p}:{carol}"}
         assert notes[f"reaction:{p}:{bob}"]["read"] is True
@@ -121,8 +124,8 @@ async def test_a_failed_batch_recorded_twice_is_kept_once(
     batch = await documents(app_context, POSTS, p)
     error = TimeoutError("Cosmos timed out")
 
-    first = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
-    again = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
+    first = await change_feed_service(app_context).record_failure("fan_out_posts", POSTS, batch, error)
+    again = await change_feed_service(app_context).record_failure("fan_out_posts", POSTS, batch, error)
     assert again == first
     rows = await owner.rows(
         "SELECT id, function, container, documents, error, correlation_ids FROM change_feed_failures"
@@ -135,10 +138,10 @@ async def test_a_failed_batch_recorded_twice_is_kept_once(
 
     # once replayed, the same documents failing again are a new failure
     await owner.conn.execute("UPDATE change_feed_failures SET replayed_at = now()")
-    third = await change_feed.record_failure(app_context, "fan_out_posts", POSTS, batch, error)
+    third = await change_feed_service(app_context).record_failure("fan_out_posts", POSTS, batch, error)
     assert third != first
     # and another function's failure on the same documents is its own
-    other = await change_feed.record_failure(app_context, "count_reactions", POSTS, batch, error)
+    other = await change_feed_service(app_context).record_failure("count_reactions", POSTS, batch, error)
     assert other not in (first, third)
 
 
@@ -156,7 +159,7 @@ async def test_an_older_posts_v2_version_replayed_changes_no_feed(
     hidden = await people.post("alice", "against the rules")
     await run_until_idle(relay)
     old = await documents(app_context, POSTS, edited, deleted, hidden)  # each at version 1
-    await change_feed.fan_out_posts(app_context, old)
+    await change_feed_service(app_context).fan_out_posts(old)
     assert await feed_of(app_context, bob) == {
         edited: "first words",
         deleted: "regrettable",
@@ -177,14 +180,14 @@ async def test_an_older_posts_v2_version_replayed_changes_no_feed(
     await run_until_idle(relay)
     current = await documents(app_context, POSTS, edited, deleted, hidden)
     assert [d["version"] for d in current] == [2, 2, 2]
-    await change_feed.fan_out_posts(app_context, current)
+    await change_feed_service(app_context).fan_out_posts(current)
     after = {edited: "better words"}
     assert await feed_of(app_context, bob) == after
     settled = await snapshot(app_context, [FEED])
 
     # the old versions again, alone, then mixed with the current ones in the wrong order
-    assert await change_feed.fan_out_posts(app_context, old) == 0
-    await change_feed.fan_out_posts(app_context, current + old)
+    assert await change_feed_service(app_context).fan_out_posts(old) == 0
+    await change_feed_service(app_context).fan_out_posts(current + old)
     assert await feed_of(app_context, bob) == after
     assert await feed_of(app_context, alice) == after
     assert await snapshot(app_context, [FEED]) == settled

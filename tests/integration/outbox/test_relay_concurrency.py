@@ -8,11 +8,11 @@ import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared_code.bootstrap import change_feed_service
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.relay import OutboxRelay, RelayPolicy
 from shared_code.projections.writes import COUNTERS, POSTS, REACTIONS
-from shared_code.services import change_feed
 from tests.support.pipeline import (
     Owner,
     People,
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 async def catch_up_change_feeds(ctx: AppContext) -> None:
     """What both change feed functions would be handed: every document at its latest version."""
-    await change_feed.fan_out_posts(ctx, list((await all_docs(ctx, POSTS)).values()))
-    await change_feed.apply_reactions(ctx, list((await all_docs(ctx, REACTIONS)).values()))
+    await change_feed_service(ctx).fan_out_posts(list((await all_docs(ctx, POSTS)).values()))
+    await change_feed_service(ctx).apply_reactions(list((await all_docs(ctx, REACTIONS)).values()))
 
 
 async def busy_graph(people: People) -> None:
@@ -162,7 +162,7 @@ async def test_counters_equal_postgres_after_a_storm_of_reactions_with_replays(
         await run_until_idle(relay)
         docs = list((await all_docs(app_context, REACTIONS)).values())
         seen_documents.extend(docs)
-        await change_feed.apply_reactions(app_context, docs)
+        await change_feed_service(app_context).apply_reactions(docs)
 
     async def fan(name: str, moves: Sequence[str | None]) -> None:
         for move in moves:
@@ -217,15 +217,15 @@ async def test_counters_equal_postgres_after_a_storm_of_reactions_with_replays(
     # replays: older documents after newer ones, in any order, twice over
     stale = seen_documents[:]
     shuffle.shuffle(stale)
-    await change_feed.apply_reactions(app_context, stale)
-    await change_feed.apply_reactions(app_context, stale)
+    await change_feed_service(app_context).apply_reactions(stale)
+    await change_feed_service(app_context).apply_reactions(stale)
     await assert_exact()
 
     # the relay delivering every event of the storm again, then the change feed on its documents
     events: list[StoredEvent] = await owner.stored_events("aggregate_type IN ('reaction', 'comment')")
     await owner.redeliver(e.id for e in events)
     await pipeline_pass()
-    await change_feed.apply_reactions(app_context, stale)
+    await change_feed_service(app_context).apply_reactions(stale)
     await assert_exact()
 
     notes = await all_docs(app_context, "notifications")

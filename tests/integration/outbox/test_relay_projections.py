@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from shared_code.bootstrap import outbox_relay
+from shared_code.bootstrap import change_feed_service, outbox_relay
 from shared_code.domain.events import EVENT_TYPES
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
-from shared_code.services import change_feed
 from tests.support.pipeline import (
     Owner,
     People,
@@ -93,7 +92,7 @@ async def everything_happens(people: People) -> Story:
 
 async def apply_reaction_change_feed(ctx: AppContext) -> None:
     """What the reactions change feed would hand its function: every reaction document, latest version."""
-    await change_feed.apply_reactions(ctx, list((await all_docs(ctx, REACTIONS)).values()))
+    await change_feed_service(ctx).apply_reactions(list((await all_docs(ctx, REACTIONS)).values()))
 
 
 async def test_every_event_type_lands_in_its_containers(
