@@ -8,7 +8,8 @@
   same process shape as the host), `concurrency` at a time, into `bench_baseline` (the same container
   definitions, no change-feed function behind it).
 
-Keep `CreatePostSql` in step with shared_code/db/unit_of_work.py and shared_code/services/posts.py.
+Keep `CreatePostSql` in step with shared_code/db/unit_of_work.py, shared_code/services/posts.py and
+shared_code/services/authors.py (the author snapshot and post count it writes).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from shared_code.domain.errors import Conflict, NotFound
 from shared_code.domain.events import ProfileUpdated, UserCreated, UserDeleted
 from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
 from shared_code.services import social
-from shared_code.services.posts import delete_posts_of
+from shared_code.services.post_deletion import delete_posts_of
 
 # Token `idp` claim values → the auth providers the schema allows; anything else is email/password.
 _PROVIDERS = {

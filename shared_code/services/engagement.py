@@ -18,7 +18,7 @@ from shared_code.domain.limits import ReactionType
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Comment, CreateComment
 from shared_code.services.guards import has_blocked, visible_post
-from shared_code.services.posts import full_reaction_counts
+from shared_code.services.reaction_counts import full_reaction_counts
 
 
 def _counts(row: tuple[Any, ...]) -> PostCounts:

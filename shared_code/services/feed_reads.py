@@ -16,6 +16,7 @@ from uuid import UUID
 from azure.cosmos.aio import DatabaseProxy
 
 from shared_code.adapters.availability import CosmosUnavailable, RequestBudget
+from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
@@ -27,8 +28,8 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, Media
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.feeds import FEED_POST_COLUMNS, feed_item, feed_post_from_row
-from shared_code.services.posts import MediaUrls, full_reaction_counts
 from shared_code.services.projection_queries import caller, page, refill
+from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
 

@@ -29,8 +29,9 @@ from shared_code.schemas.moderation import (
     PostDecision,
     QueueItem,
 )
+from shared_code.services.authors import author_snapshot
 from shared_code.services.guards import visible_post
-from shared_code.services.posts import author_snapshot, media_refs
+from shared_code.services.post_media import media_refs
 
 # The status each action leads to, and the statuses it may start from.
 _TRANSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {

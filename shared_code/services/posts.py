@@ -6,40 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-# MediaUrls (read SAS URLs for blob paths) lives with the signer; re-exported for existing imports.
-from shared_code.adapters.media_signing import MediaUrls as MediaUrls
+from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
-from shared_code.domain.events import (
-    AuthorSnapshot,
-    MediaRef,
-    PostCreated,
-    PostDeleted,
-    PostUpdated,
-    UserCounts,
-)
-from shared_code.domain.limits import REACTION_TYPES
+from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post
+from shared_code.services.authors import author_snapshot, change_post_count
 from shared_code.services.guards import has_blocked, require_live_user, visible_post
-
-
-def full_reaction_counts(stored: dict[str, int] | None) -> dict[str, int]:
-    """Every reaction type, zeros included, so clients need no defaults."""
-    stored = stored or {}
-    return {t: int(stored.get(t, 0)) for t in REACTION_TYPES}
-
-
-async def author_snapshot(uow: UnitOfWork, user_id: UUID) -> AuthorSnapshot:
-    cur = await uow.conn.execute(
-        """SELECT u.id, u.username, p.display_name, p.avatar_url
-           FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = %s""",
-        (user_id,),
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return AuthorSnapshot(user_id=row[0], username=row[1], display_name=row[2], avatar_url=row[3])
+from shared_code.services.post_deletion import soft_delete_post
+from shared_code.services.post_media import media_refs
+from shared_code.services.reaction_counts import full_reaction_counts
 
 
 async def _attach_media(
@@ -69,17 +47,6 @@ async def _attach_media(
     return tuple(found[m] for m in media_ids)
 
 
-async def _change_post_count(uow: UnitOfWork, author: UUID, delta: int) -> UserCounts:
-    cur = await uow.conn.execute(
-        """UPDATE user_counts SET posts = posts + %s, version = version + 1 WHERE user_id = %s
-           RETURNING user_id, followers, following, posts, version""",
-        (delta, author),
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3], version=row[4])
-
-
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
     cur = await uow.conn.execute(
@@ -91,7 +58,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
     post_id, created_at, status = row
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
     media = await _attach_media(uow, me, post_id, body.media_ids)
-    author_counts = await _change_post_count(uow, me, +1)
+    author_counts = await change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
     uow.record(
         PostCreated(
@@ -197,49 +164,12 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     return updated
 
 
-async def media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
-    cur = await uow.conn.execute(
-        """SELECT m.id, m.content_type, m.blob_path FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-           WHERE pm.post_id = %s ORDER BY pm.position""",
-        (post_id,),
-    )
-    return tuple(MediaRef(media_id=r[0], content_type=r[1], blob_path=r[2]) for r in await cur.fetchall())
-
-
-async def _soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> None:
-    cur = await uow.conn.execute(
-        """UPDATE posts SET deleted_at = now(), updated_at = now(), version = version + 1
-           WHERE id = %s AND deleted_at IS NULL RETURNING version, deleted_at""",
-        (post_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        return
-    version, deleted_at = row
-    author_counts = await _change_post_count(uow, author_id, -1)
-    uow.record(
-        PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at, author_counts=author_counts),
-        post_id,
-        version,
-    )
-
-
 async def delete_post(uow: UnitOfWork, post_id: UUID) -> None:
     me = uow.require_user()
     post = await visible_post(uow, post_id, lock=True)
     if post.author_id != me and not uow.actor.is_moderator:
         raise Forbidden("only the author or a moderator can delete a post")
-    await _soft_delete_post(uow, post_id, post.author_id)
-
-
-async def delete_posts_of(uow: UnitOfWork, author_id: UUID) -> None:
-    """Every live post of an author (account deletion), one event each."""
-    cur = await uow.conn.execute(
-        "SELECT id FROM posts WHERE author_id = %s AND deleted_at IS NULL ORDER BY created_at FOR UPDATE",
-        (author_id,),
-    )
-    for (post_id,) in await cur.fetchall():
-        await _soft_delete_post(uow, post_id, author_id)
+    await soft_delete_post(uow, post_id, post.author_id)
 
 
 async def list_author_posts(
