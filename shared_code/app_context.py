@@ -22,7 +22,6 @@ from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.adapters.postgres import open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
-from shared_code.metrics import watch_backlog
 from shared_code.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,10 @@ async def get_app_context() -> AppContext:
         async with _context_lock:
             if _context is None:
                 _context = await AppContext.create(get_settings())
-                watch_backlog(_context.pg_pool)  # the backlog gauges read through this process's pool
+                # The composition root builds on this module, so it is imported at first use.
+                from shared_code.bootstrap import watch_backlog
+
+                watch_backlog(_context)  # the backlog gauges read through this process's pool
     return _context
 
 

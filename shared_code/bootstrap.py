@@ -1,11 +1,13 @@
 """The composition root: builds the relay and the services that need more than a unit of work (the feed
-service, the change-feed service, the health checks) from the app's clients and settings.
+service, the change-feed service, the health checks) from the app's clients and settings, and hands
+the backlog gauges their reader.
 
 The one place that may import every layer (docs/architecture.md "Layers"): the outbox gets its
 handlers, feed maintenance included, from here instead of importing the services itself."""
 
 from __future__ import annotations
 
+from shared_code import metrics
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.app_context import AppContext
 from shared_code.outbox.handlers import (
@@ -18,7 +20,7 @@ from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.feeds import FeedService
-from shared_code.services.health import HealthProbes
+from shared_code.services.health import HealthProbes, read_backlog
 
 
 def feed_service(ctx: AppContext) -> FeedService:
@@ -46,6 +48,12 @@ def health_probes(ctx: AppContext) -> HealthProbes:
         media_container=ctx.blob_service.get_container_client(ctx.settings.media_container),
         outbox_lag_threshold_seconds=ctx.settings.health_outbox_lag_seconds,
     )
+
+
+def watch_backlog(ctx: AppContext) -> metrics.BacklogCache:
+    """The backlog gauges read through this process's pool (call on the worker's event loop)."""
+    pool = ctx.pg_pool
+    return metrics.watch_backlog(lambda: read_backlog(pool))
 
 
 def outbox_relay(ctx: AppContext) -> OutboxRelay:

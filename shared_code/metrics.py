@@ -22,13 +22,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from psycopg_pool import AsyncConnectionPool
-
-from shared_code.services.health import CHECK_TIMEOUT_SECONDS, OutboxHealth, read_outbox_health
 
 log = logging.getLogger("chorus.metrics")
 
@@ -60,24 +57,25 @@ BACKLOG_MAX_AGE_SECONDS = 15.0
 # Change-feed lag buckets, seconds: sub-second when caught up, minutes to hours in a replay.
 LAG_BUCKETS_SECONDS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
-_OPEN_CHANGE_FEED_FAILURES_SQL = "SELECT count(*) FROM change_feed_failures WHERE replayed_at IS NULL"
+# A backlog read gives up after this long (as long as a health check waits for a dependency).
+BACKLOG_READ_TIMEOUT_SECONDS = 3.0
+
+
+class OutboxBacklog(Protocol):
+    """The outbox numbers the gauges report (services.health.OutboxHealth is one)."""
+
+    @property
+    def pending(self) -> int: ...
+    @property
+    def dead(self) -> int: ...
+    @property
+    def oldest_pending_seconds(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
 class BacklogSnapshot:
-    outbox: OutboxHealth
+    outbox: OutboxBacklog
     open_change_feed_failures: int
-
-
-async def read_backlog(pool: AsyncConnectionPool) -> BacklogSnapshot:
-    """The outbox numbers the health check reports, and the open change-feed failures: one
-    connection, two index-backed aggregates."""
-    async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
-        outbox = await read_outbox_health(conn)
-        cur = await conn.execute(_OPEN_CHANGE_FEED_FAILURES_SQL)
-        row = await cur.fetchone()
-    assert row is not None
-    return BacklogSnapshot(outbox=outbox, open_change_feed_failures=int(row[0]))
 
 
 class BacklogCache:
@@ -93,7 +91,7 @@ class BacklogCache:
         read: Callable[[], Awaitable[BacklogSnapshot]],
         loop: asyncio.AbstractEventLoop,
         max_age_seconds: float = BACKLOG_MAX_AGE_SECONDS,
-        timeout_seconds: float = CHECK_TIMEOUT_SECONDS + 1.0,
+        timeout_seconds: float = BACKLOG_READ_TIMEOUT_SECONDS + 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read = read
@@ -110,7 +108,9 @@ class BacklogCache:
         """Read now (on the loop that owns the pool)."""
         self.reads += 1
         try:
-            snapshot: BacklogSnapshot | None = await asyncio.wait_for(self._read(), CHECK_TIMEOUT_SECONDS)
+            snapshot: BacklogSnapshot | None = await asyncio.wait_for(
+                self._read(), BACKLOG_READ_TIMEOUT_SECONDS
+            )
         except Exception as exc:  # the gauges go quiet; health and the logs say why
             log.warning("backlog metrics: cannot read PostgreSQL (%s: %s)", type(exc).__name__, exc)
             snapshot = None
@@ -195,9 +195,11 @@ class ChorusMetrics:
 _metrics = ChorusMetrics(metrics.get_meter(METER_NAME))
 
 
-def watch_backlog(pool: AsyncConnectionPool) -> BacklogCache:
-    """Called on the worker's event loop once its pool exists: the backlog gauges read through it."""
-    cache = BacklogCache(lambda: read_backlog(pool), asyncio.get_running_loop())
+def watch_backlog(read: Callable[[], Awaitable[BacklogSnapshot]]) -> BacklogCache:
+    """Called on the worker's event loop once its pool exists, with the reader the composition root
+    (shared_code.bootstrap) builds over that pool: the backlog gauges read through it. The reader is
+    handed in so that this module, which the outbox relay imports, imports no service."""
+    cache = BacklogCache(read, asyncio.get_running_loop())
     _metrics.backlog = cache
     return cache
 

@@ -14,6 +14,8 @@ from azure.storage.blob.aio import ContainerClient
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.metrics import BacklogSnapshot
+
 ComponentStatus = Literal["ok", "down", "disabled"]
 OverallStatus = Literal["ok", "degraded", "down"]
 
@@ -135,6 +137,20 @@ async def read_outbox_health(conn: AsyncConnection[Any]) -> OutboxHealth:
     return OutboxHealth(
         pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
     )
+
+
+_OPEN_CHANGE_FEED_FAILURES_SQL = "SELECT count(*) FROM change_feed_failures WHERE replayed_at IS NULL"
+
+
+async def read_backlog(pool: AsyncConnectionPool) -> BacklogSnapshot:
+    """What the backlog gauges report: the outbox numbers the health check reports, and the open
+    change-feed failures; one connection, two index-backed aggregates."""
+    async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        outbox = await read_outbox_health(conn)
+        cur = await conn.execute(_OPEN_CHANGE_FEED_FAILURES_SQL)
+        row = await cur.fetchone()
+    assert row is not None
+    return BacklogSnapshot(outbox=outbox, open_change_feed_failures=int(row[0]))
 
 
 async def outbox_health(pool: AsyncConnectionPool) -> OutboxHealth | None:

@@ -11,6 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code import metrics
+from shared_code.services.health import read_backlog
 from tests.support.metrics import backlog_gauges, in_memory_metrics
 from tests.support.stack import as_app_login
 
@@ -50,7 +51,7 @@ async def test_backlog_gauges_report_what_postgres_holds(
         as_app_login(database_url), min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
     ) as pool:
         with in_memory_metrics(monkeypatch) as reader:
-            cache = metrics.watch_backlog(pool)
+            cache = metrics.watch_backlog(lambda: read_backlog(pool))
             values = backlog_gauges(await asyncio.to_thread(reader.get_metrics_data))
     assert cache.reads == 1
     assert values[metrics.OUTBOX_PENDING] == 2
