@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -136,6 +137,8 @@ async def _devtools_port(user_data_dir: Path, process: asyncio.subprocess.Proces
 @asynccontextmanager
 async def chromium_page() -> AsyncIterator[Page]:
     """A fresh headless chromium (its own profile in a temporary directory) and its one tab."""
+    # Chromium's helper processes (renderer, network, crash handler) outlive the browser process by a
+    # moment and keep writing to the profile: the whole process group goes before the profile does.
     with tempfile.TemporaryDirectory(prefix="chorus-chromium-") as profile:
         user_data_dir = Path(profile)
         process = await asyncio.create_subprocess_exec(
@@ -145,6 +148,7 @@ async def chromium_page() -> AsyncIterator[Page]:
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             port = await _devtools_port(user_data_dir, process)
@@ -162,10 +166,23 @@ async def chromium_page() -> AsyncIterator[Page]:
                         with suppress(asyncio.CancelledError):
                             await reader
         finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 10)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await _stop_process_group(process)
+
+
+async def _stop_process_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM to chromium and every helper it started, SIGKILL to what is left after 10 s, and wait
+    until no process of the group remains (so nothing writes to the profile while it is removed)."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), 10)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.05)
