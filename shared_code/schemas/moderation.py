@@ -77,6 +77,8 @@ class QueueItem(ResponseBody):
 class CreateAppeal(RequestBody):
     post_id: Uuid
     statement: Annotated[NonBlankText, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX)]
+    # Set to appeal a moderator's delete of one's comment on that post, rather than a decision on the post.
+    comment_id: Uuid | None = None
 
 
 class AppealDecisionRequest(RequestBody):
@@ -87,6 +89,7 @@ class AppealDecisionRequest(RequestBody):
 class Appeal(ResponseBody):
     id: UUID
     post_id: UUID
+    comment_id: UUID | None = None
     status: str
     created_at: datetime
     decided_at: datetime | None = None
