@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from functions.http_support import Handler, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from shared_code.domain.limits import (
-    MODERATION_REASON_MAX,
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
+    QUERY_REASON_MAX,
     REACTION_TYPES,
 )
 from shared_code.schemas.common import NON_BLANK_PATTERN
@@ -159,7 +159,7 @@ def _moderation_reason_query(thing: str) -> tuple[QueryParameter, ...]:
             {
                 "type": "string",
                 "minLength": 1,
-                "maxLength": MODERATION_REASON_MAX,
+                "maxLength": QUERY_REASON_MAX,
                 "pattern": NON_BLANK_PATTERN,
             },
             f"why a moderator deletes someone else's {thing}: required then (422 without it), recorded, and "
