@@ -202,6 +202,11 @@ def endpoint(
             correlation_id = correlation_id_of(req)
             response = await _handle(handler, req, correlation_id, anonymous)
             response.headers["x-correlation-id"] = correlation_id
+            # A browser never guesses a type other than the one declared (a JSON body read as HTML).
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            if not anonymous and "Cache-Control" not in response.headers:
+                # Everything behind a token is personal (signed media URLs included): no cache keeps it.
+                response.headers["Cache-Control"] = "no-store"
             return response
 
         function.__name__ = handler.__name__
