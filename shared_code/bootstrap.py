@@ -16,7 +16,9 @@ from shared_code.outbox.handlers import (
     FeedMaintenanceHandler,
     ProjectionHandler,
 )
-from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
+from shared_code.outbox.policy import RelayPolicy
+from shared_code.outbox.relay import EventHandler, OutboxRelay
+from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.feeds import FeedService
@@ -72,4 +74,5 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         AdminMirrorHandler(ctx.pg_pool),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
-    return OutboxRelay(ctx.pg_pool, handlers, policy, listen_url=s.postgres_url.get_secret_value())
+    store = OutboxStore(ctx.pg_pool, listen_url=s.postgres_url.get_secret_value())
+    return OutboxRelay(store, handlers, policy)
