@@ -263,8 +263,8 @@ async def media_state(uow: UnitOfWork, media_id: UUID) -> MediaState | None:
 async def read_media(
     uow: UnitOfWork, media_urls: MediaUrls, media_id: UUID, budget: RequestBudget
 ) -> MediaReady:
-    """GET /api/media/{id}: a fresh short-lived read URL when the caller may read the asset, else a
-    404 that does not say whether it exists."""
+    """GET /api/media/{id}: a fresh short-lived read URL when the caller may read the asset; a 409
+    for the owner's upload not completed yet; else a 404 that does not say whether it exists."""
     me = uow.require_user()
     cur = await uow.conn.execute(
         f"SELECT {_STATE_COLUMNS}, m.content_type, m.size_bytes, m.blob_path {_STATE_FROM} WHERE m.id = %s",
@@ -274,6 +274,12 @@ async def read_media(
     if row is None:
         raise NotFound("no such media")
     state = _state_from_row(row)
+    if state.status == "pending" and state.owner_id == me and not state.gone:
+        # The owner's own upload, not completed yet: say so (the Location of POST /media points here).
+        raise Conflict(
+            "this upload is not complete yet: PUT the bytes to its uploadUrl, then POST "
+            f"/api/media/{media_id}/complete"
+        )
     blocked = (
         state.post is not None
         and state.post.author_id != me
@@ -337,18 +343,19 @@ async def delete_stale_pending(
             return removed
 
 
-async def _delete_blob(blob_service: BlobServiceClient, container: str, blob_path: str) -> bool:
+async def _delete_blob(
+    blob_service: BlobServiceClient,
+    container: str,
+    blob_path: str,
+    left: str = "media cleanup: could not delete blob %s; it stays pending for the next run",
+) -> bool:
     try:
         # Snapshots too: the create permission of an upload URL also lets a client snapshot its blob.
         await blob_service.get_blob_client(container, blob_path).delete_blob(delete_snapshots="include")
     except ResourceNotFoundError:
         return True
     except Exception:
-        log.warning(
-            "media cleanup: could not delete blob %s; it stays pending for the next run",
-            blob_path,
-            exc_info=True,
-        )
+        log.warning(left, blob_path, exc_info=True)
         return False
     return True
 
@@ -397,7 +404,17 @@ async def purge_unreadable_media(
             if not doomed:
                 return purged
             outcomes = await asyncio.gather(
-                *(_delete_blob(blob_service, container, path) for _, path in doomed)
+                *(
+                    _delete_blob(
+                        blob_service,
+                        container,
+                        path,
+                        "media sweep: could not delete blob %s (is Blob storage reachable, and may the app's "
+                        "identity delete in the media container?); its row stays unpurged and the next run "
+                        "tries again",
+                    )
+                    for _, path in doomed
+                )
             )
             done = [media_id for (media_id, _), deleted in zip(doomed, outcomes, strict=True) if deleted]
             if done:

@@ -209,7 +209,9 @@ async def test_bytes_that_are_not_the_declared_type_are_refused_and_discarded(
     assert not await blob_exists(blobs, path)
     # Still pending, so it cannot be attached or read.
     assert (await mallory.call("POST", "/api/posts", {"content": "x", "mediaIds": [media_id]})).status == 422
-    assert_not_found(await mallory.call("GET", f"/api/media/{media_id}"))
+    pending = await mallory.call("GET", f"/api/media/{media_id}")
+    assert pending.status == 409, pending
+    assert "url" not in pending.body
     # The real thing, declared as what it is, is accepted.
     media_id, _ = await upload(http, mallory, JPEG, declared="image/jpeg")
     assert (await mallory.ok("POST", f"/api/media/{media_id}/complete"))["contentType"] == "image/jpeg"
