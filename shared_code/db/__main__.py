@@ -12,7 +12,7 @@ import os
 import sys
 
 from shared_code.db.migrations import MigrationError, migrate
-from shared_code.db.roles import ensure_app_login
+from shared_code.db.roles import RefusedAppLogin, ensure_app_login
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         password = os.environ.get(args.password_env) if args.password_env else None
         try:
             ensure_app_login(args.database_url, args.login, password)
+        except RefusedAppLogin as exc:
+            print(f"error: refusing to grant chorus_app: {exc}", file=sys.stderr)
+            return 1
         except Exception as exc:
             print(
                 f"error: cannot grant chorus_app to {args.login}: {type(exc).__name__}: {exc}",

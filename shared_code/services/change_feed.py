@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.projections.documents import reaction_side_effects
 from shared_code.services.feeds import FeedService, bounded, shows_in_feeds
@@ -98,7 +99,7 @@ class ChangeFeedService:
         """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
         (the change feed is at least once) while its failure is still open is kept once, not twice."""
         correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
-        async with self.pool.connection() as conn:
+        async with system_connection(self.pool) as conn:
             cur = await conn.execute(
                 """WITH still_open AS (
                        SELECT id FROM change_feed_failures
@@ -136,7 +137,7 @@ class ChangeFeedService:
 
     async def open_failures(self, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
         """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
-        async with self.pool.connection() as conn:
+        async with system_connection(self.pool) as conn:
             cur = await conn.execute(
                 """SELECT id, function, container,
                           ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
@@ -162,7 +163,7 @@ class ChangeFeedService:
         the batch fails again, nothing is marked and the failure stays open (Unavailable: retry later).
         Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
         """
-        async with self.pool.connection() as conn, conn.transaction():
+        async with system_connection(self.pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT function, container, documents, replayed_at, replayed_by
                    FROM change_feed_failures WHERE id = %s FOR UPDATE""",
