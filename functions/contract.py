@@ -14,7 +14,13 @@ from pydantic import BaseModel
 
 from functions.http_support import Handler, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
-from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REACTION_TYPES
+from shared_code.domain.limits import (
+    MODERATION_REASON_MAX,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    REACTION_TYPES,
+)
+from shared_code.schemas.common import NON_BLANK_PATTERN
 
 Access = Literal["anonymous", "user", "moderator", "admin"]
 
@@ -140,6 +146,16 @@ REACTION_QUERY = (
         "type",
         {"type": "string", "enum": list(REACTION_TYPES)},
         "only this reaction type",
+    ),
+)
+# A moderator deleting someone else's post says why (recorded, and the author may appeal);
+# the author deleting their own post needs no reason, and one given is ignored.
+DELETE_POST_QUERY = (
+    QueryParameter(
+        "reason",
+        {"type": "string", "minLength": 1, "maxLength": MODERATION_REASON_MAX, "pattern": NON_BLANK_PATTERN},
+        "why a moderator deletes someone else's post: required then (422 without it), recorded with "
+        "the removal, which the author may appeal; ignored when the author deletes their own post",
     ),
 )
 NOTIFICATION_QUERY = (

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +38,7 @@ from shared_code.domain.errors import (
 )
 from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from shared_code.metrics import record_degraded_read
+from shared_code.observability import TraceContext, trace_context
 from shared_code.schemas.common import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
 
@@ -51,15 +50,6 @@ ResultT = TypeVar("ResultT")
 PROBLEM_TYPE_PREFIX = "urn:chorus:problem:"
 # A transaction that lost a deadlock or serialization race is run again this many times.
 TRANSACTION_ATTEMPTS = 3
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-
-def correlation_id_of(req: func.HttpRequest) -> str:
-    """The W3C trace id of the request if it has one, so logs join the caller's trace; else a new id."""
-    match = _TRACEPARENT.match(req.headers.get("traceparent", "").strip().lower())
-    if match and match.group(1) != "0" * 32:
-        return match.group(1)
-    return uuid.uuid4().hex
 
 
 @dataclass
@@ -67,7 +57,11 @@ class ApiRequest:
     req: func.HttpRequest
     app: AppContext
     principal: Principal | None
-    correlation_id: str
+    trace: TraceContext
+
+    @property
+    def correlation_id(self) -> str:
+        return self.trace.correlation_id
 
     @property
     def actor(self) -> Actor:
@@ -77,7 +71,7 @@ class ApiRequest:
             subject=self.principal.subject,
             role=role,
             correlation_id=self.correlation_id,
-            traceparent=self.req.headers.get("traceparent"),
+            traceparent=self.trace.traceparent,
         )
 
     def cosmos_budget(self) -> RequestBudget:
@@ -200,9 +194,9 @@ def endpoint(
 
     def decorate(handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
         async def function(req: func.HttpRequest) -> func.HttpResponse:
-            correlation_id = correlation_id_of(req)
-            response = await _handle(handler, req, correlation_id, anonymous)
-            response.headers["x-correlation-id"] = correlation_id
+            trace = trace_context(req.headers.get("traceparent"))
+            response = await _handle(handler, req, trace, anonymous)
+            response.headers["x-correlation-id"] = trace.correlation_id
             return response
 
         function.__name__ = handler.__name__
@@ -214,12 +208,13 @@ def endpoint(
 
 
 async def _handle(
-    handler: Handler, req: func.HttpRequest, correlation_id: str, anonymous: bool
+    handler: Handler, req: func.HttpRequest, trace: TraceContext, anonymous: bool
 ) -> func.HttpResponse:
+    correlation_id = trace.correlation_id
     try:
         app = await get_app_context()
         principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
-        return await handler(ApiRequest(req=req, app=app, principal=principal, correlation_id=correlation_id))
+        return await handler(ApiRequest(req=req, app=app, principal=principal, trace=trace))
     except AuthenticationError as exc:
         return problem_response(
             401,

@@ -10,16 +10,25 @@ the app uses its managed identity in Azure (likewise EventHubs, MediaStorage).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared_code.auth import LOCAL_SIGNING_KEY_MARK
 from shared_code.domain.limits import MEDIA_SIZE_LIMIT
 
 
 class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message names it and says where to set it."""
+
+
+# What the local host (devhost/) runs with, and what must therefore never run in Azure: its token
+# issuer (devhost signs tokens with a key it makes on the developer's machine, under this issuer)
+# and the example cursor key of local.settings.example.json. tests/unit/test_hardening_rules.py
+# checks these match the example file.
+LOCAL_AUTH_ISSUER = "https://chorus.local/devhost"
+EXAMPLE_CURSOR_SIGNING_KEY = "local-only-cursor-signing-key-replace-in-azure"
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -135,6 +144,19 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = Field(default=None, validation_alias=_alias("AUTH_JWKS_URL"))
     auth_public_keys_pem: str | None = Field(default=None, validation_alias=_alias("AUTH_PUBLIC_KEYS_PEM"))
     auth_role_claim: str = Field(default="roles", validation_alias=_alias("AUTH_ROLE_CLAIM"))
+    # The longest a token may live (exp - iat); longer ones are refused (401). Entra ID's access
+    # tokens live 60-90 minutes, up to 28 hours where continuous access evaluation is on.
+    auth_max_token_lifetime_seconds: int = Field(
+        default=28 * 3600, ge=60, le=7 * 24 * 3600, validation_alias=_alias("AUTH_MAX_TOKEN_LIFETIME_SECONDS")
+    )
+
+    # Where the app runs: "azure" refuses the local host's issuer, keys and example secrets at
+    # start-up. Azure itself sets WEBSITE_INSTANCE_ID on every instance, so a deployment that
+    # forgets CHORUS_ENVIRONMENT is still recognised.
+    chorus_environment: Literal["local", "azure"] = Field(
+        default="local", validation_alias=_alias("CHORUS_ENVIRONMENT")
+    )
+    azure_instance_id: str | None = Field(default=None, validation_alias=_alias("WEBSITE_INSTANCE_ID"))
 
     # Signs list cursors so a client cannot forge one.
     cursor_signing_key: SecretStr = Field(min_length=32, validation_alias=_alias("CURSOR_SIGNING_KEY"))
@@ -202,7 +224,35 @@ class Settings(BaseSettings):
             )
         if self.auth_jwks_url is None and self.auth_public_keys_pem is None:
             raise ValueError("set AUTH_JWKS_URL or AUTH_PUBLIC_KEYS_PEM so bearer tokens can be verified")
+        if self.auth_jwks_url is not None and not self.auth_jwks_url.lower().startswith("https://"):
+            # Keys fetched over plain HTTP can be swapped by anyone on the path: forged tokens.
+            raise ValueError("AUTH_JWKS_URL must be an https:// URL (the keys must come over TLS)")
+        if self.in_azure:
+            self._refuse_local_secrets()
         return self
+
+    def _refuse_local_secrets(self) -> None:
+        """In Azure, the local host's issuer, signing key and example cursor key are refused, each
+        named: with them anyone holding a developer's machine (or this repository) could sign in."""
+        if self.auth_issuer.rstrip("/") == LOCAL_AUTH_ISSUER:
+            raise ValueError(
+                f"AUTH_ISSUER is the local host's issuer ({LOCAL_AUTH_ISSUER}), refused in Azure: "
+                "set the identity provider's issuer (e.g. https://login.microsoftonline.com/<tenant>/v2.0)"
+            )
+        if self.auth_public_keys_pem is not None and LOCAL_SIGNING_KEY_MARK in self.auth_public_keys_pem:
+            raise ValueError(
+                "AUTH_PUBLIC_KEYS_PEM holds the local host's signing key, refused in Azure: "
+                "set AUTH_JWKS_URL to the identity provider's keys"
+            )
+        if self.cursor_signing_key.get_secret_value() == EXAMPLE_CURSOR_SIGNING_KEY:
+            raise ValueError(
+                "CURSOR_SIGNING_KEY is the example key from local.settings.example.json, refused in "
+                "Azure: store a random key of 32 characters or more in Key Vault"
+            )
+
+    @property
+    def in_azure(self) -> bool:
+        return self.chorus_environment == "azure" or self.azure_instance_id is not None
 
     @property
     def eventhubs_enabled(self) -> bool:
