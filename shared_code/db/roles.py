@@ -64,3 +64,20 @@ def ensure_app_login(admin_url: str, login: str, password: str | None = None) ->
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(login), sql.Literal(password))
             )
         conn.execute(sql.SQL("GRANT chorus_app TO {}").format(sql.Identifier(login)))
+
+
+def ensure_entra_principal(admin_url: str, role: str, object_id: str, token: str) -> bool:
+    """Create the PostgreSQL role of a Microsoft Entra service principal (the app's managed identity)
+    if missing; True if it was created. Azure Database for PostgreSQL lets only its Entra administrator
+    do this (connected with an Entra token as password); the server maps the role to `object_id`."""
+    if not _ROLE_NAME.match(role):
+        raise ValueError(f"{role!r} is not a plain role name")
+    with psycopg.connect(admin_url, password=token, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            return False
+        # Not an administrator, not MFA-only (is_admin false, is_mfa false).
+        conn.execute(
+            "SELECT * FROM pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false)",
+            (role, object_id),
+        )
+        return True
