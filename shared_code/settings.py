@@ -166,6 +166,37 @@ class Settings(BaseSettings):
         default=64 * 1024, validation_alias=_alias("MAX_REQUEST_BODY_BYTES")
     )
 
+    # Rate limits (docs/api.md "Limits"): GCRA buckets in PostgreSQL, shared by every instance. Each is
+    # "so many units per period", all available at once after a quiet spell; a write costs its weight
+    # (fan-out writes more, docs/api.md). Load generators (bench/, the contract run) raise them explicitly.
+    rate_limit_writes_per_minute: int = Field(
+        default=60, ge=1, validation_alias=_alias("RATE_LIMIT_WRITES_PER_MINUTE")
+    )
+    rate_limit_reads_per_minute: int = Field(
+        default=600, ge=1, validation_alias=_alias("RATE_LIMIT_READS_PER_MINUTE")
+    )
+    # Per client address, for routes without a user (health, the OpenAPI document, the docs page).
+    rate_limit_anonymous_per_minute: int = Field(
+        default=120, ge=1, validation_alias=_alias("RATE_LIMIT_ANONYMOUS_PER_MINUTE")
+    )
+    # Media: bytes a user may declare for upload per day (a request costs its sizeBytes), and how many
+    # uploads may be pending (requested, not completed) at once.
+    rate_limit_media_bytes_per_day: int = Field(
+        default=1024 * 1024 * 1024, ge=1, validation_alias=_alias("RATE_LIMIT_MEDIA_BYTES_PER_DAY")
+    )
+    rate_limit_media_pending_max: int = Field(
+        default=20, ge=1, validation_alias=_alias("RATE_LIMIT_MEDIA_PENDING_MAX")
+    )
+    # Which X-Forwarded-For entry, counted from the right, is the client's address: the proxies in front
+    # of the app append what they saw, so only their entries are trusted (1: the Functions front end).
+    rate_limit_trusted_proxy_hops: int = Field(
+        default=1, ge=1, le=10, validation_alias=_alias("RATE_LIMIT_TRUSTED_PROXY_HOPS")
+    )
+    # The operators' readiness report (GET /api/admin/health) is computed at most this often per instance.
+    health_report_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, validation_alias=_alias("HEALTH_REPORT_CACHE_SECONDS")
+    )
+
     # Outbox relay: the timer's schedule is the binding's %OUTBOX_RELAY_SCHEDULE%; each run drains until
     # its next run is due (at most this long), waking on NOTIFY, so new events are handled in milliseconds.
     outbox_drain_seconds: float = Field(default=60.0, gt=0, validation_alias=_alias("OUTBOX_DRAIN_SECONDS"))
