@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
-from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.db.unit_of_work import UnitOfWork, system_connection
 from shared_code.domain.errors import Conflict, Invalid, NotFound, RateLimited
 from shared_code.domain.events import MediaRef
 from shared_code.domain.media_rules import (
@@ -319,7 +319,7 @@ async def delete_stale_pending(
     pending for the next run. Returns how many assets were removed."""
     removed = 0
     while True:
-        async with pool.connection() as conn, conn.transaction():
+        async with system_connection(pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT id, blob_path FROM media_assets
                    WHERE status = 'pending' AND deleted_at IS NULL AND created_at < now() - %s
@@ -371,7 +371,8 @@ async def purge_unreadable_media(
     whose blob could not be deleted stays unpurged for the next run. Returns how many were purged."""
     purged = 0
     while True:
-        async with pool.connection() as conn, conn.transaction():
+        # As the system: the sweep spans every user's media (row-level security lets 'system' through).
+        async with system_connection(pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT m.id FROM media_assets m
                    LEFT JOIN post_media pm ON pm.media_id = m.id
