@@ -1,4 +1,5 @@
-"""Media uploads (docs/api.md "Media") and the timer that cleans up uploads never completed."""
+"""Media uploads and reads (docs/api.md "Media"), and the timer that cleans up uploads never completed
+and purges the blobs of media nobody may read any more."""
 
 from __future__ import annotations
 
@@ -36,11 +37,18 @@ async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequestUpload)
     signer = api.app.media_urls.signer
     max_bytes = api.app.settings.media_max_bytes
+    pending_max = api.app.settings.rate_limit_media_pending_max
+    # A media request costs the bytes it declares, against the caller's bytes per day (a size over
+    # MEDIA_MAX_BYTES is refused by the service and costs nothing).
+    if body.size_bytes <= max_bytes:
+        await api.limiter.charge(api.buckets.media_bytes, api.limit_key, body.size_bytes)
 
     budget = api.media_storage_budget()
 
     async def create(uow: UnitOfWork) -> tuple[MediaUpload, str]:
-        upload = await media.request_upload(uow, signer, body, max_bytes=max_bytes, budget=budget)
+        upload = await media.request_upload(
+            uow, signer, body, max_bytes=max_bytes, budget=budget, pending_max=pending_max
+        )
         return upload, f"media/{upload.media_id}"
 
     return await api.create("request_media_upload", body, create)
@@ -60,10 +68,25 @@ async def complete_media_upload(api: ApiRequest) -> func.HttpResponse:
     return ok(
         await api.run(
             lambda uow: media.complete_upload(
-                uow, app.blob_service, app.media_urls.signer, media_id, api.media_storage_budget()
+                uow, app.blob_service, app.media_urls, media_id, api.media_storage_budget()
             )
         )
     )
+
+
+@api_route(
+    bp,
+    "GET",
+    "media/{mediaId:guid}",
+    summary="A fresh short-lived read URL for a media asset the caller may see (404 when not)",
+    response=MediaReady,
+    tag="media",
+)
+async def read_media(api: ApiRequest) -> func.HttpResponse:
+    media_id = api.route_id("mediaId")
+    media_urls = api.app.media_urls
+    budget = api.media_storage_budget()
+    return ok(await api.run(lambda uow: media.read_media(uow, media_urls, media_id, budget)))
 
 
 @bp.timer_trigger(
@@ -80,3 +103,10 @@ async def clean_up_pending_media(timer: func.TimerRequest) -> None:
         ctx.pg_pool, ctx.blob_service, settings.media_container, older_than
     )
     log.info("media cleanup: removed %d pending upload(s) older than %s", removed, older_than)
+    # The sweep: blobs of assets nobody may read any more (a deleted, hidden or removed post, a deleted
+    # account, never attached in time) are deleted and the rows marked purged.
+    unattached_ttl = timedelta(hours=settings.media_unattached_ttl_hours)
+    purged = await media.purge_unreadable_media(
+        ctx.pg_pool, ctx.blob_service, settings.media_container, unattached_ttl
+    )
+    log.info("media sweep: purged %d asset(s) nobody may read any more", purged)
