@@ -13,3 +13,8 @@ DROP INDEX appeals_one_pending;
 CREATE UNIQUE INDEX appeals_one_pending ON appeals (post_id) WHERE status = 'pending' AND comment_id IS NULL;
 CREATE UNIQUE INDEX appeals_one_pending_per_comment ON appeals (comment_id)
     WHERE status = 'pending' AND comment_id IS NOT NULL;
+-- The author of a comment may read the decisions on it (what their appeal answers), as a post's
+-- author reads those on the post (row-level security, 0012).
+CREATE POLICY moderation_actions_read_own_comment ON moderation_actions FOR SELECT
+    USING (comment_id IS NOT NULL
+           AND EXISTS (SELECT 1 FROM comments c WHERE c.id = comment_id AND c.author_id = chorus_acting_user()));
