@@ -5,10 +5,10 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.contract import api_route
-from functions.http_support import ApiRequest, no_content, ok
+from functions.http_support import ApiRequest, ok
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
-from shared_code.services import accounts
+from shared_code.schemas.accounts import CreateUser, ErasureAccepted, Me, UpdateProfile
+from shared_code.services import accounts, erasure
 
 bp = func.Blueprint()
 
@@ -60,10 +60,15 @@ async def update_me(api: ApiRequest) -> func.HttpResponse:
     bp,
     "DELETE",
     "users/me",
-    summary="Delete the caller's account and retract its projections",
-    status=204,
+    summary="Delete the caller's account: locked at once, its data erased in the background",
+    response=ErasureAccepted,
+    status=202,
     tag="identity",
 )
 async def delete_me(api: ApiRequest) -> func.HttpResponse:
-    await api.run(accounts.delete_account)
-    return no_content()
+    hold_days = api.app.settings.erasure_username_hold_days
+    accepted = await api.run(lambda uow: erasure.request_erasure(uow, hold_days))
+    return ok(
+        ErasureAccepted(user_id=accepted.user_id, status="accepted", requested_at=accepted.requested_at),
+        status=202,
+    )

@@ -12,6 +12,7 @@ from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.app_context import AppContext
 from shared_code.outbox.handlers import (
     AdminMirrorHandler,
+    ErasureHandler,
     EventHubsPublisher,
     FeedMaintenanceHandler,
     ProjectionHandler,
@@ -19,6 +20,7 @@ from shared_code.outbox.handlers import (
 from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
+from shared_code.services.erasure import ErasureService
 from shared_code.services.feeds import FeedService
 from shared_code.services.health import HealthProbes, read_backlog
 
@@ -70,6 +72,9 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
         AdminMirrorHandler(ctx.pg_pool),
+        ErasureHandler(
+            ErasureService(ctx.pg_pool, ctx.cosmos_db, s.erasure_batch_size), s.outbox_concurrency
+        ),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
     return OutboxRelay(ctx.pg_pool, handlers, policy, listen_url=s.postgres_url.get_secret_value())

@@ -320,6 +320,47 @@ class AppealDecided(EventPayload):
     moderator_id: UUID
 
 
+# --- account erasure and export (docs/privacy.md) --------------------------------------------
+# Erasure is a chain of events of one aggregate (the account's erasure job, id = the user's id): each
+# event the relay's erasure handler takes does one batch and records the next, until account.erased.
+
+
+class AccountErasureRequested(EventPayload):
+    event_type = "account.erasure_requested"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    requested_at: datetime
+
+
+class AccountErasureProgressed(EventPayload):
+    event_type = "account.erasure_progressed"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    step: str  # the kind of data the next batch erases
+    rows_erased: int  # so far
+
+
+class AccountErased(EventPayload):
+    event_type = "account.erased"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    rows_erased: int
+    erased_at: datetime
+
+
+class AccountExportRequested(EventPayload):
+    """An export too large to answer inline: the relay's export handler writes it to a blob."""
+
+    event_type = "account.export_requested"
+    aggregate_type = "account_export"
+
+    export_id: UUID
+    user_id: UUID
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -343,6 +384,10 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         PostModerated,
         AppealCreated,
         AppealDecided,
+        AccountErasureRequested,
+        AccountErasureProgressed,
+        AccountErased,
+        AccountExportRequested,
     )
 }
 

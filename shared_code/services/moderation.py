@@ -53,6 +53,7 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
     post = await visible_post(uow, post_id)
     if post.author_id == me:
         raise Invalid("you cannot flag your own post")
+    await uow.lock_live_users(me, post.author_id)
     try:
         cur = await uow.conn.execute(
             """INSERT INTO moderation_flags (post_id, reporter_id, reason, severity) VALUES (%s, %s, %s, %s)
