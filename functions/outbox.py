@@ -14,7 +14,7 @@ import azure.functions as func
 from shared_code.app_context import get_app_context
 from shared_code.bootstrap import outbox_relay
 from shared_code.ops.runbook import delete_old_outbox_events
-from shared_code.outbox.relay import drain_budget_seconds
+from shared_code.outbox.policy import drain_budget_seconds
 
 bp = func.Blueprint()
 log = logging.getLogger("chorus.outbox")

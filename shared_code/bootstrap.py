@@ -17,7 +17,9 @@ from shared_code.outbox.handlers import (
     FeedMaintenanceHandler,
     ProjectionHandler,
 )
-from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
+from shared_code.outbox.policy import RelayPolicy
+from shared_code.outbox.relay import EventHandler, OutboxRelay
+from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.erasure import ErasureService
@@ -77,4 +79,5 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         ),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
-    return OutboxRelay(ctx.pg_pool, handlers, policy, listen_url=s.postgres_url.get_secret_value())
+    store = OutboxStore(ctx.pg_pool, listen_url=s.postgres_url.get_secret_value())
+    return OutboxRelay(store, handlers, policy)

@@ -265,9 +265,9 @@ async def _seed(conn: Any, authors: list[str]) -> tuple[list[StoredEvent], int, 
 async def _time_claim(conn: Any, batch: int) -> tuple[float, str]:
     """How long the relay's claim takes to find a batch (its SELECT part, run in the seeding transaction,
     which sees the backlog), and the top of its plan."""
-    from shared_code.outbox.relay import _CLAIM
+    from shared_code.outbox.store import CLAIM
 
-    select = _CLAIM.split("UPDATE outbox")[0] + "SELECT id FROM claimable"  # noqa: S608 (the app's own SQL)
+    select = CLAIM.split("UPDATE outbox")[0] + "SELECT id FROM claimable"  # noqa: S608 (the app's own SQL)
     params = {"limit": batch, "project": True, "publish": True}  # both sinks delivering
     plan = await (await conn.execute("EXPLAIN " + select, params)).fetchall()
     began = time.perf_counter()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared_code.outbox.relay import requeue_dead
+from shared_code.outbox.store import requeue_dead
 
 RETENTION_BATCH = 1000
 

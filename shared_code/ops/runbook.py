@@ -14,7 +14,7 @@ from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.ops import outbox, schema_drift
 from shared_code.ops.feeds import rebuild_feed
 from shared_code.ops.reconcile import reconcile
-from shared_code.outbox.relay import skip_dead
+from shared_code.outbox.store import skip_dead
 from shared_code.projections.writes import FEED
 from shared_code.schemas.ops import (
     ChangeFeedFailure,

@@ -23,6 +23,10 @@
    projection writes are version-checked, so at worst they repeat what is there.
 5. `drain` repeats until its time budget ends, waiting on LISTEN outbox between
    rounds, so a committed event is picked up within milliseconds.
+
+This module is the loop. What an outcome costs (backoff, death, the drain's budget) is
+the pure policy in policy.py and breaker.py; the SQL (claim, renew, record, requeue,
+skip, LISTEN) is the store in store.py.
 """
 
 from __future__ import annotations
@@ -32,29 +36,31 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Protocol, cast
-from uuid import uuid4
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.metrics import record_events_published
 from shared_code.observability import end_span, start_linked_span
 from shared_code.outbox.breaker import PROBE_TIMEOUT_SECONDS, FailureVerdict, SinkBreaker
+from shared_code.outbox.policy import (
+    IDLE_RECHECK_SECONDS,
+    PUBLISH_DEADLINE_SECONDS,
+    DrainReport,
+    RelayPolicy,
+    RoundReport,
+    charge,
+    describe_error,
+    paces_the_drain,
+    probe_due_before_deadline,
+    release,
+    round_may_start,
+)
+from shared_code.outbox.store import Listener, OutboxStore, wait_for_notify
 
 log = logging.getLogger("chorus.outbox")
-
-# Backoff never waits longer than this, however many attempts failed.
-BACKOFF_CAP_SECONDS = 6 * 3600
-# Publishing a batch takes milliseconds; one that has not finished in this long is an outage.
-PUBLISH_DEADLINE_SECONDS = 5.0
-# While idle, look again at least this often: backed-off events and expired claims
-# become claimable without anyone notifying.
-IDLE_RECHECK_SECONDS = 5.0
-LAST_ERROR_MAX = 2000
 
 
 class EventHandler(Protocol):
@@ -73,91 +79,6 @@ class ProbedSink(Protocol):
     async def probe(self) -> None:
         """Return when the sink answers; raise when it does not."""
         ...
-
-
-@dataclass(frozen=True)
-class RelayPolicy:
-    batch_size: int = 200
-    claim_lease_seconds: float = 120.0
-    max_attempts: int = 8
-    backoff_base_seconds: float = 60.0
-    # A projection round (Cosmos DB writes, feed back-fills) not finished in this long fails and its sink
-    # is probed: no answer is an outage (no attempt spent), an answer charges the events. Generous: a
-    # round that is merely slow should finish; a hang is caught sooner by the watch below.
-    projection_deadline_seconds: float = 30.0
-    # A delivery still running after this long has its sink probed, and again every this long; the first
-    # probe that gets no answer gives the delivery up as an outage at once. So a sink that stops answering
-    # mid-round (a paused or hung Cosmos DB, Event Hubs) costs about this plus the probe's timeout, not
-    # the SDK's own timeouts, and the breaker takes over.
-    sink_watch_seconds: float = 1.0
-
-
-def retry_delay_seconds(attempts_before: int, base_seconds: float) -> float:
-    """How long an event waits after its (attempts_before + 1)-th failure: base · 2^attempts_before."""
-    return float(min(BACKOFF_CAP_SECONDS, base_seconds * 2 ** min(attempts_before, 32)))
-
-
-# A drain stops this long before the timer's next run is due, so the next run starts on time
-# (a round in progress when the budget ends still completes; see OutboxRelay.drain).
-NEXT_RUN_MARGIN_SECONDS = 2.0
-
-
-def drain_budget_seconds(next_run: datetime | None, now: datetime, cap_seconds: float) -> float:
-    """How long one timer run drains: until just before the next scheduled run (so the outbox is
-    watched without a gap), never longer than the configured cap, and at least a moment."""
-    if next_run is None:
-        return cap_seconds
-    until_next = (next_run - now).total_seconds() - NEXT_RUN_MARGIN_SECONDS
-    return max(1.0, min(cap_seconds, until_next))
-
-
-def becomes_dead(attempts_before: int, max_attempts: int) -> bool:
-    return attempts_before + 1 >= max_attempts
-
-
-def probe_due_before_deadline(elapsed: float, deadline: float | None, watch: float) -> bool:
-    """Whether a delivery running for `elapsed` seconds gets its sink probed once more (`watch` seconds
-    from now) before its deadline ends it anyway."""
-    return deadline is None or elapsed + watch < deadline
-
-
-def paces_the_drain(report: RoundReport) -> bool:
-    """Whether a round's length says how long the next one will take. A round whose deliveries were all
-    given up as an outage does not: it lasted as long as the watch took to notice, and the next (with the
-    sink back) is as quick as usual. Counting it could end a drain early and leave the outbox unwatched
-    until the timer's next run, just when the sink returns."""
-    return not (report.released and report.released >= report.claimed)
-
-
-@dataclass
-class RoundReport:
-    claimed: int = 0
-    published: int = 0  # both stages done
-    failed: int = 0  # a handler failed (charged or not)
-    dead: int = 0
-    projected: int = 0  # projected in this round, publishing still to do (its sink paused or failing)
-    released: int = 0  # failed while their sink was away: claims released, no attempt spent
-    fenced: int = 0  # outcomes not recorded: another relay had claimed the event since
-
-
-@dataclass
-class DrainReport:
-    rounds: int = 0
-    published: int = 0
-    failed: int = 0
-    dead: int = 0
-    released: int = 0
-    fenced: int = 0
-    seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, round_report: RoundReport) -> None:
-        self.rounds += 1
-        self.published += round_report.published
-        self.failed += round_report.failed
-        self.dead += round_report.dead
-        self.released += round_report.released
-        self.fenced += round_report.fenced
 
 
 @dataclass
@@ -183,83 +104,17 @@ class _Failure:
     sink: str
 
 
-# Each statement starts with a name: logs, and the unit tests' stand-in database, tell them apart by it.
-_CLAIM = """-- relay:claim
-WITH claimable AS (
-    SELECT o.id
-    FROM outbox o
-    WHERE o.status = 'pending'
-      AND o.next_attempt_at <= now()
-      AND (o.claimed_until IS NULL OR o.claimed_until < now())
-      -- the stages whose sinks are delivering (a paused sink's events stay where they are)
-      AND CASE WHEN o.projected_at IS NULL THEN %(project)s ELSE %(publish)s END
-      -- OFFSET 0 keeps this a per-candidate index probe (outbox_unfinished_by_aggregate): as a
-      -- flattened anti-join it was planned on stale statistics into seconds per claim after a burst.
-      -- A projection waits for the earlier projections of its aggregate; a publication for every
-      -- earlier event of its aggregate to be done (so Event Hubs gets them in order).
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox earlier
-          WHERE earlier.aggregate_type = o.aggregate_type
-            AND earlier.aggregate_id = o.aggregate_id
-            AND earlier.id < o.id
-            AND earlier.status IN ('pending', 'dead')
-            AND (o.projected_at IS NOT NULL OR earlier.projected_at IS NULL)
-          OFFSET 0)
-    ORDER BY o.id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
-UPDATE outbox SET claimed_until = now() + make_interval(secs => %(lease)s), claim_token = %(token)s
-FROM claimable WHERE outbox.id = claimable.id
-RETURNING outbox.id, outbox.event_id, outbox.aggregate_type, outbox.aggregate_id, outbox.aggregate_version,
-          outbox.event_type, outbox.payload, outbox.metadata, outbox.created_at, outbox.attempts,
-          outbox.projected_at IS NOT NULL
-"""
-
-# Before publishing: the claims still ours, renewed. What another relay took since is left to it.
-_RENEW = """-- relay:renew
-UPDATE outbox SET claimed_until = now() + make_interval(secs => %(lease)s)
-WHERE id = ANY(%(ids)s) AND claim_token = %(token)s AND status = 'pending'
-RETURNING id"""
-
-_PUBLISHED = """-- relay:published
-UPDATE outbox SET status = 'published', projected_at = coalesce(projected_at, now()), published_at = now(),
-                  claimed_until = NULL, last_error = NULL
-WHERE id = ANY(%(ids)s) AND claim_token = %(token)s AND status = 'pending'"""
-
-_PROJECTED = """-- relay:projected
-UPDATE outbox SET projected_at = now(), claimed_until = NULL, last_error = NULL
-WHERE id = ANY(%(ids)s) AND claim_token = %(token)s AND status = 'pending'"""
-
-# Only a pending event under this relay's claim: a relay that outlived its lease must not turn an event
-# another relay has published since back into a pending one, nor spend its attempts.
-_FAILED = """-- relay:failed
-UPDATE outbox o SET attempts = o.attempts + 1,
-                    next_attempt_at = now() + make_interval(secs => f.delay),
-                    status = f.status, last_error = f.error, claimed_until = NULL
-FROM unnest(%(ids)s::bigint[], %(delays)s::float8[], %(statuses)s::text[], %(errors)s::text[])
-     AS f(id, delay, status, error)
-WHERE o.id = f.id AND o.claim_token = %(token)s AND o.status = 'pending'"""
-
-# A sink outage: the claim goes back, attempts and backoff untouched; last_error says why it waits.
-_RELEASED = """-- relay:released
-UPDATE outbox o SET claimed_until = NULL, last_error = f.error
-FROM unnest(%(ids)s::bigint[], %(errors)s::text[]) AS f(id, error)
-WHERE o.id = f.id AND o.claim_token = %(token)s AND o.status = 'pending'"""
-
-
 class OutboxRelay:
     def __init__(
         self,
-        pool: AsyncConnectionPool,
+        store: OutboxStore,
         handlers: Sequence[EventHandler],
         policy: RelayPolicy,
-        listen_url: str | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pool = pool
+        self._store = store
         self._handlers = list(handlers)
         self._policy = policy
-        self._listen_url = listen_url
         self._clock = clock
         self.projections = Sink(
             "projections",
@@ -281,38 +136,9 @@ class OutboxRelay:
         return self.projections, self.publishing
 
     async def claim_batch(self, project: bool = True, publish: bool = True) -> list[StoredEvent]:
-        token = uuid4()
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                _CLAIM,
-                {
-                    "limit": self._policy.batch_size,
-                    "lease": self._policy.claim_lease_seconds,
-                    "token": token,
-                    "project": project,
-                    "publish": publish,
-                },
-            )
-            rows = await cur.fetchall()
-        events = [
-            StoredEvent(
-                id=row[0],
-                event_id=row[1],
-                aggregate_type=row[2],
-                aggregate_id=row[3],
-                aggregate_version=row[4],
-                event_type=row[5],
-                payload=row[6],
-                metadata=row[7],
-                created_at=row[8],
-                attempts=row[9],
-                projected=bool(row[10]),
-                claim_token=token,
-            )
-            for row in rows
-        ]
-        events.sort(key=lambda e: e.id)
-        return events
+        return await self._store.claim(
+            self._policy.batch_size, self._policy.claim_lease_seconds, project=project, publish=publish
+        )
 
     async def run_once(self) -> RoundReport:
         """Probe paused sinks that are due; claim one batch for the delivering ones, handle it, record."""
@@ -439,7 +265,7 @@ class OutboxRelay:
         answered, probe_error = probed if probed is not None else await self._probe(sink)
         was_delivering = sink.breaker.delivers
         verdict = sink.breaker.after_round(
-            len(errors), answered, self._clock(), probe_error or f"{type(first).__name__}: {first}"
+            len(errors), answered, self._clock(), probe_error or describe_error(first)
         )
         charged = verdict is FailureVerdict.CHARGE
         if not charged and was_delivering:
@@ -447,7 +273,7 @@ class OutboxRelay:
                 "outbox relay: %s is unavailable (%s; its probe: %s). Delivery to it is paused and it is "
                 "probed every %.0f s; the %d event(s) that failed spend no attempt and resume when it answers.",
                 sink.name,
-                f"{type(first).__name__}: {first}",
+                describe_error(first),
                 probe_error,
                 sink.breaker.probe_interval_seconds,
                 len(errors),
@@ -482,7 +308,7 @@ class OutboxRelay:
         except TimeoutError:
             return False, f"no answer within {PROBE_TIMEOUT_SECONDS:.0f} s"
         except Exception as exc:  # whatever the store says, it did not answer the probe
-            return False, f"{type(exc).__name__}: {exc}"
+            return False, describe_error(exc)
         return True, None
 
     async def _probe_paused_sinks(self) -> None:
@@ -528,13 +354,9 @@ class OutboxRelay:
         return failures
 
     async def _renew(self, events: list[StoredEvent]) -> set[int]:
-        token = events[0].claim_token
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                _RENEW,
-                {"ids": [e.id for e in events], "token": token, "lease": self._policy.claim_lease_seconds},
-            )
-            return {int(row[0]) for row in await cur.fetchall()}
+        return await self._store.renew(
+            [e.id for e in events], events[0].claim_token, self._policy.claim_lease_seconds
+        )
 
     async def _record(
         self,
@@ -544,61 +366,24 @@ class OutboxRelay:
         failures: Mapping[int, _Failure],
     ) -> RoundReport:
         """Write the round's outcomes under this relay's claim token; returns what was recorded."""
-        token = events[0].claim_token
-        charged = [f for f in failures.values() if f.charged]
-        released = [f for f in failures.values() if not f.charged]
-        failed_rows = []
-        for failure in charged:
-            attempts = failure.event.attempts
-            failed_rows.append(
-                (
-                    failure.event.id,
-                    retry_delay_seconds(attempts, self._policy.backoff_base_seconds),
-                    "dead" if becomes_dead(attempts, self._policy.max_attempts) else "pending",
-                    f"{type(failure.error).__name__}: {failure.error}"[:LAST_ERROR_MAX],
-                )
-            )
-        outcome = RoundReport()
-        intended = len(published) + len(projected) + len(charged) + len(released)
-        written = 0
-        async with self._pool.connection() as conn, conn.transaction():
-            if published:
-                cur = await conn.execute(_PUBLISHED, {"ids": [e.id for e in published], "token": token})
-                outcome.published = cur.rowcount
-                written += cur.rowcount
-            if projected:
-                cur = await conn.execute(_PROJECTED, {"ids": [e.id for e in projected], "token": token})
-                outcome.projected = cur.rowcount
-                written += cur.rowcount
-            if failed_rows:
-                cur = await conn.execute(
-                    _FAILED,
-                    {
-                        "ids": [r[0] for r in failed_rows],
-                        "delays": [r[1] for r in failed_rows],
-                        "statuses": [r[2] for r in failed_rows],
-                        "errors": [r[3] for r in failed_rows],
-                        "token": token,
-                    },
-                )
-                written += cur.rowcount
-            if released:
-                cur = await conn.execute(
-                    _RELEASED,
-                    {
-                        "ids": [f.event.id for f in released],
-                        "errors": [
-                            f"waiting for {f.sink} to answer (no attempt spent): "
-                            f"{type(f.error).__name__}: {f.error}"[:LAST_ERROR_MAX]
-                            for f in released
-                        ],
-                        "token": token,
-                    },
-                )
-                written += cur.rowcount
+        charged = [
+            charge(f.event.id, f.event.attempts, f.error, self._policy)
+            for f in failures.values()
+            if f.charged
+        ]
+        released = [release(f.event.id, f.sink, f.error) for f in failures.values() if not f.charged]
+        recorded = await self._store.record(
+            events[0].claim_token,
+            published=[e.id for e in published],
+            projected=[e.id for e in projected],
+            charged=charged,
+            released=released,
+        )
+        outcome = RoundReport(published=recorded.published, projected=recorded.projected)
         # An event can be both projected and failed (publishing): counted once in `intended` per row
         # update, so the difference is what another relay's claim kept this one from recording.
-        outcome.fenced = max(0, intended - written)
+        intended = len(published) + len(projected) + len(charged) + len(released)
+        outcome.fenced = max(0, intended - recorded.written)
         if outcome.fenced:
             log.warning(
                 "outbox relay: %d outcome(s) not recorded: another relay claimed those events after this "
@@ -606,20 +391,20 @@ class OutboxRelay:
                 outcome.fenced,
             )
         by_id = {e.id: e for e in events}
-        for event_id, _, status, last_error in failed_rows:
-            if status == "dead":
+        for failure in charged:
+            if failure.dead:
                 outcome.dead += 1
-                event = by_id[event_id]
+                event = by_id[failure.event_id]
                 log.error(
                     "outbox event %s (%s of %s %s) is dead after %d attempts: %s. It blocks later events of "
                     "that %s until an operator requeues it (POST /api/admin/outbox/requeue) or skips it "
                     "with a reason (POST /api/admin/outbox/skip).",
-                    event_id,
+                    failure.event_id,
                     event.event_type,
                     event.aggregate_type,
                     event.aggregate_id,
                     self._policy.max_attempts,
-                    last_error,
+                    failure.last_error,
                     event.aggregate_type,
                     extra={"correlationId": event.correlation_id},
                 )
@@ -634,13 +419,13 @@ class OutboxRelay:
         last_round_seconds = 0.0
         try:
             # A round is not started unless it can end within the budget, judging by the last one.
-            while deadline - time.monotonic() > 2 * last_round_seconds:
+            while round_may_start(deadline - time.monotonic(), last_round_seconds):
                 round_started = time.monotonic()
                 try:
                     round_report = await self.run_once()
                 except (psycopg.OperationalError, OSError) as exc:
                     # The database is away: say so, wait a little, keep the budget.
-                    report.errors.append(f"{type(exc).__name__}: {exc}")
+                    report.errors.append(describe_error(exc))
                     log.error(
                         "outbox relay cannot reach PostgreSQL (%s); retrying in %.0f s",
                         exc,
@@ -666,62 +451,8 @@ class OutboxRelay:
         report.seconds = time.monotonic() - started
         return report
 
-    async def _listen(self) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
-        if self._listen_url is None:
-            return None
-        try:
-            conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
-            await conn.execute("LISTEN outbox")
-        except psycopg.OperationalError as exc:
-            log.warning("cannot LISTEN for outbox notifications (%s); polling instead", exc)
-            return None
-        return conn
+    async def _listen(self) -> Listener | None:
+        return await self._store.listen()
 
-    async def _wait_for_notify(
-        self, listener: psycopg.AsyncConnection[tuple[object, ...]] | None, wait_seconds: float
-    ) -> psycopg.AsyncConnection[tuple[object, ...]] | None:
-        """Sleep until a NOTIFY or `wait_seconds`; returns the listener, or None if it broke."""
-        if wait_seconds <= 0:
-            return listener
-        if listener is None:
-            await asyncio.sleep(min(wait_seconds, 0.5))
-            return None
-        try:
-            async for _ in listener.notifies(timeout=wait_seconds, stop_after=1):
-                pass
-        except psycopg.OperationalError as exc:
-            log.warning("the outbox LISTEN connection broke (%s); opening another", exc)
-            await listener.close()
-            await asyncio.sleep(min(wait_seconds, 0.5))
-            return None
-        return listener
-
-
-async def requeue_dead(pool: AsyncConnectionPool, event_ids: Sequence[int] | None = None) -> int:
-    """Dead events (all, or the listed ones) back to pending with attempts reset. Returns how many."""
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            """UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), claimed_until = NULL
-               WHERE status = 'dead' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))""",
-            {"ids": list(event_ids) if event_ids is not None else None},
-        )
-        return cur.rowcount
-
-
-async def skip_dead(
-    pool: AsyncConnectionPool, event_ids: Sequence[int], reason: str, skipped_by: str
-) -> list[int]:
-    """Give up on dead events (only dead ones): they stop blocking their aggregates, and the reason and who
-    decided are recorded on each. Returns the ids skipped (a listed event that is not dead is left alone)."""
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            """UPDATE outbox SET status = 'skipped', skipped_at = now(), skipped_by = %(by)s,
-                                 skip_reason = %(reason)s, claimed_until = NULL
-               WHERE status = 'dead' AND id = ANY(%(ids)s::bigint[])
-               RETURNING id""",
-            {"ids": list(event_ids), "reason": reason, "by": skipped_by},
-        )
-        skipped = sorted(int(row[0]) for row in await cur.fetchall())
-    for event_id in skipped:
-        log.warning("outbox event %s skipped by %s: %s", event_id, skipped_by, reason)
-    return skipped
+    async def _wait_for_notify(self, listener: Listener | None, wait_seconds: float) -> Listener | None:
+        return await wait_for_notify(listener, wait_seconds)

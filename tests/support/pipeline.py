@@ -13,7 +13,9 @@ from azure.cosmos import exceptions
 
 from shared_code.bootstrap import outbox_relay
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.relay import EventHandler, OutboxRelay, RelayPolicy
+from shared_code.outbox.policy import RelayPolicy
+from shared_code.outbox.relay import EventHandler, OutboxRelay
+from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from tests.support.api import ApiClient
 
@@ -148,10 +150,9 @@ def relay_with(
     ctx: AppContext, policy: RelayPolicy = FAST, handlers: Sequence[EventHandler] | None = None
 ) -> OutboxRelay:
     return OutboxRelay(
-        ctx.pg_pool,
+        OutboxStore(ctx.pg_pool, listen_url=ctx.settings.postgres_url.get_secret_value()),
         production_handlers(ctx) if handlers is None else handlers,
         policy,
-        listen_url=ctx.settings.postgres_url.get_secret_value(),
     )
 
 

@@ -7,24 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 from uuid import uuid4
 
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
-from shared_code.outbox.relay import (
-    EventHandler,
-    OutboxRelay,
-    RelayPolicy,
-    RoundReport,
-    paces_the_drain,
-    probe_due_before_deadline,
-)
-from tests.unit.test_relay_logic import FakeDatabase, event, row
+from shared_code.outbox.policy import RelayPolicy, RoundReport, paces_the_drain, probe_due_before_deadline
+from shared_code.outbox.relay import EventHandler, OutboxRelay
+from shared_code.outbox.store import OutboxStore
+from tests.support.relay_store import FakeStore, event
 
 # --- the policy ---------------------------------------------------------------------------------------
 
@@ -103,9 +97,9 @@ class Sink:
             raise ConnectionError(f"{self.name} unreachable")
 
 
-def relay_for(db: FakeDatabase, *handlers: Sink, clock: Clock | None = None) -> OutboxRelay:
+def relay_for(db: FakeStore, *handlers: Sink, clock: Clock | None = None) -> OutboxRelay:
     return OutboxRelay(
-        cast(AsyncConnectionPool, db),
+        cast(OutboxStore, db),
         cast(list[EventHandler], list(handlers)),
         RelayPolicy(max_attempts=3, backoff_base_seconds=60.0),
         clock=clock or Clock(),
@@ -114,7 +108,7 @@ def relay_for(db: FakeDatabase, *handlers: Sink, clock: Clock | None = None) -> 
 
 async def test_a_cosmos_outage_releases_the_claims_without_spending_attempts() -> None:
     events = [event(1), event(2, attempts=2)]  # the second would die on a charged failure
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     cosmos = Sink("cosmos", down=True)
     relay = relay_for(db, cosmos)
     report = await relay.run_once()
@@ -127,7 +121,7 @@ async def test_a_cosmos_outage_releases_the_claims_without_spending_attempts() -
 
 async def test_while_every_sink_is_paused_nothing_is_claimed_and_the_probe_waits_its_interval() -> None:
     clock = Clock()
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     cosmos = Sink("cosmos", down=True)
     hubs = Sink("hubs", publishes=True, down=True)
     relay = relay_for(db, cosmos, hubs, clock=clock)
@@ -145,13 +139,13 @@ async def test_while_every_sink_is_paused_nothing_is_claimed_and_the_probe_waits
 async def test_delivery_resumes_as_soon_as_the_probe_answers() -> None:
     clock = Clock()
     e1 = event(1)
-    db = FakeDatabase([row(e1)])
+    db = FakeStore([e1])
     cosmos = Sink("cosmos", down=True)
     relay = relay_for(db, cosmos, clock=clock)
     await relay.run_once()
     cosmos.down = False
     clock.now += 1.0
-    db.claim_rows = [row(e1)]
+    db.claimable = [e1]
     report = await relay.run_once()
     assert relay.projections.breaker.delivers
     assert (report.claimed, report.published) == (1, 1)
@@ -160,7 +154,7 @@ async def test_delivery_resumes_as_soon_as_the_probe_answers() -> None:
 
 async def test_a_poison_event_while_the_sink_answers_is_charged_and_dies_alone() -> None:
     events = [event(1, attempts=2), event(2)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     cosmos = Sink("cosmos", poison={1})
     report = await relay_for(db, cosmos).run_once()
     assert (report.failed, report.released, report.dead, report.published) == (1, 0, 1, 1)
@@ -170,7 +164,7 @@ async def test_a_poison_event_while_the_sink_answers_is_charged_and_dies_alone()
 
 async def test_a_poison_batch_alone_is_still_charged_when_the_sink_answers() -> None:
     # every delivery failed, but the sink answers its probe: not an outage
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     report = await relay_for(db, Sink("cosmos", poison={1})).run_once()
     assert (report.failed, report.released) == (1, 0)
     assert db.failed_by_id[1][:2] == (60.0, "pending")
@@ -180,7 +174,7 @@ async def test_an_event_hubs_outage_lets_projections_flow_and_publishing_catches
     clock = Clock()
     aggregate = uuid4()
     first, second = event(1, aggregate, version=1), event(2, aggregate, version=2)
-    db = FakeDatabase([row(first)])
+    db = FakeStore([first])
     cosmos, hubs = Sink("cosmos"), Sink("hubs", publishes=True, down=True)
     relay = relay_for(db, cosmos, hubs, clock=clock)
     report = await relay.run_once()
@@ -189,7 +183,7 @@ async def test_an_event_hubs_outage_lets_projections_flow_and_publishing_catches
     assert not relay.publishing.breaker.delivers
 
     # while Event Hubs is away: the next event is claimed for its projection only
-    db.claim_rows = [row(second)]
+    db.claimable = [second]
     report = await relay.run_once()
     assert db.claims[-1]["project"] is True and db.claims[-1]["publish"] is False
     assert (report.projected, report.published) == (1, 0)
@@ -198,7 +192,7 @@ async def test_an_event_hubs_outage_lets_projections_flow_and_publishing_catches
     # back: both publish, in order (the claim hands a projected event over for publishing only)
     hubs.down = False
     clock.now += 1.0
-    db.claim_rows = [(*row(first), True), (*row(second), True)]
+    db.claimable = [replace(first, projected=True), replace(second, projected=True)]
     report = await relay.run_once()
     assert db.claims[-1]["publish"] is True
     assert report.published == 2
@@ -208,7 +202,7 @@ async def test_an_event_hubs_outage_lets_projections_flow_and_publishing_catches
 
 async def test_a_relay_whose_claim_was_taken_neither_publishes_nor_records() -> None:
     events = [event(1), event(2)]
-    db = FakeDatabase([row(e) for e in events], lost={2})
+    db = FakeStore(events, lost={2})
     hubs = Sink("hubs", publishes=True)
     report = await relay_for(db, Sink("cosmos"), hubs).run_once()
     assert hubs.seen == [[1]]  # event 2 was claimed by another relay meanwhile: not published by this one
@@ -217,7 +211,7 @@ async def test_a_relay_whose_claim_was_taken_neither_publishes_nor_records() -> 
 
 
 async def test_a_failure_recorded_after_the_claim_was_taken_changes_nothing() -> None:
-    db = FakeDatabase([row(event(1))], lost={1})
+    db = FakeStore([event(1)], lost={1})
     report = await relay_for(db, Sink("cosmos", poison={1})).run_once()
     assert report.failed == 1 and report.fenced == 1
     assert db.failed == []
@@ -233,7 +227,7 @@ class Hanging(Sink):
 
 
 async def test_a_publish_that_never_answers_is_cut_at_its_deadline_and_spends_nothing() -> None:
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     hubs = Hanging("hubs", publishes=True, down=True)
     relay = relay_for(db, Sink("cosmos"), hubs)
     relay.publishing.deadline_seconds = 0.05
@@ -244,7 +238,7 @@ async def test_a_publish_that_never_answers_is_cut_at_its_deadline_and_spends_no
 
 
 async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer() -> None:
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     hubs = Hanging("hubs", publishes=True, down=True)
     relay = relay_for(db, Sink("cosmos"), hubs)
     assert relay.publishing.deadline_seconds == 5.0
@@ -258,7 +252,7 @@ async def test_a_hanging_publish_is_given_up_as_soon_as_the_probe_gets_no_answer
 
 
 async def test_a_slow_publish_to_a_sink_that_answers_runs_to_its_deadline_and_is_charged() -> None:
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     hubs = Hanging("hubs", publishes=True, down=False)
     relay = relay_for(db, Sink("cosmos"), hubs)
     relay.publishing.deadline_seconds = 0.1
@@ -287,7 +281,7 @@ def test_a_round_given_up_as_an_outage_does_not_pace_the_drain() -> None:
 
 
 async def test_hanging_projections_are_given_up_as_an_outage_as_soon_as_cosmos_misses_a_probe() -> None:
-    db = FakeDatabase([row(event(1)), row(event(2, attempts=2))])
+    db = FakeStore([event(1), event(2, attempts=2)])
     cosmos = Hanging("cosmos", down=True)
     relay = relay_for(db, cosmos)
     assert relay.projections.deadline_seconds == 30.0  # the default: far longer than this test may take
@@ -301,7 +295,7 @@ async def test_hanging_projections_are_given_up_as_an_outage_as_soon_as_cosmos_m
 
 
 async def test_slow_projections_while_cosmos_answers_are_watched_until_their_deadline_then_charged() -> None:
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     cosmos = Hanging("cosmos", down=False)
     relay = relay_for(db, cosmos)
     relay.projections.deadline_seconds = 0.1

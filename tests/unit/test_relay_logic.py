@@ -2,80 +2,40 @@
 become published / backed-off / dead events, the order handlers see, the handlers' own routing (Cosmos
 projections, feed maintenance, Event Hubs), and the drain loop.
 
-PostgreSQL is replaced by a recording stand-in that answers the claim with canned rows; what the relay
-asks PostgreSQL to do is checked by its parameters, not by its SQL text. The claim query itself, and
-everything else that needs the real stack, is covered in tests/integration/outbox.
+The policy (policy.py) is checked as plain functions; the loop (relay.py) runs against a recording
+stand-in for its store (tests/support/relay_store.py) that answers the claim with canned events. The
+store's SQL, the claim query above all, and everything else that needs the real stack, is covered in
+tests/integration/outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, cast
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.handlers import EventHubsPublisher, FeedMaintenanceHandler, ProjectionHandler
-from shared_code.outbox.relay import (
+from shared_code.outbox.policy import (
     BACKOFF_CAP_SECONDS,
-    EventHandler,
-    OutboxRelay,
+    LAST_ERROR_MAX,
+    ChargedFailure,
     RelayPolicy,
     RoundReport,
     becomes_dead,
+    charge,
+    release,
     retry_delay_seconds,
+    round_may_start,
 )
-
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def event(
-    outbox_id: int,
-    aggregate: UUID | None = None,
-    *,
-    attempts: int = 0,
-    version: int = 1,
-    event_type: str = "post.updated",
-    aggregate_type: str = "post",
-    payload: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> StoredEvent:
-    return StoredEvent(
-        id=outbox_id,
-        event_id=uuid4(),
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate or uuid4(),
-        aggregate_version=version,
-        event_type=event_type,
-        payload=payload or {},
-        metadata=metadata or {},
-        created_at=NOW,
-        attempts=attempts,
-    )
-
-
-def row(e: StoredEvent) -> tuple[Any, ...]:
-    """A claimed outbox row, in the column order of the claim's RETURNING."""
-    return (
-        e.id,
-        e.event_id,
-        e.aggregate_type,
-        e.aggregate_id,
-        e.aggregate_version,
-        e.event_type,
-        e.payload,
-        e.metadata,
-        e.created_at,
-        e.attempts,
-    )
-
+from shared_code.outbox.relay import EventHandler, OutboxRelay
+from shared_code.outbox.store import OutboxStore
+from tests.support.relay_store import NOW, FakeStore, event
 
 # --- backoff and dead-lettering arithmetic ----------------------------------------------------------
 
@@ -130,71 +90,6 @@ def test_the_envelope_carries_id_type_aggregate_version_time_payload_and_metadat
     assert event(8).correlation_id is None
 
 
-# --- a recording stand-in for the pool ----------------------------------------------------------------
-
-
-@dataclass
-class FakeDatabase:
-    """Answers the claim with `claim_rows` (once) and records every write the relay asks for. Statements
-    are told apart by the name each starts with (`-- relay:claim` ...); every fenced write matches only the
-    claim token of the last claim (`lost` ids act as if another relay had claimed them since)."""
-
-    claim_rows: list[tuple[Any, ...]]
-    lost: set[int] = field(default_factory=set)
-    claims: list[dict[str, Any]] = field(default_factory=list)
-    published: list[list[int]] = field(default_factory=list)
-    projected: list[list[int]] = field(default_factory=list)
-    renewed: list[list[int]] = field(default_factory=list)
-    failed: list[tuple[Any, ...]] = field(default_factory=list)
-    released: list[tuple[int, str]] = field(default_factory=list)
-    transactions: int = 0
-    rowcount: int = 0
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[FakeDatabase]:
-        yield self
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        self.transactions += 1
-        yield
-
-    async def execute(self, query: str, params: Any = None) -> FakeDatabase:
-        statement = query.split("\n", 1)[0].removeprefix("-- relay:")
-        self._result = []
-        if statement == "claim":
-            self.claims.append(params)
-            self.token = params["token"]
-            self._result, self.claim_rows = [(*r, False) if len(r) == 10 else r for r in self.claim_rows], []
-            return self
-        assert params["token"] == self.token, "every write is fenced by the claim token"
-        ids = [i for i in params["ids"] if i not in self.lost]
-        self.rowcount = len(ids)
-        if statement == "renew":
-            self.renewed.append(sorted(ids))
-            self._result = [(i,) for i in ids]
-        elif statement == "published":
-            self.published.append(sorted(ids))
-        elif statement == "projected":
-            self.projected.append(sorted(ids))
-        elif statement == "failed":
-            rows = zip(params["delays"], params["statuses"], params["errors"], params["ids"], strict=True)
-            self.failed.extend(r for r in rows if r[3] not in self.lost)
-        elif statement == "released":
-            self.released.extend((i, e) for i, e in zip(params["ids"], params["errors"], strict=True))
-        else:
-            raise AssertionError(query)
-        return self
-
-    async def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._result
-
-    @property
-    def failed_by_id(self) -> dict[int, tuple[float, str, str]]:
-        """outbox id → (delay, status, last_error) of each failure recorded."""
-        return {p[3]: (p[0], p[1], p[2]) for p in self.failed}
-
-
 @dataclass
 class ScriptedHandler:
     """Fails the listed outbox ids (or the whole batch, by raising); records what it was given."""
@@ -211,15 +106,15 @@ class ScriptedHandler:
         return {e.id: self.fail[e.id] for e in events if e.id in self.fail}
 
 
-def relay_for(db: FakeDatabase, handlers: Sequence[EventHandler], **policy: Any) -> OutboxRelay:
-    return OutboxRelay(cast(AsyncConnectionPool, db), handlers, RelayPolicy(**policy))
+def relay_for(db: FakeStore, handlers: Sequence[EventHandler], **policy: Any) -> OutboxRelay:
+    return OutboxRelay(cast(OutboxStore, db), handlers, RelayPolicy(**policy))
 
 
 # --- a round: claim, handle, record ------------------------------------------------------------------
 
 
 async def test_an_empty_claim_records_nothing() -> None:
-    db = FakeDatabase([])
+    db = FakeStore([])
     handler = ScriptedHandler("h")
     report = await relay_for(db, [handler]).run_once()
     assert report == RoundReport()
@@ -228,7 +123,7 @@ async def test_an_empty_claim_records_nothing() -> None:
 
 
 async def test_the_claim_asks_for_the_policys_batch_size_and_lease() -> None:
-    db = FakeDatabase([])
+    db = FakeStore([])
     await relay_for(db, [], batch_size=17, claim_lease_seconds=2.5).run_once()
     [claim] = db.claims
     assert (claim["limit"], claim["lease"], claim["project"], claim["publish"]) == (17, 2.5, True, True)
@@ -236,7 +131,7 @@ async def test_the_claim_asks_for_the_policys_batch_size_and_lease() -> None:
 
 async def test_handlers_see_the_batch_in_outbox_order_and_successes_are_published() -> None:
     events = [event(i) for i in (12, 3, 7)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     first, second = ScriptedHandler("first"), ScriptedHandler("second")
     report = await relay_for(db, [first, second]).run_once()
     assert first.seen == second.seen == [[3, 7, 12]]
@@ -247,7 +142,7 @@ async def test_handlers_see_the_batch_in_outbox_order_and_successes_are_publishe
 
 async def test_an_event_is_published_only_when_every_handler_succeeded() -> None:
     events = [event(1), event(2), event(3)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     cosmos = ScriptedHandler("cosmos", fail={2: ConnectionError("cosmos unreachable")})
     hubs = ScriptedHandler("hubs", fail={3: TimeoutError("send timed out")})
     report = await relay_for(db, [cosmos, hubs], backoff_base_seconds=60.0, max_attempts=8).run_once()
@@ -261,7 +156,7 @@ async def test_an_event_is_published_only_when_every_handler_succeeded() -> None
 
 async def test_a_failure_backs_off_by_the_events_own_attempts() -> None:
     events = [event(1, attempts=0), event(2, attempts=2), event(3, attempts=4)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     boom = {e.id: RuntimeError("nope") for e in events}
     relay = relay_for(db, [ScriptedHandler("h", fail=boom)], backoff_base_seconds=10.0, max_attempts=8)
     await relay.run_once()
@@ -271,7 +166,7 @@ async def test_a_failure_backs_off_by_the_events_own_attempts() -> None:
 
 async def test_the_last_allowed_failure_makes_the_event_dead_and_earlier_ones_do_not() -> None:
     events = [event(1, attempts=1), event(2, attempts=2), event(3, attempts=0)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     handler = ScriptedHandler("h", fail={1: RuntimeError("a"), 2: RuntimeError("b")})
     report = await relay_for(db, [handler], max_attempts=3).run_once()
     assert report == RoundReport(claimed=3, published=1, failed=2, dead=1)
@@ -281,7 +176,7 @@ async def test_the_last_allowed_failure_makes_the_event_dead_and_earlier_ones_do
 
 async def test_a_handler_that_raises_fails_the_whole_batch() -> None:
     events = [event(1), event(2)]
-    db = FakeDatabase([row(e) for e in events])
+    db = FakeStore(events)
     healthy = ScriptedHandler("healthy")
     broken = ScriptedHandler("broken", raise_on_batch=OSError("connection reset"))
     report = await relay_for(db, [healthy, broken]).run_once()
@@ -294,7 +189,7 @@ async def test_a_handler_that_raises_fails_the_whole_batch() -> None:
 
 
 async def test_a_long_error_is_truncated_for_last_error() -> None:
-    db = FakeDatabase([row(event(1))])
+    db = FakeStore([event(1)])
     await relay_for(db, [ScriptedHandler("h", fail={1: ValueError("x" * 5000)})]).run_once()
     assert len(db.failed_by_id[1][2]) == 2000
 
@@ -306,7 +201,7 @@ class ScriptedRelay(OutboxRelay):
     """run_once answers from a script; no database, no listener (listen_url None)."""
 
     def __init__(self, script: list[RoundReport | BaseException]) -> None:
-        super().__init__(cast(AsyncConnectionPool, FakeDatabase([])), [], RelayPolicy())
+        super().__init__(cast(OutboxStore, FakeStore([])), [], RelayPolicy())
         self.script = script
         self.waits = 0
 
@@ -542,7 +437,7 @@ async def test_without_a_producer_publishing_is_off_and_nothing_fails() -> None:
 def test_a_drain_lasts_until_just_before_the_next_run() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from shared_code.outbox.relay import NEXT_RUN_MARGIN_SECONDS, drain_budget_seconds
+    from shared_code.outbox.policy import NEXT_RUN_MARGIN_SECONDS, drain_budget_seconds
 
     now = datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=UTC)
     next_run = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
@@ -550,3 +445,28 @@ def test_a_drain_lasts_until_just_before_the_next_run() -> None:
     assert drain_budget_seconds(next_run, now, 30) == 30  # the cap wins
     assert drain_budget_seconds(None, now, 42) == 42  # no schedule status: the cap
     assert drain_budget_seconds(now - timedelta(seconds=5), now, 60) == 1.0  # overdue: still a moment
+
+
+# --- what an outcome costs: the policy as plain functions ----------------------------------------------
+
+
+def test_charging_a_failure_backs_the_event_off_or_kills_it_on_its_last_attempt() -> None:
+    policy = RelayPolicy(max_attempts=3, backoff_base_seconds=10.0)
+    assert charge(5, 1, ValueError("bad"), policy) == ChargedFailure(5, 20.0, "pending", "ValueError: bad")
+    last = charge(5, 2, ValueError("bad"), policy)
+    assert (last.status, last.dead, last.delay_seconds) == ("dead", True, 40.0)
+    assert len(charge(5, 0, ValueError("x" * 5000), policy).last_error) == LAST_ERROR_MAX
+
+
+def test_a_released_claim_says_which_sink_it_waits_for_and_that_no_attempt_was_spent() -> None:
+    note = release(9, "event-hubs", ConnectionError("refused")).note
+    assert note == "waiting for event-hubs to answer (no attempt spent): ConnectionError: refused"
+
+
+@pytest.mark.parametrize(
+    ("left", "last", "starts"), [(10.0, 0.0, True), (10.0, 4.9, True), (10.0, 5.0, False)]
+)
+def test_a_round_starts_only_if_twice_the_last_one_still_fits_the_budget(
+    left: float, last: float, starts: bool
+) -> None:
+    assert round_may_start(left, last) is starts

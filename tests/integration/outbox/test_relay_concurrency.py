@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from shared_code.bootstrap import change_feed_service
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.relay import OutboxRelay, RelayPolicy
+from shared_code.outbox.policy import RelayPolicy
+from shared_code.outbox.relay import OutboxRelay
+from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import COUNTERS, POSTS, REACTIONS
 from tests.support.pipeline import (
     Owner,
@@ -114,10 +116,9 @@ async def test_drain_is_woken_by_notify_for_an_event_committed_while_it_waits(
     await people.join("alice")
     recorder = Recorder()
     relay = WatchedRelay(
-        app_context.pg_pool,
+        OutboxStore(app_context.pg_pool, listen_url=app_context.settings.postgres_url.get_secret_value()),
         [*production_handlers(app_context), recorder],
         RelayPolicy(batch_size=50, claim_lease_seconds=30),
-        listen_url=app_context.settings.postgres_url.get_secret_value(),
     )
     await run_until_idle(relay)  # nothing left: the drain below starts by waiting
     # Shorter than the idle recheck (5 s): only a notification can wake the drain before its budget ends.

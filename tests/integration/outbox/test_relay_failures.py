@@ -14,7 +14,9 @@ from psycopg.types.json import Jsonb
 
 from shared_code.domain.events import AuthorSnapshot, PostCreated, UserCounts
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.relay import EventHandler, RelayPolicy, RoundReport, requeue_dead
+from shared_code.outbox.policy import RelayPolicy, RoundReport
+from shared_code.outbox.relay import EventHandler
+from shared_code.outbox.store import requeue_dead
 from shared_code.projections.writes import POSTS
 from tests.support.pipeline import (
     FAST,

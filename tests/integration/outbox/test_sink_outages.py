@@ -23,7 +23,8 @@ from shared_code.adapters.cosmos import direct_transport, parse_connection_strin
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.handlers import EventHubsPublisher, ProjectionHandler
-from shared_code.outbox.relay import EventHandler, RelayPolicy
+from shared_code.outbox.policy import RelayPolicy
+from shared_code.outbox.relay import EventHandler
 from shared_code.projections.writes import POSTS
 from tests.support.pipeline import (
     Owner,
