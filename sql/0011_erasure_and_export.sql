@@ -37,3 +37,14 @@ CREATE INDEX idempotency_keys_by_user ON idempotency_keys (user_id) WHERE user_i
 
 GRANT SELECT, INSERT, UPDATE ON account_erasures TO chorus_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON username_holds TO chorus_app;  -- DELETE: expired holds
+
+-- Writes that involve an account hold it live until they commit (UnitOfWork.lock_live_users), so an
+-- erasure (FOR UPDATE) and such a write take turns. Locking a row needs its UPDATE policy, which lets a
+-- user lock only their own users row; so this function takes the locks as the owner. It locks live
+-- accounts among `ids` and returns their ids, nothing more.
+CREATE FUNCTION chorus_lock_live_users(ids uuid[]) RETURNS SETOF uuid
+    LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT id FROM users WHERE id = ANY(ids) AND deleted_at IS NULL ORDER BY id FOR KEY SHARE
+$$;
+REVOKE ALL ON FUNCTION chorus_lock_live_users(uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION chorus_lock_live_users(uuid[]) TO chorus_app;

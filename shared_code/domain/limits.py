@@ -20,8 +20,6 @@ RESERVED_USERNAMES: Final[frozenset[str]] = frozenset(
         "me",
         "moderator",
         "moderators",
-        "mod",
-        "mods",
         "null",
         "official",
         "operator",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,8 +37,9 @@ from shared_code.domain.events import (
     UserDeleted,
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
-from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS
+from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, REACTIONS
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
+from shared_code.services.idempotency import delete_expired_keys
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
 
@@ -237,6 +239,12 @@ class ErasureService:
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.recipientId = @u", user),
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.authorId = @u", None),
             (COUNTERS, "SELECT c.id, c.subjectId AS pk FROM c WHERE c.subjectId = @u", user),
+            # Others' reactions to its (deleted) posts: nothing reads them any more.
+            (
+                REACTIONS,
+                "SELECT c.id, c.postId AS pk FROM c WHERE c.postAuthorId = @u AND c.userId <> @u",
+                None,
+            ),
         ]
         deleted = 0
         for container_name, query, partition in targets:
@@ -354,10 +362,11 @@ async def _scrub_outbox(uow: UnitOfWork, user_id: UUID, after: int, up_to: int, 
 
 
 async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
-    """Last: the account's row keeps its id (others' rows refer to it) and nothing else of the person."""
+    """Last: the account's row keeps its id (others' rows refer to it) and nothing else of the person.
+    The moderators' mirror is scrubbed once more: by now every post event has reached it."""
     cur = await uow.conn.execute(
         """UPDATE users SET email = NULL, username = %s, auth_subject = %s, auth_provider = 'email',
-                  updated_at = now(), version = version + 1
+                  updated_at = now()
            WHERE id = %s AND auth_subject <> %s""",
         (f"erased_{user_id.hex[:20]}", f"erased:{user_id}", user_id, f"erased:{user_id}"),
     )
@@ -367,7 +376,8 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
            WHERE user_id = %s AND (display_name <> %s OR bio <> '' OR avatar_url IS NOT NULL)""",
         (ERASED_DISPLAY_NAME, user_id, ERASED_DISPLAY_NAME),
     )
-    return changed + cur.rowcount
+    changed += cur.rowcount
+    return changed + await _erase_moderation_texts(uow, user_id, limit)
 
 
 _SQL_STEPS = {
@@ -381,3 +391,29 @@ _SQL_STEPS = {
     "idempotency": _delete_stored_responses,
     "account": _erase_account_row,
 }
+
+
+# The expiry timer deletes this many rows per transaction, and stops after this many seconds (a
+# backlog shrinks over several runs).
+EXPIRY_BATCH = 500
+EXPIRY_BUDGET_SECONDS = 50.0
+
+
+async def expire_keys_and_holds(pool: AsyncConnectionPool, key_ttl_hours: float) -> tuple[int, int]:
+    """Delete Idempotency-Key responses older than `key_ttl_hours` and username holds that ran out, in
+    small transactions; (keys deleted, holds deleted)."""
+    deadline = time.monotonic() + EXPIRY_BUDGET_SECONDS
+    keys = holds = 0
+    while time.monotonic() < deadline:
+        async with unit_of_work(pool, ERASURE_ACTOR) as uow:
+            deleted_keys = await delete_expired_keys(uow, key_ttl_hours, EXPIRY_BATCH)
+            cur = await uow.conn.execute(
+                """DELETE FROM username_holds WHERE username_sha256 IN (
+                       SELECT username_sha256 FROM username_holds WHERE held_until <= now() LIMIT %s)""",
+                (EXPIRY_BATCH,),
+            )
+            deleted_holds = cur.rowcount
+        keys, holds = keys + deleted_keys, holds + deleted_holds
+        if deleted_keys < EXPIRY_BATCH and deleted_holds < EXPIRY_BATCH:
+            break
+    return keys, holds

@@ -60,7 +60,7 @@ async def respond_once(
             "for example a UUID"
         )
     fingerprint = request_fingerprint(operation, body)
-    scope = key_scope(uow)
+    scope = key_scope(uow, operation)
     cur = await uow.conn.execute(
         """INSERT INTO idempotency_keys (scope, subject, user_id, key, operation, request_hash, response_status)
            VALUES (%s, %s, %s, %s, %s, %s, 0)
@@ -91,9 +91,15 @@ async def respond_once(
     return response
 
 
-def key_scope(uow: UnitOfWork) -> str:
-    """Whose keys these are: the account, or before onboarding the token subject."""
-    return f"user:{uow.user_id}" if uow.user_id is not None else f"subject:{uow.actor.subject}"
+# Onboarding's keys belong to the token subject: its retry finds the account made, and must still replay.
+ONBOARDING_OPERATION = "create_user"
+
+
+def key_scope(uow: UnitOfWork, operation: str) -> str:
+    """Whose keys these are: the account's, or for onboarding the token subject's."""
+    if operation == ONBOARDING_OPERATION or uow.user_id is None:
+        return f"subject:{uow.actor.subject}"
+    return f"user:{uow.user_id}"
 
 
 async def delete_expired_keys(uow: UnitOfWork, older_than_hours: float, batch: int) -> int:
