@@ -15,6 +15,7 @@ from shared_code.app_context import get_app_context
 from shared_code.bootstrap import outbox_relay
 from shared_code.ops.runbook import delete_old_outbox_events
 from shared_code.outbox.policy import drain_budget_seconds
+from shared_code.services.rate_limits import prune_full_buckets
 
 bp = func.Blueprint()
 log = logging.getLogger("chorus.outbox")
@@ -61,3 +62,6 @@ async def prune_published_outbox(timer: func.TimerRequest) -> None:
         deleted,
         ctx.settings.outbox_retention_days,
     )
+    # Rate-limit buckets that are full again say nothing a missing row does not (docs/api.md "Limits").
+    pruned = await prune_full_buckets(ctx.pg_pool)
+    log.info("rate limits: deleted %d full bucket(s)", pruned)
