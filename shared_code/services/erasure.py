@@ -289,12 +289,16 @@ async def _erase_posts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
 
 
 async def _erase_moderation_texts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
-    """The words of the account's flags and appeals, and of its posts in the moderators' mirror. The
-    flags and appeals stay (a moderator's decision refers to them) with their ids and states."""
+    """The words of the account's flags and appeals, of its posts in the moderators' mirror and in others'
+    flags of them. The flags and appeals stay (a moderator's decision refers to them) with their ids and states."""
     changed = 0
     for statement in (
         "UPDATE moderation_flags SET reason = %(erased)s WHERE id IN (SELECT id FROM moderation_flags "
         "WHERE reporter_id = %(u)s AND reason <> %(erased)s ORDER BY id LIMIT %(limit)s)",
+        # Flags on its posts keep a copy of the text they flagged (what the reporter saw): that goes too.
+        "UPDATE moderation_flags SET flagged_text = %(erased)s WHERE id IN (SELECT f.id FROM moderation_flags f "
+        "JOIN posts p ON p.id = f.post_id WHERE p.author_id = %(u)s AND f.flagged_text <> %(erased)s "
+        "ORDER BY f.id LIMIT %(limit)s)",
         "UPDATE appeals SET statement = %(erased)s WHERE id IN (SELECT id FROM appeals "
         "WHERE author_id = %(u)s AND statement <> %(erased)s ORDER BY id LIMIT %(limit)s)",
         "UPDATE posts_admin_mirror SET content = %(erased)s WHERE post_id IN (SELECT post_id FROM "

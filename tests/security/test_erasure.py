@@ -155,6 +155,7 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     await gone.ok("PUT", f"/api/users/{cat.id}/mute")
     await cat.ok("PUT", f"/api/users/{gone.id}/block")
     await gone.ok("POST", f"/api/posts/{bobs_post['id']}/flags", {"reason": secrets["flag"]})
+    await cat.ok("POST", f"/api/posts/{own_post['id']}/flags", {"reason": "cat's flag of gone's post"})
     # Wait until the projections hold it all (the notification gone caused is the last to arrive).
     await eventually(
         lambda: bob.ok("GET", "/api/notifications"),
