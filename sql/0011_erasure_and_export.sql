@@ -48,3 +48,22 @@ CREATE FUNCTION chorus_lock_live_users(ids uuid[]) RETURNS SETOF uuid
 $$;
 REVOKE ALL ON FUNCTION chorus_lock_live_users(uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION chorus_lock_live_users(uuid[]) TO chorus_app;
+
+-- An erasure's progress is the system's (the relay's erasure handler); the account asks for its own
+-- erasure, once.
+ALTER TABLE account_erasures ENABLE ROW LEVEL SECURITY;
+CREATE POLICY account_erasures_request_own ON account_erasures FOR INSERT
+    WITH CHECK (user_id = chorus_acting_user() OR chorus_acting_role() = 'system');
+CREATE POLICY account_erasures_system ON account_erasures FOR ALL
+    USING (chorus_acting_role() = 'system') WITH CHECK (chorus_acting_role() = 'system');
+
+-- A username hold is read by every onboarding (before it has an account), set by an account's own
+-- erasure, and deleted, once run out, by the system's expiry timer.
+ALTER TABLE username_holds ENABLE ROW LEVEL SECURITY;
+CREATE POLICY username_holds_read ON username_holds FOR SELECT USING (true);
+CREATE POLICY username_holds_set ON username_holds FOR INSERT
+    WITH CHECK (chorus_acting_user() IS NOT NULL OR chorus_acting_role() = 'system');
+CREATE POLICY username_holds_extend ON username_holds FOR UPDATE
+    USING (chorus_acting_user() IS NOT NULL OR chorus_acting_role() = 'system')
+    WITH CHECK (chorus_acting_user() IS NOT NULL OR chorus_acting_role() = 'system');
+CREATE POLICY username_holds_expire ON username_holds FOR DELETE USING (chorus_acting_role() = 'system');
