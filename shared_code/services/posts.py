@@ -64,6 +64,7 @@ async def _attach_media(
 
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
+    await uow.lock_live_users(me)
     cur = await uow.conn.execute(
         "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
         (me, body.content),
