@@ -7,10 +7,13 @@ count rows locked in id order so that crossing follows cannot deadlock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid
 from shared_code.domain.events import (
@@ -29,10 +32,42 @@ from shared_code.services.guards import blocked_either_way, require_live_user
 FollowCause = Literal["unfollow", "block", "account_deleted"]
 
 
+@dataclass(frozen=True)
+class _Edge:
+    """A follow, block or mute row as a write returns it (created_at when the write creates it)."""
+
+    id: UUID
+    version: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Follow:
+    follower_id: UUID
+    followee_id: UUID
+
+
+@dataclass(frozen=True)
+class _Connection:
+    """One follower or followee as the list shows them, with when the follow began (the cursor)."""
+
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    followers: int
+    following: int
+    posts: int
+    followed_at: datetime
+
+
 async def _move_follow_counts(
     uow: UnitOfWork, follower: UUID, followee: UUID, delta: int
 ) -> tuple[UserCounts, UserCounts]:
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        UserCounts,
         """UPDATE user_counts
            SET following = following + CASE WHEN user_id = %(follower)s THEN %(delta)s ELSE 0 END,
                followers = followers + CASE WHEN user_id = %(followee)s THEN %(delta)s ELSE 0 END,
@@ -41,10 +76,7 @@ async def _move_follow_counts(
            RETURNING user_id, followers, following, posts, version""",
         {"follower": follower, "followee": followee, "delta": delta},
     )
-    counts = {
-        row[0]: UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3], version=row[4])
-        for row in await cur.fetchall()
-    }
+    counts = {row.user_id: row for row in rows}
     return counts[follower], counts[followee]
 
 
@@ -64,7 +96,9 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
     await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
-    cur = await uow.conn.execute(
+    edge = await fetch_one(
+        uow.conn,
+        _Edge,
         """INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)
            ON CONFLICT (follower_id, followee_id) DO UPDATE
                SET deleted_at = NULL, created_at = now(), version = follows.version + 1
@@ -72,10 +106,10 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
            RETURNING id, version, created_at""",
         (me, followee),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if edge is None:
         return  # already following
-    follow_id, version, created_at = row
+    follow_id, version, created_at = edge.id, edge.version, edge.created_at
+    assert created_at is not None
     follower_counts, followee_counts = await _move_follow_counts(uow, me, followee, +1)
     uow.record(
         FollowCreated(
@@ -92,16 +126,17 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
 
 
 async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: FollowCause) -> None:
-    cur = await uow.conn.execute(
+    edge = await fetch_one(
+        uow.conn,
+        _Edge,
         """UPDATE follows SET deleted_at = now(), version = version + 1
            WHERE follower_id = %s AND followee_id = %s AND deleted_at IS NULL
            RETURNING id, version""",
         (follower, followee),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if edge is None:
         return
-    follow_id, version = row
+    follow_id, version = edge.id, edge.version
     follower_counts, followee_counts = await _move_follow_counts(uow, follower, followee, -1)
     uow.record(
         FollowDeleted(
@@ -124,14 +159,16 @@ async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
 
 async def remove_all_follows_of(uow: UnitOfWork, user_id: UUID, cause: FollowCause) -> None:
     """End every follow to and from `user_id` (account deletion), one event per edge."""
-    cur = await uow.conn.execute(
+    follows = await fetch_all(
+        uow.conn,
+        _Follow,
         """SELECT follower_id, followee_id FROM follows
            WHERE (follower_id = %(u)s OR followee_id = %(u)s) AND deleted_at IS NULL
            ORDER BY follower_id, followee_id""",
         {"u": user_id},
     )
-    for follower, followee in await cur.fetchall():
-        await _end_follow(uow, follower, followee, cause)
+    for edge in follows:
+        await _end_follow(uow, edge.follower_id, edge.followee_id, cause)
 
 
 async def _set_edge(
@@ -141,9 +178,11 @@ async def _set_edge(
     target_column: str,
     actor: UUID,
     target: UUID,
-) -> tuple[UUID, int] | None:
+) -> _Edge | None:
     """Create or revive an edge; None if it already exists. Table and columns are fixed by callers."""
-    cur = await uow.conn.execute(
+    return await fetch_one(
+        uow.conn,
+        _Edge,
         f"""INSERT INTO {table} ({actor_column}, {target_column}) VALUES (%s, %s)
             ON CONFLICT ({actor_column}, {target_column}) DO UPDATE
                 SET deleted_at = NULL, created_at = now(), version = {table}.version + 1
@@ -151,8 +190,6 @@ async def _set_edge(
             RETURNING id, version""",  # noqa: S608
         (actor, target),
     )
-    row = await cur.fetchone()
-    return (row[0], row[1]) if row else None
 
 
 async def _clear_edge(
@@ -162,15 +199,15 @@ async def _clear_edge(
     target_column: str,
     actor: UUID,
     target: UUID,
-) -> tuple[UUID, int] | None:
-    cur = await uow.conn.execute(
+) -> _Edge | None:
+    return await fetch_one(
+        uow.conn,
+        _Edge,
         f"""UPDATE {table} SET deleted_at = now(), version = version + 1
             WHERE {actor_column} = %s AND {target_column} = %s AND deleted_at IS NULL
             RETURNING id, version""",  # noqa: S608
         (actor, target),
     )
-    row = await cur.fetchone()
-    return (row[0], row[1]) if row else None
 
 
 async def block(uow: UnitOfWork, target: UUID) -> None:
@@ -185,14 +222,14 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     # A block ends follows both ways, each with its own event.
     await _end_follow(uow, me, target, "block")
     await _end_follow(uow, target, me, "block")
-    uow.record(BlockCreated(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+    uow.record(BlockCreated(block_id=edge.id, blocker_id=me, blocked_id=target), edge.id, edge.version)
 
 
 async def unblock(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     edge = await _clear_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
     if edge is not None:
-        uow.record(BlockDeleted(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+        uow.record(BlockDeleted(block_id=edge.id, blocker_id=me, blocked_id=target), edge.id, edge.version)
 
 
 async def mute(uow: UnitOfWork, target: UUID) -> None:
@@ -202,14 +239,14 @@ async def mute(uow: UnitOfWork, target: UUID) -> None:
     await require_live_user(uow, target)
     edge = await _set_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
-        uow.record(MuteCreated(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+        uow.record(MuteCreated(mute_id=edge.id, muter_id=me, muted_id=target), edge.id, edge.version)
 
 
 async def unmute(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
-        uow.record(MuteDeleted(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+        uow.record(MuteDeleted(mute_id=edge.id, muter_id=me, muted_id=target), edge.id, edge.version)
 
 
 async def list_connections(
@@ -234,9 +271,11 @@ async def list_connections(
         params["after_time"], params["after_id"] = position
         after = f"AND (f.created_at, f.{theirs}) < (%(after_time)s, %(after_id)s)"
     # Column names are fixed above, never from the request.
-    cur = await uow.conn.execute(
-        f"""SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following, c.posts,
-                   f.created_at
+    rows = await fetch_all(
+        uow.conn,
+        _Connection,
+        f"""SELECT u.id AS user_id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following,
+                   c.posts, f.created_at AS followed_at
             FROM follows f
             JOIN users u ON u.id = f.{theirs} AND u.deleted_at IS NULL
             JOIN profiles p ON p.user_id = u.id
@@ -246,21 +285,7 @@ async def list_connections(
             LIMIT %(limit)s""",  # noqa: S608
         params,
     )
-    rows = await cur.fetchall()
-    items = [
-        PublicProfile(
-            user_id=r[0],
-            username=r[1],
-            display_name=r[2],
-            bio=r[3],
-            avatar_url=r[4],
-            followers=r[5],
-            following=r[6],
-            posts=r[7],
-        )
-        for r in rows[:limit]
-    ]
-    next_cursor = (
-        cursors.time_cursor(scope, rows[limit - 1][8], rows[limit - 1][0]) if len(rows) > limit else None
-    )
+    items = [PublicProfile.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = cursors.time_cursor(scope, last.followed_at, last.user_id) if last else None
     return Page[PublicProfile](items=items, next_cursor=next_cursor)
