@@ -18,6 +18,7 @@ from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from tests.support.api import ApiClient
+from tests.support.onboarding import onboard
 
 if TYPE_CHECKING:
     from devhost.services.eventhubs import EventHubsStandIn
@@ -236,8 +237,7 @@ class People:
 
     async def join(self, *names: str) -> list[str]:
         for name in names:
-            me = await self.ok("POST", "/api/users", name, {"username": name, "displayName": name.title()})
-            self.ids[name] = me["id"]
+            self.ids[name] = (await onboard(self.api, name))["id"]
         return [self.ids[n] for n in names]
 
     async def post(self, who: str, content: str) -> str:
