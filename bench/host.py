@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 
 from devhost.services.process import free_port
-from devhost.settings_file import PROJECT_DIR
+from devhost.settings_file import LOAD_TEST_RATE_LIMITS, PROJECT_DIR
 
 READY_LINE = "Chorus is running at"
 START_TIMEOUT_SECONDS = 180.0
@@ -215,7 +215,11 @@ class HostProcess:
             "--state-dir",
             str(self.state_dir),
         ]
-        self.process = subprocess.Popen(argv, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        # A load generator sets its own, generous rate limits (docs/api.md "Limits").
+        env = {**os.environ, **LOAD_TEST_RATE_LIMITS}
+        self.process = subprocess.Popen(  # noqa: S603
+            argv, cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:

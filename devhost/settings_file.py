@@ -21,3 +21,15 @@ def write_local_settings(values: dict[str, str], path: Path = LOCAL_FILE) -> Non
     document["Values"] = values
     path.write_text(json.dumps(document, indent=2) + "\n")
     path.chmod(0o600)
+
+
+# Rate limits for load generators (bench/, the schemathesis contract run, the fault suite's storms):
+# they set these explicitly in the environment of the host they start, so the local stack and every
+# other test keep the production defaults (docs/api.md "Limits").
+LOAD_TEST_RATE_LIMITS: dict[str, str] = {
+    "RATE_LIMIT_WRITES_PER_MINUTE": "1000000",
+    "RATE_LIMIT_READS_PER_MINUTE": "1000000",
+    "RATE_LIMIT_ANONYMOUS_PER_MINUTE": "1000000",
+    "RATE_LIMIT_MEDIA_BYTES_PER_DAY": str(1 << 50),
+    "RATE_LIMIT_MEDIA_PENDING_MAX": "1000000",
+}

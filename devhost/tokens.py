@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from devhost.settings_file import example_settings
+from shared_code.auth import LOCAL_SIGNING_KEY_MARK
 
 KEY_FILE = "signing-key.pem"
 ROLES = ("user", "moderator", "admin")
@@ -39,11 +40,16 @@ def signing_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:
 
 
 def public_key_pem(state_dir: Path) -> str:
+    """The public key for AUTH_PUBLIC_KEYS_PEM, marked as the local host's so Azure refuses it."""
     return (
-        signing_key(state_dir)
-        .public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
+        LOCAL_SIGNING_KEY_MARK
+        + "\n"
+        + (
+            signing_key(state_dir)
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
     )
 
 

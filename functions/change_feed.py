@@ -11,7 +11,7 @@ import azure.functions as func
 
 from shared_code.bootstrap import change_feed_service, get_app_context
 from shared_code.metrics import record_change_feed_lag
-from shared_code.observability import span_from
+from shared_code.observability import bounded_correlation_id, span_from
 from shared_code.services.change_feed import ChangeFeedService
 
 bp = func.Blueprint()
@@ -31,7 +31,7 @@ async def _handle(
     service = change_feed_service(await get_app_context())
     items = [json.loads(document.to_json()) for document in documents]
     record_change_feed_lag(function, items)
-    correlation_ids = sorted({str(i["correlationId"]) for i in items if i.get("correlationId")})
+    correlation_ids = sorted(filter(None, {bounded_correlation_id(i.get("correlationId")) for i in items}))
     try:
         with span_from(
             f"change feed {function}",

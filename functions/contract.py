@@ -12,9 +12,15 @@ from typing import Any, Literal
 import azure.functions as func
 from pydantic import BaseModel
 
-from functions.http_support import Handler, endpoint
+from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
-from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, REACTION_TYPES
+from shared_code.domain.limits import (
+    MODERATION_REASON_MAX,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+    REACTION_TYPES,
+)
+from shared_code.schemas.common import NON_BLANK_PATTERN
 
 Access = Literal["anonymous", "user", "moderator", "admin"]
 
@@ -56,6 +62,9 @@ class RouteContract:
     idempotent_create: bool = False
     # Headers the success response may carry besides the usual ones: name -> what it means.
     response_headers: tuple[tuple[str, str], ...] = ()
+    # The limit the route spends (docs/api.md "Limits"), and whether its cost has a weight rule.
+    limit: LimitClass = "write"
+    weighted: bool = False
 
 
 ROUTES: list[RouteContract] = []
@@ -83,8 +92,16 @@ def api_route(
     query: Sequence[QueryParameter] = (),
     tag: str,
     response_headers: Mapping[str, str] | None = None,
+    limit: LimitClass | None = None,
+    weigh: Weigh | None = None,
 ) -> Callable[[Handler], Any]:
-    """Declare and register one HTTP function: its route, its contract, its handler."""
+    """Declare and register one HTTP function: its route, its contract, its handler.
+
+    Every route spends a rate limit (docs/api.md "Limits"): anonymous ones per client address, GETs
+    the caller's reads, others the caller's writes at cost 1 or `weigh`'s answer."""
+    limit_class: LimitClass = limit or (
+        "anonymous" if access == "anonymous" else "read" if method.upper() == "GET" else "write"
+    )
 
     def decorate(handler: Handler) -> Any:
         ROUTES.append(
@@ -101,10 +118,12 @@ def api_route(
                 tags=(tag,),
                 idempotent_create=status == 201,
                 response_headers=tuple((response_headers or {}).items()),
+                limit=limit_class,
+                weighted=weigh is not None,
             )
         )
         function: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]] = endpoint(
-            anonymous=access == "anonymous"
+            anonymous=access == "anonymous", limit=limit_class, weigh=weigh
         )(handler)
         return bp.route(route=host_route(route), methods=[method.upper()])(function)
 
@@ -140,6 +159,16 @@ REACTION_QUERY = (
         "type",
         {"type": "string", "enum": list(REACTION_TYPES)},
         "only this reaction type",
+    ),
+)
+# A moderator deleting someone else's post says why (recorded, and the author may appeal);
+# the author deleting their own post needs no reason, and one given is ignored.
+DELETE_POST_QUERY = (
+    QueryParameter(
+        "reason",
+        {"type": "string", "minLength": 1, "maxLength": MODERATION_REASON_MAX, "pattern": NON_BLANK_PATTERN},
+        "why a moderator deletes someone else's post: required then (422 without it), recorded with "
+        "the removal, which the author may appeal; ignored when the author deletes their own post",
     ),
 )
 NOTIFICATION_QUERY = (

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import azure.functions as func
@@ -39,9 +37,12 @@ from shared_code.domain.errors import (
     UnsupportedMediaType,
 )
 from shared_code.domain.limits import PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
+from shared_code.domain.rate_limits import Rate, client_address
 from shared_code.metrics import record_degraded_read
+from shared_code.observability import TraceContext, trace_context
 from shared_code.schemas.common import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
+from shared_code.services.rate_limits import Buckets, LocalRateLimiter, RateLimiter
 
 log = logging.getLogger("chorus.http")
 
@@ -51,15 +52,6 @@ ResultT = TypeVar("ResultT")
 PROBLEM_TYPE_PREFIX = "urn:chorus:problem:"
 # A transaction that lost a deadlock or serialization race is run again this many times.
 TRANSACTION_ATTEMPTS = 3
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-
-
-def correlation_id_of(req: func.HttpRequest) -> str:
-    """The W3C trace id of the request if it has one, so logs join the caller's trace; else a new id."""
-    match = _TRACEPARENT.match(req.headers.get("traceparent", "").strip().lower())
-    if match and match.group(1) != "0" * 32:
-        return match.group(1)
-    return uuid.uuid4().hex
 
 
 @dataclass
@@ -67,7 +59,11 @@ class ApiRequest:
     req: func.HttpRequest
     app: AppContext
     principal: Principal | None
-    correlation_id: str
+    trace: TraceContext
+
+    @property
+    def correlation_id(self) -> str:
+        return self.trace.correlation_id
 
     @property
     def actor(self) -> Actor:
@@ -77,7 +73,36 @@ class ApiRequest:
             subject=self.principal.subject,
             role=role,
             correlation_id=self.correlation_id,
-            traceparent=self.req.headers.get("traceparent"),
+            traceparent=self.trace.traceparent,
+        )
+
+    @property
+    def client_address(self) -> str:
+        """The caller's address, from the X-Forwarded-For entry the trusted proxies wrote
+        (RATE_LIMIT_TRUSTED_PROXY_HOPS; docs/api.md "Limits")."""
+        return client_address(
+            self.req.headers.get("x-forwarded-for"), self.app.settings.rate_limit_trusted_proxy_hops
+        )
+
+    @property
+    def limit_key(self) -> str:
+        """Whose limits this request spends: the user's (token subject), else the client address's."""
+        if self.principal is not None:
+            return "user:" + self.principal.subject
+        return "client:" + self.client_address
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return RateLimiter(self.app.pg_pool, self.app.settings.postgres_request_wait_seconds)
+
+    @property
+    def buckets(self) -> Buckets:
+        s = self.app.settings
+        return Buckets.of(
+            writes_per_minute=s.rate_limit_writes_per_minute,
+            reads_per_minute=s.rate_limit_reads_per_minute,
+            anonymous_per_minute=s.rate_limit_anonymous_per_minute,
+            media_bytes_per_day=s.rate_limit_media_bytes_per_day,
         )
 
     def cosmos_budget(self) -> RequestBudget:
@@ -187,22 +212,29 @@ class _Malformed(DomainError):
 
 
 Handler = Callable[[ApiRequest], Awaitable[func.HttpResponse]]
+# Which limit a route spends (docs/api.md "Limits"): anonymous routes per client address (the liveness
+# probe in this process's memory, as it must not touch a dependency), reads and writes per user.
+LimitClass = Literal["anonymous", "liveness", "read", "write"]
+# The weight of one write (1 if a route has none): e.g. the fan-out of a post or a follow.
+Weigh = Callable[[ApiRequest], Awaitable[int]]
 
 
 def endpoint(
-    *, anonymous: bool = False
+    *, anonymous: bool = False, limit: LimitClass | None = None, weigh: Weigh | None = None
 ) -> Callable[[Handler], Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]]:
-    """Wrap a handler into an HTTP function.
+    """Wrap a handler into an HTTP function: the body refused by its Content-Length, the caller
+    authenticated, the route's limit charged, then the handler.
 
     The wrapper's own signature is `(req: func.HttpRequest)`: the Python worker binds
     parameters by name and annotation, so it must not see the handler's.
     """
+    limit_class: LimitClass = limit or ("anonymous" if anonymous else "write")
 
     def decorate(handler: Handler) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
         async def function(req: func.HttpRequest) -> func.HttpResponse:
-            correlation_id = correlation_id_of(req)
-            response = await _handle(handler, req, correlation_id, anonymous)
-            response.headers["x-correlation-id"] = correlation_id
+            trace = trace_context(req.headers.get("traceparent"))
+            response = await _handle(handler, req, trace, anonymous, limit_class, weigh)
+            response.headers["x-correlation-id"] = trace.correlation_id
             return response
 
         function.__name__ = handler.__name__
@@ -213,13 +245,69 @@ def endpoint(
     return decorate
 
 
+async def weigh_by_callers_followers(api: ApiRequest) -> int:
+    """A post or an edit reaches the caller's followers' feeds: it weighs their fan-out."""
+    assert api.principal is not None
+    return await api.limiter.fanout_weight_of_subject(api.principal.subject)
+
+
+def weigh_by_followers_of(parameter: str) -> Weigh:
+    """A follow back-fills the follower's feed from the followee, and joins the followee's fan-out."""
+
+    async def weigh(api: ApiRequest) -> int:
+        return await api.limiter.fanout_weight_of_user(api.route_id(parameter))
+
+    return weigh
+
+
+_liveness_limiters: dict[Rate, LocalRateLimiter] = {}
+
+
+async def _charge(api: ApiRequest, limit: LimitClass, weigh: Weigh | None) -> None:
+    """Spend the request's limit before anything else runs, so a refused request changes nothing."""
+    buckets = api.buckets
+    if limit == "liveness":
+        bucket = buckets.anonymous
+        local = _liveness_limiters.setdefault(bucket.rate, LocalRateLimiter(bucket))
+        local.charge(api.limit_key)
+        return
+    if limit == "anonymous":
+        await api.limiter.charge(buckets.anonymous, api.limit_key)
+    elif limit == "read":
+        await api.limiter.charge(buckets.reads, api.limit_key)
+    else:
+        cost = 1
+        if weigh is not None:
+            try:
+                cost = await weigh(api)
+            except DomainError:  # e.g. a malformed id: the handler refuses it again; it still costs
+                cost = 1
+        await api.limiter.charge(buckets.writes, api.limit_key, cost)
+
+
+def refuse_large_body(req: func.HttpRequest, max_bytes: int) -> None:
+    """413 by the declared Content-Length, before the body is looked at (docs/api.md "Limits")."""
+    declared = req.headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"the request body is over {max_bytes} bytes (Content-Length {declared})")
+
+
 async def _handle(
-    handler: Handler, req: func.HttpRequest, correlation_id: str, anonymous: bool
+    handler: Handler,
+    req: func.HttpRequest,
+    trace: TraceContext,
+    anonymous: bool,
+    limit: LimitClass,
+    weigh: Weigh | None,
 ) -> func.HttpResponse:
+    correlation_id = trace.correlation_id
     try:
         app = await get_app_context()
+        refuse_large_body(req, app.settings.max_request_body_bytes)
         principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
-        return await handler(ApiRequest(req=req, app=app, principal=principal, correlation_id=correlation_id))
+        api = ApiRequest(req=req, app=app, principal=principal, trace=trace)
+        await _charge(api, limit, weigh)
+        return await handler(api)
     except AuthenticationError as exc:
         return problem_response(
             401,

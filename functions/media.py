@@ -36,11 +36,18 @@ async def request_media_upload(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequestUpload)
     signer = api.app.media_urls.signer
     max_bytes = api.app.settings.media_max_bytes
+    pending_max = api.app.settings.rate_limit_media_pending_max
+    # A media request costs the bytes it declares, against the caller's bytes per day (a size over
+    # MEDIA_MAX_BYTES is refused by the service and costs nothing).
+    if body.size_bytes <= max_bytes:
+        await api.limiter.charge(api.buckets.media_bytes, api.limit_key, body.size_bytes)
 
     budget = api.media_storage_budget()
 
     async def create(uow: UnitOfWork) -> tuple[MediaUpload, str]:
-        upload = await media.request_upload(uow, signer, body, max_bytes=max_bytes, budget=budget)
+        upload = await media.request_upload(
+            uow, signer, body, max_bytes=max_bytes, budget=budget, pending_max=pending_max
+        )
         return upload, f"media/{upload.media_id}"
 
     return await api.create("request_media_upload", body, create)

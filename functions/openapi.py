@@ -35,10 +35,13 @@ _PROBLEMS = {
     413: "Request body too large",
     415: "Request body is not JSON",
     422: "Validation failed",
+    429: 'Over a rate limit or quota (docs/api.md "Limits"); nothing was changed: retry after Retry-After',
     500: "Internal error (quote the correlation id)",
     503: "A dependency is unavailable; retry",
 }
-_ANONYMOUS_PROBLEMS = {500: _PROBLEMS[500], 503: _PROBLEMS[503]}
+# Every route refuses a body declared too large (413) and spends a rate limit (429).
+_ANONYMOUS_PROBLEMS = {status: _PROBLEMS[status] for status in (413, 429, 500, 503)}
+_RETRY_AFTER_STATUSES = ("429", "503")
 _RETRY_AFTER = {"schema": {"type": "string"}, "description": "seconds to wait before trying again"}
 
 
@@ -98,8 +101,8 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): success}
     for status, description in problems.items():
         responses.setdefault(str(status), {"description": description, "content": problem})
-        if status == 503:
-            responses["503"]["headers"] = {"Retry-After": _RETRY_AFTER}
+        if str(status) in _RETRY_AFTER_STATUSES:
+            responses[str(status)]["headers"] = {"Retry-After": _RETRY_AFTER}
     operation: dict[str, Any] = {
         "operationId": route.function_name,
         "summary": route.summary,

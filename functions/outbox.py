@@ -13,6 +13,7 @@ import azure.functions as func
 
 from shared_code.bootstrap import get_app_context, outbox_relay, runbook
 from shared_code.outbox.policy import drain_budget_seconds
+from shared_code.services.rate_limits import prune_full_buckets
 
 bp = func.Blueprint()
 log = logging.getLogger("chorus.outbox")
@@ -59,3 +60,6 @@ async def prune_published_outbox(timer: func.TimerRequest) -> None:
         deleted,
         ctx.settings.outbox_retention_days,
     )
+    # Rate-limit buckets that are full again say nothing a missing row does not (docs/api.md "Limits").
+    pruned = await prune_full_buckets(ctx.pg_pool)
+    log.info("rate limits: deleted %d full bucket(s)", pruned)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.contract import PAGE_QUERY, REACTION_QUERY, api_route
-from functions.http_support import ApiRequest, no_content, ok
+from functions.contract import DELETE_POST_QUERY, PAGE_QUERY, REACTION_QUERY, api_route
+from functions.http_support import ApiRequest, no_content, ok, weigh_by_callers_followers
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.common import Page
+from shared_code.schemas.moderation import moderation_reason
 from shared_code.schemas.posts import (
     Comment,
     CreateComment,
@@ -23,7 +24,15 @@ bp = func.Blueprint()
 
 
 @api_route(
-    bp, "POST", "posts", summary="Publish a post", request=CreatePost, response=Post, status=201, tag="posts"
+    bp,
+    "POST",
+    "posts",
+    summary="Publish a post",
+    request=CreatePost,
+    response=Post,
+    status=201,
+    tag="posts",
+    weigh=weigh_by_callers_followers,
 )
 async def create_post(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreatePost)
@@ -49,6 +58,7 @@ async def get_post(api: ApiRequest) -> func.HttpResponse:
     request=EditPost,
     response=Post,
     tag="posts",
+    weigh=weigh_by_callers_followers,
 )
 async def edit_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
@@ -60,13 +70,15 @@ async def edit_post(api: ApiRequest) -> func.HttpResponse:
     bp,
     "DELETE",
     "posts/{postId:guid}",
-    summary="Delete a post (author or moderator)",
+    summary="Delete a post (the author), or remove it with a reason (a moderator)",
     status=204,
+    query=DELETE_POST_QUERY,
     tag="posts",
 )
 async def delete_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
-    await api.run(lambda uow: posts.delete_post(uow, post_id))
+    reason = moderation_reason(api.req.params.get("reason"))
+    await api.run(lambda uow: posts.delete_post(uow, post_id, reason))
     return no_content()
 
 

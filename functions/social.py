@@ -9,7 +9,7 @@ from uuid import UUID
 import azure.functions as func
 
 from functions.contract import PAGE_QUERY, api_route
-from functions.http_support import ApiRequest, no_content, ok
+from functions.http_support import ApiRequest, no_content, ok, weigh_by_followers_of
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.accounts import PublicProfile
 from shared_code.schemas.common import Page
@@ -27,7 +27,13 @@ async def _change_edge(api: ApiRequest, change: EdgeChange) -> func.HttpResponse
 
 
 @api_route(
-    bp, "PUT", "users/{userId:guid}/follow", summary="Follow a user (idempotent)", status=204, tag="social"
+    bp,
+    "PUT",
+    "users/{userId:guid}/follow",
+    summary="Follow a user (idempotent)",
+    status=204,
+    tag="social",
+    weigh=weigh_by_followers_of("userId"),
 )
 async def follow_user(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.follow)

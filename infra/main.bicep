@@ -281,7 +281,7 @@ param logAnalyticsDailyQuotaGb int = -1
 param alertEmailAddress string = ''
 
 @minValue(1)
-@description('The outbox lag alert fires when the oldest pending outbox event stays older than this many seconds for 5 minutes. Keep it equal to HEALTH_OUTBOX_LAG_SECONDS (infra/app-settings.json), where /api/health turns degraded.')
+@description('The outbox lag alert fires when the oldest pending outbox event stays older than this many seconds for 5 minutes. Keep it equal to HEALTH_OUTBOX_LAG_SECONDS (infra/app-settings.json), where /api/admin/health turns degraded.')
 param outboxLagAlertSeconds int = 60
 
 @description('Purge protection on Key Vault. Recommended; it keeps the vault name reserved for 7 days after deletion.')

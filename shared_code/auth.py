@@ -40,11 +40,35 @@ _ALLOWED_ALGORITHMS = frozenset(_RSA_ALGORITHMS).union(*_EC_ALGORITHMS.values())
 # Real tokens are a few KB (more with many group claims); far bigger is junk not worth decoding.
 _MAX_TOKEN_LENGTH = 16 * 1024
 
+# What the database can hold (users.auth_subject, users.email), checked here so a token it cannot
+# store is a 401 at the door, not a failed INSERT (a 500) later.
+SUBJECT_MAX_LENGTH = 255
+EMAIL_MAX_LENGTH = 254
+# Control characters (NUL above all: PostgreSQL text cannot hold it) and lone surrogates (JSON's
+# "\ud800" decodes to one, and UTF-8 cannot encode it).
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# A deliberately plain shape: one @, no spaces, a dot in the domain. The email is informational
+# (onboarding records it); one that does not fit is dropped, not a reason to refuse the caller.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# Access tokens only (docs/security.md). The JOSE header `typ` may be absent, "JWT" (what Entra ID
+# puts on its access tokens, and on its ID tokens too) or RFC 9068's "at+jwt"; anything else
+# ("id+jwt", "logout+jwt", "dpop+jwt", ...) is some other kind of token. Compared case-insensitively,
+# with or without the "application/" prefix (RFC 7515 §4.1.9).
+ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt"})
+# The claims that mark an OpenID Connect ID token or a provider's non-access token: an ID token is
+# about the user, for the client, and must not open the API even when its `aud` happens to match.
+_ID_TOKEN_CLAIMS = ("nonce", "at_hash", "c_hash")
+
 # A JWKS fetch is a call to someone else's service on a request's critical path: bound it.
 _JWKS_FETCH_TIMEOUT_SECONDS = 5.0
 # At most one JWKS fetch per this many seconds, whatever triggers it (expiry, an unknown kid, a
 # failed fetch), so a flood of tokens with made-up kids cannot hammer the provider.
 _JWKS_MIN_REFETCH_SECONDS = 30.0
+
+# The local host (devhost/) puts this line above its public key, as RFC 7468 explanatory text, so its
+# key is recognised wherever it is copied: Azure refuses it at start-up (shared_code/settings.py).
+LOCAL_SIGNING_KEY_MARK = "Chorus local host signing key: never valid in Azure"
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
 
@@ -107,7 +131,7 @@ def _keys_from_pem(text: str) -> tuple[_VerificationKey, ...]:
     blocks = [match.group(0) for match in _PEM_BLOCK.finditer(text)]
     if not blocks:
         raise ValueError("AUTH_PUBLIC_KEYS_PEM holds no PEM public key")
-    if _PEM_BLOCK.sub("", text).strip():
+    if _PEM_BLOCK.sub("", text).replace(LOCAL_SIGNING_KEY_MARK, "").strip():
         raise ValueError("AUTH_PUBLIC_KEYS_PEM has text outside its PEM blocks (a truncated key?)")
     keys = []
     for number, block in enumerate(blocks, start=1):
@@ -163,6 +187,52 @@ def _optional_string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def storable_subject(value: object) -> str:
+    """The token's `sub` if Chorus can store it as an account's subject; else 401."""
+    if not isinstance(value, str) or not value:
+        raise AuthenticationError("token has no subject")
+    if len(value) > SUBJECT_MAX_LENGTH or _UNSTORABLE.search(value):
+        raise AuthenticationError(
+            f"token subject is not usable: at most {SUBJECT_MAX_LENGTH} characters, no control characters"
+        )
+    return value
+
+
+def storable_email(value: object) -> str | None:
+    """The token's `email` if it is a plausible address Chorus can store; else None (dropped)."""
+    if not isinstance(value, str) or len(value) > EMAIL_MAX_LENGTH or _UNSTORABLE.search(value):
+        return None
+    return value if _EMAIL.fullmatch(value) else None
+
+
+def require_access_token(header: dict[str, Any], claims: dict[str, Any], role_claim: str) -> None:
+    """401 unless the token is an access token (docs/security.md, "Tokens"): its header `typ` is
+    absent, JWT or at+jwt; it carries none of an ID token's claims; `token_use` (where a provider
+    sets it) says "access"; and it grants something: `scp`/`scope` (delegated) or the role claim
+    (app roles). An Entra ID token has header typ JWT like an access token, but no scp and no roles."""
+    token_type = header.get("typ")
+    if token_type is not None:
+        normalized = str(token_type).lower().removeprefix("application/")
+        if normalized not in ACCESS_TOKEN_TYPES:
+            raise AuthenticationError("not an access token")
+    if any(name in claims for name in _ID_TOKEN_CLAIMS):
+        raise AuthenticationError("not an access token")
+    if claims.get("token_use", "access") != "access":
+        raise AuthenticationError("not an access token")
+    if not any(claims.get(name) not in (None, "", []) for name in ("scp", "scope", role_claim)):
+        raise AuthenticationError("not an access token: it grants no scope or role")
+
+
+def require_bounded_lifetime(claims: dict[str, Any], max_lifetime_seconds: int) -> None:
+    """401 for a token that lives longer than the setting allows (exp - iat): a long-lived token is
+    a stolen token's best friend, and no provider we accept issues one."""
+    issued_at, expires_at = claims.get("iat"), claims.get("exp")
+    if not isinstance(issued_at, int | float) or not isinstance(expires_at, int | float):
+        raise AuthenticationError("token has no issue time")
+    if expires_at - issued_at > max_lifetime_seconds:
+        raise AuthenticationError(f"token lifetime is over the {max_lifetime_seconds} s this API accepts")
+
+
 def _roles_from_claim(value: object) -> frozenset[str]:
     # Providers send roles as a JSON list (Entra ID) or an OAuth-style space-separated string.
     if value is None:
@@ -198,6 +268,7 @@ def _detail_for(exc: jwt.PyJWTError) -> str:
             "aud": "wrong audience",
             "sub": "token has no subject",
             "exp": "token has no expiry",
+            "iat": "token has no issue time",
         }.get(exc.claim, "malformed token")
     return "malformed token"
 
@@ -215,6 +286,7 @@ class TokenVerifier:
         role_claim: str = "roles",
         leeway_seconds: int = 30,
         jwks_cache_seconds: int = 600,
+        max_lifetime_seconds: int = 28 * 3600,
     ) -> None:
         if (public_keys_pem is None) == (jwks_url is None):
             raise ValueError("set exactly one of AUTH_JWKS_URL and AUTH_PUBLIC_KEYS_PEM")
@@ -222,6 +294,7 @@ class TokenVerifier:
         self._audience = audience
         self._role_claim = role_claim
         self._leeway_seconds = leeway_seconds
+        self._max_lifetime_seconds = max_lifetime_seconds
         self._jwks_url = jwks_url
         self._jwks_cache_seconds = jwks_cache_seconds
         self._pem_keys = _keys_from_pem(public_keys_pem) if public_keys_pem is not None else ()
@@ -239,6 +312,7 @@ class TokenVerifier:
             public_keys_pem=settings.auth_public_keys_pem,
             jwks_url=settings.auth_jwks_url,
             role_claim=settings.auth_role_claim,
+            max_lifetime_seconds=settings.auth_max_token_lifetime_seconds,
         )
 
     async def authenticate(self, authorization_header: str | None) -> Principal:
@@ -261,16 +335,17 @@ class TokenVerifier:
         if not candidates:
             raise AuthenticationError("unsupported token algorithm")
         claims = self._verify(token, candidates)
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise AuthenticationError("token has no subject")
+        # Checked only once the signature holds: what an unsigned token claims to be says nothing.
+        require_access_token(header, claims, self._role_claim)
+        require_bounded_lifetime(claims, self._max_lifetime_seconds)
+        subject = storable_subject(claims.get("sub"))
         token_id = claims.get("jti")  # PyJWT has checked it is a string if present
         return Principal(
             subject=subject,
             roles=_roles_from_claim(claims.get(self._role_claim)),
-            token_id=token_id,
+            token_id=token_id if isinstance(token_id, str) and not _UNSTORABLE.search(token_id) else None,
             identity_provider=_optional_string(claims.get("idp")),
-            email=_optional_string(claims.get("email")),
+            email=storable_email(claims.get("email")),
         )
 
     def _verify(self, token: str, candidates: list[_VerificationKey]) -> dict[str, Any]:
@@ -287,7 +362,7 @@ class TokenVerifier:
                     audience=self._audience,
                     issuer=self._issuer,
                     leeway=self._leeway_seconds,
-                    options={"require": ["exp", "iss", "aud", "sub"]},
+                    options={"require": ["exp", "iat", "iss", "aud", "sub"]},
                 )
             except jwt.InvalidSignatureError as exc:
                 failure = exc

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -27,6 +30,40 @@ if TYPE_CHECKING:
 
 tracer = trace.get_tracer("chorus")
 _configured = False
+
+# W3C Trace Context, version 00: version-traceid-parentid-flags, lowercase hex only, neither id all
+# zeros. Anything else is ignored (not echoed into logs, the outbox or Event Hubs): the request
+# starts a trace of its own, as the recommendation says a receiver must.
+_TRACEPARENT = re.compile(r"00-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+# What a correlation id may be once it comes from a document or a message rather than from us: a
+# W3C trace id (32 hex) or a UUID, nothing longer, nothing that could break a log line.
+_CORRELATION_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    """The request's trace: its W3C `traceparent` (the caller's if valid, else a fresh one) and the
+    correlation id (its trace id) that logs, the outbox and Event Hubs carry."""
+
+    traceparent: str
+    correlation_id: str
+
+
+def trace_context(traceparent_header: str | None) -> TraceContext:
+    """The caller's trace if its `traceparent` is valid, else a fresh trace (a new trace id and a
+    random parent id), so nothing of an invalid header travels on."""
+    value = (traceparent_header or "").strip()
+    match = _TRACEPARENT.fullmatch(value)
+    if match:
+        return TraceContext(traceparent=value, correlation_id=match.group(1))
+    trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
+    return TraceContext(traceparent=f"00-{trace_id}-{parent_id}-01", correlation_id=trace_id)
+
+
+def bounded_correlation_id(value: object) -> str | None:
+    """A correlation id read back from a document or an event, if it has the shape we write; else
+    None (logged without one rather than with something a writer other than us put there)."""
+    return value if isinstance(value, str) and _CORRELATION_ID.fullmatch(value) else None
 
 
 class CorrelationFilter(logging.Filter):

@@ -10,16 +10,25 @@ the app uses its managed identity in Azure (likewise EventHubs, MediaStorage).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared_code.auth import LOCAL_SIGNING_KEY_MARK
 from shared_code.domain.limits import MEDIA_SIZE_LIMIT
 
 
 class SettingsError(RuntimeError):
     """A setting is missing or malformed; the message names it and says where to set it."""
+
+
+# What the local host (devhost/) runs with, and what must therefore never run in Azure: its token
+# issuer (devhost signs tokens with a key it makes on the developer's machine, under this issuer)
+# and the example cursor key of local.settings.example.json. tests/unit/test_hardening_rules.py
+# checks these match the example file.
+LOCAL_AUTH_ISSUER = "https://chorus.local/devhost"
+EXAMPLE_CURSOR_SIGNING_KEY = "local-only-cursor-signing-key-replace-in-azure"
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -123,6 +132,19 @@ class Settings(BaseSettings):
     auth_jwks_url: str | None = Field(default=None, validation_alias=_alias("AUTH_JWKS_URL"))
     auth_public_keys_pem: str | None = Field(default=None, validation_alias=_alias("AUTH_PUBLIC_KEYS_PEM"))
     auth_role_claim: str = Field(default="roles", validation_alias=_alias("AUTH_ROLE_CLAIM"))
+    # The longest a token may live (exp - iat); longer ones are refused (401). Entra ID's access
+    # tokens live 60-90 minutes, up to 28 hours where continuous access evaluation is on.
+    auth_max_token_lifetime_seconds: int = Field(
+        default=28 * 3600, ge=60, le=7 * 24 * 3600, validation_alias=_alias("AUTH_MAX_TOKEN_LIFETIME_SECONDS")
+    )
+
+    # Where the app runs: "azure" refuses the local host's issuer, keys and example secrets at
+    # start-up. Azure itself sets WEBSITE_INSTANCE_ID on every instance, so a deployment that
+    # forgets CHORUS_ENVIRONMENT is still recognised.
+    chorus_environment: Literal["local", "azure"] = Field(
+        default="local", validation_alias=_alias("CHORUS_ENVIRONMENT")
+    )
+    azure_instance_id: str | None = Field(default=None, validation_alias=_alias("WEBSITE_INSTANCE_ID"))
 
     # Signs list cursors so a client cannot forge one.
     cursor_signing_key: SecretStr = Field(min_length=32, validation_alias=_alias("CURSOR_SIGNING_KEY"))
@@ -130,6 +152,37 @@ class Settings(BaseSettings):
     # HTTP limits.
     max_request_body_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=64 * 1024, validation_alias=_alias("MAX_REQUEST_BODY_BYTES")
+    )
+
+    # Rate limits (docs/api.md "Limits"): GCRA buckets in PostgreSQL, shared by every instance. Each is
+    # "so many units per period", all available at once after a quiet spell; a write costs its weight
+    # (fan-out writes more, docs/api.md). Load generators (bench/, the contract run) raise them explicitly.
+    rate_limit_writes_per_minute: int = Field(
+        default=60, ge=1, validation_alias=_alias("RATE_LIMIT_WRITES_PER_MINUTE")
+    )
+    rate_limit_reads_per_minute: int = Field(
+        default=600, ge=1, validation_alias=_alias("RATE_LIMIT_READS_PER_MINUTE")
+    )
+    # Per client address, for routes without a user (health, the OpenAPI document, the docs page).
+    rate_limit_anonymous_per_minute: int = Field(
+        default=120, ge=1, validation_alias=_alias("RATE_LIMIT_ANONYMOUS_PER_MINUTE")
+    )
+    # Media: bytes a user may declare for upload per day (a request costs its sizeBytes), and how many
+    # uploads may be pending (requested, not completed) at once.
+    rate_limit_media_bytes_per_day: int = Field(
+        default=1024 * 1024 * 1024, ge=1, validation_alias=_alias("RATE_LIMIT_MEDIA_BYTES_PER_DAY")
+    )
+    rate_limit_media_pending_max: int = Field(
+        default=20, ge=1, validation_alias=_alias("RATE_LIMIT_MEDIA_PENDING_MAX")
+    )
+    # Which X-Forwarded-For entry, counted from the right, is the client's address: the proxies in front
+    # of the app append what they saw, so only their entries are trusted (1: the Functions front end).
+    rate_limit_trusted_proxy_hops: int = Field(
+        default=1, ge=1, le=10, validation_alias=_alias("RATE_LIMIT_TRUSTED_PROXY_HOPS")
+    )
+    # The operators' readiness report (GET /api/admin/health) is computed at most this often per instance.
+    health_report_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, validation_alias=_alias("HEALTH_REPORT_CACHE_SECONDS")
     )
 
     # Outbox relay: the timer's schedule is the binding's %OUTBOX_RELAY_SCHEDULE%; each run drains until
@@ -190,7 +243,35 @@ class Settings(BaseSettings):
             )
         if self.auth_jwks_url is None and self.auth_public_keys_pem is None:
             raise ValueError("set AUTH_JWKS_URL or AUTH_PUBLIC_KEYS_PEM so bearer tokens can be verified")
+        if self.auth_jwks_url is not None and not self.auth_jwks_url.lower().startswith("https://"):
+            # Keys fetched over plain HTTP can be swapped by anyone on the path: forged tokens.
+            raise ValueError("AUTH_JWKS_URL must be an https:// URL (the keys must come over TLS)")
+        if self.in_azure:
+            self._refuse_local_secrets()
         return self
+
+    def _refuse_local_secrets(self) -> None:
+        """In Azure, the local host's issuer, signing key and example cursor key are refused, each
+        named: with them anyone holding a developer's machine (or this repository) could sign in."""
+        if self.auth_issuer.rstrip("/") == LOCAL_AUTH_ISSUER:
+            raise ValueError(
+                f"AUTH_ISSUER is the local host's issuer ({LOCAL_AUTH_ISSUER}), refused in Azure: "
+                "set the identity provider's issuer (e.g. https://login.microsoftonline.com/<tenant>/v2.0)"
+            )
+        if self.auth_public_keys_pem is not None and LOCAL_SIGNING_KEY_MARK in self.auth_public_keys_pem:
+            raise ValueError(
+                "AUTH_PUBLIC_KEYS_PEM holds the local host's signing key, refused in Azure: "
+                "set AUTH_JWKS_URL to the identity provider's keys"
+            )
+        if self.cursor_signing_key.get_secret_value() == EXAMPLE_CURSOR_SIGNING_KEY:
+            raise ValueError(
+                "CURSOR_SIGNING_KEY is the example key from local.settings.example.json, refused in "
+                "Azure: store a random key of 32 characters or more in Key Vault"
+            )
+
+    @property
+    def in_azure(self) -> bool:
+        return self.chorus_environment == "azure" or self.azure_instance_id is not None
 
     @property
     def eventhubs_enabled(self) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Any
 
 import azure.functions as func
@@ -14,8 +16,15 @@ from devhost.host.routing import Route, RouteTable, RouteTemplate
 
 log = logging.getLogger("devhost.http")
 
-# The Functions host accepts request bodies up to 100 MB; the app sets its own, smaller limit.
-MAX_BODY_BYTES = 100 * 1024 * 1024
+# The Functions host accepts request bodies up to FUNCTIONS_REQUEST_BODY_SIZE_LIMIT bytes (100 MB unless
+# set; Chorus sets it to MAX_REQUEST_BODY_BYTES) and refuses a larger declared Content-Length before
+# reading the body. The app checks the header again (functions/http_support.refuse_large_body).
+DEFAULT_MAX_BODY_BYTES = 100 * 1024 * 1024
+
+
+def max_body_bytes() -> int:
+    raw = os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "")
+    return int(raw) if raw.isdigit() else DEFAULT_MAX_BODY_BYTES
 
 
 def build_route_table(specs: list[FunctionSpec]) -> RouteTable[FunctionSpec]:
@@ -33,9 +42,10 @@ class HttpFrontEnd:
         self._table = build_route_table(specs)
         self._invoker = invoker
         self._prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
+        self._max_body = max_body_bytes()
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=self._max_body)
         # [\s\S], not ".": a path may hold an encoded newline, and it must reach our router too.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
@@ -52,11 +62,21 @@ class HttpFrontEnd:
                 return web.Response(status=405, headers={"Allow": ", ".join(sorted(match.allowed_methods))})
             return web.Response(status=404)
         spec = match.target
+        if request.content_length is not None and request.content_length > self._max_body:
+            return _too_large(request.content_length, self._max_body)
         body = await request.read()
+        # As the Functions front end does: the address it accepted the connection from is appended to
+        # X-Forwarded-For (the app trusts only that last entry; docs/api.md "Limits").
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "x-forwarded-for"}
+        forwarded = [v.strip() for v in request.headers.getall("X-Forwarded-For", []) if v.strip()]
+        if request.remote:
+            forwarded.append(request.remote)
+        if forwarded:
+            headers["X-Forwarded-For"] = ", ".join(forwarded)
         http_request = func.HttpRequest(
             method=request.method,
             url=str(request.url),
-            headers=dict(request.headers),
+            headers=headers,
             params=dict(request.query),
             route_params=match.route_params,
             body=body,
@@ -72,6 +92,23 @@ class HttpFrontEnd:
             log.exception("function %s raised; answering 500", spec.name)
             return web.Response(status=500)
         return _to_aiohttp(result)
+
+
+def _too_large(declared: int, limit: int) -> web.Response:
+    """Refused by the declared length, before the body is read; the connection is not reused, so
+    the unread body is never taken for a next request."""
+    body = {
+        "type": "urn:chorus:problem:payload-too-large",
+        "title": "Request body too large",
+        "status": 413,
+        "detail": f"the request body is over {limit} bytes (Content-Length {declared})",
+    }
+    return web.Response(
+        status=413,
+        text=json.dumps(body),
+        content_type="application/problem+json",
+        headers={"Connection": "close"},
+    )
 
 
 def _to_aiohttp(result: Any) -> web.Response:

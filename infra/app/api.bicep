@@ -189,6 +189,8 @@ var appSettings = {
   CURSOR_SIGNING_KEY: '@Microsoft.KeyVault(SecretUri=${cursorSigningKeySecretUri})'
 
   MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
+  // The Functions host refuses a larger declared body itself, before the worker reads it.
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(maxRequestBodyBytes)
   LOG_LEVEL: logLevel
 }
 

@@ -10,15 +10,23 @@ from pydantic import ConfigDict, Field, model_validator
 
 from shared_code.domain.limits import AVATAR_URL_MAX, BIO_MAX, DISPLAY_NAME_MAX, USERNAME_PATTERN
 from shared_code.schemas.common import (
+    DISPLAY_NAME_PATTERN,
     HTTPS_URL_PATTERN,
     Matching,
-    NonBlankText,
     RequestBody,
     ResponseBody,
     Text,
 )
 
-DisplayName = Annotated[NonBlankText, Field(min_length=1, max_length=DISPLAY_NAME_MAX)]
+DisplayName = Annotated[
+    str,
+    Field(min_length=1, max_length=DISPLAY_NAME_MAX),
+    Matching(
+        DISPLAY_NAME_PATTERN,
+        "must show something (not only whitespace or invisible characters) and hold no bidirectional "
+        "override or isolate (U+202A-U+202E, U+2066-U+2069) nor NUL",
+    ),
+]
 Bio = Annotated[Text, Field(max_length=BIO_MAX)]
 AvatarUrl = Annotated[
     str, Field(max_length=AVATAR_URL_MAX), Matching(HTTPS_URL_PATTERN, "must be an https:// URL")

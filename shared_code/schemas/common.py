@@ -39,6 +39,22 @@ WHITESPACE_CLASS: Final = (
 )
 # Some character that is neither whitespace nor NUL, and no NUL anywhere.
 NON_BLANK_PATTERN: Final = rf"^[^\u0000]*[^\u0000{WHITESPACE_CLASS}][^\u0000]*$"
+# Bidirectional overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder the text around them:
+# in a name they make "alice\u202egnp.exe" read as another thing. Refused anywhere in a name.
+BIDI_CONTROL_CLASS: Final = r"\u202a-\u202e\u2066-\u2069"
+# Characters that draw nothing (zero-width spaces and joiners, bidi marks, word joiners, the BOM,
+# variation selectors, Hangul fillers, the soft hyphen...): a name made only of these, with or
+# without whitespace, looks empty or impersonates by looking like nothing.
+INVISIBLE_CLASS: Final = (
+    r"\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2060-\u2064"
+    r"\u206a-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
+# A display name: no NUL, no bidi control anywhere, and at least one character that shows.
+DISPLAY_NAME_PATTERN: Final = (
+    rf"^[^\u0000{BIDI_CONTROL_CLASS}]*"
+    rf"[^\u0000{BIDI_CONTROL_CLASS}{WHITESPACE_CLASS}{INVISIBLE_CLASS}]"
+    rf"[^\u0000{BIDI_CONTROL_CLASS}]*$"
+)
 HTTPS_URL_PATTERN: Final = r"^https://[^\u0000]+$"
 # The canonical 8-4-4-4-12 form only (uuid.UUID would also take braces, a urn: prefix, no hyphens).
 UUID_PATTERN: Final = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"

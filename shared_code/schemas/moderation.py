@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
 
+from shared_code.domain.errors import Invalid
 from shared_code.domain.limits import (
     APPEAL_STATEMENT_MAX,
     FLAG_REASON_MAX,
@@ -20,6 +21,19 @@ from shared_code.schemas.common import NonBlankText, RequestBody, ResponseBody, 
 
 FlagReason = Annotated[NonBlankText, Field(min_length=1, max_length=FLAG_REASON_MAX)]
 DecisionReason = Annotated[NonBlankText, Field(min_length=1, max_length=MODERATION_REASON_MAX)]
+_DECISION_REASON: TypeAdapter[str] = TypeAdapter(DecisionReason)
+
+
+def moderation_reason(value: str | None) -> str | None:
+    """A `?reason=` query value, checked as a decision's reason is (422 otherwise); None if absent."""
+    if value is None:
+        return None
+    try:
+        return _DECISION_REASON.validate_python(value)
+    except ValidationError:
+        raise Invalid(
+            f"reason must be 1 to {MODERATION_REASON_MAX} characters, not blank, without NUL", field="reason"
+        ) from None
 
 
 class CreateFlag(RequestBody):
@@ -34,6 +48,8 @@ class Flag(ResponseBody):
     severity: str
     status: str
     created_at: datetime
+    # The post's text when it was flagged, kept with the flag whatever happens to the post later.
+    flagged_text: str | None = None
 
 
 class PostDecision(RequestBody):

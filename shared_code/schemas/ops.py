@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID
 
 from pydantic import Field
@@ -96,6 +96,12 @@ class OutboxState(ResponseBody):
     pending: int
     dead: int
     oldest_pending_seconds: float | None
+
+
+class Liveness(ResponseBody):
+    """GET /api/health: this instance is up; it asks no dependency and tells nothing internal."""
+
+    status: Literal["alive"]
 
 
 class Health(ResponseBody):

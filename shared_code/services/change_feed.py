@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
+from shared_code.observability import bounded_correlation_id
 from shared_code.projections.documents import reaction_side_effects
 from shared_code.services.feeds import FeedService, bounded, shows_in_feeds
 
@@ -107,7 +108,9 @@ class ChangeFeedService:
     ) -> int:
         """Keep a batch that could not be handled; returns the failure's id. The same batch delivered again
         (the change feed is at least once) while its failure is still open is kept once, not twice."""
-        correlation_ids = sorted({str(d["correlationId"]) for d in documents if d.get("correlationId")})
+        correlation_ids = sorted(
+            filter(None, {bounded_correlation_id(d.get("correlationId")) for d in documents})
+        )
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 """WITH still_open AS (

@@ -20,7 +20,7 @@ from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts
 from shared_code.domain.limits import ReactionType
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Comment, CreateComment
-from shared_code.services.guards import has_blocked, visible_post
+from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
@@ -74,9 +74,10 @@ class _RemovedReaction:
     type: ReactionType
 
 
-async def _not_blocked_by_author(uow: UnitOfWork, author_id: UUID, me: UUID, action: str) -> None:
-    if author_id != me and await has_blocked(uow, author_id, me):
-        raise Forbidden(f"you cannot {action} this post")
+async def _no_block_with_author(uow: UnitOfWork, author_id: UUID, me: UUID, action: str) -> None:
+    """Blocks work both ways: whoever blocked whom, neither comments on nor reacts to the other's posts."""
+    if author_id != me and await blocked_either_way(uow, author_id, me):
+        raise Forbidden(f"you cannot {action} this post: one of you has blocked the other")
 
 
 # --- comments --------------------------------------------------------------------------------
@@ -85,14 +86,17 @@ async def _not_blocked_by_author(uow: UnitOfWork, author_id: UUID, me: UUID, act
 async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Comment:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
-    await _not_blocked_by_author(uow, post.author_id, me, "comment on")
+    await _no_block_with_author(uow, post.author_id, me, "comment on")
     if body.parent_id is not None:
         cur = await uow.conn.execute(
-            "SELECT 1 FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL",
+            "SELECT author_id FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL",
             (body.parent_id, post_id),
         )
-        if await cur.fetchone() is None:
+        parent = await cur.fetchone()
+        if parent is None:
             raise Invalid("parentId is not a comment on this post", field="parentId")
+        if parent[0] != me and await blocked_either_way(uow, parent[0], me):
+            raise Forbidden("you cannot reply to this comment: one of you has blocked the other")
     comment = await fetch_one(
         uow.conn,
         _NewComment,
@@ -141,10 +145,12 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
 async def list_comments(
     uow: UnitOfWork, cursors: CursorCodec, post_id: UUID, limit: int, cursor: str | None
 ) -> Page[Comment]:
-    uow.require_user()
+    me = uow.require_user()
     await visible_post(uow, post_id)
     scope = f"comments:{post_id}"
-    params: dict[str, Any] = {"post": post_id, "limit": limit + 1}
+    # Comments by anyone the caller blocked or is blocked by are left out (moderators see all).
+    hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
+    params: dict[str, Any] = {"post": post_id, "limit": limit + 1, "hidden": hidden}
     after = ""
     position = cursors.time_position(scope, cursor)
     if position:
@@ -154,7 +160,7 @@ async def list_comments(
         uow.conn,
         Comment,
         f"""SELECT id, post_id, author_id, parent_id, content, created_at FROM comments
-            WHERE post_id = %(post)s AND deleted_at IS NULL {after}
+            WHERE post_id = %(post)s AND deleted_at IS NULL AND author_id <> ALL(%(hidden)s::uuid[]) {after}
             ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
         params,
     )
@@ -222,7 +228,7 @@ async def _move_reaction_counts(
 async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionType) -> None:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
-    await _not_blocked_by_author(uow, post.author_id, me, "react to")
+    await _no_block_with_author(uow, post.author_id, me, "react to")
     reaction = await fetch_one(
         uow.conn,
         _Reaction,

@@ -24,7 +24,7 @@ from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Conflict, Invalid, NotFound
+from shared_code.domain.errors import Conflict, Invalid, NotFound, RateLimited
 from shared_code.schemas.media import MediaReady, MediaUpload, RequestUpload
 
 log = logging.getLogger("chorus.media")
@@ -53,13 +53,22 @@ class _StaleUpload:
 
 
 async def request_upload(
-    uow: UnitOfWork, signer: MediaSigner, body: RequestUpload, *, max_bytes: int, budget: RequestBudget
+    uow: UnitOfWork,
+    signer: MediaSigner,
+    body: RequestUpload,
+    *,
+    max_bytes: int,
+    budget: RequestBudget,
+    pending_max: int | None = None,
 ) -> MediaUpload:
     """Record a pending asset of the caller and sign a URL for its one PUT. `budget` bounds the wait
-    for a user delegation key, when one is due (MediaStorageUnavailable past it)."""
+    for a user delegation key, when one is due (MediaStorageUnavailable past it). At most
+    `pending_max` uploads of one user may be pending (RATE_LIMIT_MEDIA_PENDING_MAX)."""
     me = uow.require_user()
     if body.size_bytes > max_bytes:
         raise Invalid(f"sizeBytes is over the limit of {max_bytes} bytes", field="sizeBytes")
+    if pending_max is not None:
+        await _within_pending_quota(uow, me, pending_max)
     async with budget.guard():
         await signer.ensure_fresh()
     media_id = uuid4()
@@ -78,6 +87,30 @@ async def request_upload(
         upload_headers={"x-ms-blob-type": "BlockBlob", "Content-Type": body.content_type},
         expires_at=upload.expires_at,
     )
+
+
+# A user over the pending-uploads quota may try again after this long (completing one frees a place).
+PENDING_QUOTA_RETRY_SECONDS = 60
+
+
+async def _within_pending_quota(uow: UnitOfWork, owner: UUID, pending_max: int) -> None:
+    # One upload request of an owner at a time (until commit), so two cannot both take the last place.
+    await uow.conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"media-pending:{owner}",)
+    )
+    cur = await uow.conn.execute(
+        """SELECT count(*) FROM media_assets
+           WHERE owner_id = %s AND status = 'pending' AND deleted_at IS NULL""",
+        (owner,),
+    )
+    row = await cur.fetchone()
+    if row is not None and row[0] >= pending_max:
+        raise RateLimited(
+            f"{row[0]} uploads are pending (the most is {pending_max}): complete them (or let them "
+            "expire) before requesting another",
+            PENDING_QUOTA_RETRY_SECONDS,
+            limit="media-pending",
+        )
 
 
 async def complete_upload(

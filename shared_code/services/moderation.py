@@ -50,6 +50,7 @@ class _Created:
     id: UUID
     status: str
     created_at: datetime
+    flagged_text: str | None = None  # a flag's only
 
 
 @dataclass(frozen=True)
@@ -87,23 +88,31 @@ def _require_moderator(uow: UnitOfWork) -> UUID:
     return me
 
 
+def _not_own_case(moderator: UUID, author_id: UUID, what: str) -> None:
+    """No moderator decides on their own post or their own appeal: another moderator must."""
+    if moderator == author_id:
+        raise Forbidden(f"you cannot decide on your own {what}: another moderator must")
+
+
 async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
     if post.author_id == me:
         raise Invalid("you cannot flag your own post")
     try:
+        # The flag keeps the text it flagged: the author may edit or delete the post afterwards.
         flag = await fetch_one(
             uow.conn,
             _Created,
-            """INSERT INTO moderation_flags (post_id, reporter_id, reason, severity) VALUES (%s, %s, %s, %s)
-               RETURNING id, status, created_at""",
-            (post_id, me, body.reason, body.severity),
+            """INSERT INTO moderation_flags (post_id, reporter_id, reason, severity, flagged_text)
+               SELECT %s, %s, %s, %s, content FROM posts WHERE id = %s
+               RETURNING id, status, created_at, flagged_text""",
+            (post_id, me, body.reason, body.severity, post_id),
         )
     except pg_errors.UniqueViolation:
         raise Conflict("you have already flagged this post") from None
     assert flag is not None
-    flag_id, status, created_at = flag.id, flag.status, flag.created_at
+    flag_id, status, created_at, flagged_text = flag.id, flag.status, flag.created_at, flag.flagged_text
     uow.record(
         FlagCreated(
             flag_id=flag_id,
@@ -123,6 +132,7 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
         severity=body.severity,
         status=status,
         created_at=created_at,
+        flagged_text=flagged_text,
     )
 
 
@@ -157,16 +167,19 @@ async def _set_status(
 ) -> tuple[str, bool]:
     """Move a post to the status `action` leads to; (status, changed). Records the action and the event."""
     target, sources = _TRANSITIONS[action]
-    cur = await uow.conn.execute(
-        "SELECT status FROM posts WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (post_id,)
+    current = await fetch_one(
+        uow.conn,
+        _PostOwner,
+        "SELECT author_id, status FROM posts WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
+        (post_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if current is None:
         raise NotFound("no such post")
-    if row[0] == target:
+    _not_own_case(moderator, current.author_id, "post")
+    if current.status == target:
         return target, False  # already so: nothing changes, nothing is recorded
-    if row[0] not in sources:
-        raise Conflict(f"a {row[0]} post cannot be {action}d")
+    if current.status not in sources:
+        raise Conflict(f"a {current.status} post cannot be {action}d")
     post = await fetch_one(
         uow.conn,
         _ModeratedPost,
@@ -207,6 +220,19 @@ async def decide_post(uow: UnitOfWork, post_id: UUID, body: PostDecision) -> Mod
     me = _require_moderator(uow)
     status, changed = await _set_status(uow, post_id, body.action, body.action, body.reason, me)
     return ModerationOutcome(post_id=post_id, status=status, action=body.action, changed=changed)
+
+
+async def remove_as_moderator(uow: UnitOfWork, post_id: UUID, reason: str | None) -> None:
+    """A moderator's delete of someone else's post: a removal, recorded with its reason in
+    moderation_actions, that the author can appeal (an overturned appeal restores the post). The
+    post leaves every feed and is 404 to all but its author and moderators, as any removal."""
+    me = _require_moderator(uow)
+    if reason is None:
+        raise Invalid(
+            "a moderator deleting someone else's post gives the reason: DELETE /api/posts/{postId}?reason=...",
+            field="reason",
+        )
+    await _set_status(uow, post_id, "remove", "remove", reason, me)
 
 
 async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
@@ -260,6 +286,7 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
     if appeal is None:
         raise NotFound("no such appeal")
     post_id, author_id = appeal.post_id, appeal.author_id
+    _not_own_case(me, author_id, "appeal")
     if appeal.status != "pending":
         raise Conflict(f"this appeal was already decided ({appeal.status})")
     new_status = "rejected" if body.decision == "upheld" else "approved"

@@ -7,11 +7,19 @@ from azure.cosmos.aio import DatabaseProxy
 
 from shared_code.adapters.availability import RequestBudget
 from shared_code.cursors import CursorCodec
-from shared_code.db.unit_of_work import Transactions
+from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.schemas.common import Page
 from shared_code.schemas.reads import Notification
-from shared_code.services.projection_queries import caller, continuation_of, next_cursor, page
+from shared_code.services.guards import blocked_either_way_ids
+from shared_code.services.projection_queries import continuation_of, next_cursor, page
+
+
+async def _caller_and_hidden(uow: UnitOfWork) -> tuple[str, list[str]]:
+    """The caller, and everyone they blocked or are blocked by: their notifications are left out
+    (those from before the block too), whatever the block's direction."""
+    me = uow.require_user()
+    return str(me), [str(user_id) for user_id in await blocked_either_way_ids(uow, me)]
 
 
 async def list_notifications(
@@ -23,19 +31,21 @@ async def list_notifications(
     limit: int,
     cursor: str | None,
 ) -> Page[Notification]:
-    me = str(await run(caller))
+    me, hidden = await run(_caller_and_hidden)
     scope = f"notifications:{me}:{'unread' if unread_only else 'all'}"
     query = (
-        "SELECT * FROM c WHERE c.recipientId = @me AND c.read = false ORDER BY c.recipientId, c.read, c.createdAt DESC"
+        "SELECT * FROM c WHERE c.recipientId = @me AND c.read = false AND NOT ARRAY_CONTAINS(@hidden, c.actorId) "
+        "ORDER BY c.recipientId, c.read, c.createdAt DESC"
         if unread_only
-        else "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.recipientId, c.createdAt DESC"
+        else "SELECT * FROM c WHERE c.recipientId = @me AND NOT ARRAY_CONTAINS(@hidden, c.actorId) "
+        "ORDER BY c.recipientId, c.createdAt DESC"
     )
     continuation = continuation_of(cursors, scope, cursor)
     async with budget.guard():
         items, continuation = await page(
             db.get_container_client(NOTIFICATIONS),
             query,
-            [{"name": "@me", "value": me}],
+            [{"name": "@me", "value": me}, {"name": "@hidden", "value": hidden}],
             me,
             limit,
             continuation,

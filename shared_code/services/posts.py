@@ -12,12 +12,13 @@ from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Forbidden, Invalid, NotFound
+from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post
 from shared_code.services.authors import author_snapshot, change_post_count
 from shared_code.services.guards import has_blocked, require_live_user, visible_post
+from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
 from shared_code.services.reaction_counts import full_reaction_counts
@@ -178,6 +179,11 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     post = await visible_post(uow, post_id, lock=True)
     if post.author_id != me:
         raise Forbidden("only the author can edit a post")
+    if post.status != "visible":
+        # Editing would change what the moderators judged behind their backs; appeal instead.
+        raise Conflict(
+            f"this post is {post.status} by a moderator and cannot be edited; appeal with POST /api/appeals"
+        )
     edited = await fetch_one(
         uow.conn,
         _Edited,
@@ -205,12 +211,17 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     return updated
 
 
-async def delete_post(uow: UnitOfWork, post_id: UUID) -> None:
+async def delete_post(uow: UnitOfWork, post_id: UUID, reason: str | None = None) -> None:
+    """The author deletes; a moderator deleting someone else's post removes it with a reason, which
+    is recorded and can be appealed (services/moderation.remove_as_moderator)."""
     me = uow.require_user()
     post = await visible_post(uow, post_id, lock=True)
-    if post.author_id != me and not uow.actor.is_moderator:
+    if post.author_id == me:
+        await soft_delete_post(uow, post_id, post.author_id)
+        return
+    if not uow.actor.is_moderator:
         raise Forbidden("only the author or a moderator can delete a post")
-    await soft_delete_post(uow, post_id, post.author_id)
+    await remove_as_moderator(uow, post_id, reason)
 
 
 async def list_author_posts(

@@ -27,7 +27,7 @@ from shared_code.domain.events import (
 )
 from shared_code.schemas.accounts import PublicProfile
 from shared_code.schemas.common import Page
-from shared_code.services.guards import blocked_either_way, require_live_user
+from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, require_live_user
 
 FollowCause = Literal["unfollow", "block", "account_deleted"]
 
@@ -257,14 +257,16 @@ async def list_connections(
     limit: int,
     cursor: str | None,
 ) -> Page[PublicProfile]:
-    """A user's followers or followees, most recent first, as public profiles."""
-    uow.require_user()
+    """A user's followers or followees, most recent first, as public profiles; without anyone the
+    caller blocked or is blocked by (moderators see everyone)."""
+    me = uow.require_user()
     await require_live_user(uow, user_id)
+    hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
     mine, theirs = (
         ("followee_id", "follower_id") if direction == "followers" else ("follower_id", "followee_id")
     )
     scope = f"{direction}:{user_id}"
-    params: dict[str, Any] = {"user": user_id, "limit": limit + 1}
+    params: dict[str, Any] = {"user": user_id, "limit": limit + 1, "hidden": hidden}
     after = ""
     position = cursors.time_position(scope, cursor)
     if position:
@@ -280,7 +282,7 @@ async def list_connections(
             JOIN users u ON u.id = f.{theirs} AND u.deleted_at IS NULL
             JOIN profiles p ON p.user_id = u.id
             JOIN user_counts c ON c.user_id = u.id
-            WHERE f.{mine} = %(user)s AND f.deleted_at IS NULL {after}
+            WHERE f.{mine} = %(user)s AND f.deleted_at IS NULL AND f.{theirs} <> ALL(%(hidden)s::uuid[]) {after}
             ORDER BY f.created_at DESC, f.{theirs} DESC
             LIMIT %(limit)s""",  # noqa: S608
         params,

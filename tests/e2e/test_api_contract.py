@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devhost.services.process import free_port
-from devhost.settings_file import PROJECT_DIR
+from devhost.settings_file import LOAD_TEST_RATE_LIMITS, PROJECT_DIR
 
 
 def _request(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -57,7 +57,8 @@ def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         cwd=PROJECT_DIR,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        # The run is a load generator: it sets its own generous rate limits (docs/api.md "Limits").
+        env={**os.environ, "LOG_LEVEL": "WARNING", **LOAD_TEST_RATE_LIMITS},
     )
     base = f"http://127.0.0.1:{port}"
     try:

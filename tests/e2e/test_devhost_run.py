@@ -20,9 +20,12 @@ from devhost.services.process import free_port
 from devhost.settings_file import PROJECT_DIR
 
 
-def _get_json(url: str) -> tuple[int, Any]:
+def _get_json(url: str, token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
@@ -56,10 +59,17 @@ def test_run_serves_health_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 90
         body: Any = None
+        token: str | None = None
         while time.monotonic() < deadline:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             try:
-                status, body = _get_json(f"http://127.0.0.1:{port}/api/health")
+                if token is None and _healthy(port):
+                    token = _admin_token(state_dir)
+                if token is None:
+                    time.sleep(0.2)
+                    continue
+                # The readiness report is the operators' (admin role); anonymous health is liveness only.
+                status, body = _get_json(f"http://127.0.0.1:{port}/api/admin/health", token)
             except OSError:
                 time.sleep(0.2)
                 continue
@@ -108,11 +118,22 @@ def _wait_for(check: Any, timeout: float, what: str) -> Any:
 
 
 def _healthy(port: int) -> bool:
+    """The host answers its liveness probe."""
     try:
         status, body = _get_json(f"http://127.0.0.1:{port}/api/health")
     except OSError:
         return False
-    return status == 200 and body["status"] == "ok"
+    return status == 200 and body["status"] == "alive"
+
+
+def _admin_token(state_dir: Path) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "devhost", "token", "ops", "--role", "admin", "--state-dir", str(state_dir)],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 @pytest.mark.timeout(240)

@@ -256,7 +256,7 @@ async def test_a_poison_event_holds_only_its_aggregate_and_an_operator_skips_it(
         lambda: status_of(poison), lambda s: s[0] == "dead", timeout=SETTLE_DEADLINE, what="dead"
     )
     assert await status_of(follower_event) == ("pending", 0), "a later event of the aggregate overtook it"
-    health = await reader.call("GET", "/api/health")
+    health = await admin.call("GET", "/api/admin/health")
     assert "dead" in str(health.body), health
 
     skipped = await admin.call(

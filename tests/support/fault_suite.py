@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from devhost.settings_file import LOAD_TEST_RATE_LIMITS
 from tests.support.http_client import ApiUser
 from tests.support.onboarding import onboard_over_http
 from tests.support.running_stack import HostProcess, RunningStack
@@ -18,6 +19,8 @@ SERVICES = ("postgres", "cosmos", "eventhubs", "azurite")
 # host is taken over within seconds; the outage tests then also show that an outage spends no attempt
 # (with 3 attempts 1 s apart, an outage that spent them would leave dead events behind).
 FAULT_HOST_SETTINGS = {
+    # The suite's storms are load: generous rate limits, set explicitly (docs/api.md "Limits").
+    **LOAD_TEST_RATE_LIMITS,
     "OUTBOX_MAX_ATTEMPTS": "3",
     "OUTBOX_BACKOFF_BASE_SECONDS": "1",
     "OUTBOX_CLAIM_LEASE_SECONDS": "10",

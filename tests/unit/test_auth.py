@@ -226,7 +226,8 @@ async def test_from_settings_uses_the_auth_settings(
 async def test_roles_come_from_a_list_or_a_space_separated_string(
     verifier: TokenVerifier, ec_key: PrivateKey, claim: object, roles: set[str]
 ) -> None:
-    principal = await verifier.authenticate(bearer(sign(ec_key, roles=claim)))
+    # A delegated scope makes it an access token even with no roles (require_access_token).
+    principal = await verifier.authenticate(bearer(sign(ec_key, roles=claim, scp="Chorus.Use")))
     assert principal.roles == frozenset(roles)
 
 

@@ -66,6 +66,8 @@ def test_every_moderation_action_and_appeal_decision_can_be_recorded() -> None:
         ("posts.posts_content_check", (1, limits.POST_CONTENT_MAX)),
         ("comments.comments_content_check", (1, limits.COMMENT_CONTENT_MAX)),
         ("moderation_flags.moderation_flags_reason_check", (1, limits.FLAG_REASON_MAX)),
+        # A flag's snapshot holds whatever post it flagged.
+        ("moderation_flags.moderation_flags_flagged_text_check", (1, limits.POST_CONTENT_MAX)),
         ("moderation_actions.moderation_actions_reason_check", (1, limits.MODERATION_REASON_MAX)),
         ("appeals.appeals_decision_reason_check", (None, limits.MODERATION_REASON_MAX)),
         ("appeals.appeals_statement_check", (1, limits.APPEAL_STATEMENT_MAX)),

@@ -294,7 +294,7 @@ async def test_the_author_deletes_a_post(api: ApiClient, chorus: Chorus, db: Own
     assert await db.events(after=mark) == [event]
 
 
-async def test_others_cannot_delete_a_post_but_a_moderator_can(
+async def test_others_cannot_delete_a_post_but_a_moderator_removes_it_with_a_reason(
     api: ApiClient, chorus: Chorus, db: OwnerDb
 ) -> None:
     await chorus.users("alice", "bob", "mod")
@@ -302,19 +302,20 @@ async def test_others_cannot_delete_a_post_but_a_moderator_can(
     mark = await db.mark()
 
     assert_problem(await api.call("DELETE", f"/api/posts/{post['id']}", subject="bob"), 403, "forbidden")
+    # A moderator deleting someone else's post says why.
+    r = await api.call("DELETE", f"/api/posts/{post['id']}", subject="mod", role="moderator")
+    assert_problem(r, 422, "validation-failed")
     assert await db.events(after=mark) == []
 
-    await chorus.do("DELETE", f"/api/posts/{post['id']}", "mod", role="moderator")
+    await chorus.do("DELETE", f"/api/posts/{post['id']}?reason=spam", "mod", role="moderator")
     [event] = await db.events(after=mark)
-    assert event.key == ("post.deleted", "post", post["id"], 2)
+    assert event.key == ("post.moderated", "post", post["id"], 2)
     assert event.metadata["actor"] == "mod"
-    assert (
-        await db.scalar(
-            "SELECT posts FROM user_counts u JOIN users ON users.id = u.user_id "
-            "WHERE users.username = 'alice'"
-        )
-        == 0
-    )
+    # A removal (appealable, recorded with its reason), not a deletion: the author keeps the post.
+    assert await _post_row(db, post["id"]) == ("hello, world", "removed", 2, False)
+    assert await db.row(
+        "SELECT action, reason FROM moderation_actions WHERE post_id = %s", (post["id"],)
+    ) == ("remove", "spam")
 
 
 async def test_a_moderator_the_author_blocked_still_sees_and_deletes_the_post(
@@ -331,8 +332,8 @@ async def test_a_moderator_the_author_blocked_still_sees_and_deletes_the_post(
     # Without the role, the same user is blocked like anyone else.
     assert_problem(await api.call("GET", f"/api/posts/{post['id']}", subject="mod"), 404, "not-found")
 
-    await chorus.do("DELETE", f"/api/posts/{post['id']}", "mod", role="moderator")
-    assert await _post_row(db, post["id"]) == ("hello, world", "visible", 2, True)
+    await chorus.do("DELETE", f"/api/posts/{post['id']}?reason=abuse", "mod", role="moderator")
+    assert await _post_row(db, post["id"]) == ("hello, world", "removed", 2, False)
 
 
 # --- moderated posts ---------------------------------------------------------------------------
@@ -375,10 +376,11 @@ async def test_moderated_posts_are_404_to_others_and_visible_to_the_author_and_m
         assert [p["id"] for p in r.json["items"]] == [post["id"], visible["id"]]
 
     assert await db.events(after=mark) == []
-    # Its author may still edit it; the edit keeps the moderation status.
+    # Its author cannot edit it (that would change what the moderators judged): 409, nothing changes.
     r = await api.call("PATCH", path, subject="alice", json_body={"content": "fixed"})
-    assert r.status == 200, r
-    assert r.json["status"] == status
+    assert_problem(r, 409, "conflict")
+    assert (await _post_row(db, post["id"]))[:2] == ("moderated one", status)
+    assert await db.events(after=mark) == []
 
 
 async def test_a_blocked_user_sees_none_of_the_blockers_posts(api: ApiClient, chorus: Chorus) -> None:

@@ -18,6 +18,7 @@ from shared_code.ops.schema_drift import SNAPSHOT_FILE, expected_schema, read_sc
 from tests.support.api import ApiClient
 from tests.support.flows import drain
 from tests.support.onboarding import onboard
+from tests.support.polling import eventually
 
 
 def test_the_schema_snapshot_matches_the_migrations(postgres_server: Any, migrated_template: str) -> None:
@@ -32,15 +33,27 @@ async def test_health_reports_the_outbox_and_degrades_on_dead_events(
     api: ApiClient, database_url: str
 ) -> None:
     await onboard(api, "hanna")
-    r = await api.call("GET", "/api/health")
+    r = await api.call("GET", "/api/admin/health", subject="ops", role="admin")
     assert r.status == 200
     assert r.json["outbox"]["pending"] == 1
     assert r.json["status"] == "ok", r.json
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE outbox SET status = 'dead', attempts = 8, last_error = 'boom'")
+
+    async def report() -> Any:
+        return (await api.call("GET", "/api/admin/health", subject="ops", role="admin")).json
+
+    # The report is cached for HEALTH_REPORT_CACHE_SECONDS (5 s), so the change shows within that.
+    body = await eventually(report, lambda b: b["status"] == "degraded", timeout=15, what="degraded")
+    assert body["outbox"]["dead"] == 1
+    assert any("dead outbox event" in reason for reason in body["reasons"])
+
+
+async def test_anonymous_health_is_liveness_and_the_report_is_for_admins(api: ApiClient) -> None:
     r = await api.call("GET", "/api/health")
-    assert (r.status, r.json["status"], r.json["outbox"]["dead"]) == (200, "degraded", 1)
-    assert any("dead outbox event" in reason for reason in r.json["reasons"])
+    assert (r.status, r.json) == (200, {"status": "alive"})
+    assert (await api.call("GET", "/api/admin/health", subject="ivy")).status == 403
+    assert (await api.call("GET", "/api/admin/health")).status == 401
 
 
 async def test_requeue_puts_dead_events_back_for_admins_only(api: ApiClient, database_url: str) -> None:

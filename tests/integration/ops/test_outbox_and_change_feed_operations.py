@@ -64,7 +64,7 @@ async def test_skip_gives_up_a_dead_event_with_its_reason_and_its_aggregate_move
     rows = outbox_rows(database_url)
     assert rows[0][1:4] == ("skipped", body["reason"], "ops")
     assert rows[1][1] == "pending"
-    health = await api.call("GET", "/api/health")
+    health = await api.call("GET", "/api/admin/health", subject="ops", role="admin")
     assert health.json["outbox"]["dead"] == 0
 
     # the aggregate's later event is no longer blocked
