@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     postgres_reconnect_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias=_alias("POSTGRES_RECONNECT_TIMEOUT_SECONDS")
     )
+    # A statement of the app's that runs longer is cancelled by the server: the request answers 503 and
+    # its connection and locks are freed. Generous: every request's statements take milliseconds.
+    postgres_statement_timeout_ms: int = Field(
+        default=15000, ge=100, le=600_000, validation_alias=_alias("POSTGRES_STATEMENT_TIMEOUT_MS")
+    )
+    # In Azure the app logs in with its managed identity: the password of each new connection is a
+    # Microsoft Entra access token (POSTGRES_URL then holds no password).
+    postgres_entra_auth: bool = Field(default=False, validation_alias=_alias("POSTGRES_ENTRA_AUTH"))
+    # The CA certificate that sslmode=verify-full checks the server against (libpq sslrootcert).
+    postgres_ssl_root_cert: str | None = Field(
+        default=None, validation_alias=_alias("POSTGRES_SSL_ROOT_CERT")
+    )
 
     # Cosmos DB: a connection string (local) or an account endpoint (managed identity).
     cosmos_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("CosmosDB"))
@@ -111,19 +123,24 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=30, validation_alias=_alias("MEDIA_STORAGE_TIMEOUT_SECONDS")
     )
     # Media uploads: the largest declared size accepted; how long an upload SAS and a read SAS stay
-    # valid (a read SAS must fit inside a 7-day user delegation key, hence at most 120 hours); how
-    # old a pending asset gets before the cleanup timer (schedule: %MEDIA_CLEANUP_SCHEDULE%) removes it.
+    # valid (a read URL is signed at each read, so a deleted or hidden post's media stops being
+    # reachable within minutes); how old a pending asset gets before the cleanup timer (schedule:
+    # %MEDIA_CLEANUP_SCHEDULE%) removes it, and how long a ready asset may stay unattached before
+    # the same timer's sweep purges it.
     media_max_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1, le=MEDIA_SIZE_LIMIT, validation_alias=_alias("MEDIA_MAX_BYTES")
     )
     media_upload_sas_minutes: int = Field(
         default=10, ge=1, le=24 * 60, validation_alias=_alias("MEDIA_UPLOAD_SAS_MINUTES")
     )
-    media_read_sas_hours: int = Field(
-        default=24, ge=1, le=120, validation_alias=_alias("MEDIA_READ_SAS_HOURS")
+    media_read_url_ttl_seconds: int = Field(
+        default=300, ge=30, le=3600, validation_alias=_alias("MEDIA_READ_URL_TTL_SECONDS")
     )
     media_pending_max_age_minutes: int = Field(
         default=60, ge=5, validation_alias=_alias("MEDIA_PENDING_MAX_AGE_MINUTES")
+    )
+    media_unattached_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, validation_alias=_alias("MEDIA_UNATTACHED_TTL_HOURS")
     )
 
     # Bearer tokens: issuer and audience always; keys from a JWKS URL or PEM public keys.

@@ -10,6 +10,7 @@ from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_all
+from shared_code.db.unit_of_work import system_connection
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, bounded, feed_item, feed_post_from_row
 
 
@@ -17,7 +18,7 @@ async def expected_feed_posts(
     pool: AsyncConnectionPool, user_id: UUID, per_author: int
 ) -> list[dict[str, Any]]:
     """The posts the user's feed should hold, as posts_v2-shaped dicts: each author's latest `per_author`."""
-    async with pool.connection() as conn:
+    async with system_connection(pool) as conn:
         rows = await fetch_all(
             conn,
             FeedPostRow,

@@ -22,6 +22,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.domain.stored_event import ImpliedEvent
 from shared_code.ops.feeds import expected_feed_posts, rebuild_feed
@@ -76,7 +77,7 @@ async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[Di
     in keyset pages. Each query's columns are its own (a shape read once), so rows are dicts."""
     after: Any = None
     while True:
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with system_connection(pool) as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, {"after": after, "limit": PAGE})
             rows = await cur.fetchall()
         if not rows:
@@ -138,7 +139,7 @@ class Reconciler:
                    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                                'blobPath', m.blob_path) ORDER BY pm.position)
                              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                             WHERE pm.post_id = p.id), '[]'::json) AS media,
+                             WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
                    pc.reactions, pc.comments, pc.version AS counts_version
             FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
             JOIN post_counts pc ON pc.post_id = p.id
@@ -256,7 +257,7 @@ class Reconciler:
         allowed_authors = (
             {recipient} | {p["authorId"] for p in expected_posts} | await self._followed(user_id)
         )
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT id::text FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL AND status = 'visible'",
                 ([UUID(post_id) for post_id in present],),
@@ -277,7 +278,7 @@ class Reconciler:
 
     async def _followed(self, user_id: UUID) -> set[str]:
         """Authors whose posts may be in the user's feed: followed, not muted, no block either way."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 """SELECT f.followee_id::text FROM follows f
                    WHERE f.follower_id = %(u)s AND f.deleted_at IS NULL
@@ -291,7 +292,7 @@ class Reconciler:
             return {row[0] for row in await cur.fetchall()}
 
     async def sample_users(self, size: int) -> list[UUID]:
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute("SELECT id FROM users WHERE deleted_at IS NULL")
             ids = [row[0] for row in await cur.fetchall()]
         return random.sample(ids, min(size, len(ids)))

@@ -13,7 +13,7 @@ from azure.cosmos.aio import DatabaseProxy
 from psycopg_pool import AsyncConnectionPool
 from pydantic import SecretStr
 
-from shared_code.db.unit_of_work import Actor
+from shared_code.db.unit_of_work import Actor, system_connection
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.ops import outbox, schema_drift
 from shared_code.ops.feeds import rebuild_feed
@@ -75,7 +75,7 @@ class Runbook:
 
     async def rebuild_user_feed(self, actor: Actor, user_id: UUID) -> FeedRebuildResult:
         require_admin(actor)
-        async with self.pool.connection() as conn:
+        async with system_connection(self.pool) as conn:
             cur = await conn.execute("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,))
             if await cur.fetchone() is None:
                 raise NotFound("no such user")

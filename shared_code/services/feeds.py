@@ -33,6 +33,7 @@ from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_all
+from shared_code.db.unit_of_work import system_connection
 
 log = logging.getLogger("chorus.feeds")
 
@@ -63,7 +64,7 @@ FEED_POST_COLUMNS = """p.id AS post_id, p.author_id, u.username, pr.display_name
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id), '[]'::json) AS media"""
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media"""
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class FeedService:
         yield [author_id]
         after = UUID(int=0)
         while True:
-            async with self._pool.connection() as conn:
+            async with system_connection(self._pool) as conn:
                 cur = await conn.execute(
                     """SELECT f.follower_id FROM follows f
                        WHERE f.followee_id = %(author)s AND f.deleted_at IS NULL AND f.follower_id > %(after)s
@@ -176,7 +177,7 @@ class FeedService:
     async def sees(self, recipient_id: str, author_id: str) -> bool:
         """Whether `recipient_id`'s feed should hold `author_id`'s posts now: a live follow, no mute, no block
         either way. Removals check it, so a late or replayed unfollow/mute/block cannot undo a newer state."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 """SELECT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(r)s
                                     AND f.followee_id = %(a)s AND f.deleted_at IS NULL)
@@ -284,7 +285,7 @@ class FeedService:
     async def backfill(self, recipient_id: str, author_id: str) -> int:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
         unless the recipient has muted the author or either blocks the other."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             rows = await fetch_all(
                 conn,
                 FeedPostRow,

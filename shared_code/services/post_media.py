@@ -15,7 +15,7 @@ async def media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
         MediaRef,
         """SELECT m.id AS media_id, m.content_type, m.blob_path
            FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-           WHERE pm.post_id = %s ORDER BY pm.position""",
+           WHERE pm.post_id = %s AND m.purged_at IS NULL ORDER BY pm.position""",
         (post_id,),
     )
     return tuple(refs)
