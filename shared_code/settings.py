@@ -241,6 +241,25 @@ class Settings(BaseSettings):
     )
     outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias=_alias("OUTBOX_RETENTION_DAYS"))
 
+    # Privacy (docs/privacy.md): account erasure handles this many rows per batch (one transaction and
+    # one outbox event each); a username freed by an erasure is held back this many days; stored
+    # Idempotency-Key responses are deleted after this many hours by a timer
+    # (%IDEMPOTENCY_KEY_EXPIRY_SCHEDULE%); an export of more than this many items is written to a blob
+    # by a background job, and its download link stays valid this many minutes.
+    erasure_batch_size: int = Field(default=200, ge=1, le=5000, validation_alias=_alias("ERASURE_BATCH_SIZE"))
+    erasure_username_hold_days: float = Field(
+        default=30.0, ge=0, le=3650, validation_alias=_alias("ERASURE_USERNAME_HOLD_DAYS")
+    )
+    idempotency_key_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, validation_alias=_alias("IDEMPOTENCY_KEY_TTL_HOURS")
+    )
+    export_inline_max_items: int = Field(
+        default=1000, ge=0, le=100_000, validation_alias=_alias("EXPORT_INLINE_MAX_ITEMS")
+    )
+    export_link_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, validation_alias=_alias("EXPORT_LINK_MINUTES")
+    )
+
     applicationinsights_connection_string: SecretStr | None = Field(
         default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )

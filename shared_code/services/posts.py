@@ -65,6 +65,7 @@ async def _attach_media(
 
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
+    await uow.lock_live_users(me)
     new = await fetch_one(
         uow.conn,
         _NewPost,

@@ -48,6 +48,18 @@ class _Follow:
 
 
 @dataclass(frozen=True)
+class _Block:
+    blocker_id: UUID
+    blocked_id: UUID
+
+
+@dataclass(frozen=True)
+class _Mute:
+    muter_id: UUID
+    muted_id: UUID
+
+
+@dataclass(frozen=True)
 class _Connection:
     """One follower or followee as the list shows them, with when the follow began (the cursor)."""
 
@@ -92,7 +104,7 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
     me = uow.require_user()
     if followee == me:
         raise Invalid("you cannot follow yourself")
-    await require_live_user(uow, followee)
+    await uow.lock_live_users(me, followee)
     await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
@@ -157,18 +169,60 @@ async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
     await _end_follow(uow, me, followee, "unfollow")
 
 
-async def remove_all_follows_of(uow: UnitOfWork, user_id: UUID, cause: FollowCause) -> None:
-    """End every follow to and from `user_id` (account deletion), one event per edge."""
+async def erase_follows_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: end up to `limit` follows to and from `user_id`, one event per edge (the
+    counts of both sides move with it). How many; 0 when none is left."""
     follows = await fetch_all(
         uow.conn,
         _Follow,
         """SELECT follower_id, followee_id FROM follows
            WHERE (follower_id = %(u)s OR followee_id = %(u)s) AND deleted_at IS NULL
-           ORDER BY follower_id, followee_id""",
-        {"u": user_id},
+           ORDER BY follower_id, followee_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
     )
     for edge in follows:
-        await _end_follow(uow, edge.follower_id, edge.followee_id, cause)
+        await _end_follow(uow, edge.follower_id, edge.followee_id, "account_deleted")
+    return len(follows)
+
+
+async def erase_blocks_and_mutes_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: end up to `limit` blocks and mutes by or of `user_id`, each with its event.
+    How many; 0 when none is left."""
+    blocks = await fetch_all(
+        uow.conn,
+        _Block,
+        """SELECT blocker_id, blocked_id FROM blocks
+           WHERE (blocker_id = %(u)s OR blocked_id = %(u)s) AND deleted_at IS NULL
+           ORDER BY blocker_id, blocked_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
+    )
+    for block in blocks:
+        edge = await _clear_edge(
+            uow, "blocks", "blocker_id", "blocked_id", block.blocker_id, block.blocked_id
+        )
+        if edge is not None:
+            uow.record(
+                BlockDeleted(block_id=edge.id, blocker_id=block.blocker_id, blocked_id=block.blocked_id),
+                edge.id,
+                edge.version,
+            )
+    mutes = await fetch_all(
+        uow.conn,
+        _Mute,
+        """SELECT muter_id, muted_id FROM mutes
+           WHERE (muter_id = %(u)s OR muted_id = %(u)s) AND deleted_at IS NULL
+           ORDER BY muter_id, muted_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
+    )
+    for mute in mutes:
+        edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", mute.muter_id, mute.muted_id)
+        if edge is not None:
+            uow.record(
+                MuteDeleted(mute_id=edge.id, muter_id=mute.muter_id, muted_id=mute.muted_id),
+                edge.id,
+                edge.version,
+            )
+    return len(blocks) + len(mutes)
 
 
 async def _set_edge(
@@ -214,7 +268,7 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     if target == me:
         raise Invalid("you cannot block yourself")
-    await require_live_user(uow, target)
+    await uow.lock_live_users(me, target)
     await _one_at_a_time(uow, me, target)
     edge = await _set_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
     if edge is None:
@@ -236,7 +290,7 @@ async def mute(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     if target == me:
         raise Invalid("you cannot mute yourself")
-    await require_live_user(uow, target)
+    await uow.lock_live_users(me, target)
     edge = await _set_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
         uow.record(MuteCreated(mute_id=edge.id, muter_id=me, muted_id=target), edge.id, edge.version)

@@ -11,8 +11,15 @@ from typing import Any
 import aiohttp
 
 from devhost.tokens import issue_token
+from shared_code.domain.limits import RESERVED_USERNAMES
 from tests.support.api import ApiClient
 from tests.support.http_client import ApiUser
+
+
+def unreserved(name: str) -> str:
+    """A username for a test subject: the subject itself, unless that is a reserved name (a subject
+    such as "moderator" is fine, the username is not)."""
+    return f"{name}_" if name.lower() in RESERVED_USERNAMES else name
 
 
 def onboarding_body(username: str, display_name: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -22,7 +29,7 @@ def onboarding_body(username: str, display_name: str | None = None, **fields: An
 
 async def onboard(api: ApiClient, subject: str, username: str | None = None, **fields: Any) -> dict[str, Any]:
     """Onboard `subject` in-process (the username defaults to the subject); returns the created user."""
-    body = onboarding_body(username or subject, subject.title(), **fields)
+    body = onboarding_body(username or unreserved(subject), subject.title(), **fields)
     r = await api.call("POST", "/api/users", subject=subject, json_body=body)
     assert r.status == 201, r
     return dict(r.json)

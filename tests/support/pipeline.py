@@ -219,7 +219,7 @@ class People:
 
     async def ok(self, method: str, path: str, who: str, body: Any = None) -> Any:
         r = await self.api.call(method, path, subject=who, json_body=body)
-        assert r.status in (200, 201, 204), (method, path, who, r)
+        assert r.status in (200, 201, 202, 204), (method, path, who, r)
         return r.json
 
     async def join(self, *names: str) -> list[str]:
