@@ -1,17 +1,21 @@
-"""Accounts: onboarding a token's subject, the caller's own account, profile edits, deletion."""
+"""Accounts: onboarding a token's subject, the caller's own account, profile edits. (Deletion is an
+erasure: shared_code/services/erasure.py.)"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from psycopg import errors as pg_errors
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Conflict, NotFound
-from shared_code.domain.events import ProfileUpdated, UserCreated, UserDeleted
+from shared_code.domain.errors import Conflict
+from shared_code.domain.events import ProfileUpdated, UserCreated
 from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
-from shared_code.services import social
-from shared_code.services.post_deletion import delete_posts_of
+from shared_code.services.erasure import lock_username, username_held
 
 # Token `idp` claim values → the auth providers the schema allows; anything else is email/password.
 _PROVIDERS = {
@@ -24,6 +28,19 @@ _PROVIDERS = {
 }
 
 
+@dataclass(frozen=True)
+class _NewUser:
+    id: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _Profile:
+    display_name: str
+    bio: str
+    avatar_url: str | None
+
+
 def auth_provider(identity_provider: str | None) -> str:
     return _PROVIDERS.get((identity_provider or "").lower(), "email")
 
@@ -31,8 +48,15 @@ def auth_provider(identity_provider: str | None) -> str:
 async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | None, email: str | None) -> Me:
     if uow.user_id is not None:
         raise Conflict("this account already exists")
+    # Reserved names are refused by the request's validation (schemas/accounts.py); a name an erasure
+    # freed is held back for ERASURE_USERNAME_HOLD_DAYS.
+    await lock_username(uow, body.username)
+    if await username_held(uow, body.username):
+        raise Conflict("that username is not available; choose another", field="username")
     try:
-        cur = await uow.conn.execute(
+        user = await fetch_one(
+            uow.conn,
+            _NewUser,
             """INSERT INTO users (auth_subject, auth_provider, email, username)
                VALUES (%s, %s, %s, %s) RETURNING id, created_at""",
             (uow.actor.subject, auth_provider(identity_provider), email, body.username),
@@ -41,9 +65,8 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
         if exc.diag.constraint_name == "users_live_username":
             raise Conflict("that username is taken", field="username") from None
         raise Conflict("this account already exists") from None
-    row = await cur.fetchone()
-    assert row is not None
-    user_id, created_at = row
+    assert user is not None
+    user_id, created_at = user.id, user.created_at
     await uow.act_as(user_id)
     await uow.conn.execute(
         "INSERT INTO profiles (user_id, display_name, bio, avatar_url) VALUES (%s, %s, %s, %s)",
@@ -67,28 +90,17 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
 
 async def get_me(uow: UnitOfWork) -> Me:
     user_id = uow.require_user()
-    cur = await uow.conn.execute(
+    me = await fetch_one(
+        uow.conn,
+        Me,
         """SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, u.email, u.auth_provider, u.created_at,
                   c.followers, c.following, c.posts
            FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
            WHERE u.id = %s""",
         (user_id,),
     )
-    row = await cur.fetchone()
-    assert row is not None  # require_user saw this live user in this transaction
-    return Me(
-        id=row[0],
-        username=row[1],
-        display_name=row[2],
-        bio=row[3],
-        avatar_url=row[4],
-        email=row[5],
-        auth_provider=row[6],
-        created_at=row[7],
-        followers=row[8],
-        following=row[9],
-        posts=row[10],
-    )
+    assert me is not None  # require_user saw this live user in this transaction
+    return me
 
 
 async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
@@ -98,13 +110,14 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
         for field, column in (("display_name", "display_name"), ("bio", "bio"), ("avatar_url", "avatar_url"))
         if field in body.model_fields_set
     }
-    cur = await uow.conn.execute(
-        "SELECT display_name, bio, avatar_url FROM profiles WHERE user_id = %s FOR UPDATE", (user_id,)
+    current = await fetch_one(
+        uow.conn,
+        _Profile,
+        "SELECT display_name, bio, avatar_url FROM profiles WHERE user_id = %s FOR UPDATE",
+        (user_id,),
     )
-    current = await cur.fetchone()
     assert current is not None
-    before = dict(zip(("display_name", "bio", "avatar_url"), current, strict=True))
-    changed = {column: value for column, value in changes.items() if before[column] != value}
+    changed = {column: value for column, value in changes.items() if getattr(current, column) != value}
     if changed:
         # Column names come from the fixed mapping above, never from the request.
         assignments = ", ".join(f"{column} = %({column})s" for column in changed)
@@ -138,22 +151,3 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
 def _camel(column: str) -> str:
     head, *rest = column.split("_")
     return head + "".join(part.title() for part in rest)
-
-
-async def delete_account(uow: UnitOfWork) -> None:
-    """Soft-delete the account; its posts and follows go too, each with its own event, so every
-    projection retracts them the way it retracts a single delete."""
-    user_id = uow.require_user()
-    await social.remove_all_follows_of(uow, user_id, cause="account_deleted")
-    await delete_posts_of(uow, user_id)
-    cur = await uow.conn.execute(
-        """UPDATE users SET deleted_at = now(), updated_at = now(), version = version + 1
-           WHERE id = %s AND deleted_at IS NULL RETURNING version, deleted_at""",
-        (user_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFound("this account no longer exists")
-    version, deleted_at = row
-    await uow.conn.execute("UPDATE profiles SET deleted_at = %s WHERE user_id = %s", (deleted_at, user_id))
-    uow.record(UserDeleted(user_id=user_id, deleted_at=deleted_at), user_id, version)

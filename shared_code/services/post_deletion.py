@@ -1,38 +1,38 @@
-"""Soft-deleting posts: one post (by its author or a moderator) or every post of a deleted account."""
+"""Soft-deleting a post (by its author, a moderator, or the erasure of its author's account)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.events import PostDeleted
 from shared_code.services.authors import change_post_count
 
 
+@dataclass(frozen=True)
+class _Deleted:
+    version: int
+    deleted_at: datetime
+
+
 async def soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> None:
     """Mark the post deleted, lower the author's post count and record PostDeleted; no-op if gone."""
-    cur = await uow.conn.execute(
+    deleted = await fetch_one(
+        uow.conn,
+        _Deleted,
         """UPDATE posts SET deleted_at = now(), updated_at = now(), version = version + 1
            WHERE id = %s AND deleted_at IS NULL RETURNING version, deleted_at""",
         (post_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if deleted is None:
         return
-    version, deleted_at = row
+    version, deleted_at = deleted.version, deleted.deleted_at
     author_counts = await change_post_count(uow, author_id, -1)
     uow.record(
         PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at, author_counts=author_counts),
         post_id,
         version,
     )
-
-
-async def delete_posts_of(uow: UnitOfWork, author_id: UUID) -> None:
-    """Every live post of an author (account deletion), one event each."""
-    cur = await uow.conn.execute(
-        "SELECT id FROM posts WHERE author_id = %s AND deleted_at IS NULL ORDER BY created_at FOR UPDATE",
-        (author_id,),
-    )
-    for (post_id,) in await cur.fetchall():
-        await soft_delete_post(uow, post_id, author_id)

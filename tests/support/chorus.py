@@ -11,6 +11,7 @@ import jwt
 from devhost.settings_file import example_settings
 from devhost.tokens import signing_key
 from tests.support.api import ApiClient, Response
+from tests.support.onboarding import onboard
 
 
 def token_with(state_dir: Path, **overrides: Any) -> str:
@@ -39,11 +40,7 @@ class Chorus:
 
     async def user(self, subject: str, username: str | None = None, **fields: Any) -> dict[str, Any]:
         """Onboard `subject` (username defaults to the subject) and return the created user."""
-        body = {"username": username or subject, "displayName": subject.title(), **fields}
-        r = await self.api.call("POST", "/api/users", subject=subject, json_body=body)
-        assert r.status == 201, r
-        user: dict[str, Any] = r.json
-        return user
+        return await onboard(self.api, subject, username, **fields)
 
     async def users(self, *subjects: str) -> list[dict[str, Any]]:
         return [await self.user(subject) for subject in subjects]
