@@ -27,6 +27,7 @@ from shared_code.adapters.availability import (
 )
 from shared_code.app_context import AppContext, get_app_context
 from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
+from shared_code.db.boundary import UnsafeDatabaseLogin
 from shared_code.db.unit_of_work import Actor, StaleConnection, UnitOfWork, unit_of_work
 from shared_code.domain.errors import (
     DomainError,
@@ -351,6 +352,11 @@ async def _handle(
     except StoreUnavailable as exc:  # a store without a message of its own
         log.warning("%s is not answering (%s) in %s", exc.store, exc.reason, handler.__name__)
         return _unavailable(f"{exc.store} is not answering right now")
+    except UnsafeDatabaseLogin:  # logged (critical) where it was found, with what to do
+        return _unavailable("the service cannot use its database safely right now")
+    except pg_errors.QueryCanceled as exc:  # POSTGRES_STATEMENT_TIMEOUT_MS: before the general case below
+        postgres_statement_timeout_log.warning(handler.__name__, _first_line(exc), correlation_id)
+        return _unavailable("the database took too long to answer; nothing was changed")
     except (psycopg.OperationalError, PoolTimeout, StaleConnection) as exc:
         postgres_unavailable_log.warning(handler.__name__, _first_line(exc), correlation_id)
         log.debug("database unavailable", exc_info=True, extra={"correlationId": correlation_id})
@@ -415,6 +421,14 @@ postgres_unavailable_log = OutageLog(
     "%(every)g s: they answer 503 with Retry-After and nothing was half-written (each request is one "
     "transaction). The connection pool reconnects by itself; if this lasts, check that the server is up, "
     "its connection limit and the app's login (POSTGRES_URL)."
+)
+
+postgres_statement_timeout_log = OutageLog(
+    "A PostgreSQL statement ran past the statement timeout (%(reason)s) in %(function)s, and %(others)d "
+    "other requests in the last %(every)g s: the server cancelled it, the request answered 503 with "
+    "Retry-After and its transaction was rolled back. Look for a lock held by a long transaction or an "
+    "operator's session (pg_stat_activity, pg_locks) or a slow plan; POSTGRES_STATEMENT_TIMEOUT_MS sets "
+    "the limit."
 )
 
 

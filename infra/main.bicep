@@ -38,8 +38,8 @@ param extraTags object = {}
 
 // Network ------------------------------------------------------------------------------
 
-@description('false: public endpoints that accept Entra tokens only (keys disabled), PostgreSQL behind its firewall. true: a virtual network, the Function App integrated into it and private endpoints for Cosmos DB, PostgreSQL, Event Hubs, Key Vault and the host storage account, whose public endpoints are then disabled.')
-param networkIsolation bool = false
+@description('true (default): a virtual network, the Function App integrated into it and private endpoints for Cosmos DB, PostgreSQL, Event Hubs, Key Vault and the host storage account, whose public endpoints are then disabled. false: public endpoints that accept Entra tokens only (keys disabled), PostgreSQL behind its firewall, which then admits only allowedIpAddresses unless postgresAllowAzureServices is set.')
+param networkIsolation bool = true
 
 @description('Comma-separated IPv4 addresses (operators, CI runners) allowed through the PostgreSQL and Key Vault firewalls, e.g. for the migration hook. With networkIsolation the public endpoints of both stay closed unless this list is non-empty.')
 param allowedIpAddresses string = ''
@@ -204,13 +204,26 @@ param postgresDatabaseName string = 'chorus'
   'require'
   'verify-full'
 ])
-@description('sslmode of the libpq URLs. verify-full needs a CA bundle the client can find.')
-param postgresSslMode string = 'require'
+@description('sslmode of the libpq URLs. verify-full (default) checks the server certificate and host name against postgresSslRootCert.')
+param postgresSslMode string = 'verify-full'
 
-@description('Object id of a Microsoft Entra user or group made PostgreSQL Entra administrator (for people; the app uses its password login). Empty: Entra authentication stays off.')
+@description('POSTGRES_SSL_ROOT_CERT: the CA bundle verify-full checks the server against. The default is the Functions image\'s system bundle, which holds the roots Azure Database for PostgreSQL chains to (DigiCert Global Root G2, Microsoft RSA Root CA 2017).')
+param postgresSslRootCert string = '/etc/ssl/certs/ca-certificates.crt'
+
+@allowed([
+  'entra'
+  'password'
+])
+@description('How the app logs in to PostgreSQL. entra (default): as its managed identity, with a Microsoft Entra token per connection and no password (POSTGRES_ENTRA_AUTH); the migration hook creates its role as the PostgreSQL Entra administrator. password: as postgresAppLogin with postgresAppPassword.')
+param postgresAppAuthentication string = 'entra'
+
+@description('Adds the firewall rule that admits every Azure resource (0.0.0.0), of any tenant, when networkIsolation is false: a Flex Consumption app without virtual network integration has no fixed outbound address. Off by default; only for a public test profile.')
+param postgresAllowAzureServices bool = false
+
+@description('Object id of a Microsoft Entra user or group made PostgreSQL Entra administrator (for people and the migration hook; the app itself is never an administrator). Empty: with postgresAppAuthentication entra, the deployer (principalId) is made administrator; with password, Entra authentication stays off unless set.')
 param postgresEntraAdminObjectId string = ''
 
-@description('Display name (UPN or group name) of postgresEntraAdminObjectId.')
+@description('PostgreSQL role name of the Entra administrator (UPN or group name for people; any name when the deployer is made administrator, since the server maps roles to object ids). Empty: chorus_deployer.')
 param postgresEntraAdminName string = ''
 
 @allowed([
@@ -455,6 +468,20 @@ module cosmos 'app/cosmos.bicep' = {
   }
 }
 
+// With Entra for the app, someone must be Entra administrator to create the app's role: the person or
+// group given, else the deployer.
+var postgresEntraAdminGiven = {
+  id: postgresEntraAdminObjectId
+  name: postgresEntraAdminName
+  type: postgresEntraAdminType
+}
+var postgresEntraAdminDeployer = {
+  id: postgresAppAuthentication == 'entra' ? principalId : ''
+  name: empty(postgresEntraAdminName) ? 'chorus_deployer' : postgresEntraAdminName
+  type: principalType
+}
+var postgresEntraAdmin = !empty(postgresEntraAdminObjectId) ? postgresEntraAdminGiven : postgresEntraAdminDeployer
+
 module postgres 'app/postgres.bicep' = {
   name: 'postgres'
   params: {
@@ -472,11 +499,12 @@ module postgres 'app/postgres.bicep' = {
     administratorPassword: postgresAdminPassword
     databaseName: postgresDatabaseName
     publicNetworkAccess: firewalledPublicAccess
-    allowAzureServices: !networkIsolation
+    allowAzureServices: !networkIsolation && postgresAllowAzureServices
     allowedIpAddresses: allowedIps
-    entraAdminObjectId: postgresEntraAdminObjectId
-    entraAdminName: postgresEntraAdminName
-    entraAdminType: postgresEntraAdminType
+    entraAuth: postgresAppAuthentication == 'entra'
+    entraAdminObjectId: postgresEntraAdmin.id
+    entraAdminName: postgresEntraAdmin.name
+    entraAdminType: postgresEntraAdmin.type
   }
 }
 
@@ -496,7 +524,14 @@ module eventHubs 'app/eventhubs.bicep' = {
 }
 
 var postgresHost = postgres.outputs.fullyQualifiedDomainName
-var postgresUrlTail = '@${postgresHost}:5432/${postgresDatabaseName}?sslmode=${postgresSslMode}'
+var postgresAppEntra = postgresAppAuthentication == 'entra'
+// The app's PostgreSQL role with Entra: named after its identity, mapped to it by object id.
+var postgresAppRole = postgresAppEntra ? names.identity : postgresAppLogin
+// sslrootcert=system: libpq's own trust store where no bundle is named (the migration hook on an
+// operator's machine); the app names its bundle (POSTGRES_SSL_ROOT_CERT), which takes precedence.
+var postgresUrlTail = '@${postgresHost}:5432/${postgresDatabaseName}?sslmode=${postgresSslMode}${postgresSslMode == 'verify-full' ? '&sslrootcert=system' : ''}'
+var postgresEntraUrl = 'postgresql://${uriComponent(postgresAppRole)}${postgresUrlTail}'
+var postgresPasswordUrl = 'postgresql://${uriComponent(postgresAppLogin)}:${uriComponent(postgresAppPassword)}${postgresUrlTail}'
 var cursorKeyValue = length(cursorSigningKey) >= 32 ? cursorSigningKey : '${cursorSigningKey}${cursorSigningKeyPadding}'
 
 module keyVault 'app/keyvault.bicep' = {
@@ -509,7 +544,8 @@ module keyVault 'app/keyvault.bicep' = {
     publicNetworkAccess: firewalledPublicAccess
     firewallDefaultAction: networkIsolation ? 'Deny' : 'Allow'
     allowedIpAddresses: allowedIps
-    postgresUrl: 'postgresql://${uriComponent(postgresAppLogin)}:${uriComponent(postgresAppPassword)}${postgresUrlTail}'
+    // With Entra the URL carries no password: each connection's password is a fresh token.
+    postgresUrl: postgresAppEntra ? postgresEntraUrl : postgresPasswordUrl
     postgresAdminUrl: 'postgresql://${uriComponent(postgresAdminLogin)}:${uriComponent(postgresAdminPassword)}${postgresUrlTail}'
     postgresAdminPassword: postgresAdminPassword
     postgresAppPassword: postgresAppPassword
@@ -567,6 +603,8 @@ module api 'app/api.bicep' = {
     cursorSigningKeySecretUri: keyVault.outputs.cursorSigningKeySecretUri
     postgresPoolMin: postgresPoolMin
     postgresPoolMax: postgresPoolMax
+    postgresEntraAuth: postgresAppEntra
+    postgresSslRootCert: postgresSslRootCert
     cosmosEndpoint: cosmos.outputs.endpoint
     cosmosDatabaseName: cosmos.outputs.databaseName
     eventHubsFullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
@@ -651,7 +689,9 @@ output POSTGRES_SERVER_NAME string = postgres.outputs.serverName
 output POSTGRES_HOST string = postgresHost
 output POSTGRES_DATABASE string = postgresDatabaseName
 output POSTGRES_ADMIN_LOGIN string = postgresAdminLogin
-output POSTGRES_APP_LOGIN string = postgresAppLogin
+output POSTGRES_APP_LOGIN string = postgresAppRole
+output POSTGRES_APP_AUTHENTICATION string = postgresAppAuthentication
+output POSTGRES_ENTRA_ADMIN_NAME string = postgresEntraAdmin.name
 output COSMOS_ACCOUNT_NAME string = cosmos.outputs.accountName
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmos.outputs.databaseName

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import psycopg
 from azure.cosmos.aio import CosmosClient, DatabaseProxy
 from azure.eventhub.aio import EventHubProducerClient
 from azure.storage.blob.aio import BlobServiceClient
@@ -19,9 +20,10 @@ from shared_code.adapters.blob import create_blob_service
 from shared_code.adapters.cosmos import create_cosmos_client, create_request_cosmos_client
 from shared_code.adapters.eventhubs import create_producer
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
-from shared_code.adapters.postgres import open_pool
+from shared_code.adapters.postgres import connection_kwargs, open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
+from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
 from shared_code.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ class AppContext:
 
     @classmethod
     async def create(cls, settings: Settings) -> AppContext:
+        await refuse_unsafe_login(settings)
         cosmos = create_cosmos_client(settings)
         request_cosmos = create_request_cosmos_client(settings)
         blob_service = create_blob_service(settings)
@@ -75,6 +78,27 @@ class AppContext:
         await self.blob_service.close()
         if self.eventhubs is not None:
             await self.eventhubs.close()
+
+
+async def refuse_unsafe_login(settings: Settings) -> None:
+    """Refuse to start (UnsafeDatabaseLogin, naming the cause) if the app's PostgreSQL login would not
+    be subject to row-level security. A server that is away does not stop the start: the pool then
+    checks its first connection instead (shared_code.adapters.postgres.open_pool)."""
+    try:
+        kwargs = await connection_kwargs(settings)()
+        conn = await psycopg.AsyncConnection.connect(settings.postgres_url.get_secret_value(), **kwargs)
+    except psycopg.OperationalError as exc:
+        log.warning(
+            "cannot check the PostgreSQL login at start-up (%s); the pool checks it on connecting", exc
+        )
+        return
+    try:
+        await check_app_login(conn)
+    except UnsafeDatabaseLogin as exc:
+        log.critical("%s", exc)
+        raise
+    finally:
+        await conn.close()
 
 
 _context: AppContext | None = None

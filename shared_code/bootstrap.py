@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from shared_code import metrics
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.adapters.postgres import connection_kwargs
 from shared_code.app_context import AppContext
 from shared_code.outbox.handlers import (
     AdminMirrorHandler,
@@ -74,5 +75,7 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         AdminMirrorHandler(ctx.pg_pool),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
-    store = OutboxStore(ctx.pg_pool, listen_url=s.postgres_url.get_secret_value())
+    store = OutboxStore(
+        ctx.pg_pool, listen_url=s.postgres_url.get_secret_value(), listen_kwargs=connection_kwargs(s)
+    )
     return OutboxRelay(store, handlers, policy)

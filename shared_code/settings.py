@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     postgres_reconnect_timeout_seconds: float = Field(
         default=5.0, gt=0, validation_alias=_alias("POSTGRES_RECONNECT_TIMEOUT_SECONDS")
     )
+    # A statement of the app's that runs longer is cancelled by the server: the request answers 503 and
+    # its connection and locks are freed. Generous: every request's statements take milliseconds.
+    postgres_statement_timeout_ms: int = Field(
+        default=15000, ge=100, le=600_000, validation_alias=_alias("POSTGRES_STATEMENT_TIMEOUT_MS")
+    )
+    # In Azure the app logs in with its managed identity: the password of each new connection is a
+    # Microsoft Entra access token (POSTGRES_URL then holds no password).
+    postgres_entra_auth: bool = Field(default=False, validation_alias=_alias("POSTGRES_ENTRA_AUTH"))
+    # The CA certificate that sslmode=verify-full checks the server against (libpq sslrootcert).
+    postgres_ssl_root_cert: str | None = Field(
+        default=None, validation_alias=_alias("POSTGRES_SSL_ROOT_CERT")
+    )
 
     # Cosmos DB: a connection string (local) or an account endpoint (managed identity).
     cosmos_connection_string: SecretStr | None = Field(default=None, validation_alias=_alias("CosmosDB"))

@@ -38,6 +38,12 @@ param cursorSigningKeySecretUri string
 
 param postgresPoolMin int
 param postgresPoolMax int
+
+@description('POSTGRES_ENTRA_AUTH: the app logs in to PostgreSQL with a Microsoft Entra token of its identity.')
+param postgresEntraAuth bool
+
+@description('POSTGRES_SSL_ROOT_CERT: the CA bundle sslmode=verify-full checks the server against.')
+param postgresSslRootCert string
 param cosmosEndpoint string
 param cosmosDatabaseName string
 param eventHubsFullyQualifiedNamespace string
@@ -161,6 +167,8 @@ var appSettings = {
   POSTGRES_URL: '@Microsoft.KeyVault(SecretUri=${postgresUrlSecretUri})'
   POSTGRES_POOL_MIN: string(postgresPoolMin)
   POSTGRES_POOL_MAX: string(postgresPoolMax)
+  POSTGRES_ENTRA_AUTH: postgresEntraAuth ? 'true' : 'false'
+  POSTGRES_SSL_ROOT_CERT: postgresSslRootCert
 
   // Cosmos DB: shared_code and the change feed trigger (connection "CosmosDB").
   CosmosDB__accountEndpoint: cosmosEndpoint

@@ -27,17 +27,21 @@ param databaseName string
 ])
 param publicNetworkAccess string
 
-@description('Adds the 0.0.0.0 rule that lets Azure services in (a Flex Consumption app without virtual network integration has no fixed outbound address).')
+@description('Adds the 0.0.0.0 rule that lets every Azure resource of any tenant in (a Flex Consumption app without virtual network integration has no fixed outbound address). main.bicep sets it only on request (postgresAllowAzureServices).')
 param allowAzureServices bool
 
 @description('IPv4 addresses allowed through the firewall.')
 param allowedIpAddresses array
 
+@description('The app logs in with its managed identity (Microsoft Entra); passwords stay on for the owner.')
+param entraAuth bool
+
 param entraAdminObjectId string
 param entraAdminName string
 param entraAdminType string
 
-var useEntra = !empty(entraAdminObjectId)
+var useEntra = entraAuth || !empty(entraAdminObjectId)
+var hasEntraAdmin = !empty(entraAdminObjectId)
 var azureServicesRule = [
   {
     name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
@@ -109,9 +113,9 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2025-08-0
   }
 }
 
-resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = if (useEntra) {
+resource entraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = if (hasEntraAdmin) {
   parent: server
-  name: useEntra ? entraAdminObjectId : 'none'
+  name: hasEntraAdmin ? entraAdminObjectId : 'none'
   dependsOn: [
     database
   ]

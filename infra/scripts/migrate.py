@@ -4,6 +4,11 @@ Runs `python -m shared_code.db migrate` as the schema owner, then
 `python -m shared_code.db grant-app-role <login>` so the app's own login exists and is a member
 of chorus_app (row-level security applies to it; the owner bypasses it).
 
+With POSTGRES_APP_AUTHENTICATION=entra (the default profile) the app's login is its managed identity:
+before the grant, `python -m shared_code.db entra-principal <role> <object id>` creates its role, as
+the server's Microsoft Entra administrator (POSTGRES_ENTRA_ADMIN_NAME, signed in with azd or the Azure
+CLI), and there is no app password at all.
+
 Where the credentials come from, first match wins:
 - POSTGRES_ADMIN_URL and POSTGRES_APP_PASSWORD in the environment (a pipeline can set them);
 - otherwise the Key Vault named by the provisioning outputs (AZURE_KEY_VAULT_ENDPOINT):
@@ -23,6 +28,7 @@ import os
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,8 +71,12 @@ def read_key_vault_secret(vault_endpoint: str, name: str) -> str:
     return value
 
 
+def uses_entra(env: Mapping[str, str]) -> bool:
+    return env.get("POSTGRES_APP_AUTHENTICATION", "password") == "entra"
+
+
 def resolve_credentials(env: Mapping[str, str], read_secret: SecretReader) -> tuple[str, str, str]:
-    """(admin URL, app login, app password) from the environment or Key Vault."""
+    """(admin URL, app login, app password) from the environment or Key Vault; with Entra, no password."""
     login = env.get("POSTGRES_APP_LOGIN", "")
     if not login:
         raise HookError(
@@ -74,6 +84,16 @@ def resolve_credentials(env: Mapping[str, str], read_secret: SecretReader) -> tu
         )
     admin_url = env.get("POSTGRES_ADMIN_URL", "")
     app_password = env.get("POSTGRES_APP_PASSWORD", "")
+    if uses_entra(env):
+        if not admin_url:
+            vault = env.get("AZURE_KEY_VAULT_ENDPOINT", "")
+            if not vault:
+                raise HookError(
+                    "set POSTGRES_ADMIN_URL, or AZURE_KEY_VAULT_ENDPOINT (an output of main.bicep) so it "
+                    "can be read from Key Vault"
+                )
+            admin_url = read_secret(vault, ADMIN_URL_SECRET)
+        return admin_url, login, ""
     if not admin_url or not app_password:
         vault = env.get("AZURE_KEY_VAULT_ENDPOINT", "")
         if not vault:
@@ -86,8 +106,34 @@ def resolve_credentials(env: Mapping[str, str], read_secret: SecretReader) -> tu
     return admin_url, login, app_password
 
 
-def commands(python: str, login: str) -> list[list[str]]:
-    """The two steps, in order. Credentials travel in the environment, never on the command line."""
+def entra_admin_url(env: Mapping[str, str]) -> str:
+    """The Entra administrator's connection to the `postgres` database (where pgaadauth lives)."""
+    missing = [
+        name
+        for name in ("POSTGRES_ENTRA_ADMIN_NAME", "POSTGRES_HOST", "AZURE_MANAGED_IDENTITY_PRINCIPAL_ID")
+        if not env.get(name)
+    ]
+    if missing:
+        raise HookError(f"{', '.join(missing)} not set: run `azd provision` first (outputs of main.bicep)")
+    user = urllib.parse.quote(env["POSTGRES_ENTRA_ADMIN_NAME"], safe="")
+    return f"postgresql://{user}@{env['POSTGRES_HOST']}:5432/postgres?sslmode=verify-full&sslrootcert=system"
+
+
+def commands(python: str, login: str, env: Mapping[str, str] | None = None) -> list[list[str]]:
+    """The steps, in order. Credentials travel in the environment, never on the command line."""
+    if env is not None and uses_entra(env):
+        return [
+            [python, "-m", "shared_code.db", "migrate"],
+            [
+                python,
+                "-m",
+                "shared_code.db",
+                "entra-principal",
+                login,
+                env["AZURE_MANAGED_IDENTITY_PRINCIPAL_ID"],
+            ],
+            [python, "-m", "shared_code.db", "grant-app-role", login],
+        ]
     return [
         [python, "-m", "shared_code.db", "migrate"],
         [python, "-m", "shared_code.db", "grant-app-role", login, "--password-env", "POSTGRES_APP_PASSWORD"],
@@ -99,7 +145,10 @@ def child_environment(env: Mapping[str, str], admin_url: str, app_password: str)
     # `migrate` reads POSTGRES_URL, `grant-app-role` reads POSTGRES_ADMIN_URL: both are the owner here.
     child["POSTGRES_URL"] = admin_url
     child["POSTGRES_ADMIN_URL"] = admin_url
-    child["POSTGRES_APP_PASSWORD"] = app_password
+    if app_password:
+        child["POSTGRES_APP_PASSWORD"] = app_password
+    if uses_entra(env):
+        child["POSTGRES_ENTRA_ADMIN_URL"] = entra_admin_url(env)
     return child
 
 
@@ -109,11 +158,11 @@ def run(env: Mapping[str, str], read_secret: SecretReader = read_key_vault_secre
         return 0
     try:
         admin_url, login, app_password = resolve_credentials(env, read_secret)
+        child = child_environment(env, admin_url, app_password)
     except HookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    child = child_environment(env, admin_url, app_password)
-    for command in commands(sys.executable, login):
+    for command in commands(sys.executable, login, env):
         print("running: " + " ".join(command[1:]))
         result = subprocess.run(command, cwd=REPO_ROOT, env=child, check=False)  # noqa: S603
         if result.returncode != 0:

@@ -7,9 +7,14 @@ pool retries connecting while the server is away, and no host restart is needed.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
 from shared_code.settings import Settings
 
 log = logging.getLogger("chorus.postgres")
@@ -25,7 +30,79 @@ async def _reconnect_failed(pool: AsyncConnectionPool) -> None:
     )
 
 
+# Microsoft Entra ID tokens for Azure Database for PostgreSQL are issued for this resource.
+ENTRA_POSTGRES_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
+# A token is used for new connections until this close to its expiry (they last about an hour).
+_TOKEN_REFRESH_MARGIN_SECONDS = 300
+
+ConnectionKwargs = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class EntraPassword:
+    """The app's managed identity's access token, as the PostgreSQL password of each new connection:
+    fetched when a connection is opened, reused until a few minutes before it expires (a token only
+    has to be valid when the connection authenticates)."""
+
+    def __init__(self, credential: Any | None = None) -> None:
+        self._credential = credential
+        self._token: str | None = None
+        self._expires_on = 0.0
+
+    async def __call__(self) -> str:
+        if self._token is None or time.time() > self._expires_on - _TOKEN_REFRESH_MARGIN_SECONDS:
+            if self._credential is None:
+                from azure.identity.aio import DefaultAzureCredential
+
+                self._credential = DefaultAzureCredential()
+            token = await self._credential.get_token(ENTRA_POSTGRES_SCOPE)
+            self._token, self._expires_on = token.token, float(token.expires_on)
+        return self._token
+
+    async def close(self) -> None:
+        if self._credential is not None and hasattr(self._credential, "close"):
+            await self._credential.close()
+
+
+def connection_kwargs(settings: Settings, entra_password: EntraPassword | None = None) -> ConnectionKwargs:
+    """What every connection of the app is opened with, resolved per connection (a fresh Entra token)."""
+    static: dict[str, Any] = {
+        # Autocommit: every use case opens an explicit transaction block (unit_of_work).
+        "autocommit": True,
+        "application_name": "chorus",
+        "connect_timeout": settings.postgres_connect_timeout_seconds,
+        # A statement that runs longer is cancelled (QueryCanceled): the request answers 503 instead of
+        # holding a connection and its locks while clients give up.
+        "options": f"-c statement_timeout={settings.postgres_statement_timeout_ms}",
+    }
+    if settings.postgres_ssl_root_cert:
+        static["sslrootcert"] = settings.postgres_ssl_root_cert
+    password = entra_password or (EntraPassword() if settings.postgres_entra_auth else None)
+
+    async def resolve() -> dict[str, Any]:
+        if password is None:
+            return static
+        return {**static, "password": await password()}
+
+    return resolve
+
+
 async def open_pool(settings: Settings) -> AsyncConnectionPool:
+    checked = False
+
+    async def configure(conn: AsyncConnection[Any]) -> None:
+        # Until one connection has shown that the login is subject to row-level security (the start-up
+        # check may have found the server away), each new connection is checked; an unsafe login gets
+        # none, so every request answers 503 and the log says why.
+        nonlocal checked
+        if checked:
+            return
+        try:
+            await check_app_login(conn)
+        except UnsafeDatabaseLogin as exc:
+            log.critical("%s", exc)
+            raise
+        checked = True
+
     pool = AsyncConnectionPool(
         settings.postgres_url.get_secret_value(),
         min_size=settings.postgres_pool_min,
@@ -33,12 +110,8 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
         # Fail a background task that waits this long for a connection instead of hanging it
         # (HTTP requests wait POSTGRES_REQUEST_WAIT_SECONDS).
         timeout=10,
-        # Autocommit: every use case opens an explicit transaction block (unit_of_work).
-        kwargs={
-            "autocommit": True,
-            "application_name": "chorus",
-            "connect_timeout": settings.postgres_connect_timeout_seconds,
-        },
+        kwargs=connection_kwargs(settings),
+        configure=configure,
         # The pool's reconnection delays double from 1 s; a short give-up time restarts them from 1 s
         # while requests keep asking, so a server that returns is used within a few seconds.
         reconnect_timeout=settings.postgres_reconnect_timeout_seconds,

@@ -110,6 +110,28 @@ class Transactions(Protocol):
     def __call__(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> Awaitable[T]: ...
 
 
+@asynccontextmanager
+async def system_connection(
+    pool: AsyncConnectionPool, wait_seconds: float | None = None
+) -> AsyncIterator[AsyncConnection[TupleRow]]:
+    """A pooled connection acting as the system (`chorus.role = 'system'`), for the work that legitimately
+    spans users: the outbox relay and its handlers, the change-feed functions, timers, health and the
+    operators' runbook. Row-level security lets 'system' through; an HTTP use case never uses this (it runs
+    in `unit_of_work` as its caller), so outside these paths the app's login sees only the caller's rows.
+    The setting is the session's until the connection goes back to the pool."""
+    async with pool.connection(timeout=wait_seconds) as conn:
+        await conn.execute("SELECT set_config('chorus.role', 'system', false)")
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                try:
+                    await conn.execute("SELECT set_config('chorus.role', '', false)")
+                except psycopg.Error:
+                    # It must not go back to the pool still acting as the system: the pool drops it.
+                    await conn.close()
+
+
 class StaleConnection(Exception):
     """The pooled connection was dead before the use case ran (the server restarted, or the backend was
     terminated while the connection sat idle in the pool): nothing was done, so running again is safe."""

@@ -9,6 +9,7 @@ from uuid import UUID
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.unit_of_work import system_connection
 from shared_code.services.feeds import FEED_POST_COLUMNS, bounded, feed_item, feed_post_from_row
 
 
@@ -16,7 +17,7 @@ async def expected_feed_posts(
     pool: AsyncConnectionPool, user_id: UUID, per_author: int
 ) -> list[dict[str, Any]]:
     """The posts the user's feed should hold, as posts_v2-shaped dicts: each author's latest `per_author`."""
-    async with pool.connection() as conn:
+    async with system_connection(pool) as conn:
         cur = await conn.execute(
             f"""WITH authors AS (
                    SELECT %(user)s::uuid AS author_id

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.unit_of_work import system_connection
 from shared_code.outbox.store import requeue_dead
 
 RETENTION_BATCH = 1000
@@ -28,7 +29,7 @@ async def delete_published(
     deadline = time.monotonic() + budget_seconds
     deleted = 0
     while time.monotonic() < deadline:
-        async with pool.connection() as conn, conn.transaction():
+        async with system_connection(pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """DELETE FROM outbox WHERE id IN (
                        SELECT id FROM outbox

@@ -21,6 +21,7 @@ from azure.cosmos.aio import DatabaseProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.domain.stored_event import ImpliedEvent
 from shared_code.ops.feeds import expected_feed_posts, rebuild_feed
@@ -74,7 +75,7 @@ async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[tu
     """Rows of `query` (which orders by its first column and takes %(after)s, %(limit)s) in keyset pages."""
     after: Any = None
     while True:
-        async with pool.connection() as conn:
+        async with system_connection(pool) as conn:
             cur = await conn.execute(query, {"after": after, "limit": PAGE})
             rows = await cur.fetchall()
         if not rows:
@@ -248,7 +249,7 @@ class Reconciler:
         allowed_authors = (
             {recipient} | {p["authorId"] for p in expected_posts} | await self._followed(user_id)
         )
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 "SELECT id::text FROM posts WHERE id = ANY(%s) AND deleted_at IS NULL AND status = 'visible'",
                 ([UUID(post_id) for post_id in present],),
@@ -269,7 +270,7 @@ class Reconciler:
 
     async def _followed(self, user_id: UUID) -> set[str]:
         """Authors whose posts may be in the user's feed: followed, not muted, no block either way."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 """SELECT f.followee_id::text FROM follows f
                    WHERE f.follower_id = %(u)s AND f.deleted_at IS NULL
@@ -283,7 +284,7 @@ class Reconciler:
             return {row[0] for row in await cur.fetchall()}
 
     async def sample_users(self, size: int) -> list[UUID]:
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute("SELECT id FROM users WHERE deleted_at IS NULL")
             ids = [row[0] for row in await cur.fetchall()]
         return random.sample(ids, min(size, len(ids)))

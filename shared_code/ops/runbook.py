@@ -9,7 +9,7 @@ from uuid import UUID
 
 from shared_code.app_context import AppContext
 from shared_code.bootstrap import change_feed_service
-from shared_code.db.unit_of_work import Actor
+from shared_code.db.unit_of_work import Actor, system_connection
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.ops import outbox, schema_drift
 from shared_code.ops.feeds import rebuild_feed
@@ -68,7 +68,7 @@ async def replay_change_feed_failure(ctx: AppContext, actor: Actor, failure_id: 
 
 async def rebuild_user_feed(ctx: AppContext, actor: Actor, user_id: UUID) -> FeedRebuildResult:
     require_admin(actor)
-    async with ctx.pg_pool.connection() as conn:
+    async with system_connection(ctx.pg_pool) as conn:
         cur = await conn.execute("SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL", (user_id,))
         if await cur.fetchone() is None:
             raise NotFound("no such user")

@@ -18,6 +18,7 @@ from azure.eventhub.aio import EventHubProducerClient
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
 
@@ -173,7 +174,7 @@ class AdminMirrorHandler:
     async def _refresh_open_flags(self, post_ids: list[str]) -> None:
         """Open flags counted from the canonical flags, so the order flag and post events arrive in
         does not matter."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with system_connection(self._pool) as conn, conn.transaction():
             await conn.execute("SELECT set_config('chorus.role', 'system', true)")
             await conn.execute(
                 """UPDATE posts_admin_mirror m SET open_flags = (
@@ -183,7 +184,7 @@ class AdminMirrorHandler:
             )
 
     async def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with system_connection(self._pool) as conn, conn.transaction():
             await conn.execute("SELECT set_config('chorus.role', 'system', true)")
             async with conn.cursor() as cur:
                 # content/status are kept as they were when an event carries none (a deletion).

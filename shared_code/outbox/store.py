@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.policy import ChargedFailure, ReleasedClaim
 
@@ -103,9 +105,16 @@ class OutboxStore:
     """The outbox table as the relay uses it, over the app's pool; `listen_url` opens the LISTEN
     connection (None: the drain polls instead)."""
 
-    def __init__(self, pool: AsyncConnectionPool, listen_url: str | None = None) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        listen_url: str | None = None,
+        listen_kwargs: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         self._pool = pool
         self._listen_url = listen_url
+        # What the pool's connections are opened with (a fresh Entra token in Azure).
+        self._listen_kwargs = listen_kwargs
 
     async def claim(
         self, limit: int, lease_seconds: float, *, project: bool, publish: bool
@@ -119,7 +128,7 @@ class OutboxStore:
             "project": project,
             "publish": publish,
         }
-        async with self._pool.connection() as conn, conn.transaction():
+        async with system_connection(self._pool) as conn, conn.transaction():
             cur = conn.cursor(row_factory=class_row(StoredEvent))
             await cur.execute(CLAIM, params)
             events = await cur.fetchall()
@@ -127,7 +136,7 @@ class OutboxStore:
 
     async def renew(self, event_ids: Sequence[int], token: UUID | None, lease_seconds: float) -> set[int]:
         """Renew the claims still held under `token`; returns their ids."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with system_connection(self._pool) as conn, conn.transaction():
             cur = await conn.execute(_RENEW, {"ids": list(event_ids), "token": token, "lease": lease_seconds})
             return {int(event_id) for (event_id,) in await cur.fetchall()}
 
@@ -142,7 +151,7 @@ class OutboxStore:
     ) -> Recorded:
         """Write a round's outcomes in one transaction, each only where the claim is still `token`'s."""
         recorded = Recorded()
-        async with self._pool.connection() as conn, conn.transaction():
+        async with system_connection(self._pool) as conn, conn.transaction():
             if published:
                 cur = await conn.execute(_PUBLISHED, {"ids": list(published), "token": token})
                 recorded.published = cur.rowcount
@@ -180,7 +189,8 @@ class OutboxStore:
         if self._listen_url is None:
             return None
         try:
-            conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
+            kwargs = await self._listen_kwargs() if self._listen_kwargs else {}
+            conn = await psycopg.AsyncConnection.connect(self._listen_url, **{**kwargs, "autocommit": True})
             await conn.execute("LISTEN outbox")
         except psycopg.OperationalError as exc:
             log.warning("cannot LISTEN for outbox notifications (%s); polling instead", exc)
@@ -208,7 +218,7 @@ async def wait_for_notify(listener: Listener | None, wait_seconds: float) -> Lis
 
 async def requeue_dead(pool: AsyncConnectionPool, event_ids: Sequence[int] | None = None) -> int:
     """Dead events (all, or the listed ones) back to pending with attempts reset. Returns how many."""
-    async with pool.connection() as conn, conn.transaction():
+    async with system_connection(pool) as conn, conn.transaction():
         cur = await conn.execute(
             """UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), claimed_until = NULL
                WHERE status = 'dead' AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]))""",
@@ -222,7 +232,7 @@ async def skip_dead(
 ) -> list[int]:
     """Give up on dead events (only dead ones): they stop blocking their aggregates, and the reason and who
     decided are recorded on each. Returns the ids skipped (a listed event that is not dead is left alone)."""
-    async with pool.connection() as conn, conn.transaction():
+    async with system_connection(pool) as conn, conn.transaction():
         cur = await conn.execute(
             """UPDATE outbox SET status = 'skipped', skipped_at = now(), skipped_by = %(by)s,
                                  skip_reason = %(reason)s, claimed_until = NULL

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.observability import bounded_correlation_id
 from shared_code.projections.documents import reaction_side_effects
@@ -101,7 +102,7 @@ class ChangeFeedService:
         correlation_ids = sorted(
             filter(None, {bounded_correlation_id(d.get("correlationId")) for d in documents})
         )
-        async with self.pool.connection() as conn:
+        async with system_connection(self.pool) as conn:
             cur = await conn.execute(
                 """WITH still_open AS (
                        SELECT id FROM change_feed_failures
@@ -139,7 +140,7 @@ class ChangeFeedService:
 
     async def open_failures(self, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
         """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
-        async with self.pool.connection() as conn:
+        async with system_connection(self.pool) as conn:
             cur = await conn.execute(
                 """SELECT id, function, container,
                           ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
@@ -165,7 +166,7 @@ class ChangeFeedService:
         the batch fails again, nothing is marked and the failure stays open (Unavailable: retry later).
         Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
         """
-        async with self.pool.connection() as conn, conn.transaction():
+        async with system_connection(self.pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT function, container, documents, replayed_at, replayed_by
                    FROM change_feed_failures WHERE id = %s FOR UPDATE""",

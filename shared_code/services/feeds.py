@@ -30,6 +30,8 @@ from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.unit_of_work import system_connection
+
 log = logging.getLogger("chorus.feeds")
 
 T = TypeVar("T")
@@ -132,7 +134,7 @@ class FeedService:
         yield [author_id]
         after = UUID(int=0)
         while True:
-            async with self._pool.connection() as conn:
+            async with system_connection(self._pool) as conn:
                 cur = await conn.execute(
                     """SELECT f.follower_id FROM follows f
                        WHERE f.followee_id = %(author)s AND f.deleted_at IS NULL AND f.follower_id > %(after)s
@@ -151,7 +153,7 @@ class FeedService:
     async def sees(self, recipient_id: str, author_id: str) -> bool:
         """Whether `recipient_id`'s feed should hold `author_id`'s posts now: a live follow, no mute, no block
         either way. Removals check it, so a late or replayed unfollow/mute/block cannot undo a newer state."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 """SELECT EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(r)s
                                     AND f.followee_id = %(a)s AND f.deleted_at IS NULL)
@@ -259,7 +261,7 @@ class FeedService:
     async def backfill(self, recipient_id: str, author_id: str) -> int:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
         unless the recipient has muted the author or either blocks the other."""
-        async with self._pool.connection() as conn:
+        async with system_connection(self._pool) as conn:
             cur = await conn.execute(
                 f"""SELECT {FEED_POST_COLUMNS}
                    FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id

@@ -14,6 +14,7 @@ from azure.storage.blob.aio import ContainerClient
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.unit_of_work import system_connection
 from shared_code.metrics import BacklogSnapshot
 
 ComponentStatus = Literal["ok", "down", "disabled"]
@@ -145,7 +146,7 @@ _OPEN_CHANGE_FEED_FAILURES_SQL = "SELECT count(*) FROM change_feed_failures WHER
 async def read_backlog(pool: AsyncConnectionPool) -> BacklogSnapshot:
     """What the backlog gauges report: the outbox numbers the health check reports, and the open
     change-feed failures; one connection, two index-backed aggregates."""
-    async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+    async with system_connection(pool, wait_seconds=CHECK_TIMEOUT_SECONDS) as conn:
         outbox = await read_outbox_health(conn)
         cur = await conn.execute(_OPEN_CHANGE_FEED_FAILURES_SQL)
         row = await cur.fetchone()
@@ -156,7 +157,7 @@ async def read_backlog(pool: AsyncConnectionPool) -> BacklogSnapshot:
 async def outbox_health(pool: AsyncConnectionPool) -> OutboxHealth | None:
     """Pending and dead events and the age of the oldest pending one; None if it cannot be read."""
     try:
-        async with pool.connection(timeout=CHECK_TIMEOUT_SECONDS) as conn:
+        async with system_connection(pool, wait_seconds=CHECK_TIMEOUT_SECONDS) as conn:
             return await read_outbox_health(conn)
     except Exception:
         return None

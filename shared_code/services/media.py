@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner
-from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.db.unit_of_work import UnitOfWork, system_connection
 from shared_code.domain.errors import Conflict, Invalid, NotFound, RateLimited
 from shared_code.schemas.media import MediaReady, MediaUpload, RequestUpload
 
@@ -180,7 +180,7 @@ async def delete_stale_pending(
     pending for the next run. Returns how many assets were removed."""
     removed = 0
     while True:
-        async with pool.connection() as conn, conn.transaction():
+        async with system_connection(pool) as conn, conn.transaction():
             cur = await conn.execute(
                 """SELECT id, blob_path FROM media_assets
                    WHERE status = 'pending' AND deleted_at IS NULL AND created_at < now() - %s

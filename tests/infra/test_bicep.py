@@ -512,6 +512,33 @@ def test_monitoring_and_data_services_disable_local_auth() -> None:
             assert needle in text, f"{path} should contain {needle!r}"
 
 
+def test_postgres_app_login_is_entra_with_verify_full_and_no_allow_all_rule(parsed: dict[str, Any]) -> None:
+    """The default profile: the app logs in with its managed identity (no password), TLS checks the
+    server's certificate and name, and the allow-all-Azure firewall rule (0.0.0.0) is not there."""
+    params = tree(parsed, MAIN)["parameters"]
+
+    def default(name: str) -> Any:
+        return params[name].get("default")
+
+    assert default("postgresAppAuthentication") == "entra"
+    assert default("postgresSslMode") == "verify-full"
+    assert default("postgresSslRootCert")
+    assert default("networkIsolation") is True and default("postgresAllowAzureServices") is False
+    values = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert values["networkIsolation"]["value"] == "${NETWORK_ISOLATION=true}"
+    main = (INFRA / "main.bicep").read_text()
+    assert "allowAzureServices: !networkIsolation && postgresAllowAzureServices" in main
+    # With Entra the app's URL has no password: `postgresql://ROLE@host...`.
+    assert "var postgresEntraUrl = 'postgresql://${uriComponent(postgresAppRole)}${postgresUrlTail}'" in main
+    assert "postgresUrl: postgresAppEntra ? postgresEntraUrl : postgresPasswordUrl" in main
+    settings = app_settings(parsed)
+    assert {"POSTGRES_ENTRA_AUTH", "POSTGRES_SSL_ROOT_CERT"} <= set(settings)
+    postgres = (INFRA / "app" / "postgres.bicep").read_text()
+    assert (
+        "var useEntra = entraAuth ||" in postgres and "activeDirectoryAuth: useEntra ? 'Enabled'" in postgres
+    )
+
+
 def test_role_assignments_are_least_privilege() -> None:
     rbac = (INFRA / "app" / "rbac.bicep").read_text()
     missing = {role: name for role, name in REQUIRED_ROLES.items() if role not in rbac}

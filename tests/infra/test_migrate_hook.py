@@ -116,5 +116,45 @@ def test_missing_configuration_is_a_clear_error(hook: ModuleType, capsys: pytest
 def test_the_shared_code_commands_it_calls_exist() -> None:
     """The hook depends on these subcommands of `python -m shared_code.db`."""
     source = (HOOK.parents[2] / "shared_code" / "db" / "__main__.py").read_text()
-    for subcommand in ('"migrate"', '"grant-app-role"', '"--password-env"'):
+    for subcommand in ('"migrate"', '"grant-app-role"', '"--password-env"', '"entra-principal"'):
         assert subcommand in source, f"shared_code.db no longer offers {subcommand}"
+
+
+ENTRA_ENV = {
+    "POSTGRES_APP_AUTHENTICATION": "entra",
+    "POSTGRES_APP_LOGIN": "id-api-x",
+    "POSTGRES_ADMIN_URL": ADMIN_URL,
+    "POSTGRES_ENTRA_ADMIN_NAME": "chorus_deployer",
+    "POSTGRES_HOST": "psql-x.postgres.database.azure.com",
+    "AZURE_MANAGED_IDENTITY_PRINCIPAL_ID": "00000000-0000-0000-0000-0000000000aa",
+}
+
+
+def test_with_entra_the_app_role_is_the_identity_created_by_the_entra_admin_and_has_no_password(
+    hook: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        calls.append((command, kwargs["env"]))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(hook.subprocess, "run", fake_run)
+    assert hook.run(ENTRA_ENV, no_key_vault) == 0
+    assert [command[1:] for command, _ in calls] == [
+        ["-m", "shared_code.db", "migrate"],
+        ["-m", "shared_code.db", "entra-principal", "id-api-x", "00000000-0000-0000-0000-0000000000aa"],
+        ["-m", "shared_code.db", "grant-app-role", "id-api-x"],
+    ]
+    for _, child_env in calls:
+        assert "POSTGRES_APP_PASSWORD" not in child_env
+        assert child_env["POSTGRES_ENTRA_ADMIN_URL"] == (
+            "postgresql://chorus_deployer@psql-x.postgres.database.azure.com:5432/postgres"
+            "?sslmode=verify-full&sslrootcert=system"
+        )
+
+
+def test_with_entra_missing_outputs_are_named(hook: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    env = {k: v for k, v in ENTRA_ENV.items() if k != "POSTGRES_ENTRA_ADMIN_NAME"}
+    assert hook.run(env, no_key_vault) == 2
+    assert "POSTGRES_ENTRA_ADMIN_NAME" in capsys.readouterr().err
