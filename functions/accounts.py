@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 
 from functions.contract import api_route
-from functions.http_support import ApiRequest, no_content, ok
+from functions.http_support import ApiRequest, ok
+from shared_code.app_context import get_app_context
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
-from shared_code.services import accounts
+from shared_code.schemas.accounts import CreateUser, ErasureAccepted, Me, UpdateProfile
+from shared_code.services import accounts, erasure
+from shared_code.services.idempotency import ONBOARDING_OPERATION
 
 bp = func.Blueprint()
+log = logging.getLogger("chorus.accounts")
 
 
 @api_route(
@@ -32,7 +37,7 @@ async def create_user(api: ApiRequest) -> func.HttpResponse:
         me = await accounts.onboard(uow, body, principal.identity_provider, principal.email)
         return me, "users/me"
 
-    return await api.create("create_user", body, onboard)
+    return await api.create(ONBOARDING_OPERATION, body, onboard)
 
 
 @api_route(
@@ -60,10 +65,26 @@ async def update_me(api: ApiRequest) -> func.HttpResponse:
     bp,
     "DELETE",
     "users/me",
-    summary="Delete the caller's account and retract its projections",
-    status=204,
+    summary="Delete the caller's account: locked at once, its data erased in the background",
+    response=ErasureAccepted,
+    status=202,
     tag="identity",
 )
 async def delete_me(api: ApiRequest) -> func.HttpResponse:
-    await api.run(accounts.delete_account)
-    return no_content()
+    hold_days = api.app.settings.erasure_username_hold_days
+    accepted = await api.run(lambda uow: erasure.request_erasure(uow, hold_days))
+    return ok(
+        ErasureAccepted(user_id=accepted.user_id, status="accepted", requested_at=accepted.requested_at),
+        status=202,
+    )
+
+
+@bp.timer_trigger(
+    schedule="%IDEMPOTENCY_KEY_EXPIRY_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+async def expire_idempotency_keys(timer: func.TimerRequest) -> None:
+    """Stored Idempotency-Key responses older than IDEMPOTENCY_KEY_TTL_HOURS, and username holds that
+    ran out (docs/privacy.md)."""
+    ctx = await get_app_context()
+    keys, holds = await erasure.expire_keys_and_holds(ctx.pg_pool, ctx.settings.idempotency_key_ttl_hours)
+    log.info("expiry: deleted %d Idempotency-Key response(s) and %d username hold(s)", keys, holds)

@@ -235,6 +235,11 @@ def endpoint(
             trace = trace_context(req.headers.get("traceparent"))
             response = await _handle(handler, req, trace, anonymous, limit_class, weigh)
             response.headers["x-correlation-id"] = trace.correlation_id
+            # A browser never guesses a type other than the one declared (a JSON body read as HTML).
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            if not anonymous and "Cache-Control" not in response.headers:
+                # Everything behind a token is personal (signed media URLs included): no cache keeps it.
+                response.headers["Cache-Control"] = "no-store"
             return response
 
         function.__name__ = handler.__name__

@@ -1,4 +1,5 @@
-"""Media uploads (docs/api.md "Media") and the timer that cleans up uploads never completed."""
+"""Media uploads and reads (docs/api.md "Media"), and the timer that cleans up uploads never completed
+and purges the blobs of media nobody may read any more."""
 
 from __future__ import annotations
 
@@ -67,10 +68,25 @@ async def complete_media_upload(api: ApiRequest) -> func.HttpResponse:
     return ok(
         await api.run(
             lambda uow: media.complete_upload(
-                uow, app.blob_service, app.media_urls.signer, media_id, api.media_storage_budget()
+                uow, app.blob_service, app.media_urls, media_id, api.media_storage_budget()
             )
         )
     )
+
+
+@api_route(
+    bp,
+    "GET",
+    "media/{mediaId:guid}",
+    summary="A fresh short-lived read URL for a media asset the caller may see (404 when not)",
+    response=MediaReady,
+    tag="media",
+)
+async def read_media(api: ApiRequest) -> func.HttpResponse:
+    media_id = api.route_id("mediaId")
+    media_urls = api.app.media_urls
+    budget = api.media_storage_budget()
+    return ok(await api.run(lambda uow: media.read_media(uow, media_urls, media_id, budget)))
 
 
 @bp.timer_trigger(
@@ -87,3 +103,10 @@ async def clean_up_pending_media(timer: func.TimerRequest) -> None:
         ctx.pg_pool, ctx.blob_service, settings.media_container, older_than
     )
     log.info("media cleanup: removed %d pending upload(s) older than %s", removed, older_than)
+    # The sweep: blobs of assets nobody may read any more (a deleted, hidden or removed post, a deleted
+    # account, never attached in time) are deleted and the rows marked purged.
+    unattached_ttl = timedelta(hours=settings.media_unattached_ttl_hours)
+    purged = await media.purge_unreadable_media(
+        ctx.pg_pool, ctx.blob_service, settings.media_container, unattached_ttl
+    )
+    log.info("media sweep: purged %d asset(s) nobody may read any more", purged)

@@ -132,7 +132,7 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
                 "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
                 "description": "1–255 visible ASCII characters (for example a UUID). A retry with the "
                 "same key and body gets the first response again (with Idempotent-Replayed: true); "
-                "the same key with another body answers 409. Keys are per caller.",
+                "the same key with another body answers 409. Keys are per account and kept for IDEMPOTENCY_KEY_TTL_HOURS.",
             }
         )
     if route.request is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 from azure.cosmos.aio import CosmosClient, DatabaseProxy
@@ -68,7 +69,7 @@ class AppContext:
             eventhubs=eventhubs,
             tokens=TokenVerifier.from_settings(settings),
             cursors=CursorCodec(settings.cursor_signing_key.get_secret_value().encode()),
-            media_urls=MediaUrls(media_signer),
+            media_urls=MediaUrls(media_signer, timedelta(hours=settings.media_unattached_ttl_hours)),
         )
 
     async def aclose(self) -> None:

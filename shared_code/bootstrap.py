@@ -13,6 +13,7 @@ from shared_code.adapters.postgres import connection_kwargs
 from shared_code.app_context import AppContext
 from shared_code.outbox.handlers import (
     AdminMirrorHandler,
+    ErasureHandler,
     EventHubsPublisher,
     FeedMaintenanceHandler,
     ProjectionHandler,
@@ -22,6 +23,7 @@ from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
+from shared_code.services.erasure import ErasureService
 from shared_code.services.feeds import FeedService
 from shared_code.services.health import HealthProbes, read_backlog
 
@@ -73,6 +75,9 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
         AdminMirrorHandler(ctx.pg_pool),
+        ErasureHandler(
+            ErasureService(ctx.pg_pool, ctx.cosmos_db, s.erasure_batch_size), s.outbox_concurrency
+        ),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
     store = OutboxStore(

@@ -123,19 +123,24 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=30, validation_alias=_alias("MEDIA_STORAGE_TIMEOUT_SECONDS")
     )
     # Media uploads: the largest declared size accepted; how long an upload SAS and a read SAS stay
-    # valid (a read SAS must fit inside a 7-day user delegation key, hence at most 120 hours); how
-    # old a pending asset gets before the cleanup timer (schedule: %MEDIA_CLEANUP_SCHEDULE%) removes it.
+    # valid (a read URL is signed at each read, so a deleted or hidden post's media stops being
+    # reachable within minutes); how old a pending asset gets before the cleanup timer (schedule:
+    # %MEDIA_CLEANUP_SCHEDULE%) removes it, and how long a ready asset may stay unattached before
+    # the same timer's sweep purges it.
     media_max_bytes: int = Field(
         default=50 * 1024 * 1024, ge=1, le=MEDIA_SIZE_LIMIT, validation_alias=_alias("MEDIA_MAX_BYTES")
     )
     media_upload_sas_minutes: int = Field(
         default=10, ge=1, le=24 * 60, validation_alias=_alias("MEDIA_UPLOAD_SAS_MINUTES")
     )
-    media_read_sas_hours: int = Field(
-        default=24, ge=1, le=120, validation_alias=_alias("MEDIA_READ_SAS_HOURS")
+    media_read_url_ttl_seconds: int = Field(
+        default=300, ge=30, le=3600, validation_alias=_alias("MEDIA_READ_URL_TTL_SECONDS")
     )
     media_pending_max_age_minutes: int = Field(
         default=60, ge=5, validation_alias=_alias("MEDIA_PENDING_MAX_AGE_MINUTES")
+    )
+    media_unattached_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, validation_alias=_alias("MEDIA_UNATTACHED_TTL_HOURS")
     )
 
     # Bearer tokens: issuer and audience always; keys from a JWKS URL or PEM public keys.
@@ -235,6 +240,25 @@ class Settings(BaseSettings):
         default=60.0, gt=0, validation_alias=_alias("HEALTH_OUTBOX_LAG_SECONDS")
     )
     outbox_retention_days: float = Field(default=7.0, gt=0, validation_alias=_alias("OUTBOX_RETENTION_DAYS"))
+
+    # Privacy (docs/privacy.md): account erasure handles this many rows per batch (one transaction and
+    # one outbox event each); a username freed by an erasure is held back this many days; stored
+    # Idempotency-Key responses are deleted after this many hours by a timer
+    # (%IDEMPOTENCY_KEY_EXPIRY_SCHEDULE%); an export of more than this many items is written to a blob
+    # by a background job, and its download link stays valid this many minutes.
+    erasure_batch_size: int = Field(default=200, ge=1, le=5000, validation_alias=_alias("ERASURE_BATCH_SIZE"))
+    erasure_username_hold_days: float = Field(
+        default=30.0, ge=0, le=3650, validation_alias=_alias("ERASURE_USERNAME_HOLD_DAYS")
+    )
+    idempotency_key_ttl_hours: float = Field(
+        default=24.0, gt=0, le=24 * 30, validation_alias=_alias("IDEMPOTENCY_KEY_TTL_HOURS")
+    )
+    export_inline_max_items: int = Field(
+        default=1000, ge=0, le=100_000, validation_alias=_alias("EXPORT_INLINE_MAX_ITEMS")
+    )
+    export_link_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, validation_alias=_alias("EXPORT_LINK_MINUTES")
+    )
 
     applicationinsights_connection_string: SecretStr | None = Field(
         default=None, validation_alias=_alias("APPLICATIONINSIGHTS_CONNECTION_STRING")

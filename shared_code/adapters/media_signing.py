@@ -5,8 +5,12 @@ Two kinds, each for one blob only:
 - an upload URL: create-only (`sp=c`), short-lived. It cannot read, list, delete or
   overwrite: once the blob exists a second PUT is refused, so the bytes `complete`
   checked are the bytes that stay.
-- a read URL: read-only (`sp=r`). Its expiry is rounded to the hour so the same blob
-  gets the same URL for up to an hour and browsers and CDNs can cache it.
+- a read URL: read-only (`sp=r`), signed at each read for MEDIA_READ_URL_TTL_SECONDS (minutes),
+  so media of a deleted or hidden post stops being reachable soon after: nothing stores a read URL
+  (posts, events and Cosmos DB documents carry the blob path, and readers sign when they serve).
+  Its expiry is rounded up to the minute, so the same blob gets the same URL for up to a minute and
+  caches still work. It carries the server's response headers (rsct, rscd, rscc): the type and
+  disposition the server decided at completion, and a cache lifetime no longer than the URL's.
 
 Locally (a connection string with an AccountKey, e.g. Azurite) the SAS is signed with the
 account key. In Azure (`MediaStorage__blobServiceUri`, managed identity) it is a user
@@ -29,6 +33,8 @@ from azure.storage.blob import BlobSasPermissions, UserDelegationKey, generate_b
 from azure.storage.blob.aio import BlobServiceClient
 
 from shared_code.domain.errors import DomainError
+from shared_code.domain.events import MediaRef
+from shared_code.domain.media_rules import served_as
 from shared_code.settings import Settings
 
 log = logging.getLogger("chorus.media")
@@ -41,8 +47,8 @@ DELEGATION_KEY_BACKDATE = timedelta(minutes=5)
 KEY_SAFETY_MARGIN = timedelta(minutes=5)
 # ...and a new key is fetched this long before the current one stops being usable.
 KEY_REFRESH_AHEAD = timedelta(hours=12)
-# Read URLs expire on an hour boundary: stable for up to this long.
-READ_EXPIRY_GRANULARITY = timedelta(hours=1)
+# Read URLs expire on a minute boundary: stable for up to this long.
+READ_EXPIRY_GRANULARITY = timedelta(minutes=1)
 # How long start-up (and a background refresh) waits for a delegation key.
 WARM_UP_TIMEOUT_SECONDS = 10
 
@@ -127,7 +133,7 @@ class MediaSigner:
             blob_endpoint=blob_service.url,
             container=settings.media_container,
             upload_ttl=timedelta(minutes=settings.media_upload_sas_minutes),
-            read_ttl=timedelta(hours=settings.media_read_sas_hours),
+            read_ttl=timedelta(seconds=settings.media_read_url_ttl_seconds),
             account_key=account_key,
             key_source=key_source,
             clock=clock,
@@ -149,14 +155,34 @@ class MediaSigner:
         expires_at = (self._clock() + self.upload_ttl).replace(microsecond=0)
         return SignedUrl(self._signed(blob_path, BlobSasPermissions(create=True), expires_at), expires_at)
 
-    def read_url(self, blob_path: str) -> SignedUrl:
-        """Read-only for one blob; the same URL for the same blob within an hour."""
+    def read_url(self, ref: MediaRef) -> SignedUrl:
+        """Read-only for one blob, served with the server's type and disposition; the same URL for
+        the same blob within a minute, valid for read_ttl plus at most that minute."""
         now = self._clock()
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        expires_at = hour + self.read_ttl + READ_EXPIRY_GRANULARITY
-        return SignedUrl(self._signed(blob_path, BlobSasPermissions(read=True), expires_at), expires_at)
+        minute = now.replace(second=0, microsecond=0)
+        expires_at = minute + self.read_ttl + READ_EXPIRY_GRANULARITY
+        served = served_as(ref.media_id, ref.content_type)
+        url = self._signed(
+            ref.blob_path,
+            BlobSasPermissions(read=True),
+            expires_at,
+            content_type=served.content_type,
+            content_disposition=served.content_disposition,
+            # A cache keeps the bytes no longer than the URL lives.
+            cache_control=f"private, max-age={int(self.read_ttl.total_seconds())}",
+        )
+        return SignedUrl(url, expires_at)
 
-    def _signed(self, blob_path: str, permission: BlobSasPermissions, expires_at: datetime) -> str:
+    def _signed(
+        self,
+        blob_path: str,
+        permission: BlobSasPermissions,
+        expires_at: datetime,
+        *,
+        content_type: str | None = None,
+        content_disposition: str | None = None,
+        cache_control: str | None = None,
+    ) -> str:
         sas = generate_blob_sas(
             self.account_name,
             self.container,
@@ -166,6 +192,9 @@ class MediaSigner:
             permission=permission,
             expiry=expires_at,
             protocol=self._protocol,
+            content_type=content_type,
+            content_disposition=content_disposition,
+            cache_control=cache_control,
         )
         return f"{self._base}/{quote(blob_path, safe='/')}?{sas}"
 
@@ -254,13 +283,16 @@ class MediaSigner:
 
 
 class MediaUrls:
-    """Turns a blob path into a URL a client can read: a read-only SAS for that one blob.
+    """Turns a post's media reference into a URL a client can read: a short-lived read-only SAS
+    for that one blob, signed when the post is served (never stored).
 
-    Synchronous and without I/O, so posts, feeds and projections can call it per item.
+    Synchronous and without I/O, so posts and feeds can call it per item.
     """
 
-    def __init__(self, signer: MediaSigner) -> None:
+    def __init__(self, signer: MediaSigner, unattached_ttl: timedelta = timedelta(hours=24)) -> None:
         self.signer = signer
+        # MEDIA_UNATTACHED_TTL_HOURS: a ready asset older than this can no longer be attached.
+        self.unattached_ttl = unattached_ttl
 
-    def url(self, blob_path: str) -> str:
-        return self.signer.read_url(blob_path).url
+    def url(self, ref: MediaRef) -> str:
+        return self.signer.read_url(ref).url

@@ -20,7 +20,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from shared_code.domain.errors import NotOnboarded
+from shared_code.domain.errors import NotFound, NotOnboarded
 from shared_code.domain.events import EventPayload
 
 T = TypeVar("T")
@@ -49,7 +49,7 @@ class UnitOfWork:
     conn: AsyncConnection[TupleRow]
     actor: Actor
     user_id: UUID | None
-    _events: list[tuple[EventPayload, UUID, int]] = field(default_factory=list)
+    _events: list[tuple[EventPayload, UUID, int, float]] = field(default_factory=list)
 
     def require_user(self) -> UUID:
         """The acting user's id; 403 for a valid token whose subject has not onboarded."""
@@ -62,13 +62,31 @@ class UnitOfWork:
         await self.conn.execute("SELECT set_config('chorus.user_id', %s, true)", (str(user_id),))
         self.user_id = user_id
 
-    def record(self, event: EventPayload, aggregate_id: UUID, aggregate_version: int) -> None:
-        """Queue an event for the outbox; written in this transaction at commit."""
-        self._events.append((event, aggregate_id, aggregate_version))
+    def record(
+        self, event: EventPayload, aggregate_id: UUID, aggregate_version: int, delay_seconds: float = 0.0
+    ) -> None:
+        """Queue an event for the outbox; written in this transaction at commit. `delay_seconds`: the
+        relay takes it no sooner (a background job that waits for something between its steps)."""
+        self._events.append((event, aggregate_id, aggregate_version, delay_seconds))
+
+    async def lock_live_users(self, *user_ids: UUID) -> None:
+        """Hold each account live until this transaction ends: 404 unless all are live. Writes that
+        involve an account (follows, posts, comments, reactions, blocks, mutes, flags) take this lock
+        (FOR KEY SHARE), and account erasure takes FOR UPDATE before it marks the account deleted, so
+        no such write can commit after an erasure was accepted (docs/privacy.md)."""
+        wanted = sorted(set(user_ids))
+        # Through a function of the owner's: row-level security lets a user lock only their own row.
+        cur = await self.conn.execute("SELECT chorus_lock_live_users(%s::uuid[])", (wanted,))
+        missing = set(wanted) - {row[0] for row in await cur.fetchall()}
+        if self.user_id in missing:
+            # The caller's own account went while this request ran (an erasure was accepted).
+            raise NotOnboarded("this account has been deleted")
+        if missing:
+            raise NotFound("no such user")
 
     @property
     def recorded(self) -> list[EventPayload]:
-        return [event for event, _, _ in self._events]
+        return [event for event, _, _, _ in self._events]
 
     async def flush_events(self) -> None:
         if not self._events:
@@ -91,13 +109,15 @@ class UnitOfWork:
                 event.event_type,
                 Jsonb(event.to_json()),
                 Jsonb(metadata),
+                delay,
             )
-            for event, aggregate_id, version in self._events
+            for event, aggregate_id, version, delay in self._events
         ]
         async with self.conn.cursor() as cur:
             await cur.executemany(
-                """INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, metadata)
-                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                """INSERT INTO outbox (aggregate_type, aggregate_id, aggregate_version, event_type, payload, metadata,
+                                       next_attempt_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s))""",
                 rows,
             )
         self._events.clear()

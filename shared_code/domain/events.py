@@ -320,6 +320,37 @@ class AppealDecided(EventPayload):
     moderator_id: UUID
 
 
+# --- account erasure and export (docs/privacy.md) --------------------------------------------
+# Erasure is a chain of events of one aggregate (the account's erasure job, id = the user's id): each
+# event the relay's erasure handler takes does one batch and records the next, until account.erased.
+
+
+class AccountErasureRequested(EventPayload):
+    event_type = "account.erasure_requested"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    requested_at: datetime
+
+
+class AccountErasureProgressed(EventPayload):
+    event_type = "account.erasure_progressed"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    step: str  # the kind of data the next batch erases
+    rows_erased: int  # so far
+
+
+class AccountErased(EventPayload):
+    event_type = "account.erased"
+    aggregate_type = "account_erasure"
+
+    user_id: UUID
+    rows_erased: int
+    erased_at: datetime
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -343,6 +374,9 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         PostModerated,
         AppealCreated,
         AppealDecided,
+        AccountErasureRequested,
+        AccountErasureProgressed,
+        AccountErased,
     )
 }
 

@@ -8,7 +8,34 @@ from typing import Final, Literal, get_args
 DISPLAY_NAME_MAX: Final = 50
 BIO_MAX: Final = 500
 USERNAME_PATTERN: Final = r"^[A-Za-z0-9_]{3,30}$"
+# Names nobody may claim (compared without regard to case): they would let an account pass for the
+# service, its staff or its routes. The OpenAPI document lists them in the username's description.
+RESERVED_USERNAMES: Final[frozenset[str]] = frozenset(
+    {
+        "admin",
+        "administrator",
+        "api",
+        "chorus",
+        "help",
+        "me",
+        "moderator",
+        "moderators",
+        "null",
+        "official",
+        "operator",
+        "root",
+        "security",
+        "staff",
+        "support",
+        "system",
+        "undefined",
+    }
+)
 AVATAR_URL_MAX: Final = 2048
+# What account erasure leaves in place of a text it erases (posts, comments, flags, appeals, the display
+# name): the rows stay (others' comments, counts and moderation decisions refer to them), the words go.
+ERASED_TEXT: Final = "[erased]"
+ERASED_DISPLAY_NAME: Final = "Deleted account"
 POST_CONTENT_MAX: Final = 2000
 COMMENT_CONTENT_MAX: Final = 1000
 MEDIA_PER_POST_MAX: Final = 10

@@ -137,7 +137,7 @@ class Reconciler:
                    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                                'blobPath', m.blob_path) ORDER BY pm.position)
                              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                             WHERE pm.post_id = p.id), '[]'::json),
+                             WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json),
                    pc.reactions, pc.comments, pc.version
             FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
             JOIN post_counts pc ON pc.post_id = p.id

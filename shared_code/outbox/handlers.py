@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
+from uuid import UUID
 
 from azure.eventhub import EventData
 from azure.eventhub.aio import EventHubProducerClient
@@ -117,6 +118,32 @@ _FEED_EFFECTS = {
     "mute.deleted": "backfill",
     "block.created": "remove-both",
 }
+
+
+class AccountErasure(Protocol):
+    """What the erasure handler needs (services.erasure.ErasureService, given by shared_code.bootstrap)."""
+
+    async def run_step(self, user_id: UUID, event_version: int, outbox_id: int) -> None: ...
+
+
+class ErasureHandler:
+    """Account erasure's batches (docs/privacy.md): each event of the chain does one batch and records the
+    next event in the same transaction; a replayed event finds its batch done and does nothing."""
+
+    name = "account-erasure"
+    _STEPS = ("account.erasure_requested", "account.erasure_progressed")
+
+    def __init__(self, erasure: AccountErasure, concurrency: int) -> None:
+        self._erasure = erasure
+        self._concurrency = concurrency
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        steps = [e for e in events if e.event_type in self._STEPS]
+        return await _each(
+            steps,
+            self._concurrency,
+            lambda e: self._erasure.run_step(e.aggregate_id, e.aggregate_version, e.id),
+        )
 
 
 class AdminMirrorHandler:

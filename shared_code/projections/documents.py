@@ -232,6 +232,10 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "flag.created": _nothing,
     "appeal.created": _nothing,
     "appeal.decided": _nothing,
+    # Erasure is a job of its own handler (which deletes the account's Cosmos DB documents itself).
+    "account.erasure_requested": _nothing,
+    "account.erasure_progressed": _nothing,
+    "account.erased": _nothing,
 }
 
 

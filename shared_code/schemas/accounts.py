@@ -6,9 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from shared_code.domain.limits import AVATAR_URL_MAX, BIO_MAX, DISPLAY_NAME_MAX, USERNAME_PATTERN
+from shared_code.domain.limits import (
+    AVATAR_URL_MAX,
+    BIO_MAX,
+    DISPLAY_NAME_MAX,
+    RESERVED_USERNAMES,
+    USERNAME_PATTERN,
+)
 from shared_code.schemas.common import (
     DISPLAY_NAME_PATTERN,
     HTTPS_URL_PATTERN,
@@ -33,8 +39,24 @@ AvatarUrl = Annotated[
 ]
 
 
+def _not_reserved(username: str) -> str:
+    if username.lower() in RESERVED_USERNAMES:
+        raise ValueError("this username is reserved; choose another")
+    return username
+
+
+USERNAME_DESCRIPTION = (
+    "3–30 letters, digits or _, compared without case; not one of the reserved names ("
+    + ", ".join(sorted(RESERVED_USERNAMES))
+    + "), and not a name a deleted account gave up within ERASURE_USERNAME_HOLD_DAYS (409)"
+)
+Username = Annotated[
+    str, Field(pattern=USERNAME_PATTERN, description=USERNAME_DESCRIPTION), AfterValidator(_not_reserved)
+]
+
+
 class CreateUser(RequestBody):
-    username: Annotated[str, Field(pattern=USERNAME_PATTERN, description="3–30 letters, digits or _")]
+    username: Username
     display_name: DisplayName
     bio: Bio = ""
     avatar_url: AvatarUrl | None = None
@@ -92,3 +114,11 @@ class PublicProfile(ResponseBody):
     followers: int
     following: int
     posts: int
+
+
+class ErasureAccepted(ResponseBody):
+    """DELETE /api/users/me: the account is locked and gone from every read; its data is being erased."""
+
+    user_id: UUID
+    status: str = Field(description='always "accepted": the erasure runs in the background')
+    requested_at: datetime

@@ -1,4 +1,5 @@
-"""Accounts: onboarding a token's subject, the caller's own account, profile edits, deletion."""
+"""Accounts: onboarding a token's subject, the caller's own account, profile edits. (Deletion is an
+erasure: shared_code/services/erasure.py.)"""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from typing import Any
 from psycopg import errors as pg_errors
 
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Conflict, NotFound
-from shared_code.domain.events import ProfileUpdated, UserCreated, UserDeleted
+from shared_code.domain.errors import Conflict
+from shared_code.domain.events import ProfileUpdated, UserCreated
 from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
-from shared_code.services import social
-from shared_code.services.post_deletion import delete_posts_of
+from shared_code.services.erasure import lock_username, username_held
 
 # Token `idp` claim values → the auth providers the schema allows; anything else is email/password.
 _PROVIDERS = {
@@ -31,6 +31,11 @@ def auth_provider(identity_provider: str | None) -> str:
 async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | None, email: str | None) -> Me:
     if uow.user_id is not None:
         raise Conflict("this account already exists")
+    # Reserved names are refused by the request's validation (schemas/accounts.py); a name an erasure
+    # freed is held back for ERASURE_USERNAME_HOLD_DAYS.
+    await lock_username(uow, body.username)
+    if await username_held(uow, body.username):
+        raise Conflict("that username is not available; choose another", field="username")
     try:
         cur = await uow.conn.execute(
             """INSERT INTO users (auth_subject, auth_provider, email, username)
@@ -138,22 +143,3 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
 def _camel(column: str) -> str:
     head, *rest = column.split("_")
     return head + "".join(part.title() for part in rest)
-
-
-async def delete_account(uow: UnitOfWork) -> None:
-    """Soft-delete the account; its posts and follows go too, each with its own event, so every
-    projection retracts them the way it retracts a single delete."""
-    user_id = uow.require_user()
-    await social.remove_all_follows_of(uow, user_id, cause="account_deleted")
-    await delete_posts_of(uow, user_id)
-    cur = await uow.conn.execute(
-        """UPDATE users SET deleted_at = now(), updated_at = now(), version = version + 1
-           WHERE id = %s AND deleted_at IS NULL RETURNING version, deleted_at""",
-        (user_id,),
-    )
-    row = await cur.fetchone()
-    if row is None:
-        raise NotFound("this account no longer exists")
-    version, deleted_at = row
-    await uow.conn.execute("UPDATE profiles SET deleted_at = %s WHERE user_id = %s", (deleted_at, user_id))
-    uow.record(UserDeleted(user_id=user_id, deleted_at=deleted_at), user_id, version)

@@ -14,7 +14,7 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
-from shared_code.domain.limits import ReactionType
+from shared_code.domain.limits import ERASED_TEXT, ReactionType
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Comment, CreateComment
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, visible_post
@@ -40,6 +40,7 @@ async def _no_block_with_author(uow: UnitOfWork, author_id: UUID, me: UUID, acti
 async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Comment:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
+    await uow.lock_live_users(me, post.author_id)
     await _no_block_with_author(uow, post.author_id, me, "comment on")
     if body.parent_id is not None:
         cur = await uow.conn.execute(
@@ -153,6 +154,44 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     )
 
 
+async def erase_comments_of(uow: UnitOfWork, author_id: UUID, limit: int) -> int:
+    """Account erasure: delete up to `limit` live comments of `author_id` (each with its event and the
+    post's comment count lowered, so the counters stay exact) and blank the text of its deleted ones.
+    How many rows it changed; 0 when none is left."""
+    cur = await uow.conn.execute(
+        """SELECT id, post_id FROM comments WHERE author_id = %s AND deleted_at IS NULL
+           ORDER BY id LIMIT %s FOR UPDATE""",
+        (author_id, limit),
+    )
+    live = await cur.fetchall()
+    for comment_id, post_id in live:
+        cur = await uow.conn.execute(
+            "UPDATE comments SET deleted_at = now(), version = version + 1 WHERE id = %s RETURNING version",
+            (comment_id,),
+        )
+        version_row = await cur.fetchone()
+        assert version_row is not None
+        counts = await _move_comment_count(uow, post_id, -1)
+        uow.record(
+            CommentDeleted(
+                comment_id=comment_id,
+                post_id=post_id,
+                author_id=author_id,
+                deleted_by=author_id,
+                post_counts=counts,
+            ),
+            comment_id,
+            version_row[0],
+        )
+    cur = await uow.conn.execute(
+        """UPDATE comments SET content = %s WHERE id IN (
+               SELECT id FROM comments WHERE author_id = %s AND deleted_at IS NOT NULL AND content <> %s
+               ORDER BY id LIMIT %s)""",
+        (ERASED_TEXT, author_id, ERASED_TEXT, limit),
+    )
+    return len(live) + cur.rowcount
+
+
 # --- reactions -------------------------------------------------------------------------------
 
 
@@ -180,6 +219,7 @@ async def _move_reaction_counts(
 async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionType) -> None:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
+    await uow.lock_live_users(me, post.author_id)
     await _no_block_with_author(uow, post.author_id, me, "react to")
     cur = await uow.conn.execute(
         """INSERT INTO reactions (post_id, user_id, type) VALUES (%s, %s, %s)
@@ -251,3 +291,37 @@ async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
         reaction_id,
         version,
     )
+
+
+async def erase_reactions_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: remove up to `limit` live reactions of `user_id`, each with its event and the
+    post's counts lowered (the counters projection retracts it). How many; 0 when none is left."""
+    cur = await uow.conn.execute(
+        """SELECT r.post_id, p.author_id FROM reactions r JOIN posts p ON p.id = r.post_id
+           WHERE r.user_id = %s AND r.deleted_at IS NULL ORDER BY r.post_id LIMIT %s FOR UPDATE OF r""",
+        (user_id, limit),
+    )
+    live = await cur.fetchall()
+    for post_id, post_author_id in live:
+        cur = await uow.conn.execute(
+            """UPDATE reactions SET deleted_at = now(), updated_at = now(), version = version + 1
+               WHERE post_id = %s AND user_id = %s RETURNING id, version, type""",
+            (post_id, user_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        reaction_id, version, previous = row
+        counts = await _move_reaction_counts(uow, post_id, None, previous)
+        uow.record(
+            ReactionRemoved(
+                reaction_id=reaction_id,
+                post_id=post_id,
+                post_author_id=post_author_id,
+                user_id=user_id,
+                previous_type=previous,
+                post_counts=counts,
+            ),
+            reaction_id,
+            version,
+        )
+    return len(live)

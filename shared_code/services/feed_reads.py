@@ -230,9 +230,7 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
 
 def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
     refs = [MediaRef.model_validate(m) for m in media]
-    return [
-        Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r.blob_path)) for r in refs
-    ]
+    return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r)) for r in refs]
 
 
 def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: MediaUrls) -> FeedItem:

@@ -61,7 +61,7 @@ FEED_POST_COLUMNS = """p.id, p.author_id, u.username, pr.display_name, pr.avatar
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id), '[]'::json)"""
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json)"""
 
 
 def feed_post_from_row(row: Sequence[Any]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ gets the first response again; the same key with another body is 409.
 The key is reserved in the use case's own transaction, before the write: a
 concurrent retry waits on that row and then replays the committed response; a
 rolled-back attempt leaves no key behind.
+
+Keys belong to the caller's account (a later account of the same token subject starts afresh); only
+onboarding, before there is an account, scopes them to the subject. A timer deletes keys older than
+IDEMPOTENCY_KEY_TTL_HOURS (a day by default): after that a retry is a new request.
 """
 
 from __future__ import annotations
@@ -56,19 +60,19 @@ async def respond_once(
             "for example a UUID"
         )
     fingerprint = request_fingerprint(operation, body)
-    subject = uow.actor.subject
+    scope = key_scope(uow, operation)
     cur = await uow.conn.execute(
-        """INSERT INTO idempotency_keys (subject, key, operation, request_hash, response_status)
-           VALUES (%s, %s, %s, %s, 0)
-           ON CONFLICT (subject, key) DO NOTHING
+        """INSERT INTO idempotency_keys (scope, subject, user_id, key, operation, request_hash, response_status)
+           VALUES (%s, %s, %s, %s, %s, %s, 0)
+           ON CONFLICT (scope, key) DO NOTHING
            RETURNING 1""",
-        (subject, key, operation, fingerprint),
+        (scope, uow.actor.subject, uow.user_id, key, operation, fingerprint),
     )
     if await cur.fetchone() is None:
         cur = await uow.conn.execute(
             """SELECT request_hash, response_status, response_body, response_headers
-               FROM idempotency_keys WHERE subject = %s AND key = %s""",
-            (subject, key),
+               FROM idempotency_keys WHERE scope = %s AND key = %s""",
+            (scope, key),
         )
         row = await cur.fetchone()
         assert row is not None  # the conflicting row is committed: we waited for it
@@ -77,9 +81,33 @@ async def respond_once(
             raise Conflict("this Idempotency-Key was used with a different request; use a new key")
         return StoredResponse(status, response_body, dict(headers), replayed=True)
     response = await create()
+    # user_id: onboarding has made the account by now, so its stored response goes with the account.
     await uow.conn.execute(
-        """UPDATE idempotency_keys SET response_status = %s, response_body = %s, response_headers = %s
-           WHERE subject = %s AND key = %s""",
-        (response.status, Jsonb(response.body), Jsonb(response.headers), subject, key),
+        """UPDATE idempotency_keys SET response_status = %s, response_body = %s, response_headers = %s,
+                  user_id = %s
+           WHERE scope = %s AND key = %s""",
+        (response.status, Jsonb(response.body), Jsonb(response.headers), uow.user_id, scope, key),
     )
     return response
+
+
+# Onboarding's keys belong to the token subject: its retry finds the account made, and must still replay.
+ONBOARDING_OPERATION = "create_user"
+
+
+def key_scope(uow: UnitOfWork, operation: str) -> str:
+    """Whose keys these are: the account's, or for onboarding the token subject's."""
+    if operation == ONBOARDING_OPERATION or uow.user_id is None:
+        return f"subject:{uow.actor.subject}"
+    return f"user:{uow.user_id}"
+
+
+async def delete_expired_keys(uow: UnitOfWork, older_than_hours: float, batch: int) -> int:
+    """Delete up to `batch` keys older than `older_than_hours`; how many went."""
+    cur = await uow.conn.execute(
+        """DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+               SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %s)
+               ORDER BY created_at LIMIT %s))""",
+        (older_than_hours * 3600, batch),
+    )
+    return cur.rowcount

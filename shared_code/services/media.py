@@ -1,5 +1,6 @@
-"""Media uploads: request a signed upload URL, complete the upload after the client's PUT,
-and clean up uploads that were never completed.
+"""Media uploads: request a signed upload URL, complete the upload after the client's PUT, read
+an asset through a fresh short-lived URL, clean up uploads that were never completed, and purge
+the blobs of assets nobody may read any more (shared_code/domain/media_rules.py).
 
 The server picks the blob path (`{ownerId}/{mediaId}`), so nothing a client sends ends up
 in a storage path. The upload URL is create-only: after the one PUT the blob cannot be
@@ -11,19 +12,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobClient, BlobServiceClient
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.availability import RequestBudget
-from shared_code.adapters.media_signing import MediaSigner
+from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.db.unit_of_work import UnitOfWork, system_connection
 from shared_code.domain.errors import Conflict, Invalid, NotFound, RateLimited
+from shared_code.domain.events import MediaRef
+from shared_code.domain.media_rules import (
+    SNIFF_BYTES,
+    AttachedPost,
+    MediaState,
+    bytes_match,
+    purgeable,
+    readable_by,
+    served_as,
+    sniffed_type,
+)
 from shared_code.schemas.media import MediaReady, MediaUpload, RequestUpload
+from shared_code.services.guards import has_blocked
 
 log = logging.getLogger("chorus.media")
 
@@ -99,19 +115,23 @@ async def _within_pending_quota(uow: UnitOfWork, owner: UUID, pending_max: int) 
 async def complete_upload(
     uow: UnitOfWork,
     blob_service: BlobServiceClient,
-    signer: MediaSigner,
+    media_urls: MediaUrls,
     media_id: UUID,
     budget: RequestBudget,
 ) -> MediaReady:
-    """Mark the caller's pending asset ready once its blob is there with the declared size and type.
+    """Mark the caller's pending asset ready once its blob is there as declared, and sign a short
+    read URL for it while it is readable (docs/api.md "Media").
 
-    Completing a ready asset again answers the same (idempotent). Nothing uploaded yet is a 409;
-    a blob that differs from the declaration is a 422 naming the differences, and that blob is
-    deleted so the client can PUT the right bytes to the same upload URL while it is valid. In
-    every refusal the asset stays pending, and so it does when Blob storage does not answer within
+    Completing a ready asset again answers the same (idempotent) while the asset is readable; once
+    its post is deleted, hidden or removed, or it stayed unattached too long, it is a 404 and nothing
+    is signed. Nothing uploaded yet is a 409; a blob that differs from the declaration (size, type,
+    or bytes that are not of the declared type) is a 422 naming the differences, and that blob is
+    deleted so the client can PUT the right bytes to the same upload URL while it is valid. In every
+    refusal the asset stays pending, and so it does when Blob storage does not answer within
     `budget` (MediaStorageUnavailable: a 503, and the client completes it again later).
     """
     me = uow.require_user()
+    signer = media_urls.signer
     async with budget.guard():
         await signer.ensure_fresh()
     cur = await uow.conn.execute(
@@ -125,35 +145,19 @@ async def complete_upload(
     _, content_type, size_bytes, blob_path, status = row
     if status == "pending":
         blob = blob_service.get_blob_client(signer.container, blob_path)
-        try:
-            async with budget.guard():
-                properties = await blob.get_blob_properties()
-        except ResourceNotFoundError:
-            raise Conflict(
-                "nothing has been uploaded for this media yet: upload the bytes first "
-                "(one PUT to the uploadUrl), then complete it"
-            ) from None
-        found_type = (properties.content_settings.content_type or "").split(";")[0].strip().lower()
-        found_size = int(properties.size)
-        differences = []
-        if found_size != size_bytes:
-            differences.append(f"sizeBytes: declared {size_bytes}, uploaded {found_size}")
-        if found_type != content_type:
-            differences.append(f"contentType: declared {content_type}, uploaded {found_type or 'none'}")
-        if differences:
-            async with budget.guard():
-                await _discard(blob_service, signer.container, blob_path, properties.etag)
-            raise Invalid(
-                "the upload does not match what was declared (" + "; ".join(differences) + "); it was "
-                "discarded: PUT the declared bytes again while the upload URL is valid, or request a new "
-                "upload",
-                declared={"contentType": content_type, "sizeBytes": size_bytes},
-                found={"contentType": found_type or None, "sizeBytes": found_size},
-            )
+        await _check_upload(blob, media_id, content_type, size_bytes, budget)
         await uow.conn.execute(
             "UPDATE media_assets SET status = 'ready', ready_at = now() WHERE id = %s", (media_id,)
         )
-    read = signer.read_url(blob_path)
+    state = await media_state(uow, media_id)
+    if state is None or not readable_by(
+        state, me, await _db_now(uow), media_urls.unattached_ttl, blocked_by_author=False
+    ):
+        raise NotFound(
+            "this media is not readable any more: its post was deleted, hidden or removed, or it was "
+            "not attached to a post in time"
+        )
+    read = signer.read_url(MediaRef(media_id=media_id, content_type=content_type, blob_path=blob_path))
     return MediaReady(
         media_id=media_id,
         content_type=content_type,
@@ -163,10 +167,145 @@ async def complete_upload(
     )
 
 
-async def _discard(blob_service: BlobServiceClient, container: str, blob_path: str, etag: str) -> None:
+async def _check_upload(
+    blob: BlobClient, media_id: UUID, content_type: str, size_bytes: int, budget: RequestBudget
+) -> None:
+    """The checks of a completion, in order: the blob is there; its size and the type it was
+    uploaded with are the declared ones; its first bytes are of the declared type. A blob that fails
+    is discarded (422). One that passes gets the headers the server decides (served_as), so
+    readers never get the uploader's."""
+    try:
+        async with budget.guard():
+            properties = await blob.get_blob_properties()
+    except ResourceNotFoundError:
+        raise Conflict(
+            "nothing has been uploaded for this media yet: upload the bytes first "
+            "(one PUT to the uploadUrl), then complete it"
+        ) from None
+    found_type = (properties.content_settings.content_type or "").split(";")[0].strip().lower()
+    found_size = int(properties.size)
+    differences = []
+    if found_size != size_bytes:
+        differences.append(f"sizeBytes: declared {size_bytes}, uploaded {found_size}")
+    if found_type != content_type:
+        differences.append(f"contentType: declared {content_type}, uploaded {found_type or 'none'}")
+    found: dict[str, object] = {"contentType": found_type or None, "sizeBytes": found_size}
+    if not differences:
+        async with budget.guard():
+            download = await blob.download_blob(
+                offset=0,
+                length=min(found_size, SNIFF_BYTES),
+                etag=properties.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+            head = await download.readall()
+        if not bytes_match(content_type, head):
+            looks_like = sniffed_type(head)
+            found["bytesLookLike"] = looks_like
+            differences.append(
+                f"bytes: declared {content_type}, the uploaded bytes are "
+                + (looks_like if looks_like else "not of any accepted media type")
+            )
+    if differences:
+        async with budget.guard():
+            await _discard(blob, properties.etag)
+        raise Invalid(
+            "the upload does not match what was declared (" + "; ".join(differences) + "); it was "
+            "discarded: PUT the declared bytes again while the upload URL is valid, or request a new "
+            "upload",
+            declared={"contentType": content_type, "sizeBytes": size_bytes},
+            found=found,
+        )
+    served = served_as(media_id, content_type)
+    async with budget.guard():
+        await blob.set_http_headers(
+            ContentSettings(content_type=served.content_type, content_disposition=served.content_disposition),
+            etag=properties.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
+
+async def _db_now(uow: UnitOfWork) -> datetime:
+    """The database's clock: the one ready_at was written with."""
+    cur = await uow.conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value
+
+
+# An asset and what decides who may read it (shared_code/domain/media_rules.py), in one query.
+_STATE_COLUMNS = """
+    m.owner_id, EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL),
+    m.status, m.ready_at, m.deleted_at IS NOT NULL OR m.purged_at IS NOT NULL,
+    p.id, p.author_id, p.deleted_at IS NULL, p.status
+"""
+_STATE_FROM = """
+    FROM media_assets m
+    LEFT JOIN post_media pm ON pm.media_id = m.id
+    LEFT JOIN posts p ON p.id = pm.post_id
+"""
+
+
+def _state_from_row(row: Sequence[Any]) -> MediaState:
+    post = None if row[5] is None else AttachedPost(id=row[5], author_id=row[6], live=row[7], status=row[8])
+    return MediaState(
+        owner_id=row[0], owner_live=row[1], status=row[2], ready_at=row[3], gone=row[4], post=post
+    )
+
+
+async def media_state(uow: UnitOfWork, media_id: UUID) -> MediaState | None:
+    cur = await uow.conn.execute(f"SELECT {_STATE_COLUMNS} {_STATE_FROM} WHERE m.id = %s", (media_id,))
+    row = await cur.fetchone()
+    return None if row is None else _state_from_row(row)
+
+
+async def read_media(
+    uow: UnitOfWork, media_urls: MediaUrls, media_id: UUID, budget: RequestBudget
+) -> MediaReady:
+    """GET /api/media/{id}: a fresh short-lived read URL when the caller may read the asset; a 409
+    for the owner's upload not completed yet; else a 404 that does not say whether it exists."""
+    me = uow.require_user()
+    cur = await uow.conn.execute(
+        f"SELECT {_STATE_COLUMNS}, m.content_type, m.size_bytes, m.blob_path {_STATE_FROM} WHERE m.id = %s",
+        (media_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFound("no such media")
+    state = _state_from_row(row)
+    if state.status == "pending" and state.owner_id == me and not state.gone:
+        # The owner's own upload, not completed yet: say so (the Location of POST /media points here).
+        raise Conflict(
+            "this upload is not complete yet: PUT the bytes to its uploadUrl, then POST "
+            f"/api/media/{media_id}/complete"
+        )
+    blocked = (
+        state.post is not None
+        and state.post.author_id != me
+        and await has_blocked(uow, state.post.author_id, me)
+    )
+    if not readable_by(state, me, await _db_now(uow), media_urls.unattached_ttl, blocked_by_author=blocked):
+        raise NotFound("no such media")
+    content_type, size_bytes, blob_path = row[9:12]
+    async with budget.guard():
+        await media_urls.signer.ensure_fresh()
+    read = media_urls.signer.read_url(
+        MediaRef(media_id=media_id, content_type=content_type, blob_path=blob_path)
+    )
+    return MediaReady(
+        media_id=media_id,
+        content_type=content_type,
+        size_bytes=size_bytes,
+        url=read.url,
+        url_expires_at=read.expires_at,
+    )
+
+
+async def _discard(blob: BlobClient, etag: str) -> None:
     """Delete the blob that was inspected, and only that one."""
     with contextlib.suppress(ResourceNotFoundError, ResourceModifiedError):
-        await blob_service.get_blob_client(container, blob_path).delete_blob(
+        await blob.delete_blob(
             delete_snapshots="include", etag=etag, match_condition=MatchConditions.IfNotModified
         )
 
@@ -204,17 +343,85 @@ async def delete_stale_pending(
             return removed
 
 
-async def _delete_blob(blob_service: BlobServiceClient, container: str, blob_path: str) -> bool:
+async def _delete_blob(
+    blob_service: BlobServiceClient,
+    container: str,
+    blob_path: str,
+    left: str = "media cleanup: could not delete blob %s; it stays pending for the next run",
+) -> bool:
     try:
         # Snapshots too: the create permission of an upload URL also lets a client snapshot its blob.
         await blob_service.get_blob_client(container, blob_path).delete_blob(delete_snapshots="include")
     except ResourceNotFoundError:
         return True
     except Exception:
-        log.warning(
-            "media cleanup: could not delete blob %s; it stays pending for the next run",
-            blob_path,
-            exc_info=True,
-        )
+        log.warning(left, blob_path, exc_info=True)
         return False
     return True
+
+
+async def purge_unreadable_media(
+    pool: AsyncConnectionPool, blob_service: BlobServiceClient, container: str, unattached_ttl: timedelta
+) -> int:
+    """The sweep: delete the blob of every ready asset nobody may read any more (its post deleted,
+    hidden or removed, its owner's account deleted, or unattached for `unattached_ttl`), then mark
+    the row purged. Small batches, each in its own transaction; rows are claimed with SKIP LOCKED, so
+    two instances share the work and neither waits on a request that holds an asset. Idempotent: a
+    blob already gone is fine (a replay after a crash between the delete and the commit), and a row
+    whose blob could not be deleted stays unpurged for the next run. Returns how many were purged."""
+    purged = 0
+    while True:
+        # As the system: the sweep spans every user's media (row-level security lets 'system' through).
+        async with system_connection(pool) as conn, conn.transaction():
+            cur = await conn.execute(
+                """SELECT m.id FROM media_assets m
+                   LEFT JOIN post_media pm ON pm.media_id = m.id
+                   LEFT JOIN posts p ON p.id = pm.post_id
+                   WHERE m.status = 'ready' AND m.purged_at IS NULL AND m.deleted_at IS NULL
+                     AND (NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL)
+                          OR (pm.media_id IS NULL AND m.ready_at <= now() - %s)
+                          OR (pm.media_id IS NOT NULL AND (p.deleted_at IS NOT NULL OR p.status <> 'visible')))
+                   ORDER BY m.ready_at LIMIT %s FOR UPDATE OF m SKIP LOCKED""",
+                (unattached_ttl, CLEANUP_BATCH),
+            )
+            claimed = [row[0] for row in await cur.fetchall()]
+            if not claimed:
+                return purged
+            # Decided again by the rule itself, in a new statement that sees what committed since the
+            # claim was read (a post attaching one of these media just before it): the row locks now
+            # held keep it so until this transaction ends.
+            cur = await conn.execute(
+                f"SELECT {_STATE_COLUMNS}, m.id, m.blob_path {_STATE_FROM} WHERE m.id = ANY(%s)", (claimed,)
+            )
+            rows = await cur.fetchall()
+            now_cur = await conn.execute("SELECT now()")
+            now_row = await now_cur.fetchone()
+            assert now_row is not None
+            doomed = [
+                (row[9], row[10])
+                for row in rows
+                if purgeable(_state_from_row(row), now_row[0], unattached_ttl)
+            ]
+            if not doomed:
+                return purged
+            outcomes = await asyncio.gather(
+                *(
+                    _delete_blob(
+                        blob_service,
+                        container,
+                        path,
+                        "media sweep: could not delete blob %s (is Blob storage reachable, and may the app's "
+                        "identity delete in the media container?); its row stays unpurged and the next run "
+                        "tries again",
+                    )
+                    for _, path in doomed
+                )
+            )
+            done = [media_id for (media_id, _), deleted in zip(doomed, outcomes, strict=True) if deleted]
+            if done:
+                await conn.execute("UPDATE media_assets SET purged_at = now() WHERE id = ANY(%s)", (done,))
+            purged += len(done)
+        if len(done) < len(doomed):
+            return purged  # some blobs could not be deleted: the next run tries again
+        if len(claimed) < CLEANUP_BATCH:
+            return purged

@@ -59,6 +59,7 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
     post = await visible_post(uow, post_id)
     if post.author_id == me:
         raise Invalid("you cannot flag your own post")
+    await uow.lock_live_users(me, post.author_id)
     try:
         # The flag keeps the text it flagged: the author may edit or delete the post afterwards.
         cur = await uow.conn.execute(

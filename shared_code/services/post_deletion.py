@@ -1,4 +1,4 @@
-"""Soft-deleting posts: one post (by its author or a moderator) or every post of a deleted account."""
+"""Soft-deleting a post (by its author, a moderator, or the erasure of its author's account)."""
 
 from __future__ import annotations
 
@@ -26,13 +26,3 @@ async def soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> N
         post_id,
         version,
     )
-
-
-async def delete_posts_of(uow: UnitOfWork, author_id: UUID) -> None:
-    """Every live post of an author (account deletion), one event each."""
-    cur = await uow.conn.execute(
-        "SELECT id FROM posts WHERE author_id = %s AND deleted_at IS NULL ORDER BY created_at FOR UPDATE",
-        (author_id,),
-    )
-    for (post_id,) in await cur.fetchall():
-        await soft_delete_post(uow, post_id, author_id)

@@ -11,7 +11,7 @@ from shared_code.domain.events import MediaRef
 async def media_refs(uow: UnitOfWork, post_id: UUID) -> tuple[MediaRef, ...]:
     cur = await uow.conn.execute(
         """SELECT m.id, m.content_type, m.blob_path FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-           WHERE pm.post_id = %s ORDER BY pm.position""",
+           WHERE pm.post_id = %s AND m.purged_at IS NULL ORDER BY pm.position""",
         (post_id,),
     )
     return tuple(MediaRef(media_id=r[0], content_type=r[1], blob_path=r[2]) for r in await cur.fetchall())

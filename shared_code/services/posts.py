@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
+
+from psycopg import errors as pg_errors
 
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
@@ -22,16 +25,19 @@ from shared_code.services.reaction_counts import full_reaction_counts
 
 
 async def _attach_media(
-    uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID]
+    uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID], unattached_ttl: timedelta
 ) -> tuple[MediaRef, ...]:
+    """Attach ready, unpurged media of `owner` that no post uses yet and that have not outlived
+    MEDIA_UNATTACHED_TTL_HOURS (the sweep purges those)."""
     if not media_ids:
         return ()
     cur = await uow.conn.execute(
         """SELECT m.id, m.content_type, m.blob_path FROM media_assets m
            WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
+             AND m.purged_at IS NULL AND m.ready_at > now() - %s
              AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
            FOR UPDATE""",
-        (list(media_ids), owner),
+        (list(media_ids), owner, unattached_ttl),
     )
     found = {
         row[0]: MediaRef(media_id=row[0], content_type=row[1], blob_path=row[2])
@@ -40,16 +46,25 @@ async def _attach_media(
     missing = [str(m) for m in media_ids if m not in found]
     if missing:
         raise Invalid("these media are not yours, not ready, or already used by a post", mediaIds=missing)
-    async with uow.conn.cursor() as cursor:
-        await cursor.executemany(
-            "INSERT INTO post_media (post_id, media_id, position) VALUES (%s, %s, %s)",
-            [(post_id, media_id, position) for position, media_id in enumerate(media_ids)],
-        )
+    try:
+        async with uow.conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO post_media (post_id, media_id, position) VALUES (%s, %s, %s)",
+                [(post_id, media_id, position) for position, media_id in enumerate(media_ids)],
+            )
+    except pg_errors.UniqueViolation:
+        # Another post took one of these media between the check above and this insert (the check
+        # reads before the other transaction commits): the loser of the race is told, not a 500.
+        raise Conflict(
+            "one of these media was attached to another post at the same time",
+            mediaIds=[str(m) for m in media_ids],
+        ) from None
     return tuple(found[m] for m in media_ids)
 
 
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
+    await uow.lock_live_users(me)
     cur = await uow.conn.execute(
         "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
         (me, body.content),
@@ -58,7 +73,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
     assert row is not None
     post_id, created_at, status = row
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
-    media = await _attach_media(uow, me, post_id, body.media_ids)
+    media = await _attach_media(uow, me, post_id, body.media_ids, media_urls.unattached_ttl)
     author_counts = await change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
     uow.record(
@@ -89,7 +104,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
 
 
 def _media(ref: MediaRef, media_urls: MediaUrls) -> Media:
-    return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref.blob_path))
+    return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref))
 
 
 # One query shape for every post read: the post, its author, counts and media in one round trip.
@@ -99,7 +114,7 @@ _POST_COLUMNS = """
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id), '[]'::json)
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json)
 """
 _POST_JOINS = """
     FROM posts p
@@ -121,7 +136,9 @@ def _post_from_row(row: Sequence[Any], media_urls: MediaUrls) -> Post:
         edited_at=row[8],
         counts=full_reaction_counts(row[9]),
         comment_count=row[10],
-        media=[_media(m, media_urls) for m in media],
+        # Media of a hidden or removed post is not readable by anyone, its author and moderators
+        # included (docs/api.md "Media"): no URL is signed for it.
+        media=[_media(m, media_urls) for m in media] if row[6] == "visible" else [],
     )
 
 

@@ -60,7 +60,7 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
     me = uow.require_user()
     if followee == me:
         raise Invalid("you cannot follow yourself")
-    await require_live_user(uow, followee)
+    await uow.lock_live_users(me, followee)
     await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
@@ -122,16 +122,47 @@ async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
     await _end_follow(uow, me, followee, "unfollow")
 
 
-async def remove_all_follows_of(uow: UnitOfWork, user_id: UUID, cause: FollowCause) -> None:
-    """End every follow to and from `user_id` (account deletion), one event per edge."""
+async def erase_follows_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: end up to `limit` follows to and from `user_id`, one event per edge (the
+    counts of both sides move with it). How many; 0 when none is left."""
     cur = await uow.conn.execute(
         """SELECT follower_id, followee_id FROM follows
            WHERE (follower_id = %(u)s OR followee_id = %(u)s) AND deleted_at IS NULL
-           ORDER BY follower_id, followee_id""",
-        {"u": user_id},
+           ORDER BY follower_id, followee_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
     )
-    for follower, followee in await cur.fetchall():
-        await _end_follow(uow, follower, followee, cause)
+    edges = await cur.fetchall()
+    for follower, followee in edges:
+        await _end_follow(uow, follower, followee, "account_deleted")
+    return len(edges)
+
+
+async def erase_blocks_and_mutes_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: end up to `limit` blocks and mutes by or of `user_id`, each with its event.
+    How many; 0 when none is left."""
+    cur = await uow.conn.execute(
+        """SELECT blocker_id, blocked_id FROM blocks
+           WHERE (blocker_id = %(u)s OR blocked_id = %(u)s) AND deleted_at IS NULL
+           ORDER BY blocker_id, blocked_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
+    )
+    blocks = await cur.fetchall()
+    for blocker, blocked in blocks:
+        edge = await _clear_edge(uow, "blocks", "blocker_id", "blocked_id", blocker, blocked)
+        if edge is not None:
+            uow.record(BlockDeleted(block_id=edge[0], blocker_id=blocker, blocked_id=blocked), *edge)
+    cur = await uow.conn.execute(
+        """SELECT muter_id, muted_id FROM mutes
+           WHERE (muter_id = %(u)s OR muted_id = %(u)s) AND deleted_at IS NULL
+           ORDER BY muter_id, muted_id LIMIT %(limit)s""",
+        {"u": user_id, "limit": limit},
+    )
+    mutes = await cur.fetchall()
+    for muter, muted in mutes:
+        edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", muter, muted)
+        if edge is not None:
+            uow.record(MuteDeleted(mute_id=edge[0], muter_id=muter, muted_id=muted), *edge)
+    return len(blocks) + len(mutes)
 
 
 async def _set_edge(
@@ -177,7 +208,7 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     if target == me:
         raise Invalid("you cannot block yourself")
-    await require_live_user(uow, target)
+    await uow.lock_live_users(me, target)
     await _one_at_a_time(uow, me, target)
     edge = await _set_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
     if edge is None:
@@ -199,7 +230,7 @@ async def mute(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     if target == me:
         raise Invalid("you cannot mute yourself")
-    await require_live_user(uow, target)
+    await uow.lock_live_users(me, target)
     edge = await _set_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
         uow.record(MuteCreated(mute_id=edge[0], muter_id=me, muted_id=target), *edge)

@@ -19,6 +19,7 @@ from shared_code.adapters.media_signing import (
     MediaSigningUnavailable,
     MediaUrls,
 )
+from shared_code.domain.events import MediaRef
 from shared_code.domain.limits import ALLOWED_MEDIA_TYPES, MEDIA_SIZE_LIMIT
 from shared_code.schemas.media import RequestUpload
 
@@ -27,6 +28,14 @@ ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 LOCAL_ENDPOINT = f"http://127.0.0.1:10000/{ACCOUNT}/"
 PATH = f"{uuid.UUID(int=1)}/{uuid.UUID(int=2)}"
+
+
+def ref(path: str = PATH, content_type: str = "image/png") -> MediaRef:
+    return MediaRef(
+        media_id=uuid.UUID(path.rsplit("/", 1)[-1]) if "-" in path else uuid.UUID(int=9),
+        content_type=content_type,
+        blob_path=path,
+    )
 
 
 class Clock:
@@ -43,7 +52,7 @@ def key_signer(clock: Clock, endpoint: str = LOCAL_ENDPOINT) -> MediaSigner:
         blob_endpoint=endpoint,
         container="media",
         upload_ttl=timedelta(minutes=10),
-        read_ttl=timedelta(hours=24),
+        read_ttl=timedelta(minutes=5),
         account_key=KEY,
         clock=clock,
     )
@@ -72,29 +81,37 @@ def test_an_upload_url_may_only_create_that_one_blob_for_a_few_minutes() -> None
     assert sas["sig"]
 
 
-def test_a_read_url_is_read_only_for_one_blob_and_stable_within_the_hour() -> None:
+def test_a_read_url_is_read_only_for_one_blob_for_minutes_and_stable_within_the_minute() -> None:
     clock = Clock(at("2026-03-01T10:17:42"))
     signer = key_signer(clock)
-    read = signer.read_url(PATH)
+    read = signer.read_url(ref())
     sas = query(read.url)
     assert sas["sp"] == "r"
     assert sas["sr"] == "b"
     assert urlsplit(read.url).path == f"/{ACCOUNT}/media/{PATH}"
-    # At least the configured 24 hours, rounded up to an hour boundary.
-    assert read.expires_at == at("2026-03-02T11:00:00")
-    assert sas["se"] == "2026-03-02T11:00:00Z"
-    clock.now = at("2026-03-01T10:59:59")
-    assert signer.read_url(PATH).url == read.url
-    assert MediaUrls(signer).url(PATH) == read.url
-    clock.now = at("2026-03-01T11:00:00")
-    assert signer.read_url(PATH).url != read.url
-    assert signer.read_url(f"{uuid.UUID(int=1)}/{uuid.UUID(int=3)}").url != read.url
+    # The configured 5 minutes, rounded up to a minute boundary: never a day.
+    assert read.expires_at == at("2026-03-01T10:23:00")
+    assert sas["se"] == "2026-03-01T10:23:00Z"
+    clock.now = at("2026-03-01T10:17:59")
+    assert signer.read_url(ref()).url == read.url
+    assert MediaUrls(signer).url(ref()) == read.url
+    clock.now = at("2026-03-01T10:18:00")
+    assert signer.read_url(ref()).url != read.url
+    assert signer.read_url(ref(f"{uuid.UUID(int=1)}/{uuid.UUID(int=3)}")).url != read.url
+
+
+def test_a_read_url_serves_the_type_and_disposition_the_server_decided() -> None:
+    signer = key_signer(Clock(at("2026-03-01T10:17:42")))
+    sas = query(signer.read_url(ref(content_type="video/mp4")).url)
+    assert sas["rsct"] == "video/mp4"
+    assert sas["rscd"] == f'inline; filename="{uuid.UUID(int=2)}.mp4"'
+    assert sas["rscc"] == "private, max-age=300"  # no cache keeps it longer than the URL lives
 
 
 def test_over_https_the_sas_refuses_plain_http() -> None:
     signer = key_signer(Clock(at("2026-03-01T10:00:00")), endpoint="https://chorus.blob.core.windows.net/")
     assert query(signer.upload_url(PATH).url)["spr"] == "https"
-    assert signer.read_url(PATH).url.startswith(f"https://chorus.blob.core.windows.net/media/{PATH}?")
+    assert signer.read_url(ref()).url.startswith(f"https://chorus.blob.core.windows.net/media/{PATH}?")
 
 
 def test_a_signer_takes_exactly_one_way_to_sign() -> None:
@@ -158,11 +175,11 @@ async def test_a_delegation_key_is_fetched_once_and_signs_without_io() -> None:
     start, expiry = source.calls[0]
     assert start <= clock.now
     assert expiry - clock.now == DELEGATION_KEY_LIFETIME <= timedelta(days=7)
-    urls = {signer.read_url(f"{n}/x").url for n in range(100)} | {signer.upload_url("a/b").url}
+    urls = {signer.read_url(ref(f"{n}/x")).url for n in range(100)} | {signer.upload_url("a/b").url}
     await signer.ensure_fresh()
     assert len(urls) == 101
     assert len(source.calls) == 1
-    sas = query(signer.read_url(PATH).url)
+    sas = query(signer.read_url(ref()).url)
     assert sas["sp"] == "r"
     assert sas["skoid"] == str(uuid.UUID(int=7))
     assert sas["sktid"] == str(uuid.UUID(int=8))
@@ -182,7 +199,7 @@ async def test_a_delegation_key_is_refreshed_well_before_a_sas_could_outlive_it(
     clock.now = key_expiry - timedelta(hours=26)
     await signer.ensure_fresh()
     assert len(source.calls) == 2
-    assert query(signer.read_url(PATH).url)["ske"] == source.calls[1][1].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert query(signer.read_url(ref()).url)["ske"] == source.calls[1][1].strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def test_a_failed_refresh_keeps_a_usable_key_and_is_a_503_without_one() -> None:
@@ -193,15 +210,15 @@ async def test_a_failed_refresh_keeps_a_usable_key_and_is_a_503_without_one() ->
     with pytest.raises(MediaSigningUnavailable):
         await signer.ensure_fresh()
     with pytest.raises(MediaSigningUnavailable):
-        signer.read_url(PATH)
+        signer.read_url(ref())
     source.fail = False
     await signer.ensure_fresh()
-    first = signer.read_url(PATH).url
+    first = signer.read_url(ref()).url
     key_expiry = source.calls[-1][1]
     source.fail = True
     clock.now = key_expiry - timedelta(hours=30)  # refresh due, current key still usable
     await signer.ensure_fresh()
-    assert query(signer.read_url(PATH).url)["skoid"] == query(first)["skoid"]
+    assert query(signer.read_url(ref()).url)["skoid"] == query(first)["skoid"]
     clock.now = key_expiry - timedelta(hours=20)  # a 25-hour read SAS would outlive the key
     with pytest.raises(MediaSigningUnavailable):
         await signer.ensure_fresh()
@@ -212,13 +229,13 @@ async def test_reading_with_an_ageing_key_refreshes_it_in_the_background() -> No
     signer = identity_signer(clock, source)
     await signer.ensure_fresh()
     clock.now = source.calls[0][1] - timedelta(hours=30)
-    old = signer.read_url(PATH).url  # still signs with the current key, starts one refresh
-    signer.read_url(PATH)
+    old = signer.read_url(ref()).url  # still signs with the current key, starts one refresh
+    signer.read_url(ref())
     background = signer._background
     assert background is not None
     await asyncio.wait_for(background, timeout=5)
     assert len(source.calls) == 2
-    assert query(signer.read_url(PATH).url)["sig"] != query(old)["sig"]
+    assert query(signer.read_url(ref()).url)["sig"] != query(old)["sig"]
 
 
 # --- the upload request ---------------------------------------------------------------------------

@@ -15,6 +15,9 @@ import pytest
 
 from shared_code.domain.events import (
     EVENT_TYPES,
+    AccountErased,
+    AccountErasureProgressed,
+    AccountErasureRequested,
     AppealCreated,
     AppealDecided,
     AuthorSnapshot,
@@ -272,6 +275,9 @@ def sample_events() -> dict[str, StoredEvent]:
             APPEAL,
             2,
         ),
+        stored(AccountErasureRequested(user_id=ALICE, requested_at=NOW), ALICE, 1),
+        stored(AccountErasureProgressed(user_id=ALICE, step="comments", rows_erased=3), ALICE, 2),
+        stored(AccountErased(user_id=ALICE, rows_erased=40, erased_at=NOW), ALICE, 14),
     ]
     return {event.event_type: event for event in events}
 
@@ -332,6 +338,9 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "flag.created",
         "appeal.created",
         "appeal.decided",
+        "account.erasure_requested",
+        "account.erasure_progressed",
+        "account.erased",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from uuid import UUID
 
+from shared_code.app_context import AppContext
+from shared_code.services.erasure import ErasureService, expire_keys_and_holds
 from tests.support.api import ApiClient
 from tests.support.chorus import Chorus, token_with
 from tests.support.outbox import OwnerDb, keys
@@ -274,15 +277,18 @@ async def test_public_profile_of_a_user(api: ApiClient, chorus: Chorus) -> None:
 # --- deleting an account -----------------------------------------------------------------------
 
 
-async def test_account_deletion_soft_deletes_and_retracts_follows_and_posts(
-    api: ApiClient, chorus: Chorus, db: OwnerDb
+async def test_account_deletion_locks_at_once_and_erases_in_batches(
+    api: ApiClient, chorus: Chorus, db: OwnerDb, app_context: AppContext
 ) -> None:
+    """The 202 locks the account and starts the job; the job (run here batch by batch, as the relay's
+    erasure handler would) retracts every follow and post with its own event, and a replayed batch
+    changes nothing. tests/security/test_erasure.py runs it all over HTTP with the relay."""
     alice, bob, carol = await chorus.users("alice", "bob", "carol")
     await chorus.do("PUT", f"/api/users/{bob['id']}/follow", "alice")
     await chorus.do("PUT", f"/api/users/{alice['id']}/follow", "bob")
     await chorus.do("PUT", f"/api/users/{alice['id']}/follow", "carol")
     await chorus.do("PUT", f"/api/users/{carol['id']}/follow", "bob")  # not alice's: must survive
-    posts = [await chorus.post("alice", f"post {n}") for n in range(2)]
+    posts = [await chorus.post("alice", f"post {n}") for n in range(3)]
     bobs_post = await chorus.post("bob")
     follow_ids = {
         str(row[0])
@@ -293,8 +299,48 @@ async def test_account_deletion_soft_deletes_and_retracts_follows_and_posts(
 
     mark = await db.mark()
     r = await api.call("DELETE", "/api/users/me", subject="alice")
-    assert r.status == 204, r
-    assert r.body == b""
+    assert r.status == 202, r
+    assert (r.json["userId"], r.json["status"]) == (alice["id"], "accepted")
+    assert [e.key for e in await db.events(after=mark)] == [
+        ("user.deleted", "user", alice["id"], 2),
+        ("account.erasure_requested", "account_erasure", alice["id"], 1),
+    ]
+    assert await db.row(
+        "SELECT deleted_at IS NOT NULL, version FROM users WHERE id = %s", (alice["id"],)
+    ) == (True, 2)
+    assert await db.scalar("SELECT deleted_at IS NOT NULL FROM profiles WHERE user_id = %s", (alice["id"],))
+    # The account is gone for its owner and for everyone else at once; its rows wait for the job.
+    assert_problem(await api.call("GET", "/api/users/me", subject="alice"), 403, "not-onboarded")
+    assert_problem(await api.call("DELETE", "/api/users/me", subject="alice"), 403, "not-onboarded")
+    assert_problem(await api.call("PUT", f"/api/users/{alice['id']}/follow", subject="bob"), 404, "not-found")
+    assert_problem(await api.call("GET", f"/api/users/{alice['id']}/posts", subject="bob"), 404, "not-found")
+    comment = {"content": "x"}
+    r = await api.call("POST", f"/api/posts/{posts[0]['id']}/comments", subject="bob", json_body=comment)
+    assert_problem(r, 404, "not-found")
+
+    # The job, one batch per event, two rows a batch; each event is handled twice (a relay retry).
+    erasure = ErasureService(app_context.pg_pool, app_context.cosmos_db, batch_size=2)
+    for _ in range(100):
+        if await db.scalar(
+            "SELECT completed_at IS NOT NULL FROM account_erasures WHERE user_id = %s", (alice["id"],)
+        ):
+            break
+        latest = await db.row(
+            """SELECT id, aggregate_version FROM outbox WHERE aggregate_type = 'account_erasure'
+               AND aggregate_id = %s ORDER BY aggregate_version DESC LIMIT 1""",
+            (alice["id"],),
+        )
+        assert latest is not None
+        outbox_id, version = latest
+        # No relay runs here: earlier events count as projected and published.
+        await db.execute(
+            "UPDATE outbox SET status = 'published', projected_at = now(), published_at = now() WHERE id < %s",
+            (outbox_id,),
+        )
+        await erasure.run_step(UUID(alice["id"]), version, outbox_id)
+        await erasure.run_step(UUID(alice["id"]), version, outbox_id)
+    else:
+        raise AssertionError("the erasure did not finish in 100 batches")
 
     events = await db.events(after=mark)
     assert sorted(e.key for e in events if e.event_type == "follow.deleted") == sorted(
@@ -304,32 +350,64 @@ async def test_account_deletion_soft_deletes_and_retracts_follows_and_posts(
     assert sorted(e.key for e in events if e.event_type == "post.deleted") == sorted(
         ("post.deleted", "post", post["id"], 2) for post in posts
     )
-    # The account goes last, after everything that hung off it.
-    assert events[-1].key == ("user.deleted", "user", alice["id"], 2)
-    assert len(events) == len(follow_ids) + len(posts) + 1
-    assert [e.payload["authorCounts"]["posts"] for e in events if e.event_type == "post.deleted"] == [1, 0]
+    chain = [e for e in events if e.aggregate_type == "account_erasure"]
+    assert [e.aggregate_version for e in chain] == list(range(1, len(chain) + 1))
+    assert chain[-1].event_type == "account.erased"
+    # Three posts, two a batch: two batches, then one that finds none left and moves on.
+    steps = [e.payload["step"] for e in chain if e.event_type == "account.erasure_progressed"]
+    assert steps[:3] == ["posts", "posts", "comments"]
 
-    assert await db.row(
-        "SELECT deleted_at IS NOT NULL, version FROM users WHERE id = %s", (alice["id"],)
-    ) == (True, 2)
-    assert await db.scalar("SELECT deleted_at IS NOT NULL FROM profiles WHERE user_id = %s", (alice["id"],))
     assert await db.count("follows", "deleted_at IS NULL") == 1
     assert await db.count("posts", "deleted_at IS NULL") == 1
-    counts = dict(
-        (str(r[0]), r[1:]) for r in await db.rows("SELECT user_id, followers, following FROM user_counts")
+    counts = {
+        str(r[0]): r[1:]
+        for r in await db.rows("SELECT user_id, followers, following, posts FROM user_counts")
+    }
+    assert counts[bob["id"]] == (0, 1, 1)
+    assert counts[carol["id"]] == (1, 0, 0)
+    assert counts[alice["id"]] == (0, 0, 0)
+    assert await db.row("SELECT username, email FROM users WHERE id = %s", (alice["id"],)) == (
+        f"erased_{UUID(alice['id']).hex[:20]}",
+        None,
     )
-    assert counts[bob["id"]] == (0, 1)
-    assert counts[carol["id"]] == (1, 0)
-
-    # The account is gone for its owner and for everyone else.
-    assert_problem(await api.call("GET", "/api/users/me", subject="alice"), 403, "not-onboarded")
-    assert_problem(await api.call("DELETE", "/api/users/me", subject="alice"), 403, "not-onboarded")
     assert_problem(await api.call("GET", f"/api/posts/{posts[0]['id']}", subject="bob"), 404, "not-found")
-    assert_problem(await api.call("PUT", f"/api/users/{alice['id']}/follow", subject="bob"), 404, "not-found")
-    assert_problem(await api.call("GET", f"/api/users/{alice['id']}/posts", subject="bob"), 404, "not-found")
     assert (await api.call("GET", f"/api/posts/{bobs_post['id']}", subject="bob")).status == 200
 
-    # A deleted account frees its subject and username.
-    again = await chorus.user("alice")
+    # A deleted account frees its subject (a new account, new counts), not its username.
+    taken = {"username": "alice", "displayName": "A"}
+    assert_problem(await api.call("POST", "/api/users", subject="mallory", json_body=taken), 409, "conflict")
+    again = await chorus.user("alice", username="alice_again")
     assert again["id"] != alice["id"]
     assert (again["followers"], again["following"], again["posts"]) == (0, 0, 0)
+
+
+async def test_expired_idempotency_keys_and_username_holds_are_deleted(
+    api: ApiClient, chorus: Chorus, db: OwnerDb, app_context: AppContext
+) -> None:
+    await chorus.user("alice")
+    for key in ("old", "new"):
+        r = await api.call(
+            "POST",
+            "/api/posts",
+            subject="alice",
+            json_body={"content": key},
+            headers={"Idempotency-Key": key},
+        )
+        assert r.status == 201, r
+    await db.execute("UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'")
+    await db.execute(
+        "INSERT INTO username_holds VALUES (%s, now() - interval '1 second'), (%s, now() + interval '1 day')",
+        ("0" * 64, "1" * 64),
+    )
+    assert await expire_keys_and_holds(app_context.pg_pool, key_ttl_hours=24) == (1, 1)
+    assert [r[0] for r in await db.rows("SELECT key FROM idempotency_keys")] == ["new"]
+    assert [r[0] for r in await db.rows("SELECT username_sha256 FROM username_holds")] == ["1" * 64]
+    # An expired key is a new request: the same key makes a second post.
+    r = await api.call(
+        "POST",
+        "/api/posts",
+        subject="alice",
+        json_body={"content": "old"},
+        headers={"Idempotency-Key": "old"},
+    )
+    assert r.status == 201 and "idempotent-replayed" not in r.headers

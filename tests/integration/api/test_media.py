@@ -5,6 +5,7 @@ path against an Azurite that speaks HTTPS and OAuth."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -27,7 +28,7 @@ from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
 from shared_code.app_context import use_app_context
-from shared_code.services.media import delete_stale_pending
+from shared_code.services.media import delete_stale_pending, purge_unreadable_media
 from tests.support.api import ApiClient, Response
 from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
@@ -312,6 +313,63 @@ async def test_the_cleanup_removes_stale_pending_uploads_and_their_blobs_only(
     assert_problem(
         await api.call("POST", f"/api/media/{stale_with_blob}/complete", subject="alice"), 404, "not-found"
     )
+
+
+async def test_the_sweep_purges_each_unreadable_asset_once_across_two_instances_and_replays(
+    api: ApiClient,
+    chorus: Chorus,
+    db: OwnerDb,
+    app_context: AppContext,
+    container: ContainerClient,
+    http: aiohttp.ClientSession,
+) -> None:
+    alice = await chorus.user("alice")
+
+    async def ready() -> str:
+        upload = (await request_upload(api, "alice")).json
+        assert await put(http, upload["uploadUrl"], PNG) == 201
+        assert (
+            await api.call("POST", f"/api/media/{upload['mediaId']}/complete", subject="alice")
+        ).status == 200
+        return str(upload["mediaId"])
+
+    async def posted(media_ids: list[str]) -> str:
+        r = await api.call(
+            "POST", "/api/posts", subject="alice", json_body={"content": "x", "mediaIds": media_ids}
+        )
+        assert r.status == 201, r
+        return str(r.json["id"])
+
+    doomed_post = await posted([await ready() for _ in range(3)])
+    kept = [await ready() for _ in range(2)]
+    await posted(kept[:1])  # attached to a visible post; kept[1] unattached but young
+    expired = [await ready() for _ in range(2)]
+    await db.execute(
+        "UPDATE media_assets SET ready_at = now() - interval '25 hours' WHERE id = ANY(%s::uuid[])",
+        (expired,),
+    )
+    assert (await api.call("DELETE", f"/api/posts/{doomed_post}", subject="alice")).status == 204
+    doomed_rows = await db.rows("SELECT media_id::text FROM post_media WHERE post_id = %s", (doomed_post,))
+    doomed = [r[0] for r in doomed_rows] + expired
+    # One blob already gone (a sweep that deleted it and crashed before its commit): still purged.
+    await container.get_blob_client(f"{alice['id']}/{doomed[0]}").delete_blob()
+
+    async def sweep() -> int:
+        return await purge_unreadable_media(
+            app_context.pg_pool, app_context.blob_service, container.container_name, timedelta(hours=24)
+        )
+
+    first, second = await asyncio.gather(sweep(), sweep())  # two instances at once
+    assert first + second == len(doomed)
+    assert await sweep() == 0  # a replay finds nothing left
+    for media_id in doomed:
+        row = await db.row("SELECT purged_at IS NOT NULL FROM media_assets WHERE id = %s", (media_id,))
+        assert row == (True,)
+        assert not await blob_exists(container, f"{alice['id']}/{media_id}")
+    for media_id in kept:
+        row = await db.row("SELECT purged_at IS NULL FROM media_assets WHERE id = %s", (media_id,))
+        assert row == (True,)
+        assert await blob_exists(container, f"{alice['id']}/{media_id}")
 
 
 # --- the managed identity: user delegation SAS ----------------------------------------------------

@@ -67,7 +67,7 @@ async def _everything(api: ApiClient, chorus: Chorus) -> None:
     await chorus.do("PUT", f"/api/posts/{other['id']}/reactions", "alice", json_body={"type": "laugh"})
     await chorus.post("dave")
     await chorus.do("DELETE", f"/api/posts/{other['id']}", "bob")
-    await chorus.do("DELETE", "/api/users/me", "dave")
+    await chorus.do("DELETE", "/api/users/me", "dave", status=202)
 
 
 async def test_every_change_is_announced_once_with_versions_that_step_by_one(
@@ -76,6 +76,7 @@ async def test_every_change_is_announced_once_with_versions_that_step_by_one(
     await _everything(api, chorus)
     events = await db.events()
     assert {e.event_type for e in events} == {
+        "account.erasure_requested",
         "user.created",
         "profile.updated",
         "user.deleted",
@@ -195,6 +196,8 @@ async def _snapshot(db: OwnerDb) -> dict[str, Any]:
         "comments",
         "reactions",
         "idempotency_keys",
+        "account_erasures",
+        "username_holds",
         "outbox",
     ):
         snapshot[table] = sorted(map(repr, await db.rows(f"SELECT * FROM {table}")))
@@ -208,7 +211,7 @@ FAILING_WRITES: dict[str, tuple[str, str, str, dict[str, Any] | None]] = {
     "block.created": ("PUT", "/api/users/{bob}/block", "alice", None),  # after two follow.deleted
     "reaction.set": ("PUT", "/api/posts/{post}/reactions", "bob", {"type": "like"}),
     "comment.created": ("POST", "/api/posts/{post}/comments", "bob", {"content": "x"}),
-    "user.deleted": ("DELETE", "/api/users/me", "alice", None),  # after follows and posts went
+    "user.deleted": ("DELETE", "/api/users/me", "alice", None),  # after the lock and the username hold
     "user.created": ("POST", "/api/users", "erin", {"username": "erin", "displayName": "E"}),
 }
 
@@ -238,8 +241,8 @@ async def test_a_failed_transaction_leaves_neither_rows_nor_events(
 
     # Without the failure, the same request goes through: it was the failure that undid it all.
     await db.execute("DROP TRIGGER fail_event ON outbox")
-    await chorus.do("DELETE", "/api/users/me", "alice")
-    assert await db.count("posts", "deleted_at IS NULL") == 0
+    await chorus.do("DELETE", "/api/users/me", "alice", status=202)
+    assert await db.count("users", "deleted_at IS NOT NULL") == 1
 
 
 # --- row-level security ------------------------------------------------------------------------
