@@ -29,7 +29,8 @@ from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.services import notifications
 from tests.support.api import ApiClient
 from tests.support.chorus import Chorus
-from tests.support.http_client import Answer, ApiUser, onboard
+from tests.support.http_client import Answer, ApiUser
+from tests.support.onboarding import onboard_over_http
 from tests.support.polling import eventually
 from tests.support.running_stack import HostProcess, RunningStack
 
@@ -75,6 +76,12 @@ async def owner_db(stack: RunningStack) -> AsyncIterator[psycopg.AsyncConnection
         yield conn
 
 
+def from_address(address: str) -> aiohttp.ClientSession:
+    """A client connecting from its own loopback address (any 127.x.y.z is this machine), so each
+    test's anonymous limit is its own."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
 def assert_rate_limited(answer: Answer, limit: str) -> int:
     """A 429 RFC 9457 problem naming the limit, with a Retry-After in whole seconds; returns it."""
     assert answer.status == 429, answer
@@ -100,7 +107,7 @@ async def test_a_burst_of_posts_over_the_limit_across_two_hosts_is_refused_and_w
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
     first, second = hosts
-    user = await onboard(http, first.base_url, stack.state_dir, prefix="burst")  # one write spent
+    user = await onboard_over_http(http, first.base_url, stack.state_dir, prefix="burst")  # one write spent
     on_second = ApiUser(http, second.base_url, user.token, user.id, user.username)
     started = time.monotonic()
     created, refused = 0, None
@@ -139,12 +146,12 @@ async def test_a_follow_of_a_big_account_costs_its_fan_out(
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
     host = hosts[0]
-    big_account = await onboard(http, host.base_url, stack.state_dir, prefix="big")
-    small_account = await onboard(http, host.base_url, stack.state_dir, prefix="small")
+    big_account = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="big")
+    small_account = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="small")
     await owner_db.execute(
         "UPDATE user_counts SET followers = 1000000 WHERE user_id = %s", (big_account.id,)
     )  # weight 16
-    fan = await onboard(http, host.base_url, stack.state_dir, prefix="fan")  # 1 spent
+    fan = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="fan")  # 1 spent
     for _ in range(3):  # 3 x (16 + 1) = 51 spent, 52 in all
         assert (await fan.call("PUT", f"/api/users/{big_account.id}/follow")).status == 204
         assert (await fan.call("DELETE", f"/api/users/{big_account.id}/follow")).status == 204
@@ -165,6 +172,14 @@ async def test_anonymous_routes_are_limited_per_client_address_whatever_it_claim
 ) -> None:
     """Each request claims another address in X-Forwarded-For; the host appends the real one, and the
     limit follows that. The limit is shared by both hosts."""
+    async with from_address("127.0.0.3") as client:
+        await _flood_openapi(hosts, client)
+    # Another address still gets the document.
+    async with from_address("127.0.0.6") as other, other.get(hosts[0].base_url + "/api/openapi.json") as r:
+        assert r.status == 200
+
+
+async def _flood_openapi(hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession) -> None:
     refused = None
     for n in range(2 * ANONYMOUS_PER_MINUTE):
         host = hosts[n % 2]
@@ -178,6 +193,24 @@ async def test_anonymous_routes_are_limited_per_client_address_whatever_it_claim
     assert refused is not None, "forged X-Forwarded-For headers escaped the anonymous limit"
     assert_rate_limited(refused, "anonymous")
     assert n <= ANONYMOUS_PER_MINUTE + 30, n
+
+
+async def test_requests_with_bad_tokens_spend_the_addresss_anonymous_limit(
+    stack: RunningStack, hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession
+) -> None:
+    """Guessing tokens is not free: without a usable token a request has no user, so it spends the
+    client address's anonymous limit, and past it gets 429 instead of 401."""
+    async with from_address("127.0.0.4") as client:
+        forger = ApiUser(client, hosts[0].base_url, "not.a.token")
+        statuses = []
+        for _ in range(2 * ANONYMOUS_PER_MINUTE):
+            answer = await forger.call("GET", "/api/users/me")
+            statuses.append(answer.status)
+            if answer.status != 401:
+                break
+    assert_rate_limited(answer, "anonymous")
+    assert set(statuses[:-1]) == {401}
+    assert len(statuses) - 1 >= ANONYMOUS_PER_MINUTE - 1
 
 
 async def test_a_body_declared_too_large_is_refused_before_it_is_read(
@@ -206,7 +239,7 @@ async def test_an_upload_larger_than_declared_is_refused_at_completion_and_its_b
     http: aiohttp.ClientSession,
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="liar")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="liar")
     upload = await user.ok("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 64})
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 4096  # far more than declared
     async with BlobClient.from_blob_url(upload["uploadUrl"]) as blob:
@@ -231,7 +264,7 @@ async def test_pending_uploads_are_held_to_their_quota(
     http: aiohttp.ClientSession,
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="hoard")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="hoard")
     for _ in range(MEDIA_PENDING_MAX):
         await user.ok("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 1000})
     refused = await user.call("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 1000})
@@ -243,7 +276,7 @@ async def test_pending_uploads_are_held_to_their_quota(
 async def test_media_requests_cost_the_bytes_they_declare(
     stack: RunningStack, hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="bytes")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="bytes")
     big = 50 * 1024 * 1024  # MEDIA_MAX_BYTES
     for _ in range(MEDIA_BYTES_PER_DAY // big):  # 20 x 50 MiB = 1000 MiB of the 1024 MiB a day
         await user.ok("POST", "/api/media", {"contentType": "video/mp4", "sizeBytes": big})
@@ -288,15 +321,15 @@ async def test_the_liveness_probe_has_its_own_limit_per_client(
 ) -> None:
     host = hosts[1]
     refused, answered = None, 0
-    for _ in range(2 * ANONYMOUS_PER_MINUTE):
-        async with http.get(host.base_url + "/api/health") as r:
-            answer = Answer(
-                r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json(content_type=None), 0.0
-            )
-        if answer.status != 200:
-            refused = answer
-            break
-        answered += 1
+    async with from_address("127.0.0.5") as client:
+        for _ in range(2 * ANONYMOUS_PER_MINUTE):
+            async with client.get(host.base_url + "/api/health") as r:
+                body = await r.json(content_type=None)
+                answer = Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, body, 0.0)
+            if answer.status != 200:
+                refused = answer
+                break
+            answered += 1
     assert refused is not None
     assert_rate_limited(refused, "anonymous")
     assert ANONYMOUS_PER_MINUTE <= answered <= ANONYMOUS_PER_MINUTE + 30, answered
