@@ -11,7 +11,7 @@ import azure.functions as func
 
 from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
-from shared_code.app_context import get_app_context
+from shared_code.bootstrap import get_app_context
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.accounts import CreateUser, ErasureAccepted, ExportJob, Me, UpdateProfile
 from shared_code.services import accounts, erasure

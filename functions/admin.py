@@ -9,9 +9,9 @@ import azure.functions as func
 
 from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
+from shared_code.bootstrap import runbook
 from shared_code.domain.errors import NotFound
 from shared_code.domain.limits import BIGINT_MAX
-from shared_code.ops import runbook
 from shared_code.schemas.ops import (
     FAILURE_ID_PATTERN,
     ChangeFeedFailures,
@@ -41,7 +41,7 @@ bp = func.Blueprint()
 )
 async def requeue_outbox(api: ApiRequest) -> func.HttpResponse:
     body = api.body(RequeueRequest) if api.req.get_body() else RequeueRequest()
-    return ok(await runbook.requeue_dead_events(api.app, api.actor, body.event_ids))
+    return ok(await runbook(api.app).requeue_dead_events(api.actor, body.event_ids))
 
 
 @api_route(
@@ -56,7 +56,7 @@ async def requeue_outbox(api: ApiRequest) -> func.HttpResponse:
 )
 async def skip_outbox_events(api: ApiRequest) -> func.HttpResponse:
     body = api.body(SkipRequest)
-    return ok(await runbook.skip_dead_events(api.app, api.actor, body.event_ids, body.reason))
+    return ok(await runbook(api.app).skip_dead_events(api.actor, body.event_ids, body.reason))
 
 
 @api_route(
@@ -69,7 +69,7 @@ async def skip_outbox_events(api: ApiRequest) -> func.HttpResponse:
     tag="operations",
 )
 async def list_change_feed_failures(api: ApiRequest) -> func.HttpResponse:
-    return ok(await runbook.list_change_feed_failures(api.app, api.actor))
+    return ok(await runbook(api.app).list_change_feed_failures(api.actor))
 
 
 @api_route(
@@ -86,7 +86,7 @@ async def replay_change_feed_failure(api: ApiRequest) -> func.HttpResponse:
     failure_id = int(raw) if re.fullmatch(FAILURE_ID_PATTERN, raw) else 0
     if not 1 <= failure_id <= BIGINT_MAX:
         raise NotFound(f"there is no change feed failure {raw!r}")
-    return ok(await runbook.replay_change_feed_failure(api.app, api.actor, failure_id))
+    return ok(await runbook(api.app).replay_change_feed_failure(api.actor, failure_id))
 
 
 @api_route(
@@ -99,7 +99,7 @@ async def replay_change_feed_failure(api: ApiRequest) -> func.HttpResponse:
     tag="operations",
 )
 async def rebuild_feed(api: ApiRequest) -> func.HttpResponse:
-    return ok(await runbook.rebuild_user_feed(api.app, api.actor, api.route_id("userId")))
+    return ok(await runbook(api.app).rebuild_user_feed(api.actor, api.route_id("userId")))
 
 
 @api_route(
@@ -115,7 +115,7 @@ async def rebuild_feed(api: ApiRequest) -> func.HttpResponse:
 async def reconcile(api: ApiRequest) -> func.HttpResponse:
     body = api.body(ReconcileRequest) if api.req.get_body() else ReconcileRequest()
     return ok(
-        await runbook.reconcile_projections(api.app, api.actor, body.repair, body.user_id, body.feed_sample)
+        await runbook(api.app).reconcile_projections(api.actor, body.repair, body.user_id, body.feed_sample)
     )
 
 
@@ -129,4 +129,4 @@ async def reconcile(api: ApiRequest) -> func.HttpResponse:
     tag="operations",
 )
 async def schema_drift(api: ApiRequest) -> func.HttpResponse:
-    return ok(await runbook.schema_drift_report(api.app, api.actor))
+    return ok(await runbook(api.app).schema_drift_report(api.actor))

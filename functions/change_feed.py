@@ -9,8 +9,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared_code.app_context import get_app_context
-from shared_code.bootstrap import change_feed_service
+from shared_code.bootstrap import change_feed_service, get_app_context
 from shared_code.metrics import record_change_feed_lag
 from shared_code.observability import bounded_correlation_id, span_from
 from shared_code.services.change_feed import ChangeFeedService

@@ -25,8 +25,9 @@ from shared_code.adapters.availability import (
     RequestBudget,
     StoreUnavailable,
 )
-from shared_code.app_context import AppContext, get_app_context
+from shared_code.app_context import AppContext
 from shared_code.auth import AuthenticationError, AuthUnavailableError, Principal
+from shared_code.bootstrap import get_app_context
 from shared_code.db.boundary import UnsafeDatabaseLogin
 from shared_code.db.unit_of_work import Actor, StaleConnection, UnitOfWork, unit_of_work
 from shared_code.domain.errors import (

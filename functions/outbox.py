@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared_code.app_context import get_app_context
-from shared_code.bootstrap import outbox_relay
-from shared_code.ops.runbook import delete_old_outbox_events
+from shared_code.bootstrap import get_app_context, outbox_relay, runbook
 from shared_code.outbox.policy import drain_budget_seconds
 from shared_code.services.rate_limits import prune_full_buckets
 
@@ -56,7 +54,7 @@ RETENTION_BUDGET_SECONDS = 50.0
 )
 async def prune_published_outbox(timer: func.TimerRequest) -> None:
     ctx = await get_app_context()
-    deleted = await delete_old_outbox_events(ctx, RETENTION_BUDGET_SECONDS)
+    deleted = await runbook(ctx).delete_old_outbox_events(RETENTION_BUDGET_SECONDS)
     log.info(
         "outbox retention: deleted %d published event(s) older than %.0f day(s)",
         deleted,

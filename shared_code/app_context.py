@@ -1,12 +1,12 @@
 """The long-lived clients of one worker process, created once and shared.
 
-Functions ask for `await get_app_context()`; tests and tools build their own
-with `AppContext.create(settings)` and close it with `aclose()`.
+The process's own is held by the composition root (shared_code/bootstrap.py
+`get_app_context`); tests and tools build theirs with `AppContext.create(settings)`,
+close it with `aclose()`, and may install it with `bootstrap.use_app_context`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +25,7 @@ from shared_code.adapters.postgres import connection_kwargs, open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
 from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
-from shared_code.settings import Settings, get_settings
+from shared_code.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +100,3 @@ async def refuse_unsafe_login(settings: Settings) -> None:
         raise
     finally:
         await conn.close()
-
-
-_context: AppContext | None = None
-_context_lock: asyncio.Lock | None = None
-
-
-async def get_app_context() -> AppContext:
-    """This process's context, created on first use (the worker has one event loop)."""
-    global _context, _context_lock
-    if _context is None:
-        _context_lock = _context_lock or asyncio.Lock()
-        async with _context_lock:
-            if _context is None:
-                _context = await AppContext.create(get_settings())
-                # The composition root builds on this module, so it is imported at first use.
-                from shared_code.bootstrap import watch_backlog
-
-                watch_backlog(_context)  # the backlog gauges read through this process's pool
-    return _context
-
-
-def use_app_context(context: AppContext | None) -> None:
-    """Install a context built elsewhere (tests, tools), or clear it with None."""
-    global _context
-    _context = context

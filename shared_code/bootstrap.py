@@ -1,16 +1,20 @@
-"""The composition root: builds the relay and the services that need more than a unit of work (the feed
-service, the change-feed service, the health checks) from the app's clients and settings, and hands
-the backlog gauges their reader.
+"""The composition root: holds this process's app context (its long-lived clients), builds the relay,
+the runbook and the services that need more than a unit of work (the feed service, the change-feed
+service, the health checks) from its clients and settings, and hands the backlog gauges their reader.
 
 The one place that may import every layer (docs/architecture.md "Layers"): the outbox gets its
-handlers, feed maintenance included, from here instead of importing the services itself."""
+handlers, feed maintenance included, from here instead of importing the services itself, and no
+service or operation is handed the whole app context."""
 
 from __future__ import annotations
+
+import asyncio
 
 from shared_code import metrics
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.adapters.postgres import connection_kwargs
 from shared_code.app_context import AppContext
+from shared_code.ops.runbook import Runbook
 from shared_code.outbox.handlers import (
     AdminMirrorHandler,
     ErasureHandler,
@@ -28,6 +32,28 @@ from shared_code.services.erasure import ErasureService
 from shared_code.services.export import ExportService
 from shared_code.services.feeds import FeedService
 from shared_code.services.health import HealthProbes, read_backlog
+from shared_code.settings import get_settings
+
+_context: AppContext | None = None
+_context_lock: asyncio.Lock | None = None
+
+
+async def get_app_context() -> AppContext:
+    """This process's context, created on first use (the worker has one event loop)."""
+    global _context, _context_lock
+    if _context is None:
+        _context_lock = _context_lock or asyncio.Lock()
+        async with _context_lock:
+            if _context is None:
+                _context = await AppContext.create(get_settings())
+                watch_backlog(_context)  # the backlog gauges read through this process's pool
+    return _context
+
+
+def use_app_context(context: AppContext | None) -> None:
+    """Install a context built elsewhere (tests, tools), or clear it with None."""
+    global _context
+    _context = context
 
 
 def feed_service(ctx: AppContext) -> FeedService:
@@ -54,6 +80,19 @@ def health_probes(ctx: AppContext) -> HealthProbes:
         eventhubs=ctx.eventhubs,
         media_container=ctx.blob_service.get_container_client(ctx.settings.media_container),
         outbox_lag_threshold_seconds=ctx.settings.health_outbox_lag_seconds,
+    )
+
+
+def runbook(ctx: AppContext) -> Runbook:
+    s = ctx.settings
+    return Runbook(
+        pool=ctx.pg_pool,
+        cosmos_db=ctx.cosmos_db,
+        change_feed=change_feed_service(ctx),
+        postgres_url=s.postgres_url,
+        feed_backfill_posts=s.feed_backfill_posts,
+        fanout_concurrency=s.fanout_concurrency,
+        outbox_retention_days=s.outbox_retention_days,
     )
 
 

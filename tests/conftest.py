@@ -144,7 +144,8 @@ def app_settings_values(
 @pytest.fixture
 async def app_context(app_settings_values: dict[str, str]) -> AsyncIterator[AppContext]:
     """The app's clients for this test's database and Cosmos database, installed as the process's."""
-    from shared_code.app_context import AppContext, use_app_context
+    from shared_code.app_context import AppContext
+    from shared_code.bootstrap import use_app_context
     from tests.support.stack import settings_from
 
     context = await AppContext.create(settings_from(app_settings_values))

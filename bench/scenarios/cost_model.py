@@ -55,7 +55,8 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         from devhost.host.http_server import HttpFrontEnd
         from devhost.host.invocation import Invoker
         from devhost.host.server import route_prefix
-        from shared_code.app_context import AppContext, use_app_context
+        from shared_code.app_context import AppContext
+        from shared_code.bootstrap import use_app_context
         from shared_code.settings import get_settings
 
         get_settings.cache_clear()

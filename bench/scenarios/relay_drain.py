@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+from psycopg.rows import class_row
 
 from bench import relay_runs
 from bench.baselines import cosmos_upserts
@@ -253,12 +254,13 @@ async def _seed(conn: Any, authors: list[str]) -> tuple[list[StoredEvent], int, 
     ):
         for post_id, payload, metadata in rows:
             await copy.write_row(("post", post_id, 1, "post.created", Jsonb(payload), Jsonb(metadata)))
-    cur = await conn.execute(
-        """SELECT id, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload,
-                  metadata, created_at, attempts FROM outbox WHERE id > %s ORDER BY id""",
-        (before[0] if before else 0,),
-    )
-    events = [StoredEvent(*row) for row in await cur.fetchall()]
+    async with conn.cursor(row_factory=class_row(StoredEvent)) as cur:
+        await cur.execute(
+            """SELECT id, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload,
+                      metadata, created_at, attempts FROM outbox WHERE id > %s ORDER BY id""",
+            (before[0] if before else 0,),
+        )
+        events = await cur.fetchall()
     return events, events[0].id, events[-1].id
 
 

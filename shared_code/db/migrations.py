@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import dict_row
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -52,8 +53,9 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
 
 def applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
     """version → (name, checksum) of what this database has applied."""
-    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
-    return {version: (name, checksum) for version, name, checksum in rows}
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    return {row["version"]: (row["name"], row["checksum"]) for row in rows}
 
 
 def verify_applied(conn: psycopg.Connection, migrations: list[Migration]) -> list[str]:

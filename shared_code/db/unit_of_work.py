@@ -20,6 +20,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from shared_code.db.rows import fetch_one
 from shared_code.domain.errors import NotFound, NotOnboarded
 from shared_code.domain.events import EventPayload
 
@@ -130,6 +131,15 @@ class Transactions(Protocol):
     def __call__(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> Awaitable[T]: ...
 
 
+@dataclass(frozen=True)
+class _Session:
+    """What the unit of work told the database about the caller; `user_id` is '' before onboarding."""
+
+    subject: str
+    role: str
+    user_id: str
+
+
 @asynccontextmanager
 async def system_connection(
     pool: AsyncConnectionPool, wait_seconds: float | None = None
@@ -168,16 +178,17 @@ async def unit_of_work(
     try:
         async with pool.connection(timeout=wait_seconds) as conn, conn.transaction():
             connection = conn
-            cur = await conn.execute(
-                """SELECT set_config('chorus.subject', %(subject)s, true),
-                          set_config('chorus.role', %(role)s, true),
+            session = await fetch_one(
+                conn,
+                _Session,
+                """SELECT set_config('chorus.subject', %(subject)s, true) AS subject,
+                          set_config('chorus.role', %(role)s, true) AS role,
                           set_config('chorus.user_id', coalesce(
                               (SELECT id::text FROM users WHERE auth_subject = %(subject)s AND deleted_at IS NULL),
-                              ''), true)""",
+                              ''), true) AS user_id""",
                 {"subject": actor.subject, "role": actor.role},
             )
-            row = await cur.fetchone()
-            user_id = UUID(row[2]) if row and row[2] else None
+            user_id = UUID(session.user_id) if session and session.user_id else None
             uow = UnitOfWork(conn=conn, actor=actor, user_id=user_id)
             use_case_started = True
             yield uow

@@ -28,30 +28,31 @@ OPERATOR = Actor(subject="operator-cli", role="system")
 
 async def _run(args: argparse.Namespace) -> Any:
     from shared_code.app_context import AppContext
-    from shared_code.ops import runbook
+    from shared_code.bootstrap import runbook as build_runbook
     from shared_code.settings import load_settings
 
     ctx = await AppContext.create(load_settings())
+    runbook = build_runbook(ctx)
     try:
         if args.command == "requeue":
-            return (await runbook.requeue_dead_events(ctx, OPERATOR, args.event_id or None)).to_json()
+            return (await runbook.requeue_dead_events(OPERATOR, args.event_id or None)).to_json()
         if args.command == "skip":
-            return (await runbook.skip_dead_events(ctx, OPERATOR, args.event_id, args.reason)).to_json()
+            return (await runbook.skip_dead_events(OPERATOR, args.event_id, args.reason)).to_json()
         if args.command == "change-feed-failures":
-            return (await runbook.list_change_feed_failures(ctx, OPERATOR)).to_json()
+            return (await runbook.list_change_feed_failures(OPERATOR)).to_json()
         if args.command == "replay-change-feed-failure":
-            return (await runbook.replay_change_feed_failure(ctx, OPERATOR, args.failure_id)).to_json()
+            return (await runbook.replay_change_feed_failure(OPERATOR, args.failure_id)).to_json()
         if args.command == "rebuild-feed":
-            return (await runbook.rebuild_user_feed(ctx, OPERATOR, args.user_id)).to_json()
+            return (await runbook.rebuild_user_feed(OPERATOR, args.user_id)).to_json()
         if args.command == "reconcile":
             result = await runbook.reconcile_projections(
-                ctx, OPERATOR, args.repair, args.user_id, args.feed_sample
+                OPERATOR, args.repair, args.user_id, args.feed_sample
             )
             return result.to_json()
         if args.command == "schema-drift":
-            return (await runbook.schema_drift_report(ctx, OPERATOR)).to_json()
+            return (await runbook.schema_drift_report(OPERATOR)).to_json()
         if args.command == "prune-outbox":
-            return {"deleted": await runbook.delete_old_outbox_events(ctx, args.budget_seconds)}
+            return {"deleted": await runbook.delete_old_outbox_events(args.budget_seconds)}
         raise AssertionError(args.command)
     finally:
         await ctx.aclose()

@@ -9,8 +9,9 @@ from uuid import UUID
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import system_connection
-from shared_code.services.feeds import FEED_POST_COLUMNS, bounded, feed_item, feed_post_from_row
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, bounded, feed_item, feed_post_from_row
 
 
 async def expected_feed_posts(
@@ -18,7 +19,9 @@ async def expected_feed_posts(
 ) -> list[dict[str, Any]]:
     """The posts the user's feed should hold, as posts_v2-shaped dicts: each author's latest `per_author`."""
     async with system_connection(pool) as conn:
-        cur = await conn.execute(
+        rows = await fetch_all(
+            conn,
+            FeedPostRow,
             f"""WITH authors AS (
                    SELECT %(user)s::uuid AS author_id
                    UNION
@@ -39,7 +42,6 @@ async def expected_feed_posts(
                JOIN profiles pr ON pr.user_id = p.author_id""",  # noqa: S608 (a constant)
             {"user": user_id, "per_author": per_author},
         )
-        rows = await cur.fetchall()
     return [feed_post_from_row(row) for row in rows]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from azure.cosmos.aio import DatabaseProxy
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
@@ -71,17 +72,18 @@ class ReconcileReport:
         }
 
 
-async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """Rows of `query` (which orders by its first column and takes %(after)s, %(limit)s) in keyset pages."""
+async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[DictRow]]:
+    """Rows of `query` by column name (which orders by its `id` column and takes %(after)s, %(limit)s),
+    in keyset pages. Each query's columns are its own (a shape read once), so rows are dicts."""
     after: Any = None
     while True:
-        async with system_connection(pool) as conn:
-            cur = await conn.execute(query, {"after": after, "limit": PAGE})
+        async with system_connection(pool) as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, {"after": after, "limit": PAGE})
             rows = await cur.fetchall()
         if not rows:
             return
         yield rows
-        after = rows[-1][0]
+        after = rows[-1]["id"]
 
 
 class Reconciler:
@@ -133,37 +135,43 @@ class Reconciler:
     async def posts(self) -> None:
         query = """
             SELECT p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.status, p.created_at,
-                   p.edited_at, p.version, p.deleted_at IS NULL,
+                   p.edited_at, p.version, p.deleted_at IS NULL AS live,
                    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                                'blobPath', m.blob_path) ORDER BY pm.position)
                              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                             WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json),
-                   pc.reactions, pc.comments, pc.version
+                             WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
+                   pc.reactions, pc.comments, pc.version AS counts_version
             FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
             JOIN post_counts pc ON pc.post_id = p.id
             WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s) ORDER BY p.id LIMIT %(limit)s"""
         async for rows in _pages(self._pool, query):
             docs, counters = [], []
             for r in rows:
-                live = bool(r[10])
+                live = bool(r["live"])
+                author = {
+                    "userId": str(r["author_id"]),
+                    "username": r["username"],
+                    "displayName": r["display_name"],
+                    "avatarUrl": r["avatar_url"],
+                }
                 payload = {
-                    "postId": str(r[0]),
-                    "authorId": str(r[1]),
-                    "author": {"userId": str(r[1]), "username": r[2], "displayName": r[3], "avatarUrl": r[4]},
-                    "content": r[5],
-                    "status": r[6],
-                    "createdAt": r[7].isoformat(),
-                    "editedAt": r[8].isoformat() if r[8] else None,
-                    "media": r[11],
+                    "postId": str(r["id"]),
+                    "authorId": str(r["author_id"]),
+                    "author": author,
+                    "content": r["content"],
+                    "status": r["status"],
+                    "createdAt": r["created_at"].isoformat(),
+                    "editedAt": r["edited_at"].isoformat() if r["edited_at"] else None,
+                    "media": r["media"],
                 }
                 event_type = "post.updated" if live else "post.deleted"
-                docs.append((post_document(ImpliedEvent(event_type, r[9], payload)), live))
+                docs.append((post_document(ImpliedEvent(event_type, r["version"], payload)), live))
                 if live:
                     counts = {
-                        "postId": str(r[0]),
-                        "reactions": {t: int((r[12] or {}).get(t, 0)) for t in REACTION_TYPES},
-                        "comments": r[13],
-                        "version": r[14],
+                        "postId": str(r["id"]),
+                        "reactions": {t: int((r["reactions"] or {}).get(t, 0)) for t in REACTION_TYPES},
+                        "comments": r["comments"],
+                        "version": r["counts_version"],
                     }
                     counters.append((post_counts_document(counts, None), True))
             await self._compare(POSTS, docs)
@@ -171,30 +179,30 @@ class Reconciler:
 
     async def profiles(self) -> None:
         query = """
-            SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, u.version, u.deleted_at IS NULL,
-                   c.followers, c.following, c.posts, c.version
+            SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, u.version, u.deleted_at IS NULL AS live,
+                   c.followers, c.following, c.posts, c.version AS counts_version
             FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
             WHERE (%(after)s::uuid IS NULL OR u.id > %(after)s) ORDER BY u.id LIMIT %(limit)s"""
         async for rows in _pages(self._pool, query):
             docs, counters = [], []
             for r in rows:
-                live = bool(r[6])
+                live = bool(r["live"])
                 payload = {
-                    "userId": str(r[0]),
-                    "username": r[1],
-                    "displayName": r[2],
-                    "bio": r[3],
-                    "avatarUrl": r[4],
+                    "userId": str(r["id"]),
+                    "username": r["username"],
+                    "displayName": r["display_name"],
+                    "bio": r["bio"],
+                    "avatarUrl": r["avatar_url"],
                 }
-                event = ImpliedEvent("profile.updated" if live else "user.deleted", r[5], payload)
+                event = ImpliedEvent("profile.updated" if live else "user.deleted", r["version"], payload)
                 docs.append((profile_document(event, deleted=not live), live))
                 if live:
                     counts = {
-                        "userId": str(r[0]),
-                        "followers": r[7],
-                        "following": r[8],
-                        "posts": r[9],
-                        "version": r[10],
+                        "userId": str(r["id"]),
+                        "followers": r["followers"],
+                        "following": r["following"],
+                        "posts": r["posts"],
+                        "version": r["counts_version"],
                     }
                     counters.append((user_counts_document(counts, None), True))
             await self._compare(PROFILES, docs)
@@ -202,31 +210,31 @@ class Reconciler:
 
     async def reactions(self) -> None:
         query = """
-            SELECT r.id, r.post_id, r.user_id, p.author_id, r.type, r.created_at, r.version, r.deleted_at IS NULL,
-                   pc.reactions, pc.comments, pc.version
+            SELECT r.id, r.post_id, r.user_id, p.author_id, r.type, r.created_at, r.version,
+                   r.deleted_at IS NULL AS live, pc.reactions, pc.comments, pc.version AS counts_version
             FROM reactions r JOIN posts p ON p.id = r.post_id JOIN post_counts pc ON pc.post_id = r.post_id
             WHERE (%(after)s::uuid IS NULL OR r.id > %(after)s) ORDER BY r.id LIMIT %(limit)s"""
         async for rows in _pages(self._pool, query):
             docs = []
             for r in rows:
-                live = bool(r[7])
+                live = bool(r["live"])
                 counts = {
-                    "postId": str(r[1]),
-                    "reactions": {t: int((r[8] or {}).get(t, 0)) for t in REACTION_TYPES},
-                    "comments": r[9],
-                    "version": r[10],
+                    "postId": str(r["post_id"]),
+                    "reactions": {t: int((r["reactions"] or {}).get(t, 0)) for t in REACTION_TYPES},
+                    "comments": r["comments"],
+                    "version": r["counts_version"],
                 }
                 payload = {
-                    "reactionId": str(r[0]),
-                    "postId": str(r[1]),
-                    "userId": str(r[2]),
-                    "postAuthorId": str(r[3]),
-                    "type": r[4],
-                    "previousType": r[4] if not live else None,
-                    "createdAt": r[5].isoformat(),
+                    "reactionId": str(r["id"]),
+                    "postId": str(r["post_id"]),
+                    "userId": str(r["user_id"]),
+                    "postAuthorId": str(r["author_id"]),
+                    "type": r["type"],
+                    "previousType": r["type"] if not live else None,
+                    "createdAt": r["created_at"].isoformat(),
                     "postCounts": counts,
                 }
-                event = ImpliedEvent("reaction.set" if live else "reaction.removed", r[6], payload)
+                event = ImpliedEvent("reaction.set" if live else "reaction.removed", r["version"], payload)
                 docs.append((reaction_document(event), live))
             await self._compare(REACTIONS, docs)
 

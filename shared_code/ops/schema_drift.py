@@ -16,19 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from shared_code.db.migrations import SQL_DIR, discover, verify_applied
 
 SNAPSHOT_FILE = SQL_DIR / "schema.snapshot.json"
 
+# Each catalog query names its columns; read_schema reads them by name (dict_row).
 _TABLES = """
-SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT c.relname AS table_name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1"""
 # From the catalog rather than information_schema, which hides columns the reader has no
 # privilege on (the app's login cannot read schema_migrations' columns that way).
 _COLUMNS = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+SELECT c.relname AS table_name, a.attname AS column_name, format_type(a.atttypid, a.atttypmod) AS data_type,
+       NOT a.attnotnull AS nullable, coalesce(pg_get_expr(d.adbin, d.adrelid), '') AS default_value
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -36,29 +38,37 @@ LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY 1, 2"""
 _INDEXES = """
-SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"""
+SELECT tablename AS table_name, indexname AS name, indexdef AS definition FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"""
 _CONSTRAINTS = """
-SELECT cl.relname, co.conname, pg_get_constraintdef(co.oid)
+SELECT cl.relname AS table_name, co.conname AS name, pg_get_constraintdef(co.oid) AS definition
 FROM pg_constraint co JOIN pg_class cl ON cl.oid = co.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
 WHERE n.nspname = 'public' ORDER BY 1, 2"""
 _POLICIES = """
-SELECT tablename, policyname, cmd, coalesce(qual, ''), coalesce(with_check, '')
+SELECT tablename AS table_name, policyname AS name, cmd, coalesce(qual, '') AS qual,
+       coalesce(with_check, '') AS with_check
 FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2"""
 
 
 def read_schema(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     """The public schema as plain, comparable data."""
+
+    def rows(query: str) -> list[dict[str, Any]]:
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query).fetchall()
+
     return {
-        "tables": [row[0] for row in conn.execute(_TABLES)],
+        "tables": [r["table_name"] for r in rows(_TABLES)],
         "columns": {
-            f"{t}.{c}": f"{dtype} {'NULL' if nullable else 'NOT NULL'} {default}".strip()
-            for t, c, dtype, nullable, default in conn.execute(_COLUMNS)
+            f"{r['table_name']}.{r['column_name']}": (
+                f"{r['data_type']} {'NULL' if r['nullable'] else 'NOT NULL'} {r['default_value']}".strip()
+            )
+            for r in rows(_COLUMNS)
         },
-        "indexes": {f"{t}.{name}": definition for t, name, definition in conn.execute(_INDEXES)},
-        "constraints": {f"{t}.{name}": definition for t, name, definition in conn.execute(_CONSTRAINTS)},
+        "indexes": {f"{r['table_name']}.{r['name']}": r["definition"] for r in rows(_INDEXES)},
+        "constraints": {f"{r['table_name']}.{r['name']}": r["definition"] for r in rows(_CONSTRAINTS)},
         "policies": {
-            f"{t}.{name}": f"{cmd} USING ({qual}) CHECK ({check})"
-            for t, name, cmd, qual, check in conn.execute(_POLICIES)
+            f"{r['table_name']}.{r['name']}": f"{r['cmd']} USING ({r['qual']}) CHECK ({r['with_check']})"
+            for r in rows(_POLICIES)
         },
     }
 

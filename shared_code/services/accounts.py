@@ -3,10 +3,14 @@ erasure: shared_code/services/erasure.py.)"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from psycopg import errors as pg_errors
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict
 from shared_code.domain.events import ProfileUpdated, UserCreated
@@ -24,6 +28,19 @@ _PROVIDERS = {
 }
 
 
+@dataclass(frozen=True)
+class _NewUser:
+    id: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _Profile:
+    display_name: str
+    bio: str
+    avatar_url: str | None
+
+
 def auth_provider(identity_provider: str | None) -> str:
     return _PROVIDERS.get((identity_provider or "").lower(), "email")
 
@@ -37,7 +54,9 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
     if await username_held(uow, body.username):
         raise Conflict("that username is not available; choose another", field="username")
     try:
-        cur = await uow.conn.execute(
+        user = await fetch_one(
+            uow.conn,
+            _NewUser,
             """INSERT INTO users (auth_subject, auth_provider, email, username)
                VALUES (%s, %s, %s, %s) RETURNING id, created_at""",
             (uow.actor.subject, auth_provider(identity_provider), email, body.username),
@@ -46,9 +65,8 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
         if exc.diag.constraint_name == "users_live_username":
             raise Conflict("that username is taken", field="username") from None
         raise Conflict("this account already exists") from None
-    row = await cur.fetchone()
-    assert row is not None
-    user_id, created_at = row
+    assert user is not None
+    user_id, created_at = user.id, user.created_at
     await uow.act_as(user_id)
     await uow.conn.execute(
         "INSERT INTO profiles (user_id, display_name, bio, avatar_url) VALUES (%s, %s, %s, %s)",
@@ -72,28 +90,17 @@ async def onboard(uow: UnitOfWork, body: CreateUser, identity_provider: str | No
 
 async def get_me(uow: UnitOfWork) -> Me:
     user_id = uow.require_user()
-    cur = await uow.conn.execute(
+    me = await fetch_one(
+        uow.conn,
+        Me,
         """SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, u.email, u.auth_provider, u.created_at,
                   c.followers, c.following, c.posts
            FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
            WHERE u.id = %s""",
         (user_id,),
     )
-    row = await cur.fetchone()
-    assert row is not None  # require_user saw this live user in this transaction
-    return Me(
-        id=row[0],
-        username=row[1],
-        display_name=row[2],
-        bio=row[3],
-        avatar_url=row[4],
-        email=row[5],
-        auth_provider=row[6],
-        created_at=row[7],
-        followers=row[8],
-        following=row[9],
-        posts=row[10],
-    )
+    assert me is not None  # require_user saw this live user in this transaction
+    return me
 
 
 async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
@@ -103,13 +110,14 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
         for field, column in (("display_name", "display_name"), ("bio", "bio"), ("avatar_url", "avatar_url"))
         if field in body.model_fields_set
     }
-    cur = await uow.conn.execute(
-        "SELECT display_name, bio, avatar_url FROM profiles WHERE user_id = %s FOR UPDATE", (user_id,)
+    current = await fetch_one(
+        uow.conn,
+        _Profile,
+        "SELECT display_name, bio, avatar_url FROM profiles WHERE user_id = %s FOR UPDATE",
+        (user_id,),
     )
-    current = await cur.fetchone()
     assert current is not None
-    before = dict(zip(("display_name", "bio", "avatar_url"), current, strict=True))
-    changed = {column: value for column, value in changes.items() if before[column] != value}
+    changed = {column: value for column, value in changes.items() if getattr(current, column) != value}
     if changed:
         # Column names come from the fixed mapping above, never from the request.
         assignments = ", ".join(f"{column} = %({column})s" for column in changed)

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.observability import bounded_correlation_id
@@ -39,6 +40,15 @@ POSTS_IN_PARALLEL = 4
 
 # The oldest open failures listed at once; an operator works through them oldest first.
 FAILURES_LISTED = 500
+
+
+@dataclass(frozen=True)
+class _FailureToReplay:
+    function: str
+    container: str
+    documents: list[dict[str, Any]]
+    replayed_at: datetime | None
+    replayed_by: str | None
 
 
 @dataclass(frozen=True)
@@ -141,22 +151,18 @@ class ChangeFeedService:
     async def open_failures(self, limit: int = FAILURES_LISTED) -> tuple[list[OpenFailure], bool]:
         """Recorded failures not replayed yet, oldest first; and whether there are more than `limit`."""
         async with system_connection(self.pool) as conn:
-            cur = await conn.execute(
+            rows = await fetch_all(
+                conn,
+                OpenFailure,
                 """SELECT id, function, container,
-                          ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d),
+                          ARRAY(SELECT d ->> 'id' FROM jsonb_array_elements(documents) d
+                                WHERE d ->> 'id' IS NOT NULL) AS document_ids,
                           error, correlation_ids, failed_at
                    FROM change_feed_failures WHERE replayed_at IS NULL
                    ORDER BY failed_at, id LIMIT %s""",
                 (limit + 1,),
             )
-            rows = await cur.fetchall()
-        failures = [
-            OpenFailure(
-                int(r[0]), r[1], r[2], [str(i) for i in r[3] if i is not None], r[4], list(r[5]), r[6]
-            )
-            for r in rows[:limit]
-        ]
-        return failures, len(rows) > limit
+        return rows[:limit], len(rows) > limit
 
     async def replay_failure(self, failure_id: int, replayed_by: str) -> int:
         """Hand a recorded failed batch to its function once more; returns how many documents it had.
@@ -167,15 +173,17 @@ class ChangeFeedService:
         Safe however old the batch is: fan-out and counters never go backwards (see services/feeds.py).
         """
         async with system_connection(self.pool) as conn, conn.transaction():
-            cur = await conn.execute(
+            failure = await fetch_one(
+                conn,
+                _FailureToReplay,
                 """SELECT function, container, documents, replayed_at, replayed_by
                    FROM change_feed_failures WHERE id = %s FOR UPDATE""",
                 (failure_id,),
             )
-            row = await cur.fetchone()
-            if row is None:
+            if failure is None:
                 raise NotFound(f"there is no change feed failure {failure_id}")
-            function, container, documents, replayed_at, by = row
+            function, container, documents = failure.function, failure.container, failure.documents
+            replayed_at, by = failure.replayed_at, failure.replayed_by
             if replayed_at is not None:
                 raise Conflict(
                     f"change feed failure {failure_id} was already replayed at {replayed_at.isoformat()}"

@@ -7,10 +7,13 @@ counters projection never has to count.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
@@ -21,11 +24,54 @@ from shared_code.services.guards import blocked_either_way, blocked_either_way_i
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
-def _counts(row: tuple[Any, ...]) -> PostCounts:
-    post_id, reactions, comments, version = row
-    return PostCounts(
-        post_id=post_id, reactions=full_reaction_counts(reactions), comments=comments, version=version
-    )
+@dataclass(frozen=True)
+class _CountsRow:
+    post_id: UUID
+    reactions: dict[str, int] | None
+    comments: int
+    version: int
+
+    def counts(self) -> PostCounts:
+        return PostCounts(
+            post_id=self.post_id,
+            reactions=full_reaction_counts(self.reactions),
+            comments=self.comments,
+            version=self.version,
+        )
+
+
+@dataclass(frozen=True)
+class _NewComment:
+    id: UUID
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _CommentRef:
+    post_id: UUID
+    author_id: UUID
+
+
+@dataclass(frozen=True)
+class _Reaction:
+    """A reaction row as a write returns it."""
+
+    id: UUID
+    version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _CurrentReaction:
+    type: ReactionType
+    live: bool
+
+
+@dataclass(frozen=True)
+class _RemovedReaction:
+    id: UUID
+    version: int
+    type: ReactionType
 
 
 async def _no_block_with_author(uow: UnitOfWork, author_id: UUID, me: UUID, action: str) -> None:
@@ -52,13 +98,14 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
             raise Invalid("parentId is not a comment on this post", field="parentId")
         if parent[0] != me and await blocked_either_way(uow, parent[0], me):
             raise Forbidden("you cannot reply to this comment: one of you has blocked the other")
-    cur = await uow.conn.execute(
+    comment = await fetch_one(
+        uow.conn,
+        _NewComment,
         "INSERT INTO comments (post_id, author_id, parent_id, content) VALUES (%s, %s, %s, %s) RETURNING id, created_at",
         (post_id, me, body.parent_id, body.content),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    comment_id, created_at = row
+    assert comment is not None
+    comment_id, created_at = comment.id, comment.created_at
     counts = await _move_comment_count(uow, post_id, +1)
     uow.record(
         CommentCreated(
@@ -85,14 +132,15 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
 
 
 async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> PostCounts:
-    cur = await uow.conn.execute(
+    row = await fetch_one(
+        uow.conn,
+        _CountsRow,
         """UPDATE post_counts SET comments = comments + %s, version = version + 1 WHERE post_id = %s
            RETURNING post_id, reactions, comments, version""",
         (delta, post_id),
     )
-    row = await cur.fetchone()
     assert row is not None
-    return _counts(row)
+    return row.counts()
 
 
 async def list_comments(
@@ -109,17 +157,15 @@ async def list_comments(
     if position:
         params["after_time"], params["after_id"] = position
         after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        Comment,
         f"""SELECT id, post_id, author_id, parent_id, content, created_at FROM comments
             WHERE post_id = %(post)s AND deleted_at IS NULL AND author_id <> ALL(%(hidden)s::uuid[]) {after}
             ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
         params,
     )
-    rows = await cur.fetchall()
-    items = [
-        Comment(id=r[0], post_id=r[1], author_id=r[2], parent_id=r[3], content=r[4], created_at=r[5])
-        for r in rows[:limit]
-    ]
+    items = rows[:limit]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Comment](items=items, next_cursor=next_cursor)
@@ -127,14 +173,15 @@ async def list_comments(
 
 async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     me = uow.require_user()
-    cur = await uow.conn.execute(
+    comment = await fetch_one(
+        uow.conn,
+        _CommentRef,
         "SELECT post_id, author_id FROM comments WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
         (comment_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if comment is None:
         raise NotFound("no such comment")
-    post_id, author_id = row
+    post_id, author_id = comment.post_id, comment.author_id
     post = await visible_post(uow, post_id)
     if me not in (author_id, post.author_id) and not uow.actor.is_moderator:
         raise Forbidden("only the comment's author, the post's author or a moderator can delete a comment")
@@ -198,7 +245,9 @@ async def erase_comments_of(uow: UnitOfWork, author_id: UUID, limit: int) -> int
 async def _move_reaction_counts(
     uow: UnitOfWork, post_id: UUID, added: str | None, removed: str | None
 ) -> PostCounts:
-    cur = await uow.conn.execute(
+    row = await fetch_one(
+        uow.conn,
+        _CountsRow,
         """UPDATE post_counts SET
                reactions = reactions
                    || CASE WHEN %(added)s::text IS NULL THEN '{}'::jsonb
@@ -211,9 +260,8 @@ async def _move_reaction_counts(
            RETURNING post_id, reactions, comments, version""",
         {"post": post_id, "added": added, "removed": removed},
     )
-    row = await cur.fetchone()
     assert row is not None
-    return _counts(row)
+    return row.counts()
 
 
 async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionType) -> None:
@@ -221,33 +269,35 @@ async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionTy
     post = await visible_post(uow, post_id)
     await uow.lock_live_users(me, post.author_id)
     await _no_block_with_author(uow, post.author_id, me, "react to")
-    cur = await uow.conn.execute(
+    reaction = await fetch_one(
+        uow.conn,
+        _Reaction,
         """INSERT INTO reactions (post_id, user_id, type) VALUES (%s, %s, %s)
            ON CONFLICT (post_id, user_id) DO NOTHING RETURNING id, version, created_at""",
         (post_id, me, reaction_type),
     )
-    row = await cur.fetchone()
     previous: ReactionType | None = None
-    if row is None:
-        cur = await uow.conn.execute(
-            "SELECT type, deleted_at IS NULL FROM reactions WHERE post_id = %s AND user_id = %s FOR UPDATE",
+    if reaction is None:
+        existing = await fetch_one(
+            uow.conn,
+            _CurrentReaction,
+            "SELECT type, deleted_at IS NULL AS live FROM reactions WHERE post_id = %s AND user_id = %s FOR UPDATE",
             (post_id, me),
         )
-        existing = await cur.fetchone()
         assert existing is not None
-        current_type, live = existing
-        if live and current_type == reaction_type:
+        if existing.live and existing.type == reaction_type:
             return  # the same reaction again: nothing changes
-        previous = current_type if live else None
-        cur = await uow.conn.execute(
+        previous = existing.type if existing.live else None
+        reaction = await fetch_one(
+            uow.conn,
+            _Reaction,
             """UPDATE reactions SET type = %s, version = version + 1, updated_at = now(),
                    created_at = CASE WHEN deleted_at IS NULL THEN created_at ELSE now() END, deleted_at = NULL
                WHERE post_id = %s AND user_id = %s RETURNING id, version, created_at""",
             (reaction_type, post_id, me),
         )
-        row = await cur.fetchone()
-        assert row is not None
-    reaction_id, version, created_at = row
+        assert reaction is not None
+    reaction_id, version, created_at = reaction.id, reaction.version, reaction.created_at
     counts = await _move_reaction_counts(uow, post_id, reaction_type, previous)
     uow.record(
         ReactionSet(
@@ -268,16 +318,17 @@ async def set_reaction(uow: UnitOfWork, post_id: UUID, reaction_type: ReactionTy
 async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
     me = uow.require_user()
     post = await visible_post(uow, post_id)
-    cur = await uow.conn.execute(
+    removed = await fetch_one(
+        uow.conn,
+        _RemovedReaction,
         """UPDATE reactions SET deleted_at = now(), updated_at = now(), version = version + 1
            WHERE post_id = %s AND user_id = %s AND deleted_at IS NULL
            RETURNING id, version, type""",
         (post_id, me),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if removed is None:
         return  # nothing to remove
-    reaction_id, version, previous = row
+    reaction_id, version, previous = removed.id, removed.version, removed.type
     counts = await _move_reaction_counts(uow, post_id, None, previous)
     uow.record(
         ReactionRemoved(

@@ -18,6 +18,7 @@ from azure.cosmos.aio import DatabaseProxy
 from shared_code.adapters.availability import CosmosUnavailable, RequestBudget
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
 from shared_code.domain.events import MediaRef
@@ -27,11 +28,25 @@ from shared_code.projections.writes import COUNTERS, FEED, VersionedUpsert
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, Media
 from shared_code.schemas.reads import FeedItem
-from shared_code.services.feeds import FEED_POST_COLUMNS, feed_item, feed_post_from_row
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item, feed_post_from_row
 from shared_code.services.projection_queries import caller, page, refill
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
+
+
+@dataclass(frozen=True)
+class _PostCounts:
+    post_id: UUID
+    reactions: dict[str, int] | None
+    comments: int
+    version: int
+
+
+@dataclass(frozen=True)
+class _FeedPostWithCounts(FeedPostRow):
+    reactions: dict[str, int] | None
+    comments: int
 
 
 # --- counters --------------------------------------------------------------------------------------
@@ -50,16 +65,23 @@ async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict
     """The counters documents of these posts, from PostgreSQL."""
     if not post_ids:
         return []
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        _PostCounts,
         "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
         ([UUID(p) for p in post_ids],),
     )
     return [
         post_counts_document(
-            {"postId": r[0], "reactions": full_reaction_counts(r[1]), "comments": r[2], "version": r[3]},
+            {
+                "postId": r.post_id,
+                "reactions": full_reaction_counts(r.reactions),
+                "comments": r.comments,
+                "version": r.version,
+            },
             None,
         )
-        for r in await cur.fetchall()
+        for r in rows
     ]
 
 
@@ -155,14 +177,17 @@ async def _feed_from_postgres(
     rows = await run(lambda uow: _feed_rows(uow, UUID(me), limit + 1, after))
     items = [
         _feed_item(
-            feed_item(me, feed_post_from_row(row)), {"reactions": row[10], "comments": row[11]}, media_urls
+            feed_item(me, feed_post_from_row(row)),
+            {"reactions": row.reactions, "comments": row.comments},
+            media_urls,
         )
         for row in rows[:limit]
     ]
     last = rows[limit - 1] if len(rows) > limit else None
     return FeedRead(
         Page[FeedItem](
-            items=items, next_cursor=cursors.time_cursor(scope, last[6], last[0]) if last else None
+            items=items,
+            next_cursor=cursors.time_cursor(scope, last.created_at, last.post_id) if last else None,
         ),
         from_postgres=True,
     )
@@ -175,7 +200,7 @@ FEED_FALLBACK_STATEMENT_TIMEOUT_MS = 1000
 
 async def _feed_rows(
     uow: UnitOfWork, me: UUID, limit: int, after: tuple[datetime, UUID] | None
-) -> list[tuple[Any, ...]]:
+) -> list[_FeedPostWithCounts]:
     """The newest `limit` posts of the authors the caller sees, each author's read from the
     (author_id, created_at, id) index and cut at `limit`: the cost grows with the authors followed
     times the page size, not with how much they have written."""
@@ -187,7 +212,9 @@ async def _feed_rows(
     await uow.conn.execute(
         "SELECT set_config('statement_timeout', %s, true)", (str(FEED_FALLBACK_STATEMENT_TIMEOUT_MS),)
     )
-    cur = await uow.conn.execute(
+    return await fetch_all(
+        uow.conn,
+        _FeedPostWithCounts,
         f"""WITH authors AS (
                 SELECT f.followee_id AS id FROM follows f
                 WHERE f.follower_id = %(me)s AND f.deleted_at IS NULL
@@ -209,7 +236,6 @@ async def _feed_rows(
             LIMIT %(limit)s""",  # noqa: S608 (constants and a fixed keyset clause; values are parameters)
         params,
     )
-    return list(await cur.fetchall())
 
 
 async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) -> set[str]:

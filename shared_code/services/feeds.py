@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -30,6 +32,7 @@ from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import system_connection
 
 log = logging.getLogger("chorus.feeds")
@@ -55,25 +58,46 @@ def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
 
 
 # A post as feeds need it, in one query: the author's snapshot and the media in order. Read by
-# back-fill and by feed rebuilds; `feed_post_from_row` turns a row into a posts_v2-shaped dict.
-FEED_POST_COLUMNS = """p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.created_at,
-    p.edited_at, p.version,
+# back-fill and by feed rebuilds into a `FeedPostRow`; `feed_post_from_row` makes it posts_v2-shaped.
+FEED_POST_COLUMNS = """p.id AS post_id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content,
+    p.created_at, p.edited_at, p.version,
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json)"""
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media"""
 
 
-def feed_post_from_row(row: Sequence[Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FeedPostRow:
+    """A post as FEED_POST_COLUMNS reads it."""
+
+    post_id: UUID
+    author_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    content: str
+    created_at: datetime
+    edited_at: datetime | None
+    version: int
+    media: list[dict[str, Any]]
+
+
+def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
     return {
-        "postId": str(row[0]),
-        "authorId": str(row[1]),
-        "author": {"userId": str(row[1]), "username": row[2], "displayName": row[3], "avatarUrl": row[4]},
-        "content": row[5],
-        "createdAt": row[6].isoformat(),
-        "editedAt": row[7].isoformat() if row[7] else None,
-        "version": row[8],
-        "media": row[9],
+        "postId": str(row.post_id),
+        "authorId": str(row.author_id),
+        "author": {
+            "userId": str(row.author_id),
+            "username": row.username,
+            "displayName": row.display_name,
+            "avatarUrl": row.avatar_url,
+        },
+        "content": row.content,
+        "createdAt": row.created_at.isoformat(),
+        "editedAt": row.edited_at.isoformat() if row.edited_at else None,
+        "version": row.version,
+        "media": row.media,
     }
 
 
@@ -262,7 +286,9 @@ class FeedService:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
         unless the recipient has muted the author or either blocks the other."""
         async with system_connection(self._pool) as conn:
-            cur = await conn.execute(
+            rows = await fetch_all(
+                conn,
+                FeedPostRow,
                 f"""SELECT {FEED_POST_COLUMNS}
                    FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
                    WHERE p.author_id = %(author)s AND p.deleted_at IS NULL AND p.status = 'visible'
@@ -273,7 +299,6 @@ class FeedService:
                    ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",  # noqa: S608 (a constant)
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
-            rows = await cur.fetchall()
         posts = [feed_post_from_row(row) for row in rows]
         return await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import NotFound
 
@@ -63,11 +64,9 @@ async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> Po
     """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
     removed ones for all but the author and moderators; all of an author's posts for a user
     that author has blocked (unless that user is a moderator)."""
-    cur = await uow.conn.execute(_POST_FOR_UPDATE if lock else _POST, (post_id,))
-    row = await cur.fetchone()
-    if row is None:
+    post = await fetch_one(uow.conn, PostRef, _POST_FOR_UPDATE if lock else _POST, (post_id,))
+    if post is None:
         raise NotFound("no such post")
-    post = PostRef(*row)
     viewer = uow.user_id
     if post.status != "visible" and viewer != post.author_id and not uow.actor.is_moderator:
         raise NotFound("no such post")

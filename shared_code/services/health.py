@@ -14,6 +14,7 @@ from azure.storage.blob.aio import ContainerClient
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import system_connection
 from shared_code.metrics import BacklogSnapshot
 
@@ -125,19 +126,17 @@ async def check_blob(container: ContainerClient) -> ComponentHealth:
 # Pending and dead events and the age of the oldest pending one: the health check and the
 # outbox gauges (shared_code/metrics.py) read the same numbers. Cheap: the condition is the one of
 # the partial index outbox_unfinished_by_aggregate, so published and skipped events are never read.
-OUTBOX_BACKLOG_SQL = """SELECT count(*) FILTER (WHERE status = 'pending'),
-                               count(*) FILTER (WHERE status = 'dead'),
-                               extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))
+OUTBOX_BACKLOG_SQL = """SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                               count(*) FILTER (WHERE status = 'dead') AS dead,
+                               extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+                                   AS oldest_pending_seconds
                         FROM outbox WHERE status IN ('pending', 'dead')"""
 
 
 async def read_outbox_health(conn: AsyncConnection[Any]) -> OutboxHealth:
-    cur = await conn.execute(OUTBOX_BACKLOG_SQL)
-    row = await cur.fetchone()
-    assert row is not None
-    return OutboxHealth(
-        pending=row[0], dead=row[1], oldest_pending_seconds=float(row[2]) if row[2] is not None else None
-    )
+    health = await fetch_one(conn, OutboxHealth, OUTBOX_BACKLOG_SQL)
+    assert health is not None  # an aggregate always answers one row
+    return health
 
 
 _OPEN_CHANGE_FEED_FAILURES_SQL = "SELECT count(*) FROM change_feed_failures WHERE replayed_at IS NULL"

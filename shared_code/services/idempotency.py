@@ -21,6 +21,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Invalid
 
@@ -29,6 +30,14 @@ MAX_KEY_LENGTH = 255
 # or re-encode anything beyond ASCII. The OpenAPI document states this pattern.
 IDEMPOTENCY_KEY_PATTERN = rf"^[\u0021-\u007e]{{1,{MAX_KEY_LENGTH}}}$"
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+@dataclass(frozen=True)
+class _StoredKey:
+    request_hash: str
+    response_status: int
+    response_body: Any
+    response_headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -69,17 +78,19 @@ async def respond_once(
         (scope, uow.actor.subject, uow.user_id, key, operation, fingerprint),
     )
     if await cur.fetchone() is None:
-        cur = await uow.conn.execute(
+        stored = await fetch_one(
+            uow.conn,
+            _StoredKey,
             """SELECT request_hash, response_status, response_body, response_headers
                FROM idempotency_keys WHERE scope = %s AND key = %s""",
             (scope, key),
         )
-        row = await cur.fetchone()
-        assert row is not None  # the conflicting row is committed: we waited for it
-        stored_hash, status, response_body, headers = row
-        if stored_hash != fingerprint:
+        assert stored is not None  # the conflicting row is committed: we waited for it
+        if stored.request_hash != fingerprint:
             raise Conflict("this Idempotency-Key was used with a different request; use a new key")
-        return StoredResponse(status, response_body, dict(headers), replayed=True)
+        return StoredResponse(
+            stored.response_status, stored.response_body, dict(stored.response_headers), replayed=True
+        )
     response = await create()
     # user_id: onboarding has made the account by now, so its stored response goes with the account.
     await uow.conn.execute(

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -25,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.availability import RequestBudget
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork, system_connection
 from shared_code.domain.errors import Conflict, Invalid, NotFound, RateLimited
 from shared_code.domain.events import MediaRef
@@ -49,6 +51,21 @@ CLEANUP_BATCH = 50
 
 def blob_path_of(owner_id: UUID, media_id: UUID) -> str:
     return f"{owner_id}/{media_id}"
+
+
+@dataclass(frozen=True)
+class _Asset:
+    owner_id: UUID
+    content_type: str
+    size_bytes: int
+    blob_path: str
+    status: str
+
+
+@dataclass(frozen=True)
+class _StaleUpload:
+    id: UUID
+    blob_path: str
 
 
 async def request_upload(
@@ -134,15 +151,21 @@ async def complete_upload(
     signer = media_urls.signer
     async with budget.guard():
         await signer.ensure_fresh()
-    cur = await uow.conn.execute(
+    asset = await fetch_one(
+        uow.conn,
+        _Asset,
         """SELECT owner_id, content_type, size_bytes, blob_path, status FROM media_assets
            WHERE id = %s AND deleted_at IS NULL FOR UPDATE""",
         (media_id,),
     )
-    row = await cur.fetchone()
-    if row is None or row[0] != me:
+    if asset is None or asset.owner_id != me:
         raise NotFound("no such media")
-    _, content_type, size_bytes, blob_path, status = row
+    content_type, size_bytes, blob_path, status = (
+        asset.content_type,
+        asset.size_bytes,
+        asset.blob_path,
+        asset.status,
+    )
     if status == "pending":
         blob = blob_service.get_blob_client(signer.container, blob_path)
         await _check_upload(blob, media_id, content_type, size_bytes, budget)
@@ -320,19 +343,20 @@ async def delete_stale_pending(
     removed = 0
     while True:
         async with system_connection(pool) as conn, conn.transaction():
-            cur = await conn.execute(
+            rows = await fetch_all(
+                conn,
+                _StaleUpload,
                 """SELECT id, blob_path FROM media_assets
                    WHERE status = 'pending' AND deleted_at IS NULL AND created_at < now() - %s
                    ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED""",
                 (older_than, CLEANUP_BATCH),
             )
-            rows = await cur.fetchall()
             if not rows:
                 return removed
             outcomes = await asyncio.gather(
-                *(_delete_blob(blob_service, container, path) for _, path in rows)
+                *(_delete_blob(blob_service, container, row.blob_path) for row in rows)
             )
-            done = [media_id for (media_id, _), deleted in zip(rows, outcomes, strict=True) if deleted]
+            done = [row.id for row, deleted in zip(rows, outcomes, strict=True) if deleted]
             if done:
                 await conn.execute("UPDATE media_assets SET deleted_at = now() WHERE id = ANY(%s)", (done,))
             removed += len(done)

@@ -8,6 +8,7 @@ moderators; a restore puts it back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,6 +16,7 @@ from uuid import UUID
 from psycopg import errors as pg_errors
 
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from shared_code.domain.events import AppealCreated, AppealDecided, FlagCreated, MediaRef, PostModerated
@@ -41,6 +43,44 @@ _TRANSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class _Created:
+    """A flag or an appeal as its INSERT returns it."""
+
+    id: UUID
+    status: str
+    created_at: datetime
+    flagged_text: str | None = None  # a flag's only
+
+
+@dataclass(frozen=True)
+class _ModeratedPost:
+    version: int
+    author_id: UUID
+    content: str
+    created_at: datetime
+    edited_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _PostOwner:
+    author_id: UUID
+    status: str
+
+
+@dataclass(frozen=True)
+class _PendingAppeal:
+    post_id: UUID
+    author_id: UUID
+    status: str
+
+
+@dataclass(frozen=True)
+class _DecidedAt:
+    created_at: datetime
+    decided_at: datetime
+
+
 def _require_moderator(uow: UnitOfWork) -> UUID:
     me = uow.require_user()
     if not uow.actor.is_moderator:
@@ -62,7 +102,9 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
     await uow.lock_live_users(me, post.author_id)
     try:
         # The flag keeps the text it flagged: the author may edit or delete the post afterwards.
-        cur = await uow.conn.execute(
+        flag = await fetch_one(
+            uow.conn,
+            _Created,
             """INSERT INTO moderation_flags (post_id, reporter_id, reason, severity, flagged_text)
                SELECT %s, %s, %s, %s, content FROM posts WHERE id = %s
                RETURNING id, status, created_at, flagged_text""",
@@ -70,9 +112,8 @@ async def flag_post(uow: UnitOfWork, post_id: UUID, body: CreateFlag) -> Flag:
         )
     except pg_errors.UniqueViolation:
         raise Conflict("you have already flagged this post") from None
-    row = await cur.fetchone()
-    assert row is not None
-    flag_id, status, created_at, flagged_text = row
+    assert flag is not None
+    flag_id, status, created_at, flagged_text = flag.id, flag.status, flag.created_at, flag.flagged_text
     uow.record(
         FlagCreated(
             flag_id=flag_id,
@@ -106,25 +147,15 @@ async def queue(uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str |
         position = cursors.decode("moderation-queue", cursor)
         params["after_flags"], params["after_id"] = int(position["f"]), UUID(position["id"])
         after = "AND (open_flags, post_id) < (%(after_flags)s, %(after_id)s)"
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        QueueItem,
         f"""SELECT post_id, author_id, content, status, open_flags, last_action, updated_at
             FROM posts_admin_mirror WHERE open_flags > 0 AND NOT deleted {after}
             ORDER BY open_flags DESC, post_id DESC LIMIT %(limit)s""",  # noqa: S608
         params,
     )
-    rows = await cur.fetchall()
-    items = [
-        QueueItem(
-            post_id=r[0],
-            author_id=r[1],
-            content=r[2],
-            status=r[3],
-            open_flags=r[4],
-            last_action=r[5],
-            updated_at=r[6],
-        )
-        for r in rows[:limit]
-    ]
+    items = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
@@ -137,25 +168,27 @@ async def _set_status(
 ) -> tuple[str, bool]:
     """Move a post to the status `action` leads to; (status, changed). Records the action and the event."""
     target, sources = _TRANSITIONS[action]
-    cur = await uow.conn.execute(
-        "SELECT status, author_id FROM posts WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (post_id,)
+    current = await fetch_one(
+        uow.conn,
+        _PostOwner,
+        "SELECT author_id, status FROM posts WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
+        (post_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if current is None:
         raise NotFound("no such post")
-    _not_own_case(moderator, row[1], "post")
-    if row[0] == target:
+    _not_own_case(moderator, current.author_id, "post")
+    if current.status == target:
         return target, False  # already so: nothing changes, nothing is recorded
-    if row[0] not in sources:
-        raise Conflict(f"a {row[0]} post cannot be {action}d")
-    cur = await uow.conn.execute(
+    if current.status not in sources:
+        raise Conflict(f"a {current.status} post cannot be {action}d")
+    post = await fetch_one(
+        uow.conn,
+        _ModeratedPost,
         """UPDATE posts SET status = %s, version = version + 1, updated_at = now() WHERE id = %s
            RETURNING version, author_id, content, created_at, edited_at""",
         (target, post_id),
     )
-    updated = await cur.fetchone()
-    assert updated is not None
-    version, author_id, content, created_at, edited_at = updated
+    assert post is not None
     await uow.conn.execute(
         "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
         (post_id, moderator, recorded_action, reason),
@@ -168,18 +201,18 @@ async def _set_status(
     uow.record(
         PostModerated(
             post_id=post_id,
-            author=await author_snapshot(uow, author_id),
-            content=content,
+            author=await author_snapshot(uow, post.author_id),
+            content=post.content,
             media=media,
             status=target,
-            created_at=created_at,
-            edited_at=edited_at,
+            created_at=post.created_at,
+            edited_at=post.edited_at,
             action=recorded_action,
             reason=reason,
             moderator_id=moderator,
         ),
         post_id,
-        version,
+        post.version,
     )
     return target, True
 
@@ -205,26 +238,29 @@ async def remove_as_moderator(uow: UnitOfWork, post_id: UUID, reason: str | None
 
 async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
     me = uow.require_user()
-    cur = await uow.conn.execute(
-        "SELECT author_id, status FROM posts WHERE id = %s AND deleted_at IS NULL", (body.post_id,)
+    post = await fetch_one(
+        uow.conn,
+        _PostOwner,
+        "SELECT author_id, status FROM posts WHERE id = %s AND deleted_at IS NULL",
+        (body.post_id,),
     )
-    row = await cur.fetchone()
-    if row is None or (row[0] != me and not uow.actor.is_moderator):
+    if post is None or (post.author_id != me and not uow.actor.is_moderator):
         raise NotFound("no such post")
-    if row[0] != me:
+    if post.author_id != me:
         raise Forbidden("only the post's author can appeal")
-    if row[1] == "visible":
+    if post.status == "visible":
         raise Conflict("this post is not hidden or removed: there is nothing to appeal")
     try:
-        cur = await uow.conn.execute(
+        appeal = await fetch_one(
+            uow.conn,
+            _Created,
             "INSERT INTO appeals (post_id, author_id, statement) VALUES (%s, %s, %s) RETURNING id, status, created_at",
             (body.post_id, me, body.statement),
         )
     except pg_errors.UniqueViolation:
         raise Conflict("this post already has an appeal waiting for a decision") from None
-    appeal = await cur.fetchone()
     assert appeal is not None
-    appeal_id, status, created_at = appeal
+    appeal_id, status, created_at = appeal.id, appeal.status, appeal.created_at
     uow.record(
         AppealCreated(
             appeal_id=appeal_id,
@@ -242,23 +278,26 @@ async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
 async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRequest) -> Appeal:
     """Upheld: the moderation stands (the appeal is rejected). Overturned: the post is restored."""
     me = _require_moderator(uow)
-    cur = await uow.conn.execute(
-        "SELECT post_id, author_id, status FROM appeals WHERE id = %s FOR UPDATE", (appeal_id,)
+    appeal = await fetch_one(
+        uow.conn,
+        _PendingAppeal,
+        "SELECT post_id, author_id, status FROM appeals WHERE id = %s FOR UPDATE",
+        (appeal_id,),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if appeal is None:
         raise NotFound("no such appeal")
-    post_id, author_id, status = row
+    post_id, author_id = appeal.post_id, appeal.author_id
     _not_own_case(me, author_id, "appeal")
-    if status != "pending":
-        raise Conflict(f"this appeal was already decided ({status})")
+    if appeal.status != "pending":
+        raise Conflict(f"this appeal was already decided ({appeal.status})")
     new_status = "rejected" if body.decision == "upheld" else "approved"
-    cur = await uow.conn.execute(
+    times = await fetch_one(
+        uow.conn,
+        _DecidedAt,
         """UPDATE appeals SET status = %s, decided_by = %s, decision_reason = %s, decided_at = now()
            WHERE id = %s RETURNING created_at, decided_at""",
         (new_status, me, body.reason, appeal_id),
     )
-    times = await cur.fetchone()
     assert times is not None
     if body.decision == "overturned":
         await _set_status(uow, post_id, "restore", "appeal_overturned", body.reason, me)
@@ -279,12 +318,11 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
         appeal_id,
         2,
     )
-    created_at: datetime = times[0]
     return Appeal(
         id=appeal_id,
         post_id=post_id,
         status=new_status,
-        created_at=created_at,
-        decided_at=times[1],
+        created_at=times.created_at,
+        decided_at=times.decided_at,
         decision_reason=body.reason,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ from psycopg import errors as pg_errors
 
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
@@ -31,18 +33,17 @@ async def _attach_media(
     MEDIA_UNATTACHED_TTL_HOURS (the sweep purges those)."""
     if not media_ids:
         return ()
-    cur = await uow.conn.execute(
-        """SELECT m.id, m.content_type, m.blob_path FROM media_assets m
+    refs = await fetch_all(
+        uow.conn,
+        MediaRef,
+        """SELECT m.id AS media_id, m.content_type, m.blob_path FROM media_assets m
            WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
              AND m.purged_at IS NULL AND m.ready_at > now() - %s
              AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
            FOR UPDATE""",
         (list(media_ids), owner, unattached_ttl),
     )
-    found = {
-        row[0]: MediaRef(media_id=row[0], content_type=row[1], blob_path=row[2])
-        for row in await cur.fetchall()
-    }
+    found = {ref.media_id: ref for ref in refs}
     missing = [str(m) for m in media_ids if m not in found]
     if missing:
         raise Invalid("these media are not yours, not ready, or already used by a post", mediaIds=missing)
@@ -65,13 +66,14 @@ async def _attach_media(
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
     await uow.lock_live_users(me)
-    cur = await uow.conn.execute(
+    new = await fetch_one(
+        uow.conn,
+        _NewPost,
         "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
         (me, body.content),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    post_id, created_at, status = row
+    assert new is not None
+    post_id, created_at, status = new.id, new.created_at, new.status
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
     media = await _attach_media(uow, me, post_id, body.media_ids, media_urls.unattached_ttl)
     author_counts = await change_post_count(uow, me, +1)
@@ -107,6 +109,37 @@ def _media(ref: MediaRef, media_urls: MediaUrls) -> Media:
     return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref))
 
 
+@dataclass(frozen=True)
+class _NewPost:
+    id: UUID
+    created_at: datetime
+    status: str
+
+
+@dataclass(frozen=True)
+class _PostRow:
+    """A post as _POST_COLUMNS reads it."""
+
+    id: UUID
+    author_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    content: str
+    status: str
+    created_at: datetime
+    edited_at: datetime | None
+    reactions: dict[str, int] | None
+    comments: int
+    media: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Edited:
+    version: int
+    edited_at: datetime
+
+
 # One query shape for every post read: the post, its author, counts and media in one round trip.
 _POST_COLUMNS = """
     p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.status, p.created_at,
@@ -114,7 +147,7 @@ _POST_COLUMNS = """
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json)
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media
 """
 _POST_JOINS = """
     FROM posts p
@@ -124,29 +157,35 @@ _POST_JOINS = """
 """
 
 
-def _post_from_row(row: Sequence[Any], media_urls: MediaUrls) -> Post:
-    media = [MediaRef.model_validate(m) for m in row[11]]
+def _post_from_row(row: _PostRow, media_urls: MediaUrls) -> Post:
+    media = [MediaRef.model_validate(m) for m in row.media]
     return Post(
-        id=row[0],
-        author_id=row[1],
-        author=Author(user_id=row[1], username=row[2], display_name=row[3], avatar_url=row[4]),
-        content=row[5],
-        status=row[6],
-        created_at=row[7],
-        edited_at=row[8],
-        counts=full_reaction_counts(row[9]),
-        comment_count=row[10],
+        id=row.id,
+        author_id=row.author_id,
+        author=Author(
+            user_id=row.author_id,
+            username=row.username,
+            display_name=row.display_name,
+            avatar_url=row.avatar_url,
+        ),
+        content=row.content,
+        status=row.status,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        counts=full_reaction_counts(row.reactions),
+        comment_count=row.comments,
         # Media of a hidden or removed post is not readable by anyone, its author and moderators
         # included (docs/api.md "Media"): no URL is signed for it.
-        media=[_media(m, media_urls) for m in media] if row[6] == "visible" else [],
+        media=[_media(m, media_urls) for m in media] if row.status == "visible" else [],
     )
 
 
 async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
     uow.require_user()
     await visible_post(uow, post_id)
-    cur = await uow.conn.execute(f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,))
-    row = await cur.fetchone()
+    row = await fetch_one(
+        uow.conn, _PostRow, f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,)
+    )
     assert row is not None
     return _post_from_row(row, media_urls)
 
@@ -161,14 +200,15 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
         raise Conflict(
             f"this post is {post.status} by a moderator and cannot be edited; appeal with POST /api/appeals"
         )
-    cur = await uow.conn.execute(
+    edited = await fetch_one(
+        uow.conn,
+        _Edited,
         """UPDATE posts SET content = %s, edited_at = now(), updated_at = now(), version = version + 1
            WHERE id = %s RETURNING version, edited_at""",
         (body.content, post_id),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    version, edited_at = row
+    assert edited is not None
+    version, edited_at = edited.version, edited.edited_at
     updated = await get_post(uow, post_id, media_urls)
     media = await media_refs(uow, post_id)
     uow.record(
@@ -220,7 +260,9 @@ async def list_author_posts(
     if position:
         params["after_time"], params["after_id"] = position
         after = "AND (p.created_at, p.id) < (%(after_time)s, %(after_id)s)"
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        _PostRow,
         f"""SELECT {_POST_COLUMNS} {_POST_JOINS}
             WHERE p.author_id = %(author)s AND p.deleted_at IS NULL
               AND (%(all)s OR p.status = 'visible') {after}
@@ -228,7 +270,6 @@ async def list_author_posts(
             LIMIT %(limit)s""",
         params,
     )
-    rows = await cur.fetchall()
     items = [_post_from_row(row, media_urls) for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None

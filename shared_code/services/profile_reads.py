@@ -3,11 +3,13 @@ counters cache refilled) when the projections do not have it yet."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 from azure.cosmos.aio import DatabaseProxy
 
 from shared_code.adapters.availability import RequestBudget
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import NotFound
 from shared_code.projections.documents import user_counts_document
@@ -51,33 +53,44 @@ async def read_profile(
     )
 
 
+@dataclass(frozen=True)
+class _ProfileRow:
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    followers: int
+    following: int
+    posts: int
+    version: int
+
+
 async def _profile_from_postgres(uow: UnitOfWork, user_id: UUID) -> tuple[PublicProfile, VersionedUpsert]:
     """The profile from PostgreSQL, and the counters document to refill the cache with (a miss after
     its 90-day TTL is normal)."""
-    cur = await uow.conn.execute(
-        """SELECT u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following, c.posts, c.version
+    row = await fetch_one(
+        uow.conn,
+        _ProfileRow,
+        """SELECT u.id AS user_id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following,
+                  c.posts, c.version
            FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
            WHERE u.id = %s AND u.deleted_at IS NULL""",
         (user_id,),
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound("no such user")
     counts_document = VersionedUpsert(
         COUNTERS,
         user_counts_document(
-            {"userId": user_id, "followers": row[4], "following": row[5], "posts": row[6], "version": row[7]},
+            {
+                "userId": user_id,
+                "followers": row.followers,
+                "following": row.following,
+                "posts": row.posts,
+                "version": row.version,
+            },
             None,
         ),
     )
-    profile = PublicProfile(
-        user_id=user_id,
-        username=row[0],
-        display_name=row[1],
-        bio=row[2],
-        avatar_url=row[3],
-        followers=row[4],
-        following=row[5],
-        posts=row[6],
-    )
-    return profile, counts_document
+    return PublicProfile.model_validate(row, from_attributes=True), counts_document

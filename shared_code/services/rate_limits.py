@@ -16,6 +16,7 @@ from uuid import UUID
 
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.rows import fetch_one
 from shared_code.domain.errors import RateLimited
 from shared_code.domain.rate_limits import Rate, fanout_weight, gcra_step, retry_after_header
 
@@ -37,7 +38,7 @@ ON CONFLICT (bucket, key_hash) DO UPDATE SET
     END
 RETURNING allowed,
           extract(epoch FROM greatest(tat, now()) + make_interval(secs => %(increment)s)
-                             - now() - make_interval(secs => %(period)s))::float8
+                             - now() - make_interval(secs => %(period)s))::float8 AS retry_after_seconds
 """
 
 _FOLLOWERS_OF_USER_SQL = "SELECT followers FROM user_counts WHERE user_id = %s"
@@ -88,6 +89,12 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Charged:
+    allowed: bool
+    retry_after_seconds: float
+
+
 class RateLimiter:
     def __init__(self, pool: AsyncConnectionPool, wait_seconds: float) -> None:
         self._pool = pool
@@ -102,12 +109,10 @@ class RateLimiter:
             "period": bucket.rate.period_seconds,
         }
         async with self._pool.connection(timeout=self._wait) as conn:
-            cur = await conn.execute(_CHARGE_SQL, params)
-            row = await cur.fetchone()
-        assert row is not None
-        allowed, retry_after = bool(row[0]), float(row[1])
-        if not allowed:
-            seconds = retry_after_header(retry_after)
+            charged = await fetch_one(conn, _Charged, _CHARGE_SQL, params)
+        assert charged is not None  # the upsert always returns its row
+        if not charged.allowed:
+            seconds = retry_after_header(charged.retry_after_seconds)
             raise RateLimited(
                 f"over the {bucket.name} limit of {bucket.rate.limit} {bucket.unit}s per "
                 f"{_period(bucket.rate.period_seconds)}; retry in {seconds} s",

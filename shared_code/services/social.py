@@ -7,10 +7,13 @@ count rows locked in id order so that crossing follows cannot deadlock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from shared_code.cursors import CursorCodec
+from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Forbidden, Invalid
 from shared_code.domain.events import (
@@ -29,10 +32,54 @@ from shared_code.services.guards import blocked_either_way, blocked_either_way_i
 FollowCause = Literal["unfollow", "block", "account_deleted"]
 
 
+@dataclass(frozen=True)
+class _Edge:
+    """A follow, block or mute row as a write returns it (created_at when the write creates it)."""
+
+    id: UUID
+    version: int
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Follow:
+    follower_id: UUID
+    followee_id: UUID
+
+
+@dataclass(frozen=True)
+class _Block:
+    blocker_id: UUID
+    blocked_id: UUID
+
+
+@dataclass(frozen=True)
+class _Mute:
+    muter_id: UUID
+    muted_id: UUID
+
+
+@dataclass(frozen=True)
+class _Connection:
+    """One follower or followee as the list shows them, with when the follow began (the cursor)."""
+
+    user_id: UUID
+    username: str
+    display_name: str
+    bio: str
+    avatar_url: str | None
+    followers: int
+    following: int
+    posts: int
+    followed_at: datetime
+
+
 async def _move_follow_counts(
     uow: UnitOfWork, follower: UUID, followee: UUID, delta: int
 ) -> tuple[UserCounts, UserCounts]:
-    cur = await uow.conn.execute(
+    rows = await fetch_all(
+        uow.conn,
+        UserCounts,
         """UPDATE user_counts
            SET following = following + CASE WHEN user_id = %(follower)s THEN %(delta)s ELSE 0 END,
                followers = followers + CASE WHEN user_id = %(followee)s THEN %(delta)s ELSE 0 END,
@@ -41,10 +88,7 @@ async def _move_follow_counts(
            RETURNING user_id, followers, following, posts, version""",
         {"follower": follower, "followee": followee, "delta": delta},
     )
-    counts = {
-        row[0]: UserCounts(user_id=row[0], followers=row[1], following=row[2], posts=row[3], version=row[4])
-        for row in await cur.fetchall()
-    }
+    counts = {row.user_id: row for row in rows}
     return counts[follower], counts[followee]
 
 
@@ -64,7 +108,9 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
     await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
-    cur = await uow.conn.execute(
+    edge = await fetch_one(
+        uow.conn,
+        _Edge,
         """INSERT INTO follows (follower_id, followee_id) VALUES (%s, %s)
            ON CONFLICT (follower_id, followee_id) DO UPDATE
                SET deleted_at = NULL, created_at = now(), version = follows.version + 1
@@ -72,10 +118,10 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
            RETURNING id, version, created_at""",
         (me, followee),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if edge is None:
         return  # already following
-    follow_id, version, created_at = row
+    follow_id, version, created_at = edge.id, edge.version, edge.created_at
+    assert created_at is not None
     follower_counts, followee_counts = await _move_follow_counts(uow, me, followee, +1)
     uow.record(
         FollowCreated(
@@ -92,16 +138,17 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
 
 
 async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: FollowCause) -> None:
-    cur = await uow.conn.execute(
+    edge = await fetch_one(
+        uow.conn,
+        _Edge,
         """UPDATE follows SET deleted_at = now(), version = version + 1
            WHERE follower_id = %s AND followee_id = %s AND deleted_at IS NULL
            RETURNING id, version""",
         (follower, followee),
     )
-    row = await cur.fetchone()
-    if row is None:
+    if edge is None:
         return
-    follow_id, version = row
+    follow_id, version = edge.id, edge.version
     follower_counts, followee_counts = await _move_follow_counts(uow, follower, followee, -1)
     uow.record(
         FollowDeleted(
@@ -125,43 +172,56 @@ async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
 async def erase_follows_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Account erasure: end up to `limit` follows to and from `user_id`, one event per edge (the
     counts of both sides move with it). How many; 0 when none is left."""
-    cur = await uow.conn.execute(
+    follows = await fetch_all(
+        uow.conn,
+        _Follow,
         """SELECT follower_id, followee_id FROM follows
            WHERE (follower_id = %(u)s OR followee_id = %(u)s) AND deleted_at IS NULL
            ORDER BY follower_id, followee_id LIMIT %(limit)s""",
         {"u": user_id, "limit": limit},
     )
-    edges = await cur.fetchall()
-    for follower, followee in edges:
-        await _end_follow(uow, follower, followee, "account_deleted")
-    return len(edges)
+    for edge in follows:
+        await _end_follow(uow, edge.follower_id, edge.followee_id, "account_deleted")
+    return len(follows)
 
 
 async def erase_blocks_and_mutes_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Account erasure: end up to `limit` blocks and mutes by or of `user_id`, each with its event.
     How many; 0 when none is left."""
-    cur = await uow.conn.execute(
+    blocks = await fetch_all(
+        uow.conn,
+        _Block,
         """SELECT blocker_id, blocked_id FROM blocks
            WHERE (blocker_id = %(u)s OR blocked_id = %(u)s) AND deleted_at IS NULL
            ORDER BY blocker_id, blocked_id LIMIT %(limit)s""",
         {"u": user_id, "limit": limit},
     )
-    blocks = await cur.fetchall()
-    for blocker, blocked in blocks:
-        edge = await _clear_edge(uow, "blocks", "blocker_id", "blocked_id", blocker, blocked)
+    for block in blocks:
+        edge = await _clear_edge(
+            uow, "blocks", "blocker_id", "blocked_id", block.blocker_id, block.blocked_id
+        )
         if edge is not None:
-            uow.record(BlockDeleted(block_id=edge[0], blocker_id=blocker, blocked_id=blocked), *edge)
-    cur = await uow.conn.execute(
+            uow.record(
+                BlockDeleted(block_id=edge.id, blocker_id=block.blocker_id, blocked_id=block.blocked_id),
+                edge.id,
+                edge.version,
+            )
+    mutes = await fetch_all(
+        uow.conn,
+        _Mute,
         """SELECT muter_id, muted_id FROM mutes
            WHERE (muter_id = %(u)s OR muted_id = %(u)s) AND deleted_at IS NULL
            ORDER BY muter_id, muted_id LIMIT %(limit)s""",
         {"u": user_id, "limit": limit},
     )
-    mutes = await cur.fetchall()
-    for muter, muted in mutes:
-        edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", muter, muted)
+    for mute in mutes:
+        edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", mute.muter_id, mute.muted_id)
         if edge is not None:
-            uow.record(MuteDeleted(mute_id=edge[0], muter_id=muter, muted_id=muted), *edge)
+            uow.record(
+                MuteDeleted(mute_id=edge.id, muter_id=mute.muter_id, muted_id=mute.muted_id),
+                edge.id,
+                edge.version,
+            )
     return len(blocks) + len(mutes)
 
 
@@ -172,9 +232,11 @@ async def _set_edge(
     target_column: str,
     actor: UUID,
     target: UUID,
-) -> tuple[UUID, int] | None:
+) -> _Edge | None:
     """Create or revive an edge; None if it already exists. Table and columns are fixed by callers."""
-    cur = await uow.conn.execute(
+    return await fetch_one(
+        uow.conn,
+        _Edge,
         f"""INSERT INTO {table} ({actor_column}, {target_column}) VALUES (%s, %s)
             ON CONFLICT ({actor_column}, {target_column}) DO UPDATE
                 SET deleted_at = NULL, created_at = now(), version = {table}.version + 1
@@ -182,8 +244,6 @@ async def _set_edge(
             RETURNING id, version""",  # noqa: S608
         (actor, target),
     )
-    row = await cur.fetchone()
-    return (row[0], row[1]) if row else None
 
 
 async def _clear_edge(
@@ -193,15 +253,15 @@ async def _clear_edge(
     target_column: str,
     actor: UUID,
     target: UUID,
-) -> tuple[UUID, int] | None:
-    cur = await uow.conn.execute(
+) -> _Edge | None:
+    return await fetch_one(
+        uow.conn,
+        _Edge,
         f"""UPDATE {table} SET deleted_at = now(), version = version + 1
             WHERE {actor_column} = %s AND {target_column} = %s AND deleted_at IS NULL
             RETURNING id, version""",  # noqa: S608
         (actor, target),
     )
-    row = await cur.fetchone()
-    return (row[0], row[1]) if row else None
 
 
 async def block(uow: UnitOfWork, target: UUID) -> None:
@@ -216,14 +276,14 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     # A block ends follows both ways, each with its own event.
     await _end_follow(uow, me, target, "block")
     await _end_follow(uow, target, me, "block")
-    uow.record(BlockCreated(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+    uow.record(BlockCreated(block_id=edge.id, blocker_id=me, blocked_id=target), edge.id, edge.version)
 
 
 async def unblock(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     edge = await _clear_edge(uow, "blocks", "blocker_id", "blocked_id", me, target)
     if edge is not None:
-        uow.record(BlockDeleted(block_id=edge[0], blocker_id=me, blocked_id=target), *edge)
+        uow.record(BlockDeleted(block_id=edge.id, blocker_id=me, blocked_id=target), edge.id, edge.version)
 
 
 async def mute(uow: UnitOfWork, target: UUID) -> None:
@@ -233,14 +293,14 @@ async def mute(uow: UnitOfWork, target: UUID) -> None:
     await uow.lock_live_users(me, target)
     edge = await _set_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
-        uow.record(MuteCreated(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+        uow.record(MuteCreated(mute_id=edge.id, muter_id=me, muted_id=target), edge.id, edge.version)
 
 
 async def unmute(uow: UnitOfWork, target: UUID) -> None:
     me = uow.require_user()
     edge = await _clear_edge(uow, "mutes", "muter_id", "muted_id", me, target)
     if edge is not None:
-        uow.record(MuteDeleted(mute_id=edge[0], muter_id=me, muted_id=target), *edge)
+        uow.record(MuteDeleted(mute_id=edge.id, muter_id=me, muted_id=target), edge.id, edge.version)
 
 
 async def list_connections(
@@ -267,9 +327,11 @@ async def list_connections(
         params["after_time"], params["after_id"] = position
         after = f"AND (f.created_at, f.{theirs}) < (%(after_time)s, %(after_id)s)"
     # Column names are fixed above, never from the request.
-    cur = await uow.conn.execute(
-        f"""SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following, c.posts,
-                   f.created_at
+    rows = await fetch_all(
+        uow.conn,
+        _Connection,
+        f"""SELECT u.id AS user_id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following,
+                   c.posts, f.created_at AS followed_at
             FROM follows f
             JOIN users u ON u.id = f.{theirs} AND u.deleted_at IS NULL
             JOIN profiles p ON p.user_id = u.id
@@ -279,21 +341,7 @@ async def list_connections(
             LIMIT %(limit)s""",  # noqa: S608
         params,
     )
-    rows = await cur.fetchall()
-    items = [
-        PublicProfile(
-            user_id=r[0],
-            username=r[1],
-            display_name=r[2],
-            bio=r[3],
-            avatar_url=r[4],
-            followers=r[5],
-            following=r[6],
-            posts=r[7],
-        )
-        for r in rows[:limit]
-    ]
-    next_cursor = (
-        cursors.time_cursor(scope, rows[limit - 1][8], rows[limit - 1][0]) if len(rows) > limit else None
-    )
+    items = [PublicProfile.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = cursors.time_cursor(scope, last.followed_at, last.user_id) if last else None
     return Page[PublicProfile](items=items, next_cursor=next_cursor)

@@ -10,29 +10,9 @@ import pytest
 
 from devhost.host.server import FunctionHost
 from tests.support.api import ApiClient
+from tests.support.http_client import ApiUser
+from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
-
-
-class Client:
-    def __init__(self, http: aiohttp.ClientSession, host: FunctionHost, token: str) -> None:
-        self._http, self._host, self._token = http, host, token
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        async with self._http.request(
-            method, self._host.base_url + path, json=body, headers={"Authorization": f"Bearer {self._token}"}
-        ) as response:
-            text = await response.text()
-            import json
-
-            return response.status, json.loads(text) if text else None
-
-    async def ok(self, method: str, path: str, body: Any = None) -> Any:
-        status, payload = await self.call(method, path, body)
-        assert status in (200, 201, 204), (method, path, status, payload)
-        return payload
-
-    async def feed_post_ids(self) -> list[str]:
-        return [item["postId"] for item in (await self.ok("GET", "/api/feed"))["items"]]
 
 
 @pytest.fixture
@@ -40,12 +20,8 @@ async def people(local_host: FunctionHost, api: ApiClient) -> Any:
     async with aiohttp.ClientSession() as http:
         clients = {}
         for name in ("ann", "ben", "cat"):
-            client = Client(http, local_host, api.token(f"pipe-{name}"))
-            me = await client.ok(
-                "POST", "/api/users", {"username": f"pipe_{name}", "displayName": name.title()}
-            )
-            client.id = me["id"]  # type: ignore[attr-defined]
-            clients[name] = client
+            user = ApiUser(http, local_host.base_url, api.token(f"pipe-{name}"))
+            clients[name] = await onboard_user(user, f"pipe_{name}", name.title())
         yield clients
 
 
@@ -86,7 +62,7 @@ async def test_block_removes_and_follow_backfills(people: Any) -> None:
     await eventually(ben.feed_post_ids, lambda ids: first["id"] in ids, what="back-fill for ben")
     await ben.ok("PUT", f"/api/users/{ann.id}/block")
     assert first["id"] not in await ben.feed_post_ids()  # hidden at once, by the read-time filter
-    status, _ = await ann.call("PUT", f"/api/users/{ben.id}/follow")
+    status = (await ann.call("PUT", f"/api/users/{ben.id}/follow")).status
     assert status == 403
 
 
@@ -96,8 +72,8 @@ async def test_moderation_takes_a_post_out_of_feeds_and_restore_puts_it_back(
 ) -> None:
     ann, ben = people["ann"], people["ben"]
     async with aiohttp.ClientSession() as http:
-        moderator = Client(http, local_host, api.token("pipe-mod", role="moderator"))
-        await moderator.ok("POST", "/api/users", {"username": "pipe_mod", "displayName": "Mod"})
+        moderator = ApiUser(http, local_host.base_url, api.token("pipe-mod", role="moderator"))
+        await onboard_user(moderator, "pipe_mod", "Mod")
         await ben.ok("PUT", f"/api/users/{ann.id}/follow")
         post = await ann.ok("POST", "/api/posts", {"content": "borderline"})
         await eventually(ben.feed_post_ids, lambda ids: post["id"] in ids, what="post in feed")
@@ -111,7 +87,7 @@ async def test_moderation_takes_a_post_out_of_feeds_and_restore_puts_it_back(
             lambda found: not found,
             what="feed item deleted by the change feed",
         )
-        assert (await ben.call("GET", f"/api/posts/{post['id']}"))[0] == 404
+        assert (await ben.call("GET", f"/api/posts/{post['id']}")).status == 404
 
         await moderator.ok("POST", decide, {"action": "restore", "reason": "fine after all"})
         await eventually(ben.feed_post_ids, lambda ids: post["id"] in ids, what="restored post back")
@@ -120,7 +96,7 @@ async def test_moderation_takes_a_post_out_of_feeds_and_restore_puts_it_back(
 async def _feed_item_exists(api: ApiClient, recipient: str, post_id: str) -> bool:
     from azure.cosmos import exceptions
 
-    from shared_code.app_context import get_app_context
+    from shared_code.bootstrap import get_app_context
 
     feed = (await get_app_context()).cosmos_db.get_container_client("userFeed")
     try:

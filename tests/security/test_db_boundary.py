@@ -25,7 +25,8 @@ from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 
 from shared_code.adapters.postgres import open_pool
-from shared_code.app_context import AppContext, use_app_context
+from shared_code.app_context import AppContext
+from shared_code.bootstrap import use_app_context
 from shared_code.db.boundary import UnsafeDatabaseLogin
 from shared_code.db.roles import RefusedAppLogin, ensure_app_login
 from shared_code.db.unit_of_work import Actor, unit_of_work

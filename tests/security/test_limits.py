@@ -29,7 +29,8 @@ from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.services import notifications
 from tests.support.api import ApiClient
 from tests.support.chorus import Chorus
-from tests.support.http_client import Answer, ApiUser, onboard
+from tests.support.http_client import Answer, ApiUser
+from tests.support.onboarding import onboard_over_http
 from tests.support.polling import eventually
 from tests.support.running_stack import HostProcess, RunningStack
 
@@ -100,7 +101,7 @@ async def test_a_burst_of_posts_over_the_limit_across_two_hosts_is_refused_and_w
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
     first, second = hosts
-    user = await onboard(http, first.base_url, stack.state_dir, prefix="burst")  # one write spent
+    user = await onboard_over_http(http, first.base_url, stack.state_dir, prefix="burst")  # one write spent
     on_second = ApiUser(http, second.base_url, user.token, user.id, user.username)
     started = time.monotonic()
     created, refused = 0, None
@@ -139,12 +140,12 @@ async def test_a_follow_of_a_big_account_costs_its_fan_out(
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
     host = hosts[0]
-    big_account = await onboard(http, host.base_url, stack.state_dir, prefix="big")
-    small_account = await onboard(http, host.base_url, stack.state_dir, prefix="small")
+    big_account = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="big")
+    small_account = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="small")
     await owner_db.execute(
         "UPDATE user_counts SET followers = 1000000 WHERE user_id = %s", (big_account.id,)
     )  # weight 16
-    fan = await onboard(http, host.base_url, stack.state_dir, prefix="fan")  # 1 spent
+    fan = await onboard_over_http(http, host.base_url, stack.state_dir, prefix="fan")  # 1 spent
     for _ in range(3):  # 3 x (16 + 1) = 51 spent, 52 in all
         assert (await fan.call("PUT", f"/api/users/{big_account.id}/follow")).status == 204
         assert (await fan.call("DELETE", f"/api/users/{big_account.id}/follow")).status == 204
@@ -206,7 +207,7 @@ async def test_an_upload_larger_than_declared_is_refused_at_completion_and_its_b
     http: aiohttp.ClientSession,
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="liar")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="liar")
     upload = await user.ok("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 64})
     png = b"\x89PNG\r\n\x1a\n" + b"\0" * 4096  # far more than declared
     async with BlobClient.from_blob_url(upload["uploadUrl"]) as blob:
@@ -231,7 +232,7 @@ async def test_pending_uploads_are_held_to_their_quota(
     http: aiohttp.ClientSession,
     owner_db: psycopg.AsyncConnection[Any],
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="hoard")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="hoard")
     for _ in range(MEDIA_PENDING_MAX):
         await user.ok("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 1000})
     refused = await user.call("POST", "/api/media", {"contentType": "image/png", "sizeBytes": 1000})
@@ -243,7 +244,7 @@ async def test_pending_uploads_are_held_to_their_quota(
 async def test_media_requests_cost_the_bytes_they_declare(
     stack: RunningStack, hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession
 ) -> None:
-    user = await onboard(http, hosts[0].base_url, stack.state_dir, prefix="bytes")
+    user = await onboard_over_http(http, hosts[0].base_url, stack.state_dir, prefix="bytes")
     big = 50 * 1024 * 1024  # MEDIA_MAX_BYTES
     for _ in range(MEDIA_BYTES_PER_DAY // big):  # 20 x 50 MiB = 1000 MiB of the 1024 MiB a day
         await user.ok("POST", "/api/media", {"contentType": "video/mp4", "sizeBytes": big})

@@ -26,7 +26,8 @@ from devhost.host.server import FunctionHost
 from devhost.services.process import free_port
 from devhost.settings_file import PROJECT_DIR
 from shared_code.app_context import AppContext
-from tests.support.http_client import Answer, ApiUser, onboard
+from tests.support.http_client import Answer, ApiUser
+from tests.support.onboarding import onboard_over_http
 from tests.support.polling import eventually
 
 # The first bytes of real files of each kind; storage does not care what follows.
@@ -86,7 +87,7 @@ async def blob_exists(blobs: Any, path: str) -> bool:
 async def user(
     http: aiohttp.ClientSession, host: FunctionHost, state_dir: Path, role: str = "user"
 ) -> ApiUser:
-    return await onboard(http, host.base_url, state_dir, role=role, prefix="m")
+    return await onboard_over_http(http, host.base_url, state_dir, role=role, prefix="m")
 
 
 async def upload(

@@ -10,8 +10,8 @@ import jwt
 
 from devhost.settings_file import example_settings
 from devhost.tokens import signing_key
-from shared_code.domain.limits import RESERVED_USERNAMES
 from tests.support.api import ApiClient, Response
+from tests.support.onboarding import onboard
 
 
 def token_with(state_dir: Path, **overrides: Any) -> str:
@@ -32,12 +32,6 @@ def token_with(state_dir: Path, **overrides: Any) -> str:
     return jwt.encode(claims, signing_key(state_dir), algorithm="ES256")
 
 
-def unreserved(name: str) -> str:
-    """A username for a test subject: the subject itself, unless that is a reserved name (a subject
-    such as "moderator" is fine, the username is not)."""
-    return f"{name}_" if name.lower() in RESERVED_USERNAMES else name
-
-
 class Chorus:
     """Setup steps through the real API, each asserting that it worked."""
 
@@ -46,11 +40,7 @@ class Chorus:
 
     async def user(self, subject: str, username: str | None = None, **fields: Any) -> dict[str, Any]:
         """Onboard `subject` (username defaults to the subject) and return the created user."""
-        body = {"username": username or unreserved(subject), "displayName": subject.title(), **fields}
-        r = await self.api.call("POST", "/api/users", subject=subject, json_body=body)
-        assert r.status == 201, r
-        user: dict[str, Any] = r.json
-        return user
+        return await onboard(self.api, subject, username, **fields)
 
     async def users(self, *subjects: str) -> list[dict[str, Any]]:
         return [await self.user(subject) for subject in subjects]

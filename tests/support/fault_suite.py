@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 
 from devhost.settings_file import LOAD_TEST_RATE_LIMITS
-from tests.support.http_client import ApiUser, onboard
+from tests.support.http_client import ApiUser
+from tests.support.onboarding import onboard_over_http
 from tests.support.running_stack import HostProcess, RunningStack
 
 SERVICES = ("postgres", "cosmos", "eventhubs", "azurite")
@@ -41,7 +42,7 @@ class People:
         self._http, self._stack, self._host = http, stack, host
 
     async def new(self, role: str = "user") -> ApiUser:
-        return await onboard(self._http, self._host.base_url, self._stack.state_dir, role=role)
+        return await onboard_over_http(self._http, self._host.base_url, self._stack.state_dir, role=role)
 
     def via(self, user: ApiUser, other: HostProcess) -> ApiUser:
         """The same user, talking to another host."""

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from devhost.tokens import issue_token
 
 
 @dataclass(frozen=True)
@@ -76,14 +72,3 @@ class ApiUser:
     async def feed_post_ids(self) -> list[str]:
         page = await self.ok("GET", "/api/feed?limit=100")
         return [item["postId"] for item in page["items"]]
-
-
-async def onboard(
-    http: aiohttp.ClientSession, base_url: str, state_dir: Path, role: str = "user", prefix: str = "f"
-) -> ApiUser:
-    """A new user with a unique name, created through POST /api/users."""
-    username = f"{prefix}{uuid.uuid4().hex[:12]}"
-    user = ApiUser(http, base_url, issue_token(state_dir, f"sub-{username}", role), username=username)
-    me = await user.ok("POST", "/api/users", {"username": username, "displayName": username})
-    user.id = str(me["id"])
-    return user

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 import psycopg
@@ -85,7 +85,7 @@ class OwnerDb:
         self.conn = conn
 
     @classmethod
-    async def connect(cls, database_url: str) -> OwnerDb:
+    async def connect(cls, database_url: str) -> Self:
         return cls(await psycopg.AsyncConnection.connect(database_url, autocommit=True))
 
     async def close(self) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 from azure.cosmos import exceptions
 
 from shared_code.bootstrap import outbox_relay
@@ -18,7 +17,8 @@ from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, POSTS, PROFILES, REACTIONS
 from tests.support.api import ApiClient
-from tests.support.chorus import unreserved
+from tests.support.onboarding import onboard
+from tests.support.outbox import OwnerDb
 
 if TYPE_CHECKING:
     from devhost.services.eventhubs import EventHubsStandIn
@@ -56,22 +56,9 @@ class OutboxRow:
     backing_off: bool
 
 
-class Owner:
-    """The test database as its owner (row-level security bypassed), autocommit."""
-
-    def __init__(self, conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
-        self.conn = conn
-
-    async def rows(
-        self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        cur = await self.conn.execute(query, params)
-        return await cur.fetchall()
-
-    async def scalar(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        rows = await self.rows(query, params)
-        assert len(rows) == 1, rows
-        return rows[0][0]
+class Owner(OwnerDb):
+    """The test database as its owner (the one owner connection, tests/support/outbox.py), with what the
+    relay's tests read: outbox rows with their claim state, stored events, the moderators' mirror."""
 
     async def outbox(self) -> list[OutboxRow]:
         rows = await self.rows(
@@ -237,10 +224,7 @@ class People:
 
     async def join(self, *names: str) -> list[str]:
         for name in names:
-            me = await self.ok(
-                "POST", "/api/users", name, {"username": unreserved(name), "displayName": name.title()}
-            )
-            self.ids[name] = me["id"]
+            self.ids[name] = (await onboard(self.api, name))["id"]
         return [self.ids[n] for n in names]
 
     async def post(self, who: str, content: str) -> str:

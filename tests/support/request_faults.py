@@ -10,6 +10,7 @@ from shared_code.bootstrap import change_feed_service
 from shared_code.projections.writes import POSTS
 from tests.support.api import ApiClient, Response
 from tests.support.flows import drain
+from tests.support.onboarding import onboard
 
 if TYPE_CHECKING:
     from shared_code.app_context import AppContext
@@ -40,8 +41,7 @@ class Graph:
 async def build_graph(api: ApiClient, context: AppContext) -> Graph:
     ids = {}
     for name in ("alice", "bob", "carol", "dave", "erin"):
-        r = await call_ok(api, "POST", "/api/users", name, {"username": name, "displayName": name.title()})
-        ids[name] = r.json["id"]
+        ids[name] = (await onboard(api, name))["id"]
     for name in ("alice", "carol", "dave"):
         await call_ok(api, "PUT", f"/api/users/{ids[name]}/follow", "bob")
     await call_ok(api, "PUT", f"/api/users/{ids['carol']}/mute", "bob")

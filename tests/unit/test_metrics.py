@@ -193,7 +193,8 @@ async def test_a_change_feed_function_records_its_lag_before_handling(
     import azure.functions as func
 
     from functions import change_feed
-    from shared_code.app_context import AppContext, use_app_context
+    from shared_code.app_context import AppContext
+    from shared_code.bootstrap import use_app_context
 
     handled: list[list[dict[str, Any]]] = []
 

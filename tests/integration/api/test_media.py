@@ -27,7 +27,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from shared_code.adapters.media_signing import MediaSigner, MediaUrls
-from shared_code.app_context import use_app_context
+from shared_code.bootstrap import use_app_context
 from shared_code.services.media import delete_stale_pending, purge_unreadable_media
 from tests.support.api import ApiClient, Response
 from tests.support.chorus import Chorus

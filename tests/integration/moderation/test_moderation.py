@@ -10,7 +10,8 @@ import pytest
 
 from shared_code.app_context import AppContext
 from tests.support.api import ApiClient
-from tests.support.flows import drain, onboard
+from tests.support.flows import drain
+from tests.support.onboarding import onboard
 from tests.support.stack import as_app_login
 
 

@@ -16,7 +16,8 @@ from devhost.services.cosmos import CosmosEmulator
 from shared_code.app_context import AppContext
 from shared_code.ops.schema_drift import SNAPSHOT_FILE, expected_schema, read_schema
 from tests.support.api import ApiClient
-from tests.support.flows import drain, onboard
+from tests.support.flows import drain
+from tests.support.onboarding import onboard
 from tests.support.polling import eventually
 
 

@@ -15,7 +15,8 @@ from shared_code.app_context import AppContext
 from shared_code.bootstrap import change_feed_service
 from shared_code.projections.writes import FEED, POSTS, PROFILES
 from tests.support.api import ApiClient
-from tests.support.flows import drain, onboard
+from tests.support.flows import drain
+from tests.support.onboarding import onboard
 
 
 def cli(settings: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

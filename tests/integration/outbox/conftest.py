@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import psycopg
 import pytest
 
 from tests.support.api import ApiClient
@@ -24,11 +23,11 @@ from tests.support.pipeline import (
 
 @pytest.fixture
 async def owner(database_url: str) -> AsyncIterator[Owner]:
-    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    db = await Owner.connect(database_url)
     try:
-        yield Owner(conn)
+        yield db
     finally:
-        await conn.close()
+        await db.close()
 
 
 # --- Cosmos DB ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from devhost.services.process import free_port
 from tests.support.api import ApiClient
+from tests.support.onboarding import onboard
 from tests.support.outbox import OwnerDb
 from tests.support.problems import PROBLEM_PREFIX
 from tests.support.request_faults import ANSWER_WITHIN_SECONDS, call_ok
@@ -54,7 +55,7 @@ def app_settings_values(app_settings_values: dict[str, str], dead_blob_port: int
 async def test_completing_an_upload_answers_503_and_the_asset_stays_pending(
     api: ApiClient, database_url: str
 ) -> None:
-    await call_ok(api, "POST", "/api/users", "alice", {"username": "alice", "displayName": "Alice"})
+    await onboard(api, "alice")
     upload = (
         await call_ok(api, "POST", "/api/media", "alice", {"contentType": "image/png", "sizeBytes": 68})
     ).json
