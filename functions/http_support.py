@@ -310,7 +310,12 @@ async def _handle(
     try:
         app = await get_app_context()
         refuse_large_body(req, app.settings.max_request_body_bytes)
-        principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
+        try:
+            principal = None if anonymous else await app.tokens.authenticate(req.headers.get("authorization"))
+        except AuthenticationError:
+            # No usable token, so no user: the attempt spends its address's anonymous limit (429 past it).
+            await _charge(ApiRequest(req=req, app=app, principal=None, trace=trace), "anonymous", None)
+            raise
         api = ApiRequest(req=req, app=app, principal=principal, trace=trace)
         await _charge(api, limit, weigh)
         return await handler(api)

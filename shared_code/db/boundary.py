@@ -13,15 +13,16 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
 
 # Superuser, BYPASSRLS, and the tables of the app's schema the login owns (itself or through a role it
 # inherits from): ownership skips row-level security, since the tables do not FORCE it.
 _LOGIN_POWERS_SQL = """
-SELECT current_user::text, r.rolsuper, r.rolbypassrls,
+SELECT current_user::text AS login, r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
        coalesce((SELECT array_agg(c.relname::text ORDER BY c.relname)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
-                    AND pg_has_role(current_user, c.relowner, 'USAGE')), '{}')
+                    AND pg_has_role(current_user, c.relowner, 'USAGE')), '{}') AS owned_tables
   FROM pg_roles r WHERE r.rolname = current_user
 """
 
@@ -50,20 +51,23 @@ class UnsafeDatabaseLogin(RuntimeError):
     """The app's PostgreSQL login is not subject to row-level security: the app refuses to run."""
 
 
-def _powers(row: Any) -> LoginPowers:
+def _powers(row: dict[str, Any] | None) -> LoginPowers:
     if row is None:  # current_user always has a pg_roles row; be explicit rather than crash later
         raise UnsafeDatabaseLogin("the app's PostgreSQL login cannot be found in pg_roles")
-    login, superuser, bypass_rls, owned = row
-    return LoginPowers(login, bool(superuser), bool(bypass_rls), tuple(owned))
+    return LoginPowers(
+        row["login"], bool(row["superuser"]), bool(row["bypass_rls"]), tuple(row["owned_tables"])
+    )
 
 
 async def login_powers(conn: AsyncConnection[Any]) -> LoginPowers:
-    cur = await conn.execute(_LOGIN_POWERS_SQL)
-    return _powers(await cur.fetchone())
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_LOGIN_POWERS_SQL)
+        return _powers(await cur.fetchone())
 
 
 def login_powers_sync(conn: psycopg.Connection[Any]) -> LoginPowers:
-    return _powers(conn.execute(_LOGIN_POWERS_SQL).fetchone())
+    with conn.cursor(row_factory=dict_row) as cur:
+        return _powers(cur.execute(_LOGIN_POWERS_SQL).fetchone())
 
 
 def app_login_message(powers: LoginPowers, setting: str = "POSTGRES_URL") -> str | None:

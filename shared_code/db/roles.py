@@ -8,17 +8,18 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_@.-]{0,62}$", re.IGNORECASE)
 
 # What would let `login` past row-level security: superuser, BYPASSRLS, or owning (itself or through a
 # role it inherits from) a table of the schema.
 _POWERS_OF = """
-SELECT r.rolsuper, r.rolbypassrls,
+SELECT r.rolsuper AS superuser, r.rolbypassrls AS bypass_rls,
        coalesce((SELECT array_agg(c.relname::text ORDER BY c.relname)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
-                    AND pg_has_role(r.oid, c.relowner, 'USAGE')), '{}')
+                    AND pg_has_role(r.oid, c.relowner, 'USAGE')), '{}') AS owned_tables
   FROM pg_roles r WHERE r.rolname = %s
 """
 
@@ -28,10 +29,11 @@ class RefusedAppLogin(ValueError):
 
 
 def _refuse_unsafe(conn: psycopg.Connection[Any], login: str) -> None:
-    row = conn.execute(_POWERS_OF, (login,)).fetchone()
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_POWERS_OF, (login,)).fetchone()
     if row is None:
         return  # a new login: created below without any of these powers
-    superuser, bypass_rls, owned = row
+    superuser, bypass_rls, owned = row["superuser"], row["bypass_rls"], row["owned_tables"]
     causes = [
         cause for cause, present in (("is a superuser", superuser), ("has BYPASSRLS", bypass_rls)) if present
     ]

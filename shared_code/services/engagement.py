@@ -68,6 +68,12 @@ class _CurrentReaction:
 
 
 @dataclass(frozen=True)
+class _ReactedPost:
+    post_id: UUID
+    post_author_id: UUID
+
+
+@dataclass(frozen=True)
 class _RemovedReaction:
     id: UUID
     version: int
@@ -347,21 +353,24 @@ async def remove_reaction(uow: UnitOfWork, post_id: UUID) -> None:
 async def erase_reactions_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Account erasure: remove up to `limit` live reactions of `user_id`, each with its event and the
     post's counts lowered (the counters projection retracts it). How many; 0 when none is left."""
-    cur = await uow.conn.execute(
-        """SELECT r.post_id, p.author_id FROM reactions r JOIN posts p ON p.id = r.post_id
+    live = await fetch_all(
+        uow.conn,
+        _ReactedPost,
+        """SELECT r.post_id, p.author_id AS post_author_id FROM reactions r JOIN posts p ON p.id = r.post_id
            WHERE r.user_id = %s AND r.deleted_at IS NULL ORDER BY r.post_id LIMIT %s FOR UPDATE OF r""",
         (user_id, limit),
     )
-    live = await cur.fetchall()
-    for post_id, post_author_id in live:
-        cur = await uow.conn.execute(
+    for reacted in live:
+        post_id, post_author_id = reacted.post_id, reacted.post_author_id
+        removed = await fetch_one(
+            uow.conn,
+            _RemovedReaction,
             """UPDATE reactions SET deleted_at = now(), updated_at = now(), version = version + 1
                WHERE post_id = %s AND user_id = %s RETURNING id, version, type""",
             (post_id, user_id),
         )
-        row = await cur.fetchone()
-        assert row is not None
-        reaction_id, version, previous = row
+        assert removed is not None
+        reaction_id, version, previous = removed.id, removed.version, removed.type
         counts = await _move_reaction_counts(uow, post_id, None, previous)
         uow.record(
             ReactionRemoved(

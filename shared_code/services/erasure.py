@@ -30,6 +30,7 @@ from azure.cosmos.aio import DatabaseProxy
 from azure.storage.blob.aio import BlobServiceClient
 from psycopg_pool import AsyncConnectionPool
 
+from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import Actor, UnitOfWork, unit_of_work
 from shared_code.domain.errors import NotFound
 from shared_code.domain.events import (
@@ -120,6 +121,17 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class _Progress:
+    """An account's erasure as account_erasures records it."""
+
+    step: str
+    version: int
+    rows_erased: int
+    outbox_after: int
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class ErasureAccepted:
     user_id: UUID
     requested_at: datetime
@@ -179,15 +191,17 @@ class ErasureService:
         """Handle the chain's event `event_version`: one batch, its progress and the next event, in one
         transaction. Nothing if that event was handled already."""
         async with unit_of_work(self._pool, ERASURE_ACTOR) as uow:
-            cur = await uow.conn.execute(
+            progress = await fetch_one(
+                uow.conn,
+                _Progress,
                 """SELECT step, version, rows_erased, outbox_after, completed_at FROM account_erasures
                    WHERE user_id = %s FOR UPDATE""",
                 (user_id,),
             )
-            row = await cur.fetchone()
-            if row is None or row[4] is not None or row[1] != event_version:
+            if progress is None or progress.completed_at is not None or progress.version != event_version:
                 return  # done already (a replay), or never asked for
-            step, version, rows_erased, outbox_after, _ = row
+            step, version = progress.step, progress.version
+            rows_erased, outbox_after = progress.rows_erased, progress.outbox_after
             batch = await self._batch_of(uow, step, user_id, outbox_id, outbox_after)
             rows_erased += batch.changed
             outbox_after = batch.outbox_after

@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 from azure.core import MatchConditions
@@ -257,11 +255,13 @@ async def _db_now(uow: UnitOfWork) -> datetime:
     return value
 
 
-# An asset and what decides who may read it (shared_code/domain/media_rules.py), in one query.
+# An asset and what decides who may read it (shared_code/domain/media_rules.py), in one query; read
+# into a _StateRow with the asset's id, type, size and blob path.
 _STATE_COLUMNS = """
-    m.owner_id, EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL),
-    m.status, m.ready_at, m.deleted_at IS NOT NULL OR m.purged_at IS NOT NULL,
-    p.id, p.author_id, p.deleted_at IS NULL, p.status
+    m.id AS media_id, m.content_type, m.size_bytes, m.blob_path,
+    m.owner_id, EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL) AS owner_live,
+    m.status, m.ready_at, m.deleted_at IS NOT NULL OR m.purged_at IS NOT NULL AS gone,
+    p.id AS post_id, p.author_id AS post_author_id, p.deleted_at IS NULL AS post_live, p.status AS post_status
 """
 _STATE_FROM = """
     FROM media_assets m
@@ -270,17 +270,48 @@ _STATE_FROM = """
 """
 
 
-def _state_from_row(row: Sequence[Any]) -> MediaState:
-    post = None if row[5] is None else AttachedPost(id=row[5], author_id=row[6], live=row[7], status=row[8])
-    return MediaState(
-        owner_id=row[0], owner_live=row[1], status=row[2], ready_at=row[3], gone=row[4], post=post
-    )
+@dataclass(frozen=True)
+class _StateRow:
+    media_id: UUID
+    content_type: str
+    size_bytes: int
+    blob_path: str
+    owner_id: UUID
+    owner_live: bool
+    status: str
+    ready_at: datetime | None
+    gone: bool
+    post_id: UUID | None
+    post_author_id: UUID | None
+    post_live: bool | None
+    post_status: str | None
+
+    def state(self) -> MediaState:
+        post = None
+        if self.post_id is not None:
+            assert self.post_author_id is not None
+            assert self.post_status is not None
+            post = AttachedPost(
+                id=self.post_id,
+                author_id=self.post_author_id,
+                live=bool(self.post_live),
+                status=self.post_status,
+            )
+        return MediaState(
+            owner_id=self.owner_id,
+            owner_live=self.owner_live,
+            status=self.status,
+            ready_at=self.ready_at,
+            gone=self.gone,
+            post=post,
+        )
 
 
 async def media_state(uow: UnitOfWork, media_id: UUID) -> MediaState | None:
-    cur = await uow.conn.execute(f"SELECT {_STATE_COLUMNS} {_STATE_FROM} WHERE m.id = %s", (media_id,))
-    row = await cur.fetchone()
-    return None if row is None else _state_from_row(row)
+    row = await fetch_one(
+        uow.conn, _StateRow, f"SELECT {_STATE_COLUMNS} {_STATE_FROM} WHERE m.id = %s", (media_id,)
+    )
+    return None if row is None else row.state()
 
 
 async def read_media(
@@ -289,14 +320,12 @@ async def read_media(
     """GET /api/media/{id}: a fresh short-lived read URL when the caller may read the asset; a 409
     for the owner's upload not completed yet; else a 404 that does not say whether it exists."""
     me = uow.require_user()
-    cur = await uow.conn.execute(
-        f"SELECT {_STATE_COLUMNS}, m.content_type, m.size_bytes, m.blob_path {_STATE_FROM} WHERE m.id = %s",
-        (media_id,),
+    row = await fetch_one(
+        uow.conn, _StateRow, f"SELECT {_STATE_COLUMNS} {_STATE_FROM} WHERE m.id = %s", (media_id,)
     )
-    row = await cur.fetchone()
     if row is None:
         raise NotFound("no such media")
-    state = _state_from_row(row)
+    state = row.state()
     if state.status == "pending" and state.owner_id == me and not state.gone:
         # The owner's own upload, not completed yet: say so (the Location of POST /media points here).
         raise Conflict(
@@ -310,7 +339,7 @@ async def read_media(
     )
     if not readable_by(state, me, await _db_now(uow), media_urls.unattached_ttl, blocked_by_author=blocked):
         raise NotFound("no such media")
-    content_type, size_bytes, blob_path = row[9:12]
+    content_type, size_bytes, blob_path = row.content_type, row.size_bytes, row.blob_path
     async with budget.guard():
         await media_urls.signer.ensure_fresh()
     read = media_urls.signer.read_url(
@@ -414,17 +443,16 @@ async def purge_unreadable_media(
             # Decided again by the rule itself, in a new statement that sees what committed since the
             # claim was read (a post attaching one of these media just before it): the row locks now
             # held keep it so until this transaction ends.
-            cur = await conn.execute(
-                f"SELECT {_STATE_COLUMNS}, m.id, m.blob_path {_STATE_FROM} WHERE m.id = ANY(%s)", (claimed,)
+            rows = await fetch_all(
+                conn, _StateRow, f"SELECT {_STATE_COLUMNS} {_STATE_FROM} WHERE m.id = ANY(%s)", (claimed,)
             )
-            rows = await cur.fetchall()
             now_cur = await conn.execute("SELECT now()")
             now_row = await now_cur.fetchone()
             assert now_row is not None
             doomed = [
-                (row[9], row[10])
+                (row.media_id, row.blob_path)
                 for row in rows
-                if purgeable(_state_from_row(row), now_row[0], unattached_ttl)
+                if purgeable(row.state(), now_row[0], unattached_ttl)
             ]
             if not doomed:
                 return purged

@@ -76,6 +76,12 @@ async def owner_db(stack: RunningStack) -> AsyncIterator[psycopg.AsyncConnection
         yield conn
 
 
+def from_address(address: str) -> aiohttp.ClientSession:
+    """A client connecting from its own loopback address (any 127.x.y.z is this machine), so each
+    test's anonymous limit is its own."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
 def assert_rate_limited(answer: Answer, limit: str) -> int:
     """A 429 RFC 9457 problem naming the limit, with a Retry-After in whole seconds; returns it."""
     assert answer.status == 429, answer
@@ -166,6 +172,14 @@ async def test_anonymous_routes_are_limited_per_client_address_whatever_it_claim
 ) -> None:
     """Each request claims another address in X-Forwarded-For; the host appends the real one, and the
     limit follows that. The limit is shared by both hosts."""
+    async with from_address("127.0.0.3") as client:
+        await _flood_openapi(hosts, client)
+    # Another address still gets the document.
+    async with from_address("127.0.0.6") as other, other.get(hosts[0].base_url + "/api/openapi.json") as r:
+        assert r.status == 200
+
+
+async def _flood_openapi(hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession) -> None:
     refused = None
     for n in range(2 * ANONYMOUS_PER_MINUTE):
         host = hosts[n % 2]
@@ -179,6 +193,24 @@ async def test_anonymous_routes_are_limited_per_client_address_whatever_it_claim
     assert refused is not None, "forged X-Forwarded-For headers escaped the anonymous limit"
     assert_rate_limited(refused, "anonymous")
     assert n <= ANONYMOUS_PER_MINUTE + 30, n
+
+
+async def test_requests_with_bad_tokens_spend_the_addresss_anonymous_limit(
+    stack: RunningStack, hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession
+) -> None:
+    """Guessing tokens is not free: without a usable token a request has no user, so it spends the
+    client address's anonymous limit, and past it gets 429 instead of 401."""
+    async with from_address("127.0.0.4") as client:
+        forger = ApiUser(client, hosts[0].base_url, "not.a.token")
+        statuses = []
+        for _ in range(2 * ANONYMOUS_PER_MINUTE):
+            answer = await forger.call("GET", "/api/users/me")
+            statuses.append(answer.status)
+            if answer.status != 401:
+                break
+    assert_rate_limited(answer, "anonymous")
+    assert set(statuses[:-1]) == {401}
+    assert len(statuses) - 1 >= ANONYMOUS_PER_MINUTE - 1
 
 
 async def test_a_body_declared_too_large_is_refused_before_it_is_read(
@@ -289,15 +321,15 @@ async def test_the_liveness_probe_has_its_own_limit_per_client(
 ) -> None:
     host = hosts[1]
     refused, answered = None, 0
-    for _ in range(2 * ANONYMOUS_PER_MINUTE):
-        async with http.get(host.base_url + "/api/health") as r:
-            answer = Answer(
-                r.status, {k.lower(): v for k, v in r.headers.items()}, await r.json(content_type=None), 0.0
-            )
-        if answer.status != 200:
-            refused = answer
-            break
-        answered += 1
+    async with from_address("127.0.0.5") as client:
+        for _ in range(2 * ANONYMOUS_PER_MINUTE):
+            async with client.get(host.base_url + "/api/health") as r:
+                body = await r.json(content_type=None)
+                answer = Answer(r.status, {k.lower(): v for k, v in r.headers.items()}, body, 0.0)
+            if answer.status != 200:
+                refused = answer
+                break
+            answered += 1
     assert refused is not None
     assert_rate_limited(refused, "anonymous")
     assert ANONYMOUS_PER_MINUTE <= answered <= ANONYMOUS_PER_MINUTE + 30, answered
