@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from shared_code.domain.limits import (
-    MODERATION_REASON_MAX,
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
+    QUERY_REASON_MAX,
     REACTION_TYPES,
 )
 from shared_code.schemas.common import NON_BLANK_PATTERN
@@ -62,6 +62,8 @@ class RouteContract:
     idempotent_create: bool = False
     # Headers the success response may carry besides the usual ones: name -> what it means.
     response_headers: tuple[tuple[str, str], ...] = ()
+    # Other success answers the route may give: (status, body model, what it means).
+    other_responses: tuple[tuple[int, type[BaseModel], str], ...] = ()
     # The limit the route spends (docs/api.md "Limits"), and whether its cost has a weight rule.
     limit: LimitClass = "write"
     weighted: bool = False
@@ -94,6 +96,7 @@ def api_route(
     response_headers: Mapping[str, str] | None = None,
     limit: LimitClass | None = None,
     weigh: Weigh | None = None,
+    other_responses: Sequence[tuple[int, type[BaseModel], str]] = (),
 ) -> Callable[[Handler], Any]:
     """Declare and register one HTTP function: its route, its contract, its handler.
 
@@ -120,6 +123,7 @@ def api_route(
                 response_headers=tuple((response_headers or {}).items()),
                 limit=limit_class,
                 weighted=weigh is not None,
+                other_responses=tuple(other_responses),
             )
         )
         function: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]] = endpoint(
@@ -161,16 +165,28 @@ REACTION_QUERY = (
         "only this reaction type",
     ),
 )
-# A moderator deleting someone else's post says why (recorded, and the author may appeal);
-# the author deleting their own post needs no reason, and one given is ignored.
-DELETE_POST_QUERY = (
-    QueryParameter(
-        "reason",
-        {"type": "string", "minLength": 1, "maxLength": MODERATION_REASON_MAX, "pattern": NON_BLANK_PATTERN},
-        "why a moderator deletes someone else's post: required then (422 without it), recorded with "
-        "the removal, which the author may appeal; ignored when the author deletes their own post",
-    ),
-)
+
+
+def _moderation_reason_query(thing: str) -> tuple[QueryParameter, ...]:
+    """A moderator deleting someone else's post or comment says why (recorded, and its author may
+    appeal); its own author needs no reason, and one given is ignored."""
+    return (
+        QueryParameter(
+            "reason",
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": QUERY_REASON_MAX,
+                "pattern": NON_BLANK_PATTERN,
+            },
+            f"why a moderator deletes someone else's {thing}: required then (422 without it), recorded, and "
+            f"its author may appeal; ignored when the {thing}'s own author deletes it",
+        ),
+    )
+
+
+DELETE_POST_QUERY = _moderation_reason_query("post")
+DELETE_COMMENT_QUERY = _moderation_reason_query("comment")
 NOTIFICATION_QUERY = (
     *PAGE_QUERY,
     QueryParameter(

@@ -42,6 +42,13 @@ _PROBLEMS = {
 # Every route refuses a body declared too large (413) and spends a rate limit (429).
 _ANONYMOUS_PROBLEMS = {status: _PROBLEMS[status] for status in (413, 429, 500, 503)}
 _RETRY_AFTER_STATUSES = ("429", "503")
+# What docs/api.md "Authentication" says a token must be (shared_code/auth.py checks it): 401 otherwise.
+_BEARER_RULES = (
+    "An access token (JWT) of the identity provider: iss, aud, exp, iat and sub; header typ absent, JWT or "
+    "at+jwt; no ID-token claims (nonce, at_hash, c_hash); a scp/scope or role claim; exp - iat at most "
+    "AUTH_MAX_TOKEN_LIFETIME_SECONDS (28 hours by default); sub of at most 255 characters without control "
+    "characters. Anything else answers 401."
+)
 _RETRY_AFTER = {"schema": {"type": "string"}, "description": "seconds to wait before trying again"}
 
 
@@ -99,6 +106,12 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": refs[(ProblemDetails, "serialization")]}}
     problems = _ANONYMOUS_PROBLEMS if route.access == "anonymous" else _PROBLEMS
     responses: dict[str, Any] = {str(route.status): success}
+    for status, model, description in route.other_responses:
+        responses[str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": refs[(model, "serialization")]}},
+            "headers": {"Retry-After": _RETRY_AFTER},
+        }
     for status, description in problems.items():
         responses.setdefault(str(status), {"description": description, "content": problem})
         if str(status) in _RETRY_AFTER_STATUSES:
@@ -152,6 +165,7 @@ def build_openapi(media_max_bytes: int = MEDIA_SIZE_LIMIT) -> dict[str, Any]:
             models.append((route.request, "validation"))
         if route.response is not None:
             models.append((route.response, "serialization"))
+        models.extend((model, "serialization") for _, model, _ in route.other_responses)
     refs: dict[Any, Any]
     refs, definitions = models_json_schema(
         list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"
@@ -167,13 +181,22 @@ def build_openapi(media_max_bytes: int = MEDIA_SIZE_LIMIT) -> dict[str, Any]:
             "title": API_TITLE,
             "version": API_VERSION,
             "description": "The Chorus social-network backend. Errors are RFC 9457 problem details; list "
-            "routes page with opaque, signed cursors.",
+            "routes page with opaque, signed cursors. A `traceparent` header (W3C Trace Context version 00) "
+            "is continued, and its trace id answered as `x-correlation-id`; any other is ignored and a "
+            "fresh trace started.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
             "schemas": definitions.get("$defs", {}),
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": _BEARER_RULES,
+                }
+            },
         },
     }
 

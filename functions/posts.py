@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.contract import DELETE_POST_QUERY, PAGE_QUERY, REACTION_QUERY, api_route
+from functions.contract import DELETE_COMMENT_QUERY, DELETE_POST_QUERY, PAGE_QUERY, REACTION_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok, weigh_by_callers_followers
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.common import Page
@@ -145,13 +145,15 @@ async def list_comments(api: ApiRequest) -> func.HttpResponse:
     bp,
     "DELETE",
     "comments/{commentId:guid}",
-    summary="Delete a comment (its author, the post's author or a moderator)",
+    summary="Delete a comment (its author, the post's author, or a moderator with a reason)",
     status=204,
+    query=DELETE_COMMENT_QUERY,
     tag="posts",
 )
 async def delete_comment(api: ApiRequest) -> func.HttpResponse:
     comment_id = api.route_id("commentId")
-    await api.run(lambda uow: engagement.delete_comment(uow, comment_id))
+    reason = moderation_reason(api.req.params.get("reason"))
+    await api.run(lambda uow: engagement.delete_comment(uow, comment_id, reason))
     return no_content()
 
 

@@ -160,6 +160,11 @@ async def system_connection(
                 except psycopg.Error:
                     # It must not go back to the pool still acting as the system: the pool drops it.
                     await conn.close()
+                except BaseException:
+                    # Cancelled half-way (a request's deadline, a stopping worker): the same, then go on
+                    # with the cancellation.
+                    await conn.close()
+                    raise
 
 
 class StaleConnection(Exception):

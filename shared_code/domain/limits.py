@@ -48,6 +48,9 @@ REACTION_TYPES: Final[tuple[ReactionType, ...]] = get_args(ReactionType)
 AuthProvider = Literal["google", "apple", "github", "email"]
 
 MODERATION_REASON_MAX: Final = 1000
+# A reason given in a query string (a moderator's DELETE ?reason=) is shorter: percent-encoded, each
+# character may take 12 bytes, and request lines past about 8 KB are refused by HTTP servers.
+QUERY_REASON_MAX: Final = 200
 APPEAL_STATEMENT_MAX: Final = 2000
 Severity = Literal["low", "medium", "high", "critical"]
 ModerationAction = Literal["hide", "remove", "restore"]

@@ -13,6 +13,7 @@ from shared_code.domain.limits import (
     APPEAL_STATEMENT_MAX,
     FLAG_REASON_MAX,
     MODERATION_REASON_MAX,
+    QUERY_REASON_MAX,
     AppealDecision,
     ModerationAction,
     Severity,
@@ -21,18 +22,21 @@ from shared_code.schemas.common import NonBlankText, RequestBody, ResponseBody, 
 
 FlagReason = Annotated[NonBlankText, Field(min_length=1, max_length=FLAG_REASON_MAX)]
 DecisionReason = Annotated[NonBlankText, Field(min_length=1, max_length=MODERATION_REASON_MAX)]
-_DECISION_REASON: TypeAdapter[str] = TypeAdapter(DecisionReason)
+_QUERY_REASON: TypeAdapter[str] = TypeAdapter(
+    Annotated[NonBlankText, Field(min_length=1, max_length=QUERY_REASON_MAX)]
+)
 
 
 def moderation_reason(value: str | None) -> str | None:
-    """A `?reason=` query value, checked as a decision's reason is (422 otherwise); None if absent."""
+    """A `?reason=` query value: a decision's reason, at most QUERY_REASON_MAX characters (422
+    otherwise); None if absent."""
     if value is None:
         return None
     try:
-        return _DECISION_REASON.validate_python(value)
+        return _QUERY_REASON.validate_python(value)
     except ValidationError:
         raise Invalid(
-            f"reason must be 1 to {MODERATION_REASON_MAX} characters, not blank, without NUL", field="reason"
+            f"reason must be 1 to {QUERY_REASON_MAX} characters, not blank, without NUL", field="reason"
         ) from None
 
 
@@ -77,6 +81,8 @@ class QueueItem(ResponseBody):
 class CreateAppeal(RequestBody):
     post_id: Uuid
     statement: Annotated[NonBlankText, Field(min_length=1, max_length=APPEAL_STATEMENT_MAX)]
+    # Set to appeal a moderator's delete of one's comment on that post, rather than a decision on the post.
+    comment_id: Uuid | None = None
 
 
 class AppealDecisionRequest(RequestBody):
@@ -87,6 +93,7 @@ class AppealDecisionRequest(RequestBody):
 class Appeal(ResponseBody):
     id: UUID
     post_id: UUID
+    comment_id: UUID | None = None
     status: str
     created_at: datetime
     decided_at: datetime | None = None

@@ -177,7 +177,9 @@ async def list_comments(
     return Page[Comment](items=items, next_cursor=next_cursor)
 
 
-async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
+async def delete_comment(uow: UnitOfWork, comment_id: UUID, reason: str | None = None) -> None:
+    """The comment's author or the post's author deletes; a moderator deleting someone else's comment
+    gives a reason, recorded in moderation_actions, and the comment's author may appeal."""
     me = uow.require_user()
     comment = await fetch_one(
         uow.conn,
@@ -189,8 +191,22 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
         raise NotFound("no such comment")
     post_id, author_id = comment.post_id, comment.author_id
     post = await visible_post(uow, post_id)
-    if me not in (author_id, post.author_id) and not uow.actor.is_moderator:
-        raise Forbidden("only the comment's author, the post's author or a moderator can delete a comment")
+    if me not in (author_id, post.author_id):
+        if not uow.actor.is_moderator:
+            raise Forbidden(
+                "only the comment's author, the post's author or a moderator can delete a comment"
+            )
+        if reason is None:
+            raise Invalid(
+                "a moderator deleting someone else's comment gives the reason: "
+                "DELETE /api/comments/{commentId}?reason=...",
+                field="reason",
+            )
+        await uow.conn.execute(
+            """INSERT INTO moderation_actions (post_id, comment_id, moderator_id, action, reason)
+               VALUES (%s, %s, %s, 'remove', %s)""",
+            (post_id, comment_id, me, reason),
+        )
     cur = await uow.conn.execute(
         "UPDATE comments SET deleted_at = now(), version = version + 1 WHERE id = %s RETURNING version",
         (comment_id,),
@@ -204,6 +220,41 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID) -> None:
         ),
         comment_id,
         version_row[0],
+    )
+
+
+async def restore_comment(uow: UnitOfWork, comment_id: UUID) -> None:
+    """Bring back a comment a moderator deleted (an overturned appeal): live again, counted again,
+    and announced as created again (same id, so its notification is the same one)."""
+    cur = await uow.conn.execute(
+        # Not a comment its author's account erasure took (that one is gone for good).
+        """UPDATE comments SET deleted_at = NULL, version = version + 1
+           WHERE id = %s AND deleted_at IS NOT NULL
+             AND author_id IN (SELECT id FROM users WHERE deleted_at IS NULL)
+           RETURNING post_id, author_id, parent_id, content, created_at, version""",
+        (comment_id,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return  # live already
+    post_id, author_id, parent_id, content, created_at, version = row
+    cur = await uow.conn.execute("SELECT author_id FROM posts WHERE id = %s", (post_id,))
+    post_row = await cur.fetchone()
+    assert post_row is not None
+    counts = await _move_comment_count(uow, post_id, +1)
+    uow.record(
+        CommentCreated(
+            comment_id=comment_id,
+            post_id=post_id,
+            post_author_id=post_row[0],
+            author_id=author_id,
+            parent_id=parent_id,
+            content=content,
+            created_at=created_at,
+            post_counts=counts,
+        ),
+        comment_id,
+        version,
     )
 
 

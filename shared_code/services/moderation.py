@@ -32,6 +32,7 @@ from shared_code.schemas.moderation import (
     QueueItem,
 )
 from shared_code.services.authors import author_snapshot
+from shared_code.services.engagement import restore_comment
 from shared_code.services.guards import visible_post
 from shared_code.services.post_media import media_refs
 
@@ -73,6 +74,7 @@ class _PendingAppeal:
     post_id: UUID
     author_id: UUID
     status: str
+    comment_id: UUID | None  # set when it appeals a moderator's delete of a comment
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,51 @@ async def remove_as_moderator(uow: UnitOfWork, post_id: UUID, reason: str | None
     await _set_status(uow, post_id, "remove", "remove", reason, me)
 
 
+async def _create_comment_appeal(uow: UnitOfWork, me: UUID, body: CreateAppeal, comment_id: UUID) -> Appeal:
+    """The author of a comment a moderator deleted appeals that delete."""
+    cur = await uow.conn.execute(
+        "SELECT author_id, deleted_at IS NOT NULL FROM comments WHERE id = %s AND post_id = %s",
+        (comment_id, body.post_id),
+    )
+    row = await cur.fetchone()
+    if row is None or row[0] != me:
+        raise NotFound("no such comment of yours on this post")
+    cur = await uow.conn.execute(
+        "SELECT 1 FROM moderation_actions WHERE comment_id = %s AND action = 'remove'", (comment_id,)
+    )
+    if not row[1] or await cur.fetchone() is None:
+        raise Conflict("no moderator deleted this comment: there is nothing to appeal")
+    try:
+        cur = await uow.conn.execute(
+            """INSERT INTO appeals (post_id, comment_id, author_id, statement) VALUES (%s, %s, %s, %s)
+               RETURNING id, status, created_at""",
+            (body.post_id, comment_id, me, body.statement),
+        )
+    except pg_errors.UniqueViolation:
+        raise Conflict("this comment already has an appeal waiting for a decision") from None
+    appeal = await cur.fetchone()
+    assert appeal is not None
+    appeal_id, status, created_at = appeal
+    uow.record(
+        AppealCreated(
+            appeal_id=appeal_id,
+            post_id=body.post_id,
+            author_id=me,
+            statement=body.statement,
+            created_at=created_at,
+        ),
+        appeal_id,
+        1,
+    )
+    return Appeal(
+        id=appeal_id, post_id=body.post_id, comment_id=comment_id, status=status, created_at=created_at
+    )
+
+
 async def create_appeal(uow: UnitOfWork, body: CreateAppeal) -> Appeal:
     me = uow.require_user()
+    if body.comment_id is not None:
+        return await _create_comment_appeal(uow, me, body, body.comment_id)
     post = await fetch_one(
         uow.conn,
         _PostOwner,
@@ -281,12 +326,12 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
     appeal = await fetch_one(
         uow.conn,
         _PendingAppeal,
-        "SELECT post_id, author_id, status FROM appeals WHERE id = %s FOR UPDATE",
+        "SELECT post_id, author_id, status, comment_id FROM appeals WHERE id = %s FOR UPDATE",
         (appeal_id,),
     )
     if appeal is None:
         raise NotFound("no such appeal")
-    post_id, author_id = appeal.post_id, appeal.author_id
+    post_id, author_id, comment_id = appeal.post_id, appeal.author_id, appeal.comment_id
     _not_own_case(me, author_id, "appeal")
     if appeal.status != "pending":
         raise Conflict(f"this appeal was already decided ({appeal.status})")
@@ -299,7 +344,16 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
         (new_status, me, body.reason, appeal_id),
     )
     assert times is not None
-    if body.decision == "overturned":
+    if comment_id is not None:
+        # An appeal of a comment's delete: overturned, the comment comes back.
+        if body.decision == "overturned":
+            await restore_comment(uow, comment_id)
+        await uow.conn.execute(
+            """INSERT INTO moderation_actions (post_id, comment_id, moderator_id, action, reason)
+               VALUES (%s, %s, %s, %s, %s)""",
+            (post_id, comment_id, me, f"appeal_{body.decision}", body.reason),
+        )
+    elif body.decision == "overturned":
         await _set_status(uow, post_id, "restore", "appeal_overturned", body.reason, me)
     else:
         await uow.conn.execute(
@@ -321,6 +375,7 @@ async def decide_appeal(uow: UnitOfWork, appeal_id: UUID, body: AppealDecisionRe
     return Appeal(
         id=appeal_id,
         post_id=post_id,
+        comment_id=comment_id,
         status=new_status,
         created_at=times.created_at,
         decided_at=times.decided_at,

@@ -198,7 +198,12 @@ async def test_every_table_with_user_data_has_row_level_security(owner: OwnerDb)
              AND NOT c.relname = ANY(%s) ORDER BY 1""",
         (list(NO_USER_DATA),),
     )
-    assert without == []
+    assert without == [], (
+        f"{without}: enable row-level security with a policy per command in the migration that creates the "
+        "table (see sql/0012_row_level_security_everywhere.sql and docs/security.md, 'The database boundary'), "
+        "and run cross-user work through system_connection; or, if the table holds no user data, name it in "
+        "NO_USER_DATA with the reason"
+    )
 
 
 # --- start-up refuses a login row-level security does not apply to -----------------------------------

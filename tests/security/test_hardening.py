@@ -339,6 +339,37 @@ async def test_a_moderators_delete_is_recorded_with_its_reason_and_can_be_appeal
     assert (await reader.ok("GET", path))["content"] == "contested"
 
 
+async def test_a_moderators_delete_of_a_comment_is_recorded_with_its_reason_and_can_be_appealed(
+    person: Any, database_url: str
+) -> None:
+    author, commenter = await person("author"), await person("commenter")
+    mod, other_mod = await person("mod", "moderator"), await person("mod2", "moderator")
+    post = await author.ok("POST", "/api/posts", {"content": "a post"})
+    comment = await commenter.ok("POST", f"/api/posts/{post['id']}/comments", {"content": "a remark"})
+    path = f"/api/comments/{comment['id']}"
+
+    assert_problem(await mod.call("DELETE", path), 422, "validation-failed")
+    assert (await mod.call("DELETE", f"{path}?reason=rude")).status == 204
+    assert (await author.ok("GET", f"/api/posts/{post['id']}/comments"))["items"] == []
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT action, reason FROM moderation_actions WHERE comment_id = %s", (comment["id"],)
+        ).fetchone()
+    assert row == ("remove", "rude")
+
+    appeal_body = {"postId": post["id"], "commentId": comment["id"], "statement": "it was not rude"}
+    # Only the comment's author appeals, once at a time.
+    assert_problem(await author.call("POST", "/api/appeals", appeal_body), 404, "not-found")
+    appeal = await commenter.ok("POST", "/api/appeals", appeal_body)
+    assert appeal["commentId"] == comment["id"]
+    assert_problem(await commenter.call("POST", "/api/appeals", appeal_body), 409, "conflict")
+    decision = {"decision": "overturned", "reason": "fair comment"}
+    await other_mod.ok("POST", f"/api/moderation/appeals/{appeal['id']}/decision", decision)
+    comments = await author.ok("GET", f"/api/posts/{post['id']}/comments")
+    assert [c["id"] for c in comments["items"]] == [comment["id"]]
+    assert (await author.ok("GET", f"/api/posts/{post['id']}"))["commentCount"] == 1
+
+
 async def test_no_moderator_decides_on_their_own_post_or_appeal(person: Any, database_url: str) -> None:
     mod, other_mod = await person("mod", "moderator"), await person("mod2", "moderator")
     post = await mod.ok("POST", "/api/posts", {"content": "my own"})

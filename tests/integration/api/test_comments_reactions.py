@@ -159,7 +159,11 @@ async def test_who_may_delete_a_comment(
     )
     assert await db.events(after=mark) == []
 
-    await chorus.do("DELETE", f"/api/comments/{comment['id']}", deleter, role=role)
+    # A moderator deleting someone else's comment says why; the reason is recorded.
+    reason = "?reason=off%20topic" if role == "moderator" else ""
+    await chorus.do("DELETE", f"/api/comments/{comment['id']}{reason}", deleter, role=role)
+    recorded = await db.row("SELECT count(*) FROM moderation_actions WHERE comment_id = %s", (comment["id"],))
+    assert recorded == ((1,) if role == "moderator" else (0,))
 
     [event] = await db.events(after=mark)
     assert event.key == ("comment.deleted", "comment", comment["id"], 2)
@@ -317,4 +321,4 @@ async def test_a_moderator_the_author_blocked_sees_the_post_but_cannot_react_or_
     assert_problem(r, 403, "forbidden")
     assert await db.events(after=mark) == []
     # But moderation still works.
-    await chorus.do("DELETE", f"/api/comments/{comment['id']}", "mod", role="moderator")
+    await chorus.do("DELETE", f"/api/comments/{comment['id']}?reason=abuse", "mod", role="moderator")
