@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from typing import Any, Literal
+from uuid import UUID
 
 import azure.functions as func
 
@@ -10,8 +13,9 @@ from functions.contract import api_route
 from functions.http_support import ApiRequest, ok
 from shared_code.bootstrap import get_app_context
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas.accounts import CreateUser, ErasureAccepted, Me, UpdateProfile
+from shared_code.schemas.accounts import CreateUser, ErasureAccepted, ExportJob, Me, UpdateProfile
 from shared_code.services import accounts, erasure
+from shared_code.services import export as export_service
 from shared_code.services.idempotency import ONBOARDING_OPERATION
 
 bp = func.Blueprint()
@@ -88,3 +92,71 @@ async def expire_idempotency_keys(timer: func.TimerRequest) -> None:
     ctx = await get_app_context()
     keys, holds = await erasure.expire_keys_and_holds(ctx.pg_pool, ctx.settings.idempotency_key_ttl_hours)
     log.info("expiry: deleted %d Idempotency-Key response(s) and %d username hold(s)", keys, holds)
+
+
+_EXPORT_PENDING = "the export is too large to answer at once: a background job writes it; poll the location"
+
+
+@api_route(
+    bp,
+    "GET",
+    "users/me/export",
+    summary="Everything Chorus holds about the caller, as JSON (202 and a job to poll when large)",
+    tag="identity",
+    other_responses=[(202, ExportJob, _EXPORT_PENDING)],
+)
+async def export_me(api: ApiRequest) -> func.HttpResponse:
+    settings = api.app.settings
+    cosmos_db = api.app.request_cosmos_db
+    budget = api.cosmos_budget()
+
+    async def export(uow: UnitOfWork) -> dict[str, Any] | ExportJob:
+        me = uow.require_user()
+        if await export_service.count_items(uow, me) <= settings.export_inline_max_items:
+            async with budget.guard():
+                return await export_service.build_document(uow, cosmos_db, me)
+        accepted = await export_service.request_export(uow)
+        return _job(accepted.export_id, "pending")
+
+    result = await api.run(export)
+    if isinstance(result, ExportJob):
+        return _pending(result)
+    return ok(result)
+
+
+@api_route(
+    bp,
+    "GET",
+    "users/me/exports/{exportId:guid}",
+    summary="An export job of the caller: 202 while it runs, then a short-lived download link",
+    response=ExportJob,
+    tag="identity",
+    other_responses=[(202, ExportJob, "the export is still being written; poll again after Retry-After")],
+)
+async def get_export(api: ApiRequest) -> func.HttpResponse:
+    export_id = api.route_id("exportId")
+    state = await api.run(lambda uow: export_service.export_state(uow, export_id))
+    if state.status != "ready" or state.blob_path is None:
+        return _pending(_job(export_id, "pending"))
+    signer = api.app.media_urls.signer
+    async with api.media_storage_budget().guard():
+        await signer.ensure_fresh()
+    link = signer.download_url(
+        export_service.EXPORT_CONTAINER,
+        state.blob_path,
+        timedelta(minutes=api.app.settings.export_link_minutes),
+    )
+    ready = _job(export_id, "ready").model_copy(
+        update={"download_url": link.url, "download_expires_at": link.expires_at, "items": state.items}
+    )
+    return ok(ready)
+
+
+def _job(export_id: UUID, status: Literal["pending", "ready"]) -> ExportJob:
+    return ExportJob(export_id=export_id, status=status, location=f"/api/users/me/exports/{export_id}")
+
+
+def _pending(job: ExportJob) -> func.HttpResponse:
+    response = ok(job, status=202, location=job.location)
+    response.headers["Retry-After"] = "2"
+    return response

@@ -62,6 +62,8 @@ class RouteContract:
     idempotent_create: bool = False
     # Headers the success response may carry besides the usual ones: name -> what it means.
     response_headers: tuple[tuple[str, str], ...] = ()
+    # Other success answers the route may give: (status, body model, what it means).
+    other_responses: tuple[tuple[int, type[BaseModel], str], ...] = ()
     # The limit the route spends (docs/api.md "Limits"), and whether its cost has a weight rule.
     limit: LimitClass = "write"
     weighted: bool = False
@@ -94,6 +96,7 @@ def api_route(
     response_headers: Mapping[str, str] | None = None,
     limit: LimitClass | None = None,
     weigh: Weigh | None = None,
+    other_responses: Sequence[tuple[int, type[BaseModel], str]] = (),
 ) -> Callable[[Handler], Any]:
     """Declare and register one HTTP function: its route, its contract, its handler.
 
@@ -120,6 +123,7 @@ def api_route(
                 response_headers=tuple((response_headers or {}).items()),
                 limit=limit_class,
                 weighted=weigh is not None,
+                other_responses=tuple(other_responses),
             )
         )
         function: Callable[[func.HttpRequest], Awaitable[func.HttpResponse]] = endpoint(

@@ -106,6 +106,12 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
     problem = {"application/problem+json": {"schema": refs[(ProblemDetails, "serialization")]}}
     problems = _ANONYMOUS_PROBLEMS if route.access == "anonymous" else _PROBLEMS
     responses: dict[str, Any] = {str(route.status): success}
+    for status, model, description in route.other_responses:
+        responses[str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": refs[(model, "serialization")]}},
+            "headers": {"Retry-After": _RETRY_AFTER},
+        }
     for status, description in problems.items():
         responses.setdefault(str(status), {"description": description, "content": problem})
         if str(status) in _RETRY_AFTER_STATUSES:
@@ -159,6 +165,7 @@ def build_openapi(media_max_bytes: int = MEDIA_SIZE_LIMIT) -> dict[str, Any]:
             models.append((route.request, "validation"))
         if route.response is not None:
             models.append((route.response, "serialization"))
+        models.extend((model, "serialization") for _, model, _ in route.other_responses)
     refs: dict[Any, Any]
     refs, definitions = models_json_schema(
         list(dict.fromkeys(models)), by_alias=True, ref_template="#/components/schemas/{model}"

@@ -19,6 +19,7 @@ from shared_code.outbox.handlers import (
     AdminMirrorHandler,
     ErasureHandler,
     EventHubsPublisher,
+    ExportHandler,
     FeedMaintenanceHandler,
     ProjectionHandler,
 )
@@ -28,6 +29,7 @@ from shared_code.outbox.store import OutboxStore
 from shared_code.projections.writes import FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.erasure import ErasureService
+from shared_code.services.export import ExportService
 from shared_code.services.feeds import FeedService
 from shared_code.services.health import HealthProbes, read_backlog
 from shared_code.settings import get_settings
@@ -115,8 +117,10 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
         AdminMirrorHandler(ctx.pg_pool),
         ErasureHandler(
-            ErasureService(ctx.pg_pool, ctx.cosmos_db, s.erasure_batch_size), s.outbox_concurrency
+            ErasureService(ctx.pg_pool, ctx.cosmos_db, s.erasure_batch_size, ctx.blob_service),
+            s.outbox_concurrency,
         ),
+        ExportHandler(ExportService(ctx.pg_pool, ctx.cosmos_db, ctx.blob_service), s.outbox_concurrency),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
     store = OutboxStore(

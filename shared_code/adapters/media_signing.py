@@ -281,6 +281,24 @@ class MediaSigner:
             return
         self._background = loop.create_task(self.warm_up())
 
+    def download_url(self, container: str, blob_path: str, ttl: timedelta) -> SignedUrl:
+        """Read-only for one blob of another container of this account (an account export), valid for
+        exactly `ttl`: a short-lived download link, signed with the same key as media URLs."""
+        expires_at = (self._clock() + ttl).replace(microsecond=0)
+        sas = generate_blob_sas(
+            self.account_name,
+            container,
+            blob_path,
+            account_key=self._account_key,
+            user_delegation_key=None if self._account_key is not None else self._usable_key(),
+            permission=BlobSasPermissions(read=True),
+            expiry=expires_at,
+            protocol=self._protocol,
+            cache_control="no-store",
+        )
+        endpoint = self._base.rsplit("/", 1)[0]
+        return SignedUrl(f"{endpoint}/{container}/{quote(blob_path, safe='/')}?{sas}", expires_at)
+
 
 class MediaUrls:
     """Turns a post's media reference into a URL a client can read: a short-lived read-only SAS

@@ -351,6 +351,16 @@ class AccountErased(EventPayload):
     erased_at: datetime
 
 
+class AccountExportRequested(EventPayload):
+    """An export too large to answer inline: the relay's export handler writes it to a blob."""
+
+    event_type = "account.export_requested"
+    aggregate_type = "account_export"
+
+    export_id: UUID
+    user_id: UUID
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -377,6 +387,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         AccountErasureRequested,
         AccountErasureProgressed,
         AccountErased,
+        AccountExportRequested,
     )
 }
 

@@ -146,6 +146,30 @@ class ErasureHandler:
         )
 
 
+class AccountExport(Protocol):
+    """What the export handler needs (services.export.ExportService, given by shared_code.bootstrap)."""
+
+    async def write(self, export_id: UUID, user_id: UUID) -> None: ...
+
+
+class ExportHandler:
+    """Writes an account export too large to answer inline to a blob (docs/privacy.md)."""
+
+    name = "account-export"
+
+    def __init__(self, exports: AccountExport, concurrency: int) -> None:
+        self._exports = exports
+        self._concurrency = concurrency
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        requested = [e for e in events if e.event_type == "account.export_requested"]
+        return await _each(
+            requested,
+            self._concurrency,
+            lambda e: self._exports.write(UUID(str(e.payload["exportId"])), UUID(str(e.payload["userId"]))),
+        )
+
+
 class AdminMirrorHandler:
     """Keeps `posts_admin_mirror` (what moderators see of every post) in step with post events."""
 

@@ -236,6 +236,7 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "account.erasure_requested": _nothing,
     "account.erasure_progressed": _nothing,
     "account.erased": _nothing,
+    "account.export_requested": _nothing,
 }
 
 

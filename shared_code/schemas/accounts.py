@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
@@ -122,3 +122,17 @@ class ErasureAccepted(ResponseBody):
     user_id: UUID
     status: str = Field(description='always "accepted": the erasure runs in the background')
     requested_at: datetime
+
+
+class ExportJob(ResponseBody):
+    """An export too large to answer at once: poll `location` until it is ready."""
+
+    export_id: UUID
+    status: Literal["pending", "ready"]
+    location: str = Field(description="where to poll: GET it until status is ready")
+    download_url: str | None = Field(
+        default=None,
+        description="when ready: a read-only link to the JSON document, valid until downloadExpiresAt",
+    )
+    download_expires_at: datetime | None = None
+    items: int | None = None

@@ -24,8 +24,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.cosmos import exceptions
 from azure.cosmos.aio import DatabaseProxy
+from azure.storage.blob.aio import BlobServiceClient
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_one
@@ -40,6 +42,7 @@ from shared_code.domain.events import (
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, REACTIONS
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
+from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
@@ -57,6 +60,7 @@ STEPS = (
     "moderation",
     "media",
     "idempotency",
+    "exports",
     "projections",
     "outbox",
     "account",
@@ -171,10 +175,17 @@ async def request_erasure(uow: UnitOfWork, hold_days: float) -> ErasureAccepted:
 class ErasureService:
     """The erasure job's batches (the relay's erasure handler calls `run_step`)."""
 
-    def __init__(self, pool: AsyncConnectionPool, cosmos_db: DatabaseProxy, batch_size: int) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        cosmos_db: DatabaseProxy,
+        batch_size: int,
+        blob_service: BlobServiceClient | None = None,
+    ) -> None:
         self._pool = pool
         self._cosmos = cosmos_db
         self._batch = batch_size
+        self._blobs = blob_service
 
     async def run_step(self, user_id: UUID, event_version: int, outbox_id: int) -> None:
         """Handle the chain's event `event_version`: one batch, its progress and the next event, in one
@@ -235,10 +246,27 @@ class ErasureService:
             if await _projections_pending(uow, user_id, outbox_id):
                 return Batch(0, stay=True, delay_seconds=PROJECTIONS_WAIT_SECONDS, outbox_after=outbox_after)
             return Batch.of(await self._delete_documents(user_id, limit), outbox_after)
+        if step == "exports":
+            return Batch.of(await self._delete_exports(uow, user_id, limit), outbox_after)
         if step == "outbox":
             return await _scrub_outbox(uow, user_id, outbox_after, outbox_id, limit * OUTBOX_IDS_PER_ROW)
         erase = _SQL_STEPS[step]
         return Batch.of(await erase(uow, user_id, limit), outbox_after)
+
+    async def _delete_exports(self, uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+        """The account's exports: their blobs, then their rows."""
+        cur = await uow.conn.execute(
+            "SELECT id, blob_path FROM account_exports WHERE user_id = %s ORDER BY id LIMIT %s",
+            (user_id, limit),
+        )
+        exports = await cur.fetchall()
+        for export_id, blob_path in exports:
+            if blob_path is not None and self._blobs is not None:
+                blob = self._blobs.get_blob_client(EXPORT_CONTAINER, blob_path)
+                with contextlib.suppress(ResourceNotFoundError):
+                    await blob.delete_blob()
+            await uow.conn.execute("DELETE FROM account_exports WHERE id = %s", (export_id,))
+        return len(exports)
 
     async def _delete_documents(self, user_id: UUID, limit: int) -> int:
         """Delete up to `limit` Cosmos DB documents about the account: its notifications and the ones it

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,15 @@ from tests.support.api import ApiClient
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.timeout(180)
+
+# Exports of more items than this are written by a background job (the production default is 1000:
+# small here, so a test can make an export that large quickly).
+INLINE_EXPORT_ITEMS = 12
+
+
+@pytest.fixture
+def app_settings_values(app_settings_values: dict[str, str]) -> dict[str, str]:
+    return {**app_settings_values, "EXPORT_INLINE_MAX_ITEMS": str(INLINE_EXPORT_ITEMS)}
 
 
 @dataclass
@@ -363,3 +373,88 @@ async def test_follows_racing_a_deletion_over_http_leave_none_behind(
             ([fan.id for fan in fans],),
         )
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+
+
+async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
+    local_host: FunctionHost,  # noqa: F811
+    http: aiohttp.ClientSession,
+    api: ApiClient,
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    ann = await _join(http, local_host, api, f"ann_{marker}", bio=f"ann-bio-{marker}")
+    ben = await _join(http, local_host, api, f"ben_{marker}", bio=f"ben-bio-{marker}")
+    cal = await _join(http, local_host, api, f"cal_{marker}")
+    anns_post = await ann.ok("POST", "/api/posts", {"content": f"ann-post-{marker}"})
+    bens_post = await ben.ok("POST", "/api/posts", {"content": f"ben-post-{marker}"})
+    await ann.ok("POST", f"/api/posts/{bens_post['id']}/comments", {"content": f"ann-comment-{marker}"})
+    await ben.ok("POST", f"/api/posts/{anns_post['id']}/comments", {"content": f"ben-comment-{marker}"})
+    await ann.ok("PUT", f"/api/posts/{bens_post['id']}/reactions", {"type": "love"})
+    await ann.ok("PUT", f"/api/users/{ben.id}/follow")
+    await ben.ok("PUT", f"/api/users/{ann.id}/follow")
+    await ann.ok("PUT", f"/api/users/{cal.id}/mute")
+    await cal.ok("PUT", f"/api/users/{ben.id}/block")
+    await ann.ok("POST", f"/api/posts/{bens_post['id']}/flags", {"reason": f"ann-flag-{marker}"})
+    await eventually(
+        lambda: ann.ok("GET", "/api/notifications"),
+        lambda page: any(n["type"] == "follow" for n in page["items"]),
+        what="ben's follow notified to ann",
+    )
+
+    status, document, headers = await ann.call("GET", "/api/users/me/export")
+    assert status == 200, document
+    assert headers.get("Cache-Control") == "no-store"
+    assert document["account"]["id"] == ann.id and document["account"]["username"] == f"ann_{marker}"
+    assert document["profile"]["bio"] == f"ann-bio-{marker}"
+    assert [p["content"] for p in document["posts"]] == [f"ann-post-{marker}"]
+    assert [c["content"] for c in document["comments"]] == [f"ann-comment-{marker}"]
+    assert [(r["postId"], r["type"]) for r in document["reactions"]] == [(bens_post["id"], "love")]
+    assert [f["userId"] for f in document["following"]] == [ben.id]
+    assert [f["userId"] for f in document["followers"]] == [ben.id]
+    assert [m["userId"] for m in document["mutes"]] == [cal.id]
+    assert document["blocks"] == []  # cal's block of ben is cal's
+    assert [f["reason"] for f in document["flags"]] == [f"ann-flag-{marker}"]
+    assert {(n["type"], n["actorId"]) for n in document["notifications"]} >= {("follow", ben.id)}
+    text = json.dumps(document)
+    for others in (f"ben-bio-{marker}", f"ben-post-{marker}", f"ben-comment-{marker}"):
+        assert others not in text
+
+
+async def test_a_large_export_is_a_job_with_a_short_lived_link_for_its_owner_only(
+    local_host: FunctionHost,  # noqa: F811
+    http: aiohttp.ClientSession,
+    api: ApiClient,
+    database_url: str,
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    big = await _join(http, local_host, api, f"big_{marker}")
+    nosy = await _join(http, local_host, api, f"nosy_{marker}")
+    for n in range(INLINE_EXPORT_ITEMS + 1):
+        await big.ok("POST", "/api/posts", {"content": f"big-post-{n}-{marker}"})
+
+    status, job, headers = await big.call("GET", "/api/users/me/export")
+    assert status == 202, job
+    assert job["status"] == "pending" and headers["Location"] == job["location"]
+    assert "Retry-After" in headers and headers.get("Cache-Control") == "no-store"
+    assert (await nosy.call("GET", job["location"]))[0] == 404  # someone else's job is not there
+
+    ready = await eventually(
+        lambda: big.ok("GET", job["location"]),
+        lambda answer: answer["status"] == "ready",
+        timeout=30,
+        interval=0.2,
+        what="the export written",
+    )
+    assert ready["items"] >= INLINE_EXPORT_ITEMS + 1
+    expires = datetime.fromisoformat(ready["downloadExpiresAt"])
+    assert expires - datetime.now(UTC) <= timedelta(minutes=16)  # EXPORT_LINK_MINUTES (15) and a margin
+    async with http.get(ready["downloadUrl"]) as response:
+        assert response.status == 200
+        document = json.loads(await response.read())
+    assert sorted(p["content"] for p in document["posts"]) == sorted(
+        f"big-post-{n}-{marker}" for n in range(INLINE_EXPORT_ITEMS + 1)
+    )
+    # Erasure takes the export and its blob with it.
+    assert (await big.call("DELETE", "/api/users/me"))[0] == 202
+    await _erasure_done(database_url, big.id)
+    async with http.get(ready["downloadUrl"]) as response:
+        assert response.status == 404

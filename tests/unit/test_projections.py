@@ -18,6 +18,7 @@ from shared_code.domain.events import (
     AccountErased,
     AccountErasureProgressed,
     AccountErasureRequested,
+    AccountExportRequested,
     AppealCreated,
     AppealDecided,
     AuthorSnapshot,
@@ -278,6 +279,7 @@ def sample_events() -> dict[str, StoredEvent]:
         stored(AccountErasureRequested(user_id=ALICE, requested_at=NOW), ALICE, 1),
         stored(AccountErasureProgressed(user_id=ALICE, step="comments", rows_erased=3), ALICE, 2),
         stored(AccountErased(user_id=ALICE, rows_erased=40, erased_at=NOW), ALICE, 14),
+        stored(AccountExportRequested(export_id=APPEAL, user_id=ALICE), APPEAL, 1),
     ]
     return {event.event_type: event for event in events}
 
@@ -341,6 +343,7 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.erasure_requested",
         "account.erasure_progressed",
         "account.erased",
+        "account.export_requested",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
