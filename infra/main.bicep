@@ -268,6 +268,9 @@ param eventHubRetentionDays int = 1
 @description('MEDIA_CONTAINER: the private blob container of uploaded media.')
 param mediaContainerName string = 'media'
 
+// The account exports that are too large to answer inline (shared_code/services/export.py EXPORT_CONTAINER).
+var exportsContainerName = 'exports'
+
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -427,6 +430,7 @@ module mediaStorage 'app/storage-account.bicep' = {
     skuName: mediaStorageSku
     containerNames: [
       mediaContainerName
+      exportsContainerName
     ]
     publicNetworkAccess: 'Enabled'
     corsRules: empty(mediaCorsOrigins) ? [] : [
@@ -566,6 +570,7 @@ module rbac 'app/rbac.bicep' = {
     hostStorageName: hostStorage.outputs.name
     mediaStorageName: mediaStorage.outputs.name
     mediaContainerName: mediaContainerName
+    exportsContainerName: exportsContainerName
     cosmosAccountName: cosmos.outputs.accountName
     cosmosDatabaseName: cosmos.outputs.databaseName
     eventHubsNamespaceName: eventHubs.outputs.namespaceName

@@ -4,6 +4,7 @@
 //   host storage account   Storage Blob Data Owner        AzureWebJobsStorage (leases, host
 //                                                          state) and the deployment package
 //   media container        Storage Blob Data Contributor  read/write media blobs, that container only
+//   exports container      Storage Blob Data Contributor  large account exports, that container only
 //   media account          Storage Blob Delegator         user-delegation keys for SAS URLs
 //   Cosmos DB database     Built-in Data Contributor      projections, change feed and leases
 //   the event hub          Azure Event Hubs Data Sender   publish integration events
@@ -24,6 +25,7 @@ param deployerPrincipalType string
 param hostStorageName string
 param mediaStorageName string
 param mediaContainerName string
+param exportsContainerName string
 param cosmosAccountName string
 param cosmosDatabaseName string
 param eventHubsNamespaceName string
@@ -59,6 +61,10 @@ resource mediaStorage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = 
 
     resource mediaContainer 'containers' existing = {
       name: mediaContainerName
+    }
+
+    resource exportsContainer 'containers' existing = {
+      name: exportsContainerName
     }
   }
 }
@@ -101,6 +107,16 @@ resource hostStorageOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 resource mediaContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(mediaStorage::blobService::mediaContainer.id, appPrincipalId, roles.storageBlobDataContributor)
   scope: mediaStorage::blobService::mediaContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource exportsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(mediaStorage::blobService::exportsContainer.id, appPrincipalId, roles.storageBlobDataContributor)
+  scope: mediaStorage::blobService::exportsContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: appPrincipalId

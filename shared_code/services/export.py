@@ -219,8 +219,11 @@ class ExportService:
         items = sum(len(value) for value in document.values() if isinstance(value, list))
         blob_path = f"{user_id}/{export_id}.json"
         container = self._blobs.get_container_client(EXPORT_CONTAINER)
-        with contextlib.suppress(ResourceExistsError):
-            await container.create_container()
+        # In Azure the container is Bicep's and the app's role is on it alone, not on the account, so
+        # only a local stack (Azurite) gets it created here.
+        if not await container.exists():
+            with contextlib.suppress(ResourceExistsError):
+                await container.create_container()
         await container.upload_blob(
             blob_path,
             json.dumps(document, ensure_ascii=False).encode(),
