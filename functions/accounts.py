@@ -90,7 +90,7 @@ async def expire_idempotency_keys(timer: func.TimerRequest) -> None:
     """Stored Idempotency-Key responses older than IDEMPOTENCY_KEY_TTL_HOURS, and username holds that
     ran out (docs/privacy.md)."""
     ctx = await get_app_context()
-    keys, holds = await erasure.expire_keys_and_holds(ctx.pg_pool, ctx.settings.idempotency_key_ttl_hours)
+    keys, holds = await erasure.expire_keys_and_holds(ctx.system_pool, ctx.settings.idempotency_key_ttl_hours)
     log.info("expiry: deleted %d Idempotency-Key response(s) and %d username hold(s)", keys, holds)
 
 

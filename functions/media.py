@@ -100,13 +100,13 @@ async def clean_up_pending_media(timer: func.TimerRequest) -> None:
         timedelta(minutes=settings.media_upload_sas_minutes) + UPLOAD_GRACE,
     )
     removed = await media.delete_stale_pending(
-        ctx.pg_pool, ctx.blob_service, settings.media_container, older_than
+        ctx.system_pool, ctx.blob_service, settings.media_container, older_than
     )
     log.info("media cleanup: removed %d pending upload(s) older than %s", removed, older_than)
     # The sweep: blobs of assets nobody may read any more (a deleted, hidden or removed post, a deleted
     # account, never attached in time) are deleted and the rows marked purged.
     unattached_ttl = timedelta(hours=settings.media_unattached_ttl_hours)
     purged = await media.purge_unreadable_media(
-        ctx.pg_pool, ctx.blob_service, settings.media_container, unattached_ttl
+        ctx.system_pool, ctx.blob_service, settings.media_container, unattached_ttl
     )
     log.info("media sweep: purged %d asset(s) nobody may read any more", purged)

@@ -61,5 +61,5 @@ async def prune_published_outbox(timer: func.TimerRequest) -> None:
         ctx.settings.outbox_retention_days,
     )
     # Rate-limit buckets that are full again say nothing a missing row does not (docs/api.md "Limits").
-    pruned = await prune_full_buckets(ctx.pg_pool)
+    pruned = await prune_full_buckets(ctx.system_pool)
     log.info("rate limits: deleted %d full bucket(s)", pruned)

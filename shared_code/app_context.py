@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 class AppContext:
     settings: Settings
     pg_pool: AsyncConnectionPool
+    # The background work's pool: its connections act as the system from their start (SystemPool).
+    system_pool: AsyncConnectionPool
     cosmos: CosmosClient
     cosmos_db: DatabaseProxy
     # The same account for request paths: short timeouts and a small retry budget (COSMOS_REQUEST_*).
@@ -61,6 +63,7 @@ class AppContext:
         return cls(
             settings=settings,
             pg_pool=await open_pool(settings),
+            system_pool=await open_pool(settings, acting_as_system=True),
             cosmos=cosmos,
             cosmos_db=cosmos.get_database_client(settings.cosmos_database),
             request_cosmos=request_cosmos,
@@ -74,6 +77,7 @@ class AppContext:
 
     async def aclose(self) -> None:
         await self.pg_pool.close()
+        await self.system_pool.close()
         await self.cosmos.close()
         await self.request_cosmos.close()
         await self.blob_service.close()

@@ -59,7 +59,7 @@ def use_app_context(context: AppContext | None) -> None:
 def feed_service(ctx: AppContext) -> FeedService:
     s = ctx.settings
     return FeedService(
-        ctx.pg_pool,
+        ctx.system_pool,
         ctx.cosmos_db.get_container_client(FEED),
         page_size=s.fanout_page_size,
         concurrency=s.fanout_concurrency,
@@ -70,12 +70,12 @@ def feed_service(ctx: AppContext) -> FeedService:
 
 def change_feed_service(ctx: AppContext) -> ChangeFeedService:
     """The change-feed functions' work (cheap to build: no I/O until it is used)."""
-    return ChangeFeedService(ctx.pg_pool, feed_service(ctx), CosmosWriter(ctx.cosmos_db))
+    return ChangeFeedService(ctx.system_pool, feed_service(ctx), CosmosWriter(ctx.cosmos_db))
 
 
 def health_probes(ctx: AppContext) -> HealthProbes:
     return HealthProbes(
-        pg_pool=ctx.pg_pool,
+        pg_pool=ctx.system_pool,
         cosmos_db=ctx.cosmos_db,
         eventhubs=ctx.eventhubs,
         media_container=ctx.blob_service.get_container_client(ctx.settings.media_container),
@@ -86,7 +86,7 @@ def health_probes(ctx: AppContext) -> HealthProbes:
 def runbook(ctx: AppContext) -> Runbook:
     s = ctx.settings
     return Runbook(
-        pool=ctx.pg_pool,
+        pool=ctx.system_pool,
         cosmos_db=ctx.cosmos_db,
         change_feed=change_feed_service(ctx),
         postgres_url=s.postgres_url,
@@ -98,7 +98,7 @@ def runbook(ctx: AppContext) -> Runbook:
 
 def watch_backlog(ctx: AppContext) -> metrics.BacklogCache:
     """The backlog gauges read through this process's pool (call on the worker's event loop)."""
-    pool = ctx.pg_pool
+    pool = ctx.system_pool
     return metrics.watch_backlog(lambda: read_backlog(pool))
 
 
@@ -115,15 +115,15 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
     handlers: list[EventHandler] = [
         ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
-        AdminMirrorHandler(ctx.pg_pool),
+        AdminMirrorHandler(ctx.system_pool),
         ErasureHandler(
-            ErasureService(ctx.pg_pool, ctx.cosmos_db, s.erasure_batch_size, ctx.blob_service),
+            ErasureService(ctx.system_pool, ctx.cosmos_db, s.erasure_batch_size, ctx.blob_service),
             s.outbox_concurrency,
         ),
-        ExportHandler(ExportService(ctx.pg_pool, ctx.cosmos_db, ctx.blob_service), s.outbox_concurrency),
+        ExportHandler(ExportService(ctx.system_pool, ctx.cosmos_db, ctx.blob_service), s.outbox_concurrency),
         EventHubsPublisher(ctx.eventhubs, s.outbox_concurrency),
     ]
     store = OutboxStore(
-        ctx.pg_pool, listen_url=s.postgres_url.get_secret_value(), listen_kwargs=connection_kwargs(s)
+        ctx.system_pool, listen_url=s.postgres_url.get_secret_value(), listen_kwargs=connection_kwargs(s)
     )
     return OutboxRelay(store, handlers, policy)

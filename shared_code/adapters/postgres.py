@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
+from shared_code.db.unit_of_work import SystemPool
 from shared_code.settings import Settings
 
 log = logging.getLogger("chorus.postgres")
@@ -63,8 +64,11 @@ class EntraPassword:
             await self._credential.close()
 
 
-def connection_kwargs(settings: Settings, entra_password: EntraPassword | None = None) -> ConnectionKwargs:
-    """What every connection of the app is opened with, resolved per connection (a fresh Entra token)."""
+def connection_kwargs(
+    settings: Settings, entra_password: EntraPassword | None = None, *, acting_as_system: bool = False
+) -> ConnectionKwargs:
+    """What every connection of the app is opened with, resolved per connection (a fresh Entra token);
+    `acting_as_system`: the connection starts as the system (SystemPool), for background work only."""
     static: dict[str, Any] = {
         # Autocommit: every use case opens an explicit transaction block (unit_of_work).
         "autocommit": True,
@@ -72,7 +76,8 @@ def connection_kwargs(settings: Settings, entra_password: EntraPassword | None =
         "connect_timeout": settings.postgres_connect_timeout_seconds,
         # A statement that runs longer is cancelled (QueryCanceled): the request answers 503 instead of
         # holding a connection and its locks while clients give up.
-        "options": f"-c statement_timeout={settings.postgres_statement_timeout_ms}",
+        "options": f"-c statement_timeout={settings.postgres_statement_timeout_ms}"
+        + (" -c chorus.role=system" if acting_as_system else ""),
     }
     if settings.postgres_ssl_root_cert:
         static["sslrootcert"] = settings.postgres_ssl_root_cert
@@ -86,7 +91,9 @@ def connection_kwargs(settings: Settings, entra_password: EntraPassword | None =
     return resolve
 
 
-async def open_pool(settings: Settings) -> AsyncConnectionPool:
+async def open_pool(settings: Settings, *, acting_as_system: bool = False) -> AsyncConnectionPool:
+    """The request path's pool, or with `acting_as_system` the background work's (a SystemPool: the
+    relay, the change feed, timers, health and the runbook), the same size and checks."""
     checked = False
 
     async def configure(conn: AsyncConnection[Any]) -> None:
@@ -103,21 +110,22 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
             raise
         checked = True
 
-    pool = AsyncConnectionPool(
+    pool_class = SystemPool if acting_as_system else AsyncConnectionPool
+    pool = pool_class(
         settings.postgres_url.get_secret_value(),
         min_size=settings.postgres_pool_min,
         max_size=settings.postgres_pool_max,
         # Fail a background task that waits this long for a connection instead of hanging it
         # (HTTP requests wait POSTGRES_REQUEST_WAIT_SECONDS).
         timeout=10,
-        kwargs=connection_kwargs(settings),
+        kwargs=connection_kwargs(settings, acting_as_system=acting_as_system),
         configure=configure,
         # The pool's reconnection delays double from 1 s; a short give-up time restarts them from 1 s
         # while requests keep asking, so a server that returns is used within a few seconds.
         reconnect_timeout=settings.postgres_reconnect_timeout_seconds,
         reconnect_failed=_reconnect_failed,
         open=False,
-        name="chorus",
+        name="chorus-system" if acting_as_system else "chorus",
     )
     # Don't block start-up on the database: the pool connects in the background
     # and health reports a database that is down.

@@ -140,6 +140,12 @@ class _Session:
     user_id: str
 
 
+class SystemPool(AsyncConnectionPool):
+    """A pool whose connections act as the system from the moment they open (`-c chorus.role=system`
+    in their start-up options; shared_code/adapters/postgres.py): the background work's own pool, so
+    `system_connection` on it costs no statement to set the role and none to reset it."""
+
+
 @asynccontextmanager
 async def system_connection(
     pool: AsyncConnectionPool, wait_seconds: float | None = None
@@ -148,7 +154,12 @@ async def system_connection(
     spans users: the outbox relay and its handlers, the change-feed functions, timers, health and the
     operators' runbook. Row-level security lets 'system' through; an HTTP use case never uses this (it runs
     in `unit_of_work` as its caller), so outside these paths the app's login sees only the caller's rows.
-    The setting is the session's until the connection goes back to the pool."""
+    The setting is the session's until the connection goes back to the pool; a SystemPool's
+    connections hold it for their whole life, so they are used as they are."""
+    if isinstance(pool, SystemPool):
+        async with pool.connection(timeout=wait_seconds) as conn:
+            yield conn
+        return
     async with pool.connection(timeout=wait_seconds) as conn:
         await conn.execute("SELECT set_config('chorus.role', 'system', false)")
         try:

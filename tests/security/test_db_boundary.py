@@ -29,7 +29,7 @@ from shared_code.app_context import AppContext
 from shared_code.bootstrap import use_app_context
 from shared_code.db.boundary import UnsafeDatabaseLogin
 from shared_code.db.roles import RefusedAppLogin, ensure_app_login
-from shared_code.db.unit_of_work import Actor, unit_of_work
+from shared_code.db.unit_of_work import Actor, system_connection, unit_of_work
 from tests.support.api import ApiClient
 from tests.support.chorus import Chorus
 from tests.support.outbox import OwnerDb
@@ -181,6 +181,31 @@ async def test_one_users_transaction_cannot_read_or_change_another_users_private
         cur = await uow.conn.execute("SELECT blocker_id::text FROM blocks")
         assert await cur.fetchall() == [(bob["id"],)]
         cur = await uow.conn.execute("SELECT count(*) FROM mutes")  # a mute stays the muter's secret
+        assert await cur.fetchone() == (0,)
+
+
+async def test_only_the_background_pool_acts_as_the_system_and_a_user_transaction_on_it_acts_as_its_user(
+    api: ApiClient, chorus: Chorus, app_context: AppContext
+) -> None:
+    """The relay, the change feed and the timers get the SystemPool (no statement per use to set and reset
+    the role); the request path's pool never acts as the system, and a use case run on the system pool
+    still acts as its caller inside its transaction."""
+    await chorus.user("dana")
+
+    async def role(conn: Any) -> str:
+        cur = await conn.execute("SELECT current_setting('chorus.role', true)")
+        row = await cur.fetchone()
+        return str(row[0] or "")
+
+    async with system_connection(app_context.system_pool) as conn:
+        assert await role(conn) == "system"
+    async with app_context.system_pool.connection() as conn:
+        assert await role(conn) == "system"  # from the connection's start, not set per use
+    async with app_context.pg_pool.connection() as conn:
+        assert await role(conn) != "system"
+    async with unit_of_work(app_context.system_pool, Actor(subject="dana")) as uow:
+        assert await role(uow.conn) != "system"
+        cur = await uow.conn.execute("SELECT count(*) FROM outbox")  # system-only rows stay hidden
         assert await cur.fetchone() == (0,)
 
 
