@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from devhost.host.server import FunctionHost
-from devhost.services.process import free_port
-from devhost.settings_file import PROJECT_DIR
 from shared_code.app_context import AppContext
+from tests.support.local_host import hosted_app
 
 
 @pytest.fixture
@@ -21,14 +20,5 @@ async def local_host(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> AsyncIterator[FunctionHost]:
-    for name, value in app_settings_values.items():
-        if value:
-            monkeypatch.setenv(name, value)
-        else:
-            monkeypatch.delenv(name, raising=False)
-    host = FunctionHost(PROJECT_DIR, tmp_path, port=free_port())
-    await host.start()
-    try:
+    async with hosted_app(app_settings_values, monkeypatch, tmp_path) as host:
         yield host
-    finally:
-        await host.stop()

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import psycopg
 import pytest
 
 from devhost.host.server import FunctionHost
-from devhost.services.process import free_port
 from devhost.settings_file import PROJECT_DIR, example_settings
-from devhost.tokens import signing_key
 from shared_code.app_context import AppContext
 from tests.support.api import Response
+from tests.support.chorus import token_with
+from tests.support.local_host import hosted_app
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
 
@@ -37,36 +36,8 @@ async def local_host(
     tmp_path: Path,
 ) -> AsyncIterator[FunctionHost]:
     """The app behind the local host's HTTP server (as tests/e2e's), for this module's attacks."""
-    for name, value in app_settings_values.items():
-        if value:
-            monkeypatch.setenv(name, value)
-        else:
-            monkeypatch.delenv(name, raising=False)
-    host = FunctionHost(PROJECT_DIR, tmp_path, port=free_port())
-    await host.start()
-    try:
+    async with hosted_app(app_settings_values, monkeypatch, tmp_path) as host:
         yield host
-    finally:
-        await host.stop()
-
-
-def signed(state_dir: Path, header: dict[str, Any] | None = None, **overrides: Any) -> str:
-    """A token signed by the local host's key: a good user token unless `overrides` (None removes a
-    claim) or `header` say otherwise."""
-    settings = example_settings()
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": settings["AUTH_ISSUER"],
-        "aud": settings["AUTH_AUDIENCE"],
-        "sub": "someone",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        "roles": ["user"],
-    }
-    claims.update(overrides)
-    claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(claims, signing_key(state_dir), algorithm="ES256", headers=header)
 
 
 class Client:
@@ -104,7 +75,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def person(http: aiohttp.ClientSession, local_host: FunctionHost, state_dir: Path) -> Any:
     async def make(name: str, role: str = "user") -> Client:
-        client = Client(http, local_host, signed(state_dir, sub=f"hardening-{name}", roles=[role]))
+        client = Client(http, local_host, token_with(state_dir, sub=f"hardening-{name}", roles=[role]))
         me = await client.ok("POST", "/api/users", {"username": f"h_{name}", "displayName": name.title()})
         client.id = me["id"]
         return client
@@ -198,17 +169,17 @@ async def test_a_token_chorus_cannot_store_is_a_401_never_a_500(
 ) -> None:
     body = {"username": "h_subject", "displayName": "Subject"}
     for subject in ("x" * 256, "nul\x00inside", "lone\ud800surrogate", "tab\there"):
-        token = signed(state_dir, sub=subject)
+        token = token_with(state_dir, sub=subject)
         r = await Client(http, local_host, token).call("POST", "/api/users", body)
         body_problem = assert_problem(r, 401, "unauthorized")
         assert "subject" in body_problem["detail"]
     # The longest subject the database holds is fine.
-    r = await Client(http, local_host, signed(state_dir, sub="y" * 255)).call("POST", "/api/users", body)
+    r = await Client(http, local_host, token_with(state_dir, sub="y" * 255)).call("POST", "/api/users", body)
     assert r.status == 201, r
 
     # An email it cannot store (too long, not an address, NUL) is dropped, not a reason to refuse.
     for number, email in enumerate(("a" * 250 + "@x.io", "not an address", "a\x00b@example.com")):
-        token = signed(state_dir, sub=f"email-{number}", email=email)
+        token = token_with(state_dir, sub=f"email-{number}", email=email)
         me = await Client(http, local_host, token).ok(
             "POST", "/api/users", {"username": f"h_email_{number}", "displayName": "E"}
         )
@@ -221,21 +192,23 @@ async def test_only_access_tokens_open_the_api(
     http: aiohttp.ClientSession, local_host: FunctionHost, state_dir: Path
 ) -> None:
     refused = {
-        "an OpenID ID token (nonce)": signed(state_dir, nonce="n-123"),
-        "an ID token with at_hash": signed(state_dir, at_hash="abc"),
-        "header typ id+jwt": signed(state_dir, header={"typ": "id+jwt"}),
-        "header typ logout+jwt": signed(state_dir, header={"typ": "application/logout+jwt"}),
-        "token_use id": signed(state_dir, token_use="id"),
-        "no scope nor role (an Entra ID token)": signed(state_dir, roles=None),
+        "an OpenID ID token (nonce)": token_with(state_dir, nonce="n-123"),
+        "an ID token with at_hash": token_with(state_dir, at_hash="abc"),
+        "header typ id+jwt": token_with(state_dir, header={"typ": "id+jwt"}),
+        "header typ logout+jwt": token_with(state_dir, header={"typ": "application/logout+jwt"}),
+        "token_use id": token_with(state_dir, token_use="id"),
+        "no scope nor role (an Entra ID token)": token_with(state_dir, roles=None),
     }
     for what, token in refused.items():
         r = await Client(http, local_host, token).call("GET", "/api/users/me")
         problem = assert_problem(r, 401, "unauthorized")
         assert "access token" in problem["detail"], what
     accepted = {
-        "header typ JWT (Entra ID)": signed(state_dir, header={"typ": "JWT"}),
-        "header typ at+jwt (RFC 9068)": signed(state_dir, header={"typ": "at+jwt"}, roles=None, scope="a"),
-        "delegated scp": signed(state_dir, roles=None, scp="Chorus.Use"),
+        "header typ JWT (Entra ID)": token_with(state_dir, header={"typ": "JWT"}),
+        "header typ at+jwt (RFC 9068)": token_with(
+            state_dir, header={"typ": "at+jwt"}, roles=None, scope="a"
+        ),
+        "delegated scp": token_with(state_dir, roles=None, scp="Chorus.Use"),
     }
     for what, token in accepted.items():
         # 403 not-onboarded: the token was accepted, the account does not exist yet.
@@ -254,10 +227,10 @@ async def test_a_token_living_longer_than_the_setting_is_refused(
         "no iat": {"iat": None},
     }
     for what, overrides in too_long.items():
-        r = await Client(http, local_host, signed(state_dir, **overrides)).call("GET", "/api/users/me")
+        r = await Client(http, local_host, token_with(state_dir, **overrides)).call("GET", "/api/users/me")
         assert r.status == 401, (what, r)
         assert_problem(r, 401, "unauthorized")
-    r = await Client(http, local_host, signed(state_dir, iat=now - 60, exp=now - 60 + limit)).call(
+    r = await Client(http, local_host, token_with(state_dir, iat=now - 60, exp=now - 60 + limit)).call(
         "GET", "/api/users/me"
     )
     assert_problem(r, 403, "not-onboarded")
@@ -480,7 +453,7 @@ async def test_display_names_refuse_invisible_only_and_bidi_override_text(
         "first-strong isolate": "\u2068moderator\u2069",
     }
     for number, (what, name) in enumerate(refused.items()):
-        client = Client(http, local_host, signed(state_dir, sub=f"display-{number}"))
+        client = Client(http, local_host, token_with(state_dir, sub=f"display-{number}"))
         r = await client.call("POST", "/api/users", {"username": f"h_display_{number}", "displayName": name})
         problem = assert_problem(r, 422, "validation-failed")
         assert {e["field"] for e in problem["errors"]} == {"displayName"}, what

@@ -23,10 +23,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob.aio import BlobServiceClient
 
 from devhost.host.server import FunctionHost
-from devhost.services.process import free_port
-from devhost.settings_file import PROJECT_DIR
 from shared_code.app_context import AppContext
 from tests.support.http_client import Answer, ApiUser
+from tests.support.local_host import hosted_app
 from tests.support.onboarding import onboard_over_http
 from tests.support.polling import eventually
 
@@ -46,17 +45,9 @@ async def media_host(
     tmp_path: Path,
 ) -> AsyncIterator[FunctionHost]:
     """The real app behind the local host, with the media timer (cleanup and sweep) every second."""
-    for name, value in {**app_settings_values, "MEDIA_CLEANUP_SCHEDULE": "*/1 * * * * *"}.items():
-        if value:
-            monkeypatch.setenv(name, value)
-        else:
-            monkeypatch.delenv(name, raising=False)
-    host = FunctionHost(PROJECT_DIR, tmp_path, port=free_port())
-    await host.start()
-    try:
+    settings = {**app_settings_values, "MEDIA_CLEANUP_SCHEDULE": "*/1 * * * * *"}
+    async with hosted_app(settings, monkeypatch, tmp_path) as host:
         yield host
-    finally:
-        await host.stop()
 
 
 @pytest.fixture

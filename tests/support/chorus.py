@@ -14,8 +14,9 @@ from tests.support.api import ApiClient, Response
 from tests.support.onboarding import onboard
 
 
-def token_with(state_dir: Path, **overrides: Any) -> str:
-    """A token signed by the local key, with claims overridden (None removes a claim)."""
+def token_with(state_dir: Path, header: dict[str, Any] | None = None, **overrides: Any) -> str:
+    """A token signed by the local key, with claims overridden (None removes a claim) and header fields
+    added."""
     settings = example_settings()
     now = int(time.time())
     claims: dict[str, Any] = {
@@ -29,7 +30,7 @@ def token_with(state_dir: Path, **overrides: Any) -> str:
     }
     claims.update(overrides)
     claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(claims, signing_key(state_dir), algorithm="ES256")
+    return jwt.encode(claims, signing_key(state_dir), algorithm="ES256", headers=header)
 
 
 class Chorus:
