@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.unit_of_work import UnitOfWork, system_connection
 from shared_code.domain.notifications import NOTIFICATION_TYPES, is_turned_off
-from shared_code.domain.privacy import may_see_content
+from shared_code.domain.privacy import shows_in_listings
 from shared_code.projections.writes import NOTIFICATIONS, CosmosWrite, CreateOnce
 from shared_code.schemas.notification_settings import NotificationSettings, UpdateNotificationSettings
 from shared_code.services.audience import audience_of
@@ -96,7 +96,9 @@ class NotificationGate:
                 if authors:
                     facts = await audience_of(conn, recipient, authors)
                     hidden |= {
-                        (recipient, a) for a in authors if not may_see_content(recipient, False, facts.get(a))
+                        (recipient, a)
+                        for a in authors
+                        if not shows_in_listings(recipient, False, facts.get(a))
                     }
 
         def admitted(note: CreateOnce) -> bool:
