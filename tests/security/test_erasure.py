@@ -163,17 +163,16 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     await bob.ok("PUT", f"/api/users/{gone.id}/follow")
     await cat.ok("PUT", f"/api/users/{bob.id}/follow")
     await gone.ok("PUT", f"/api/users/{cat.id}/mute")
-    # A follow request each way (bob and a private dan), and notification settings.
-    dan = await _join(http, local_host, api, f"dan_{marker}")
-    await bob.ok("PATCH", "/api/users/me", {"visibility": "private"})
-    await dan.ok("PATCH", "/api/users/me", {"visibility": "private"})
-    await gone.ok("PATCH", "/api/users/me", {"visibility": "private"})
-    assert (await gone.call("PUT", f"/api/users/{dan.id}/follow"))[0] == 202
-    assert (await dan.call("PUT", f"/api/users/{gone.id}/follow"))[0] == 202
-    await gone.ok("PATCH", "/api/users/me/notification-settings", {"reaction": False})
     await cat.ok("PUT", f"/api/users/{gone.id}/block")
     await gone.ok("POST", f"/api/posts/{bobs_post['id']}/flags", {"reason": secrets["flag"]})
     await cat.ok("POST", f"/api/posts/{own_post['id']}/flags", {"reason": "cat's flag of gone's post"})
+    # A follow request each way (to a private dan, from him once gone is private), and settings.
+    dan = await _join(http, local_host, api, f"dan_{marker}")
+    await dan.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await gone.call("PUT", f"/api/users/{dan.id}/follow"))[0] == 202
+    await gone.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await dan.call("PUT", f"/api/users/{gone.id}/follow"))[0] == 202
+    await gone.ok("PATCH", "/api/users/me/notification-settings", {"follow": False})
     # Wait until the projections hold it all (the notification gone caused is the last to arrive).
     await eventually(
         lambda: bob.ok("GET", "/api/notifications"),
