@@ -747,7 +747,7 @@ class CountingDecode:
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> CountingDecode:
     counting = CountingDecode()
-    monkeypatch.setattr(auth.jwt, "decode", counting)
+    monkeypatch.setattr(jwt, "decode", counting)
     return counting
 
 
