@@ -1,7 +1,8 @@
 """The caller's home feed: the `userFeed` projection merged with the posts pulled from `authorPosts`
 for the big authors the caller follows, then PostgreSQL past what Cosmos DB keeps; all from PostgreSQL
 when Cosmos DB is away (the response is then marked degraded: header Chorus-Degraded). Per page, one
-Cosmos request per source plus two (docs/cost-model.md); PostgreSQL is asked who the caller is, whom
+Cosmos query per source, a point read of the feed's floor and the hydration's batched reads
+(docs/cost-model.md); PostgreSQL is asked who the caller is, whom
 they pull and what they must not see, in short transactions of their own
 (services/projection_queries.py). The merge itself is pure: shared_code/domain/feed_merge.py.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,6 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
-from shared_code.domain.events import MediaRef
 from shared_code.domain.feed_merge import (
     Key,
     PullWindow,
@@ -36,66 +36,22 @@ from shared_code.domain.feed_merge import (
     read_page,
 )
 from shared_code.metrics import record_degraded_read
-from shared_code.projections.documents import post_counts_document
-from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, VersionedUpsert
+from shared_code.projections.writes import AUTHOR_POSTS, FEED
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, Media
+from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
-from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item, feed_post_from_row
-from shared_code.services.projection_queries import page, read_or_none, refill
+from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
+from shared_code.services.projection_queries import page, read_or_none
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
 
 
 @dataclass(frozen=True)
-class _PostCounts:
-    post_id: UUID
-    reactions: dict[str, int] | None
-    comments: int
-    version: int
-
-
-@dataclass(frozen=True)
 class _FeedPostWithCounts(FeedPostRow):
     reactions: dict[str, int] | None
     comments: int
-
-
-# --- counters --------------------------------------------------------------------------------------
-
-
-async def _cached_counts(db: DatabaseProxy, post_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`${postId}:counts` for each post, in one batched point read; the counters are a 90-day cache,
-    so some may be missing (`_rebuilt_counts` fills those from PostgreSQL)."""
-    if not post_ids:
-        return {}
-    found = await db.get_container_client(COUNTERS).read_items([(f"{p}:counts", p) for p in post_ids])
-    return {str(doc["subjectId"]): doc for doc in found}
-
-
-async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The counters documents of these posts, from PostgreSQL."""
-    if not post_ids:
-        return []
-    rows = await fetch_all(
-        uow.conn,
-        _PostCounts,
-        "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
-        ([UUID(p) for p in post_ids],),
-    )
-    return [
-        post_counts_document(
-            {
-                "postId": r.post_id,
-                "reactions": full_reaction_counts(r.reactions),
-                "comments": r.comments,
-                "version": r.version,
-            },
-            None,
-        )
-        for r in rows
-    ]
 
 
 # --- the home feed ---------------------------------------------------------------------------------
@@ -141,7 +97,7 @@ async def read_feed(
     after = _keyset(cursors.decode(scope, cursor)) if cursor else None
 
     async def postgres(position: Key | None, n: int, not_after: datetime | None) -> list[dict[str, Any]]:
-        return await _postgres_entries(run, me, n, position, not_after)
+        return await _postgres_entries(run, media_urls, me, n, position, not_after)
 
     try:
         async with budget.guard():
@@ -156,7 +112,8 @@ async def read_feed(
             return _hidden_by(await _screen(run, me, entries))
 
         feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
-        counts = await _counts(run, db, budget, [e["postId"] for e in feed_page.cosmos_entries])
+        # The current post, author and counts of each entry: feed items are references (feed_hydration).
+        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
     except CosmosUnavailable as exc:
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "
@@ -166,12 +123,11 @@ async def read_feed(
         record_degraded_read("feed")
         rows = await postgres(after, limit + 1, None)
         position = entry_key(rows[limit - 1]) if len(rows) > limit else None
-        items = [_feed_item(e, e["counts"], media_urls) for e in rows[:limit]]
+        items = [e["item"] for e in rows[:limit]]
         return FeedRead(
             Page[FeedItem](items=items, next_cursor=_cursor(cursors, scope, position, True)), True
         )
-    items = [_feed_item(e, counts.get(e["postId"]), media_urls) for e in feed_page.cosmos_entries]
-    items += [_feed_item(e, e["counts"], media_urls) for e in feed_page.postgres_entries]
+    items = hydrated + [e["item"] for e in feed_page.postgres_entries]
     next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
     return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
 
@@ -266,16 +222,18 @@ async def _cosmos_pages(
 
 
 async def _postgres_entries(
-    run: Transactions, me: str, n: int, after: Key | None, not_after: datetime | None
+    run: Transactions, media_urls: MediaUrls, me: str, n: int, after: Key | None, not_after: datetime | None
 ) -> list[dict[str, Any]]:
     """Up to `n` feed entries from the canonical tables after the keyset, created at or before
-    `not_after` (when given), each with its counts."""
+    `not_after` (when given), each with its FeedItem (the canonical rows are current: no hydration)."""
     keyset = (after[0], UUID(after[1])) if after is not None else None
     rows = await run(lambda uow: _feed_rows(uow, UUID(me), n, keyset, not_after))
     return [
         {
-            **feed_item(me, feed_post_from_row(row)),
-            "counts": {"reactions": row.reactions, "comments": row.comments},
+            "postId": str(row.post_id),
+            "authorId": str(row.author_id),
+            "createdAt": cosmos_time(row.created_at),
+            "item": _feed_item_from_row(row, media_urls),
         }
         for row in rows
     ]
@@ -313,23 +271,6 @@ async def _screen(run: Transactions, me: str, entries: list[dict[str, Any]]) -> 
         return await _not_to_show(uow, me, entries)
 
     return await run(screen)
-
-
-async def _counts(
-    run: Transactions, db: DatabaseProxy, budget: RequestBudget, post_ids: list[str]
-) -> dict[str, dict[str, Any]]:
-    """The counters of these posts: the cache in one batched read, the missing ones from PostgreSQL
-    (written back to the cache)."""
-    if not post_ids:
-        return {}
-    async with budget.guard():
-        counts = await _cached_counts(db, post_ids)
-    missing = [p for p in post_ids if p not in counts]
-    if missing:
-        rebuilt = await run(lambda uow: _rebuilt_counts(uow, missing))
-        await refill(db, budget, [VersionedUpsert(COUNTERS, doc) for doc in rebuilt])
-        counts.update({doc["subjectId"]: doc for doc in rebuilt})
-    return counts
 
 
 # The fallback feed must answer within the request's 3 s even for someone who follows thousands,
@@ -400,26 +341,21 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
     return {row[0] for row in await cur.fetchall()}
 
 
-def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
-    refs = [MediaRef.model_validate(m) for m in media]
-    return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r)) for r in refs]
-
-
-def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: MediaUrls) -> FeedItem:
-    author = item.get("author") or {"userId": item["authorId"]}
+def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> FeedItem:
+    """A FeedItem from the canonical tables, shaped as hydration shapes one from the projections."""
     return FeedItem(
-        post_id=item["postId"],
-        author_id=item["authorId"],
+        post_id=row.post_id,
+        author_id=row.author_id,
         author=Author(
-            user_id=author["userId"],
-            username=author.get("username", ""),
-            display_name=author.get("displayName", ""),
-            avatar_url=author.get("avatarUrl"),
+            user_id=row.author_id,
+            username=row.username,
+            display_name=row.display_name,
+            avatar_url=row.avatar_url,
         ),
-        content=item.get("content", ""),
-        media=_media(item.get("media") or [], media_urls),
-        created_at=item["createdAt"],
-        edited_at=item.get("editedAt"),
-        counts=full_reaction_counts((counts or {}).get("reactions")),
-        comment_count=int((counts or {}).get("comments", 0)),
+        content=row.content,
+        media=media_of(row.media, media_urls),
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        counts=full_reaction_counts(row.reactions),
+        comment_count=row.comments,
     )
