@@ -40,6 +40,7 @@ from shared_code.projections.writes import AUTHOR_POSTS, FEED
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
+from shared_code.services.audience import visible_authors
 from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
 from shared_code.services.projection_queries import page, read_or_none
@@ -326,8 +327,9 @@ async def _feed_rows(
 
 
 async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) -> set[str]:
-    """Authors the caller muted or is blocked with, and posts deleted, hidden or removed since they were
-    fanned out: one PostgreSQL round trip, so such posts never show even before the projections catch up."""
+    """Authors the caller muted or is blocked with or may not see (the privacy rule), and posts deleted,
+    hidden or removed since they were fanned out: two statements in one short transaction, so such posts
+    never show even before the projections catch up."""
     if not items:
         return set()
     cur = await uow.conn.execute(
@@ -338,7 +340,11 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
                      WHERE id = ANY(%(posts)s) AND (deleted_at IS NOT NULL OR status <> 'visible')""",
         {"me": UUID(me), "posts": [UUID(item["postId"]) for item in items]},
     )
-    return {row[0] for row in await cur.fetchall()}
+    hidden = {row[0] for row in await cur.fetchall()}
+    # The privacy rule (services/audience.py): an author who turned private is gone from a non-follower's
+    # feed at once (a feed may still hold, or pull, their posts until feed maintenance catches up).
+    authors = {UUID(str(item["authorId"])) for item in items}
+    return hidden | {str(a) for a in authors - await visible_authors(uow, authors)}
 
 
 def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> FeedItem:
