@@ -40,7 +40,7 @@ from bench.seeding import seed_posts
 
 NAME = "celebrity"
 CELEBRITY_SUBJECT = "bench-celebrity"
-FAN_SUBJECT = "bench-fan-{}"
+FAN_SUBJECT = "bench-fan-{:07d}"
 TARGET_VISIBLE_P99_MS = 1000.0
 TARGET_READ_P99_TIMES = 1.25
 # "O(1) above the threshold": the same handful of writes at every audience above it.
@@ -126,29 +126,36 @@ async def run(ctx: BenchContext) -> ScenarioResult:
 
 
 async def bulk_fans(ctx: BenchContext, celebrity: str, start: int, end: int) -> None:
-    """Users `bench-fan-{start}` … `bench-fan-{end-1}` following `celebrity`, with their profiles and
-    counts, and the celebrity's follower count, in one transaction (set-up data: no events)."""
+    """Users `bench-fan-{start}` … `bench-fan-{end-1}` (zero-padded) following `celebrity`, with their
+    profiles and counts, and the celebrity's follower count, in one transaction (set-up data: no
+    events). Their ids (and their follows' ids) are made from the index, so every index on these tables
+    takes them in order: appends, not random page splits (a 1,000,000-row load on 2 cores in minutes)."""
+    fans = {"start": start, "end": end}
+    series = "generate_series(%(start)s::int, %(end)s::int - 1) i"
     async with await ctx.admin() as conn:
         async with conn.transaction():
             # Set-up data the run can always recreate: no need to wait for each commit's flush.
             await conn.execute("SET LOCAL synchronous_commit = off")
-            await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
             await conn.execute(
-                """CREATE TEMP TABLE bench_fans ON COMMIT DROP AS
-                   SELECT gen_random_uuid() AS id, i FROM generate_series(%(start)s::int, %(end)s::int - 1) i""",
-                {"start": start, "end": end},
+                f"""INSERT INTO users (id, auth_subject, auth_provider, username)
+                    SELECT {_FAN_ID}, 'bench-fan-' || lpad(i::text, 7, '0'), 'email',
+                           'bench_fan' || lpad(i::text, 7, '0')
+                    FROM {series}""",  # noqa: S608 (constants; values are parameters)
+                fans,
             )
             await conn.execute(
-                """INSERT INTO users (id, auth_subject, auth_provider, username)
-                   SELECT id, 'bench-fan-' || i, 'email', 'bench_fan' || i FROM bench_fans"""
+                f"""INSERT INTO profiles (user_id, display_name) SELECT {_FAN_ID}, 'Fan ' || i
+                    FROM {series}""",  # noqa: S608
+                fans,
             )
             await conn.execute(
-                "INSERT INTO profiles (user_id, display_name) SELECT id, 'Fan ' || i FROM bench_fans"
+                f"INSERT INTO user_counts (user_id, following) SELECT {_FAN_ID}, 1 FROM {series}",  # noqa: S608
+                fans,
             )
-            await conn.execute("INSERT INTO user_counts (user_id, following) SELECT id, 1 FROM bench_fans")
             await conn.execute(
-                "INSERT INTO follows (follower_id, followee_id) SELECT id, %s::uuid FROM bench_fans",
-                (celebrity,),
+                f"""INSERT INTO follows (id, follower_id, followee_id)
+                    SELECT {_FOLLOW_ID}, {_FAN_ID}, %(celebrity)s::uuid FROM {series}""",  # noqa: S608
+                {**fans, "celebrity": celebrity},
             )
             await conn.execute(
                 """UPDATE user_counts SET followers = followers + %s, version = version + 1
@@ -157,6 +164,11 @@ async def bulk_fans(ctx: BenchContext, celebrity: str, start: int, end: int) -> 
             )
         # Fresh statistics, as autovacuum would give them a little later: plans for 10^6 rows, not 10^3.
         await conn.execute("ANALYZE users, profiles, user_counts, follows")
+
+
+# Ids that sort as the fan's index does (valid version-4 layout; the prefixes are the bench's own).
+_FAN_ID = "('b0000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
+_FOLLOW_ID = "('b1000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid"
 
 
 async def fan_ids(ctx: BenchContext, indexes: list[int]) -> list[str]:
