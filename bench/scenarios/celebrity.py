@@ -389,9 +389,7 @@ async def _feed_read(
         status, _ = await ctx.http.call("GET", f"/api/feed?limit={FEED_LIMIT}", rng.choice(tokens))
         return ctx.http.outcome_of(status, (200,))
 
-    direct = DirectFeedRead(
-        ctx, readers, [FAN_SUBJECT.format(i) for i in range(readers_total)], FEED_LIMIT, threshold
-    )
+    direct = DirectFeedRead(ctx, readers, [FAN_SUBJECT.format(i) for i in range(readers_total)], FEED_LIMIT)
     apis: list[LoadResult] = []
     directs: list[LoadResult] = []
     api_histogram, direct_histogram = LatencyHistogram(), LatencyHistogram()
