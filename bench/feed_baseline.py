@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import random
 import uuid
 from typing import Any
@@ -41,17 +42,22 @@ _HIDDEN = """SELECT muted_id::text FROM mutes WHERE muter_id = %(me)s AND delete
 _PULL_WINDOWS = """SELECT w.author_id::text, w.pulled_since, w.pulled_last, w.pulling
    FROM follows f JOIN fanout_pull_windows w ON w.author_id = f.followee_id
    WHERE f.follower_id = %(me)s AND f.deleted_at IS NULL
-     AND (w.pulling OR w.pulled_last > now() - interval '30 days')
+     AND (w.pulling OR w.pulled_last > %(after)s)
      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(me)s
                        AND m.muted_id = f.followee_id AND m.deleted_at IS NULL)
      AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
                        AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
                             OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))"""
 _ORDER = "ORDER BY c.createdAt DESC, c.postId DESC"
+_FEED_QUERY = f"SELECT * FROM c WHERE c.recipientId = @me AND c.createdAt > @edge {_ORDER}"  # noqa: S608
 _PULLED_QUERY = (
-    "SELECT * FROM c WHERE c.authorId = @a AND c.createdAt >= @since AND c.deleted = false "
-    "AND c.status = 'visible' ORDER BY c.createdAt DESC, c.postId DESC"
+    "SELECT c.postId, c.authorId, c.createdAt, c.version FROM c "  # noqa: S608 (constants)
+    "WHERE c.authorId = @a AND c.createdAt > @edge AND c.createdAt >= @since "
+    f"AND c.deleted = false AND c.status = 'visible' {_ORDER}"
 )
+_OLD_FEED_QUERY = "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.createdAt DESC"
+# Feed items live FEED_ITEM_TTL_DAYS (30 by default): what is older comes from PostgreSQL, never here.
+_RETENTION = dt.timedelta(days=30)
 
 
 def pulls_big_authors() -> bool:
@@ -117,33 +123,37 @@ class DirectFeedRead:
             index = self._rng.randrange(len(self._readers))
             me, subject = self._readers[index], self._subjects[index]
             conn = self._connections[worker]
-            windows: list[tuple[str, Any, Any, bool]] = []
+            windows: list[tuple[str, dt.datetime]] = []
+            now = dt.datetime.now(dt.UTC)
             async with conn.transaction():
                 await conn.execute(_ACT, {"subject": subject, "role": "user"})
                 if pulled is not None:
-                    cur = await conn.execute(_PULL_WINDOWS, {"me": uuid.UUID(me)})
-                    windows = [(str(r[0]), r[1], r[2], bool(r[3])) for r in await cur.fetchall()]
-            fetches = [
-                _first_page(
-                    feed,
-                    f"SELECT * FROM c WHERE c.recipientId = @me {_ORDER}",  # noqa: S608 (constants)
-                    [{"name": "@me", "value": me}],
-                    me,
-                    self._limit,
-                )
-            ]
-            if pulled is not None:
+                    cur = await conn.execute(_PULL_WINDOWS, {"me": uuid.UUID(me), "after": now - _RETENTION})
+                    windows = [(str(r[0]), r[1]) for r in await cur.fetchall()]
+            if pulled is None:  # before hybrid feeds: the feed's newest page, nothing more
+                fetches = [
+                    _first_page(feed, _OLD_FEED_QUERY, [{"name": "@me", "value": me}], me, self._limit)
+                ]
+            else:
                 with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
                     await feed.read_item(f"{me}:floor", partition_key=me)
+                edge = {"name": "@edge", "value": _cosmos_time(now - _RETENTION)}
+                fetches = [
+                    _first_page(feed, _FEED_QUERY, [{"name": "@me", "value": me}, edge], me, self._limit)
+                ]
                 fetches += [
                     _first_page(
                         pulled,
                         _PULLED_QUERY,
-                        [{"name": "@a", "value": author}, {"name": "@since", "value": since.isoformat()}],
+                        [
+                            {"name": "@a", "value": author},
+                            edge,
+                            {"name": "@since", "value": _cosmos_time(since)},
+                        ],
                         author,
                         self._limit,
                     )
-                    for author, since, _last, _pulling in windows
+                    for author, since in windows
                 ]
             pages = await asyncio.gather(*fetches)
             items = [item for page in pages for item in page if item.get("postId")]
@@ -182,3 +192,8 @@ async def _first_page(
     except StopAsyncIteration:
         return []
     return [item async for item in first]
+
+
+def _cosmos_time(value: dt.datetime) -> str:
+    """As shared_code.domain.feed_merge.cosmos_time stores times (UTC, 'Z'): string order is time order."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
