@@ -32,6 +32,7 @@ from shared_code.domain.feed_merge import (
     cosmos_time,
     entry_key,
     horizon,
+    newer_than,
     parse_time,
     read_page,
 )
@@ -101,11 +102,22 @@ async def read_feed(
         return await _postgres_entries(run, media_urls, me, n, position, not_after)
 
     try:
+        # The feed's trim floor is read with the first round's queries (which use the retention's
+        # horizon alone), and what they return at or below the floor is cut: no extra round trip.
+        by_age = horizon(now, retention, None)
+        first_round = after is None or after[0] > by_age
         async with budget.guard():
-            floor = await read_or_none(db, FEED, f"{me}:floor", me)
+            floor, first = await asyncio.gather(
+                read_or_none(db, FEED, f"{me}:floor", me),
+                _cosmos_pages(db, me, windows, by_age, after, limit) if first_round else _nothing(),
+            )
         edge = horizon(now, retention, parse_time(floor["floorAt"]) if floor else None)
 
         async def cosmos(position: Key | None, n: int) -> list[SourcePage]:
+            nonlocal first
+            if first is not None and position == after and n == limit:
+                pages, first = first, None
+                return [newer_than(page, edge) for page in pages]
             async with budget.guard():
                 return await _cosmos_pages(db, me, windows, edge, position, n)
 
@@ -131,6 +143,10 @@ async def read_feed(
     items = hydrated + [e["item"] for e in feed_page.postgres_entries]
     next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
     return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _cursor(cursors: CursorCodec, scope: str, position: Key | None, more: bool) -> str | None:
