@@ -12,6 +12,8 @@ from typing import Any
 
 from shared_code.domain.stored_event import ProjectableEvent
 from shared_code.projections.writes import (
+    AUTHOR_POSTS,
+    AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
     NO_EXPIRY,
     NOTIFICATIONS,
@@ -90,6 +92,16 @@ def post_document(event: ProjectableEvent) -> dict[str, Any]:
     }
 
 
+def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
+    """The post in its author's partition of authorPosts, where feed reads pull big authors' posts
+    from (one write per post event whatever the audience). Same fields as posts_v2; expires after
+    AUTHOR_POSTS_TTL_SECONDS (a deletion, like every tombstone, after a day)."""
+    document = post_document(event)
+    if not document["deleted"]:
+        document["ttl"] = AUTHOR_POSTS_TTL_SECONDS
+    return document
+
+
 def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
     """One per user per post; it carries the post's counts so the reactions change feed can
     keep counters exact without counting."""
@@ -165,8 +177,32 @@ def _follow(event: ProjectableEvent) -> list[CosmosWrite]:
     return writes
 
 
+def _follow_request(event: ProjectableEvent) -> list[CosmosWrite]:
+    """A request notifies the private account; an approval notifies the requester."""
+    p = event.payload
+    requested = event.event_type == "follow.requested"
+    recipient, actor = (p["targetId"], p["requesterId"]) if requested else (p["requesterId"], p["targetId"])
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=str(recipient),
+                kind="follow_request" if requested else "follow_approved",
+                actor_id=str(actor),
+                subject_id=str(actor),
+                cause_id=f"{p['requestId']}:{event.aggregate_version}",
+                created_at=p.get("createdAt") or p.get("approvedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+    ]
+
+
 def _post(event: ProjectableEvent) -> list[CosmosWrite]:
-    writes: list[CosmosWrite] = [VersionedUpsert(POSTS, post_document(event))]
+    writes: list[CosmosWrite] = [
+        VersionedUpsert(POSTS, post_document(event)),
+        VersionedUpsert(AUTHOR_POSTS, author_post_document(event)),
+    ]
     if "authorCounts" in event.payload:
         writes.append(
             VersionedUpsert(
@@ -219,6 +255,13 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "block.deleted": _nothing,
     "mute.created": _nothing,
     "mute.deleted": _nothing,
+    # Private accounts: a request and its approval notify; the rest is PostgreSQL's (the rule reads it).
+    "profile.visibility_changed": _nothing,
+    "profile.follow_requests_approval_progressed": _nothing,
+    "follow.requested": _follow_request,
+    "follow.request_approved": _follow_request,
+    "follow.request_declined": _nothing,
+    "follow.request_cancelled": _nothing,
     "post.created": _post,
     "post.updated": _post,
     "post.deleted": _post,

@@ -40,12 +40,13 @@ from shared_code.domain.events import (
     UserDeleted,
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
-from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, REACTIONS
+from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFICATIONS, REACTIONS
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
+from shared_code.services.notification_settings import erase_notification_settings_of
 from shared_code.services.post_deletion import soft_delete_post
-from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
+from shared_code.services.social import erase_blocks_and_mutes_of, erase_follow_requests_of, erase_follows_of
 
 log = logging.getLogger("chorus.erasure")
 
@@ -280,6 +281,7 @@ class ErasureService:
             (NOTIFICATIONS, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.actorId = @u", None),
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.recipientId = @u", user),
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.authorId = @u", None),
+            (AUTHOR_POSTS, "SELECT c.id, c.authorId AS pk FROM c WHERE c.authorId = @u", user),
             (COUNTERS, "SELECT c.id, c.subjectId AS pk FROM c WHERE c.subjectId = @u", user),
             # Others' reactions to its (deleted) posts: nothing reads them any more.
             (
@@ -417,20 +419,30 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
         (f"erased_{user_id.hex[:20]}", f"erased:{user_id}", user_id, f"erased:{user_id}"),
     )
     changed = cur.rowcount
+    # Whether its posts were pulled rather than fanned out (feeds no longer show them).
+    cur = await uow.conn.execute("DELETE FROM fanout_pull_windows WHERE author_id = %s", (user_id,))
+    changed += cur.rowcount
     cur = await uow.conn.execute(
         """UPDATE profiles SET display_name = %s, bio = '', avatar_url = NULL, updated_at = now()
            WHERE user_id = %s AND (display_name <> %s OR bio <> '' OR avatar_url IS NOT NULL)""",
         (ERASED_DISPLAY_NAME, user_id, ERASED_DISPLAY_NAME),
     )
     changed += cur.rowcount
+    changed += await erase_notification_settings_of(uow, user_id, limit)
     return changed + await _erase_moderation_texts(uow, user_id, limit)
+
+
+async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Follows to and from the account, each with its event; then its follow requests both ways."""
+    follows = await erase_follows_of(uow, user_id, limit)
+    return follows + (await erase_follow_requests_of(uow, user_id, limit - follows) if follows < limit else 0)
 
 
 _SQL_STEPS = {
     "posts": _erase_posts,
     "comments": erase_comments_of,
     "reactions": erase_reactions_of,
-    "follows": erase_follows_of,
+    "follows": _erase_graph,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,
     "media": _release_media,

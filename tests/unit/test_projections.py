@@ -30,6 +30,11 @@ from shared_code.domain.events import (
     FlagCreated,
     FollowCreated,
     FollowDeleted,
+    FollowRequestApproved,
+    FollowRequestCancelled,
+    FollowRequestDeclined,
+    FollowRequested,
+    FollowRequestsApprovalProgressed,
     MediaRef,
     MuteCreated,
     MuteDeleted,
@@ -39,6 +44,7 @@ from shared_code.domain.events import (
     PostModerated,
     PostUpdated,
     ProfileUpdated,
+    ProfileVisibilityChanged,
     ReactionRemoved,
     ReactionSet,
     UserCounts,
@@ -48,6 +54,8 @@ from shared_code.domain.events import (
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
 from shared_code.projections.writes import (
+    AUTHOR_POSTS,
+    AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
     NO_EXPIRY,
     NOTIFICATIONS,
@@ -280,6 +288,24 @@ def sample_events() -> dict[str, StoredEvent]:
         stored(AccountErasureProgressed(user_id=ALICE, step="comments", rows_erased=3), ALICE, 2),
         stored(AccountErased(user_id=ALICE, rows_erased=40, erased_at=NOW), ALICE, 14),
         stored(AccountExportRequested(export_id=APPEAL, user_id=ALICE), APPEAL, 1),
+        stored(ProfileVisibilityChanged(user_id=ALICE, visibility="private"), ALICE, 3),
+        stored(FollowRequestsApprovalProgressed(user_id=ALICE, approved=100, pending_requests=5), ALICE, 4),
+        stored(
+            FollowRequested(request_id=APPEAL, requester_id=BOB, target_id=ALICE, created_at=NOW), APPEAL, 1
+        ),
+        stored(
+            FollowRequestApproved(
+                request_id=APPEAL, requester_id=BOB, target_id=ALICE, by="target", approved_at=NOW
+            ),
+            APPEAL,
+            2,
+        ),
+        stored(FollowRequestDeclined(request_id=APPEAL, requester_id=BOB, target_id=ALICE), APPEAL, 3),
+        stored(
+            FollowRequestCancelled(request_id=APPEAL, requester_id=BOB, target_id=ALICE, cause="block"),
+            APPEAL,
+            4,
+        ),
     ]
     return {event.event_type: event for event in events}
 
@@ -443,7 +469,11 @@ def test_follow_deleted_writes_counts_only() -> None:
 
 def test_post_created_writes_the_post_and_the_authors_counts() -> None:
     writes = project(EVENTS["post.created"])
-    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
+    assert containers(writes) == [
+        (AUTHOR_POSTS, "VersionedUpsert"),
+        (COUNTERS, "VersionedUpsert"),
+        (POSTS, "VersionedUpsert"),
+    ]
     doc = one(writes, POSTS)
     assert doc["id"] == doc["postId"] == str(POST)
     assert doc["authorId"] == str(ALICE)
@@ -460,7 +490,7 @@ def test_post_created_writes_the_post_and_the_authors_counts() -> None:
 
 def test_post_updated_writes_the_edit_without_counts() -> None:
     writes = project(EVENTS["post.updated"])
-    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    assert containers(writes) == [(AUTHOR_POSTS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
     doc = one(writes, POSTS)
     assert (doc["content"], doc["version"]) == ("first, edited", 2)
     assert doc["editedAt"] is not None
@@ -479,11 +509,27 @@ def test_post_deleted_keeps_no_content_and_expires() -> None:
 
 def test_a_moderated_post_is_rerendered_with_its_status_and_leaves_feeds() -> None:
     writes = project(EVENTS["post.moderated"])
-    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    assert containers(writes) == [(AUTHOR_POSTS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
     doc = one(writes, POSTS)
     assert (doc["status"], doc["version"], doc["deleted"]) == ("hidden", 3, False)
     assert doc["content"] == "first, edited"
     assert not shows_in_feeds(doc)
+
+
+def test_every_post_event_keeps_the_authors_partition_of_author_posts_in_step() -> None:
+    """One write per post event whatever the audience: what feed reads pull for big authors."""
+    for event_type, status, deleted in (
+        ("post.created", "visible", False),
+        ("post.updated", "visible", False),
+        ("post.moderated", "hidden", False),
+        ("post.deleted", "visible", True),
+    ):
+        writes = project(EVENTS[event_type])
+        doc, post = one(writes, AUTHOR_POSTS), one(writes, POSTS)
+        assert [w.partition_key for w in writes if w.container == AUTHOR_POSTS] == [str(ALICE)]
+        assert {k: v for k, v in doc.items() if k != "ttl"} == {k: v for k, v in post.items() if k != "ttl"}
+        assert (doc["status"], doc["deleted"]) == (status, deleted), event_type
+        assert doc["ttl"] == (TOMBSTONE_TTL_SECONDS if deleted else AUTHOR_POSTS_TTL_SECONDS)
 
 
 def test_a_hidden_post_does_not_show_in_feeds() -> None:
@@ -601,3 +647,23 @@ def test_reaction_side_effects_ignore_the_documents_cosmos_fields() -> None:
     doc = reaction_doc("reaction.set")
     from_feed = {**doc, "_rid": "x", "_etag": '"1"', "_ts": 1, "_lsn": 7}
     assert reaction_side_effects(from_feed) == reaction_side_effects(doc)
+
+
+def test_a_follow_request_notifies_the_account_and_its_approval_the_requester() -> None:
+    requested = one(project(EVENTS["follow.requested"]), NOTIFICATIONS, CreateOnce)
+    assert (requested["recipientId"], requested["type"], requested["actorId"]) == (
+        str(ALICE),
+        "follow_request",
+        str(BOB),
+    )
+    approved = one(project(EVENTS["follow.request_approved"]), NOTIFICATIONS, CreateOnce)
+    assert (approved["recipientId"], approved["type"], approved["actorId"]) == (
+        str(BOB),
+        "follow_approved",
+        str(ALICE),
+    )
+    assert approved["createdAt"] == EVENTS["follow.request_approved"].payload["approvedAt"]
+    # A new request after a decline notifies again (its own cause: the request's next version).
+    assert requested["id"] != approved["id"]
+    for quiet in ("follow.request_declined", "follow.request_cancelled", "profile.visibility_changed"):
+        assert project(EVENTS[quiet]) == []
