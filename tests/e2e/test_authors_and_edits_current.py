@@ -9,6 +9,7 @@ was measured."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -110,23 +111,23 @@ async def test_an_edit_shows_in_followers_feeds_and_a_replayed_old_version_does_
         page = await user.ok("GET", "/api/feed")
         return next((i["content"] for i in page["items"] if i["postId"] == post["id"]), None)
 
-    for follower in (ben, cat):
-        await eventually(
-            lambda f=follower: shown(f), lambda c: c == "first words", timeout=30, what="the post in a feed"
-        )
+    async def shows_in_both(content: str, timeout: float) -> None:
+        for follower in (ben, cat):
+            await eventually(
+                partial(shown, follower),
+                lambda c: c == content,
+                timeout=timeout,
+                what=f"{content!r} in a feed",
+            )
+
+    await shows_in_both("first words", 30)
     posts_v2 = app_context.cosmos_db.get_container_client(POSTS)
     first_version = await posts_v2.read_item(post["id"], partition_key=post["id"])
     assert first_version["version"] == 1
 
     started = time.monotonic()
     await ann.ok("PATCH", f"/api/posts/{post['id']}", {"content": "second thoughts"})
-    for follower in (ben, cat):
-        await eventually(
-            lambda f=follower: shown(f),
-            lambda c: c == "second thoughts",
-            timeout=GENEROUS_SECONDS,
-            what="the edit",
-        )
+    await shows_in_both("second thoughts", GENEROUS_SECONDS)
     _within_promise("the edit in both followers' feeds", started)
     edited = await posts_v2.read_item(post["id"], partition_key=post["id"])
     assert edited["version"] == 2
