@@ -1,12 +1,13 @@
 """search: user search and post search on a million rows each (issue 15; bench/REQUESTS.md, discovery).
 
 Set-up straight into PostgreSQL, in bulk (ids in index order, as celebrity's): N users with profiles
-(usernames `u` + hex, display names with accents) and one post each (an md5 word and one of five
+(usernames `u` + hex, display names that start with an accented first name) and one post each (an md5 word and one of five
 common words). Measured over HTTP at concurrency 8, against the same statements over psycopg
 (services/discovery.py's `user_search_sql` and the post search's statement, with the acting user set),
 alternating in ROUNDS rounds per kind of query:
 
-- users by a prefix of 1 to 4 characters (common `u0`, accented `émi` → `emi`, `zoe`, hex prefixes);
+- users by a prefix of 2 to 4 characters (common `u0`, accented `Émi`/`emi`, `zoë`/`zoe`, and narrow
+  prefixes of generated usernames);
 - posts by a rare word (an md5 fragment: one match) and by a common one (`kestrels`: a fifth of the
   posts; ranking reads every match, so it is reported on its own).
 
@@ -86,7 +87,10 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     token = ctx.token("bench-searcher")
     rng = random.Random(15)
     rare = await _rare_word(ctx, rng.randrange(rows))
-    prefixes = ["u0", "u00a", "emi", "zoe", "Émi", *(f"u{rng.randrange(16**3):03x}" for _ in range(8))]
+    # Common (`u0`: every username), accented (`Émi`, `zoë` as typed; `emi`, `zoe` as compared) and
+    # narrow ones (2 to 4 characters of a generated username): each has matches.
+    narrow = [f"u{rng.randrange(1, rows + 1):06x}"[: rng.randrange(3, 5)] for _ in range(8)]
+    prefixes = ["u0", "emi", "zoe", "Émi", "zoë", "jos", *narrow]
     kinds: dict[str, tuple[str, Callable[[], str]]] = {
         "users by prefix": ("users", lambda: rng.choice(prefixes)),
         "posts by a rare word": ("posts", lambda: rare),
@@ -94,12 +98,16 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     }
     plan = await _user_plan(ctx, searcher, "emi")
     uses_indexes = "users_live_by_search_key" in plan and "profiles_by_search_key" in plan
+    # On a few thousand rows a sequential scan of the final join is the planner's right choice; on a
+    # million it would be the bug this check is for.
+    scans_all = "Seq Scan" in plan and not ctx.quick
     result.figures["user_search_plan"] = plan
     result.check(
         "user search plan: both search-key indexes, no sequential scan",
         "index range scans",
-        "yes" if uses_indexes and "Seq Scan" not in plan else "no (see figures.user_search_plan)",
-        uses_indexes and "Seq Scan" not in plan,
+        ("yes" if uses_indexes and not scans_all else "no (see figures.user_search_plan)")
+        + (" (quick: a small table's sequential scan allowed)" if ctx.quick and "Seq Scan" in plan else ""),
+        uses_indexes and not scans_all,
     )
     direct = _DirectSearch(ctx, searcher)
     await direct.open()
@@ -183,8 +191,8 @@ async def _load(ctx: BenchContext, rows: int) -> None:
             )
             await conn.execute(
                 f"""INSERT INTO profiles (user_id, display_name)
-                    SELECT {_USER_ID}, initcap(substr(md5(i::text), 1, 6)) || ' '
-                           || (ARRAY['Émile', 'Zoë', 'José', 'Anna'])[1 + (i & 3)]
+                    SELECT {_USER_ID}, (ARRAY['Émile', 'Zoë', 'José', 'Anna'])[1 + (i & 3)] || ' '
+                           || initcap(substr(md5(i::text), 1, 6))
                     FROM generate_series(1, %(n)s::int) i""",  # noqa: S608
                 series,
             )
