@@ -407,6 +407,9 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     await ann.ok("PUT", f"/api/users/{cal.id}/mute")
     await cal.ok("PUT", f"/api/users/{ben.id}/block")
     await ann.ok("POST", f"/api/posts/{bens_post['id']}/flags", {"reason": f"ann-flag-{marker}"})
+    await ann.ok("PATCH", "/api/users/me/notification-settings", {"reaction": False})
+    await cal.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await ann.call("PUT", f"/api/users/{cal.id}/follow"))[0] == 202
     await eventually(
         lambda: ann.ok("GET", "/api/notifications"),
         lambda page: any(n["type"] == "follow" for n in page["items"]),
@@ -426,6 +429,10 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     assert [m["userId"] for m in document["mutes"]] == [cal.id]
     assert document["blocks"] == []  # cal's block of ben is cal's
     assert [f["reason"] for f in document["flags"]] == [f"ann-flag-{marker}"]
+    assert document["profile"]["visibility"] == "public"
+    assert document["notificationTypesTurnedOff"] == ["reaction"]
+    assert [r["userId"] for r in document["followRequestsMade"]] == [cal.id]
+    assert document["followRequestsReceived"] == []
     assert {(n["type"], n["actorId"]) for n in document["notifications"]} >= {("follow", ben.id)}
     text = json.dumps(document)
     for others in (f"ben-bio-{marker}", f"ben-post-{marker}", f"ben-comment-{marker}"):
