@@ -41,10 +41,12 @@ from shared_code.domain.events import (
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
 from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, REACTIONS
+from shared_code.services.bookmarks import erase_bookmarks_of
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
 from shared_code.services.post_deletion import soft_delete_post
+from shared_code.services.reposts import erase_reposts_of
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
 
 log = logging.getLogger("chorus.erasure")
@@ -55,6 +57,7 @@ STEPS = (
     "posts",
     "comments",
     "reactions",
+    "reposts_and_bookmarks",
     "follows",
     "blocks_and_mutes",
     "moderation",
@@ -330,6 +333,15 @@ async def _erase_posts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return len(live) + cur.rowcount
 
 
+async def _erase_reposts_and_bookmarks(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Reposts are undone as their owner would undo them (counts lowered, feeds retracted); bookmarks,
+    private and referred to by nothing, are deleted."""
+    undone = await erase_reposts_of(uow, user_id, limit)
+    if undone:
+        return undone
+    return await erase_bookmarks_of(uow, user_id, limit)
+
+
 async def _erase_moderation_texts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """The words of the account's flags and appeals, of its posts in the moderators' mirror and in others'
     flags of them. The flags and appeals stay (a moderator's decision refers to them) with their ids and states."""
@@ -430,6 +442,7 @@ _SQL_STEPS = {
     "posts": _erase_posts,
     "comments": erase_comments_of,
     "reactions": erase_reactions_of,
+    "reposts_and_bookmarks": _erase_reposts_and_bookmarks,
     "follows": erase_follows_of,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,

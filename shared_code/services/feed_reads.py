@@ -26,10 +26,11 @@ from shared_code.metrics import record_degraded_read
 from shared_code.projections.documents import post_counts_document
 from shared_code.projections.writes import COUNTERS, FEED, VersionedUpsert
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, Media
+from shared_code.schemas.posts import Author, Media, QuotedPost
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item, feed_post_from_row
 from shared_code.services.projection_queries import caller, page, refill
+from shared_code.services.quotes import quoted_posts, unavailable
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
@@ -40,6 +41,7 @@ class _PostCounts:
     post_id: UUID
     reactions: dict[str, int] | None
     comments: int
+    reposts: int
     version: int
 
 
@@ -47,6 +49,7 @@ class _PostCounts:
 class _FeedPostWithCounts(FeedPostRow):
     reactions: dict[str, int] | None
     comments: int
+    reposts: int
 
 
 # --- counters --------------------------------------------------------------------------------------
@@ -68,7 +71,7 @@ async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict
     rows = await fetch_all(
         uow.conn,
         _PostCounts,
-        "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
+        "SELECT post_id, reactions, comments, reposts, version FROM post_counts WHERE post_id = ANY(%s)",
         ([UUID(p) for p in post_ids],),
     )
     return [
@@ -77,6 +80,7 @@ async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict
                 "postId": r.post_id,
                 "reactions": full_reaction_counts(r.reactions),
                 "comments": r.comments,
+                "reposts": r.reposts,
                 "version": r.version,
             },
             None,
@@ -137,10 +141,15 @@ async def read_feed(
         return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, after)
     missing = [item["postId"] for item in items if item["postId"] not in counts]
 
-    async def screen(uow: UnitOfWork) -> tuple[set[str], list[dict[str, Any]]]:
-        return await _not_to_show(uow, me, items), await _rebuilt_counts(uow, missing)
+    async def screen(uow: UnitOfWork) -> tuple[set[str], list[dict[str, Any]], dict[UUID, QuotedPost]]:
+        quotes = [UUID(item["quotePostId"]) for item in items if item.get("quotePostId")]
+        return (
+            await _not_to_show(uow, me, items),
+            await _rebuilt_counts(uow, missing),
+            await quoted_posts(uow, UUID(me), quotes),
+        )
 
-    hidden, rebuilt = await run(screen) if items else (set(), [])
+    hidden, rebuilt, quoted = await run(screen) if items else (set(), [], {})
     await refill(db, budget, [VersionedUpsert(COUNTERS, doc) for doc in rebuilt])
     counts.update({doc["subjectId"]: doc for doc in rebuilt})
     shown = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
@@ -149,7 +158,7 @@ async def read_feed(
         next_position.update(t=items[-1]["createdAt"], id=items[-1]["postId"])
     return FeedRead(
         Page[FeedItem](
-            items=[_feed_item(item, counts.get(item["postId"]), media_urls) for item in shown],
+            items=[_feed_item(item, counts.get(item["postId"]), media_urls, quoted) for item in shown],
             next_cursor=cursors.encode(scope, next_position) if continuation else None,
         )
     )
@@ -174,12 +183,18 @@ async def _feed_from_postgres(
     """The feed as the projections would hold it, from the canonical tables: the visible posts of the
     caller and of whom they follow, less muted authors and blocks either way, newest first."""
     record_degraded_read("feed")
-    rows = await run(lambda uow: _feed_rows(uow, UUID(me), limit + 1, after))
+
+    async def read(uow: UnitOfWork) -> tuple[list[_FeedPostWithCounts], dict[UUID, QuotedPost]]:
+        rows = await _feed_rows(uow, UUID(me), limit + 1, after)
+        return rows, await quoted_posts(uow, UUID(me), [row.quote_post_id for row in rows[:limit]])
+
+    rows, quoted = await run(read)
     items = [
         _feed_item(
             feed_item(me, feed_post_from_row(row)),
-            {"reactions": row.reactions, "comments": row.comments},
+            {"reactions": row.reactions, "comments": row.comments, "reposts": row.reposts},
             media_urls,
+            quoted,
         )
         for row in rows[:limit]
     ]
@@ -224,7 +239,7 @@ async def _feed_rows(
                                     AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))
                 UNION SELECT %(me)s::uuid)
-            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments
+            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments, pc.reposts
             FROM authors a
             CROSS JOIN LATERAL (
                 SELECT p0.* FROM posts p0
@@ -259,8 +274,14 @@ def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
     return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r)) for r in refs]
 
 
-def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: MediaUrls) -> FeedItem:
+def _feed_item(
+    item: dict[str, Any],
+    counts: dict[str, Any] | None,
+    media_urls: MediaUrls,
+    quoted: dict[UUID, QuotedPost],
+) -> FeedItem:
     author = item.get("author") or {"userId": item["authorId"]}
+    quote = item.get("quotePostId")
     return FeedItem(
         post_id=item["postId"],
         author_id=item["authorId"],
@@ -272,8 +293,13 @@ def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: 
         ),
         content=item.get("content", ""),
         media=_media(item.get("media") or [], media_urls),
-        created_at=item["createdAt"],
+        # An item a repost brought sits at the repost's time (its `createdAt`); the post's own is kept apart.
+        created_at=item.get("postCreatedAt") or item["createdAt"],
         edited_at=item.get("editedAt"),
         counts=full_reaction_counts((counts or {}).get("reactions")),
         comment_count=int((counts or {}).get("comments", 0)),
+        repost_count=int((counts or {}).get("reposts", 0)),
+        reposted_by=item.get("repostedBy"),
+        reposted_at=item.get("repostedAt"),
+        quoted=quoted.get(UUID(quote), unavailable(UUID(quote))) if quote else None,
     )

@@ -17,12 +17,13 @@ from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post
+from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post, QuotedPost
 from shared_code.services.authors import author_snapshot, change_post_count
 from shared_code.services.guards import has_blocked, require_live_user, visible_post
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
+from shared_code.services.quotes import quoted_posts, require_quotable
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
@@ -66,11 +67,13 @@ async def _attach_media(
 async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
     me = uow.require_user()
     await uow.lock_live_users(me)
+    quoted = await require_quotable(uow, me, body.quote_post_id) if body.quote_post_id else None
     new = await fetch_one(
         uow.conn,
         _NewPost,
-        "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
-        (me, body.content),
+        """INSERT INTO posts (author_id, content, quote_post_id) VALUES (%s, %s, %s)
+           RETURNING id, created_at, status""",
+        (me, body.content, body.quote_post_id),
     )
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
@@ -87,6 +90,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
             status=status,
             created_at=created_at,
             author_counts=author_counts,
+            quote_post_id=body.quote_post_id,
         ),
         post_id,
         1,
@@ -102,6 +106,7 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
         edited_at=None,
         counts=full_reaction_counts(None),
         comment_count=0,
+        quoted=quoted,
     )
 
 
@@ -117,8 +122,8 @@ class _NewPost:
 
 
 @dataclass(frozen=True)
-class _PostRow:
-    """A post as _POST_COLUMNS reads it."""
+class PostRow:
+    """A post as POST_COLUMNS reads it."""
 
     id: UUID
     author_id: UUID
@@ -132,6 +137,8 @@ class _PostRow:
     reactions: dict[str, int] | None
     comments: int
     media: list[dict[str, Any]]
+    reposts: int
+    quote_post_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -141,13 +148,14 @@ class _Edited:
 
 
 # One query shape for every post read: the post, its author, counts and media in one round trip.
-_POST_COLUMNS = """
+POST_COLUMNS = """
     p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.status, p.created_at,
     p.edited_at, pc.reactions, pc.comments,
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
+    pc.reposts, p.quote_post_id
 """
 _POST_JOINS = """
     FROM posts p
@@ -157,7 +165,7 @@ _POST_JOINS = """
 """
 
 
-def _post_from_row(row: _PostRow, media_urls: MediaUrls) -> Post:
+def post_from_row(row: PostRow, media_urls: MediaUrls, quoted: dict[UUID, QuotedPost]) -> Post:
     media = [MediaRef.model_validate(m) for m in row.media]
     return Post(
         id=row.id,
@@ -177,17 +185,19 @@ def _post_from_row(row: _PostRow, media_urls: MediaUrls) -> Post:
         # Media of a hidden or removed post is not readable by anyone, its author and moderators
         # included (docs/api.md "Media"): no URL is signed for it.
         media=[_media(m, media_urls) for m in media] if row.status == "visible" else [],
+        repost_count=row.reposts,
+        quoted=quoted.get(row.quote_post_id) if row.quote_post_id else None,
     )
 
 
 async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
-    uow.require_user()
+    me = uow.require_user()
     await visible_post(uow, post_id)
     row = await fetch_one(
-        uow.conn, _PostRow, f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,)
+        uow.conn, PostRow, f"SELECT {POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,)
     )
     assert row is not None
-    return _post_from_row(row, media_urls)
+    return post_from_row(row, media_urls, await quoted_posts(uow, me, [row.quote_post_id]))
 
 
 async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls) -> Post:
@@ -220,6 +230,7 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
             status=updated.status,
             created_at=updated.created_at,
             edited_at=edited_at,
+            quote_post_id=updated.quoted.post_id if updated.quoted else None,
         ),
         post_id,
         version,
@@ -262,15 +273,16 @@ async def list_author_posts(
         after = "AND (p.created_at, p.id) < (%(after_time)s, %(after_id)s)"
     rows = await fetch_all(
         uow.conn,
-        _PostRow,
-        f"""SELECT {_POST_COLUMNS} {_POST_JOINS}
+        PostRow,
+        f"""SELECT {POST_COLUMNS} {_POST_JOINS}
             WHERE p.author_id = %(author)s AND p.deleted_at IS NULL
               AND (%(all)s OR p.status = 'visible') {after}
             ORDER BY p.created_at DESC, p.id DESC
             LIMIT %(limit)s""",
         params,
     )
-    items = [_post_from_row(row, media_urls) for row in rows[:limit]]
+    quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in rows[:limit]])
+    items = [post_from_row(row, media_urls, quoted) for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)
