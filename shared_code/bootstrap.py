@@ -9,6 +9,7 @@ service or operation is handed the whole app context."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from shared_code import metrics
 from shared_code.adapters.cosmos_writer import CosmosWriter
@@ -26,7 +27,7 @@ from shared_code.outbox.handlers import (
 from shared_code.outbox.policy import RelayPolicy
 from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
-from shared_code.projections.writes import FEED, POSTS
+from shared_code.projections.writes import COUNTERS, FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.erasure import ErasureService
 from shared_code.services.export import ExportService
@@ -65,6 +66,10 @@ def feed_service(ctx: AppContext) -> FeedService:
         concurrency=s.fanout_concurrency,
         backfill_posts=s.feed_backfill_posts,
         posts=ctx.cosmos_db.get_container_client(POSTS),
+        max_followers=s.fanout_max_followers,
+        item_ttl=timedelta(days=s.feed_item_ttl_days),
+        max_items=s.feed_max_items,
+        fanout_states=ctx.cosmos_db.get_container_client(COUNTERS),
     )
 
 

@@ -1,15 +1,19 @@
-"""The caller's home feed, read from the `userFeed` projection; from PostgreSQL when Cosmos DB is
-away (the response is then marked degraded: header Chorus-Degraded). A fixed, small number of Cosmos
-requests per page (docs/read-costs.md); PostgreSQL is asked only who the caller is and what they must
-not see, in short transactions of their own (services/projection_queries.py).
+"""The caller's home feed: the `userFeed` projection merged with the posts pulled from `authorPosts`
+for the big authors the caller follows, then PostgreSQL past what Cosmos DB keeps; all from PostgreSQL
+when Cosmos DB is away (the response is then marked degraded: header Chorus-Degraded). Per page, one
+Cosmos query per source, a point read of the feed's floor and the hydration's batched reads
+(docs/cost-model.md); PostgreSQL is asked who the caller is, whom
+they pull and what they must not see, in short transactions of their own
+(services/projection_queries.py). The merge itself is pure: shared_code/domain/feed_merge.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -21,28 +25,28 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
-from shared_code.domain.events import MediaRef
+from shared_code.domain.feed_merge import (
+    Key,
+    PullWindow,
+    SourcePage,
+    cosmos_time,
+    entry_key,
+    horizon,
+    parse_time,
+    read_page,
+)
 from shared_code.metrics import record_degraded_read
-from shared_code.projections.documents import post_counts_document
-from shared_code.projections.writes import COUNTERS, FEED, VersionedUpsert
+from shared_code.projections.writes import AUTHOR_POSTS, FEED
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, Media, QuotedPost
+from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
-from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item, feed_post_from_row
-from shared_code.services.projection_queries import caller, page, refill
-from shared_code.services.quotes import quoted_posts, unavailable
+from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
+from shared_code.services.projection_queries import page, read_or_none
+from shared_code.services.quotes import unavailable, with_quotes
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
-
-
-@dataclass(frozen=True)
-class _PostCounts:
-    post_id: UUID
-    reactions: dict[str, int] | None
-    comments: int
-    reposts: int
-    version: int
 
 
 @dataclass(frozen=True)
@@ -52,51 +56,24 @@ class _FeedPostWithCounts(FeedPostRow):
     reposts: int
 
 
-# --- counters --------------------------------------------------------------------------------------
-
-
-async def _cached_counts(db: DatabaseProxy, post_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`${postId}:counts` for each post, in one batched point read; the counters are a 90-day cache,
-    so some may be missing (`_rebuilt_counts` fills those from PostgreSQL)."""
-    if not post_ids:
-        return {}
-    found = await db.get_container_client(COUNTERS).read_items([(f"{p}:counts", p) for p in post_ids])
-    return {str(doc["subjectId"]): doc for doc in found}
-
-
-async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The counters documents of these posts, from PostgreSQL."""
-    if not post_ids:
-        return []
-    rows = await fetch_all(
-        uow.conn,
-        _PostCounts,
-        "SELECT post_id, reactions, comments, reposts, version FROM post_counts WHERE post_id = ANY(%s)",
-        ([UUID(p) for p in post_ids],),
-    )
-    return [
-        post_counts_document(
-            {
-                "postId": r.post_id,
-                "reactions": full_reaction_counts(r.reactions),
-                "comments": r.comments,
-                "reposts": r.reposts,
-                "version": r.version,
-            },
-            None,
-        )
-        for r in rows
-    ]
-
-
 # --- the home feed ---------------------------------------------------------------------------------
+
+DEFAULT_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
 class FeedRead:
     page: Page[FeedItem]
-    # Served from PostgreSQL because Cosmos DB was away (or the pagination began while it was).
+    # Served from PostgreSQL because Cosmos DB was away (not: a page past what Cosmos DB keeps).
     from_postgres: bool = False
+
+
+@dataclass(frozen=True)
+class _PullWindowRow:
+    author_id: UUID
+    pulled_since: datetime
+    pulled_last: datetime
+    pulling: bool
 
 
 async def read_feed(
@@ -107,105 +84,195 @@ async def read_feed(
     media_urls: MediaUrls,
     limit: int,
     cursor: str | None,
+    retention: timedelta = DEFAULT_RETENTION,
+    now: datetime | None = None,
 ) -> FeedRead:
-    """The caller's home feed from `userFeed`; from PostgreSQL when Cosmos DB is away.
-
-    A cursor of a Cosmos page carries the continuation token and the (createdAt, postId) of its last
-    item, so a pagination can go on from PostgreSQL if Cosmos DB goes away half-way; a cursor issued
-    from PostgreSQL carries only the keyset, and its pagination goes on from PostgreSQL to its end."""
-    me = str(await run(caller))
+    """The caller's home feed, newest first: their `userFeed` partition merged with the posts pulled
+    from `authorPosts` of the big authors they follow, and, past what Cosmos DB keeps (the horizon:
+    the retention, or the feed's trim floor), PostgreSQL. The cursor is the keyset (createdAt, postId)
+    of the last entry looked at, whatever its source, so any page goes on from any source; when
+    Cosmos DB is away the whole page comes from PostgreSQL (marked degraded) and the same cursor
+    goes on from Cosmos DB once it is back. See docs/architecture.md "Home feeds at any audience size"."""
+    now = now or datetime.now(UTC)
+    me, windows = await run(lambda uow: _reader(uow, now - retention))
     scope = f"feed:{me}"
-    position = cursors.decode(scope, cursor) if cursor else {}
-    if cursor and "c" not in position:
-        return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, _keyset(position))
+    after = _keyset(cursors.decode(scope, cursor)) if cursor else None
+
+    async def postgres(position: Key | None, n: int, not_after: datetime | None) -> list[dict[str, Any]]:
+        return await _postgres_entries(run, media_urls, me, n, position, not_after)
+
     try:
         async with budget.guard():
-            items, continuation = await page(
-                db.get_container_client(FEED),
-                "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.createdAt DESC",
-                [{"name": "@me", "value": me}],
-                me,
-                limit,
-                position.get("c"),
-            )
-            counts = await _cached_counts(db, [item["postId"] for item in items])
+            floor = await read_or_none(db, FEED, f"{me}:floor", me)
+        edge = horizon(now, retention, parse_time(floor["floorAt"]) if floor else None)
+
+        async def cosmos(position: Key | None, n: int) -> list[SourcePage]:
+            async with budget.guard():
+                return await _cosmos_pages(db, me, windows, edge, position, n)
+
+        async def screen(entries: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+            return _hidden_by(await _screen(run, me, entries))
+
+        feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
+        # The current post, author and counts of each entry: feed items are references (feed_hydration).
+        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
     except CosmosUnavailable as exc:
-        if cursor and "t" not in position:
-            raise  # a cursor issued before cursors carried a keyset cannot go on from PostgreSQL
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "
             "canonical tables until it answers again; see docs/reliability.md",
             exc.reason,
         )
-        after = _keyset(position) if cursor else None
-        return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, after)
-    missing = [item["postId"] for item in items if item["postId"] not in counts]
-
-    async def screen(uow: UnitOfWork) -> tuple[set[str], list[dict[str, Any]], dict[UUID, QuotedPost]]:
-        quotes = [UUID(item["quotePostId"]) for item in items if item.get("quotePostId")]
-        return (
-            await _not_to_show(uow, me, items),
-            await _rebuilt_counts(uow, missing),
-            await quoted_posts(uow, UUID(me), quotes),
+        record_degraded_read("feed")
+        rows = await postgres(after, limit + 1, None)
+        position = entry_key(rows[limit - 1]) if len(rows) > limit else None
+        items = await with_quotes(run, UUID(me), [e["item"] for e in rows[:limit]])
+        return FeedRead(
+            Page[FeedItem](items=items, next_cursor=_cursor(cursors, scope, position, True)), True
         )
-
-    hidden, rebuilt, quoted = await run(screen) if items else (set(), [], {})
-    await refill(db, budget, [VersionedUpsert(COUNTERS, doc) for doc in rebuilt])
-    counts.update({doc["subjectId"]: doc for doc in rebuilt})
-    shown = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
-    next_position: dict[str, Any] = {"c": continuation}
-    if items:  # where the page ended, for going on from PostgreSQL should Cosmos DB go away
-        next_position.update(t=items[-1]["createdAt"], id=items[-1]["postId"])
-    return FeedRead(
-        Page[FeedItem](
-            items=[_feed_item(item, counts.get(item["postId"]), media_urls, quoted) for item in shown],
-            next_cursor=cursors.encode(scope, next_position) if continuation else None,
-        )
-    )
+    items = await with_quotes(run, UUID(me), hydrated + [e["item"] for e in feed_page.postgres_entries])
+    next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
+    return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
 
 
-def _keyset(position: dict[str, Any]) -> tuple[datetime, UUID]:
+def _cursor(cursors: CursorCodec, scope: str, position: Key | None, more: bool) -> str | None:
+    if not more or position is None:
+        return None
+    return cursors.encode(scope, {"t": cosmos_time(position[0]), "id": position[1]})
+
+
+def _keyset(position: dict[str, Any]) -> Key:
     try:
-        return datetime.fromisoformat(position["t"]), UUID(position["id"])
+        return parse_time(str(position["t"])), str(UUID(position["id"]))
     except (KeyError, TypeError, ValueError):
         raise BadCursor("the cursor is not one this API issued") from None
 
 
-async def _feed_from_postgres(
-    run: Transactions,
-    cursors: CursorCodec,
-    media_urls: MediaUrls,
-    me: str,
-    scope: str,
-    limit: int,
-    after: tuple[datetime, UUID] | None,
-) -> FeedRead:
-    """The feed as the projections would hold it, from the canonical tables: the visible posts of the
-    caller and of whom they follow, less muted authors and blocks either way, newest first."""
-    record_degraded_read("feed")
-
-    async def read(uow: UnitOfWork) -> tuple[list[_FeedPostWithCounts], dict[UUID, QuotedPost]]:
-        rows = await _feed_rows(uow, UUID(me), limit + 1, after)
-        return rows, await quoted_posts(uow, UUID(me), [row.quote_post_id for row in rows[:limit]])
-
-    rows, quoted = await run(read)
-    items = [
-        _feed_item(
-            feed_item(me, feed_post_from_row(row)),
-            {"reactions": row.reactions, "comments": row.comments, "reposts": row.reposts},
-            media_urls,
-            quoted,
-        )
-        for row in rows[:limit]
-    ]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return FeedRead(
-        Page[FeedItem](
-            items=items,
-            next_cursor=cursors.time_cursor(scope, last.created_at, last.post_id) if last else None,
-        ),
-        from_postgres=True,
+async def _reader(uow: UnitOfWork, pulled_after: datetime) -> tuple[str, list[PullWindow]]:
+    """The caller, and the pull windows of the authors they follow (less muted and blocked ones) that
+    may hold posts newer than the retention: whom a page pulls from authorPosts."""
+    me = uow.require_user()
+    rows = await fetch_all(
+        uow.conn,
+        _PullWindowRow,
+        """SELECT w.author_id, w.pulled_since, w.pulled_last, w.pulling
+           FROM follows f JOIN fanout_pull_windows w ON w.author_id = f.followee_id
+           WHERE f.follower_id = %(me)s AND f.deleted_at IS NULL
+             AND (w.pulling OR w.pulled_last > %(after)s)
+             AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(me)s
+                               AND m.muted_id = f.followee_id AND m.deleted_at IS NULL)
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
+                               AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
+                                    OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))""",
+        {"me": me, "after": pulled_after},
     )
+    windows = [PullWindow(str(r.author_id), r.pulled_since, r.pulled_last, r.pulling) for r in rows]
+    return str(me), windows
+
+
+_KEYSET = "AND (c.createdAt < @t OR (c.createdAt = @t AND c.postId < @id))"
+_ORDER = "ORDER BY c.createdAt DESC, c.postId DESC"
+
+
+def _keyset_parameters(after: Key | None) -> tuple[str, list[dict[str, Any]]]:
+    if after is None:
+        return "", []
+    return _KEYSET, [{"name": "@t", "value": cosmos_time(after[0])}, {"name": "@id", "value": after[1]}]
+
+
+async def _source_page(
+    container: Any,
+    query: str,
+    parameters: list[dict[str, Any]],
+    partition: str,
+    n: int,
+    me: str,
+    pulled: bool,
+) -> SourcePage:
+    entries, continuation = await page(container, query, parameters, partition, n, None)
+    if pulled:
+        entries = [feed_item(me, document) for document in entries]
+    return SourcePage(entries, exhausted=continuation is None)
+
+
+async def _cosmos_pages(
+    db: DatabaseProxy, me: str, windows: list[PullWindow], edge: datetime, position: Key | None, n: int
+) -> list[SourcePage]:
+    """Up to `n` entries newer than the horizon and after the keyset from the caller's userFeed
+    partition and from each pulled author's authorPosts partition: single-partition queries, all
+    at once."""
+    keyset, keyset_parameters = _keyset_parameters(position)
+    edge_parameter = {"name": "@edge", "value": cosmos_time(edge)}
+    fetches = [
+        _source_page(
+            db.get_container_client(FEED),
+            f"SELECT * FROM c WHERE c.recipientId = @me AND c.createdAt > @edge {keyset} {_ORDER}",  # noqa: S608
+            [{"name": "@me", "value": me}, edge_parameter, *keyset_parameters],
+            me,
+            n,
+            me,
+            pulled=False,
+        )
+    ]
+    author_posts = db.get_container_client(AUTHOR_POSTS)
+    for window in windows:
+        if window.overlaps(edge, position):
+            query, parameters = _pulled_query(window, edge_parameter, keyset, keyset_parameters)
+            fetches.append(
+                _source_page(author_posts, query, parameters, window.author_id, n, me, pulled=True)
+            )
+    return list(await asyncio.gather(*fetches))
+
+
+async def _postgres_entries(
+    run: Transactions, media_urls: MediaUrls, me: str, n: int, after: Key | None, not_after: datetime | None
+) -> list[dict[str, Any]]:
+    """Up to `n` feed entries from the canonical tables after the keyset, created at or before
+    `not_after` (when given), each with its FeedItem (the canonical rows are current: no hydration)."""
+    keyset = (after[0], UUID(after[1])) if after is not None else None
+    rows = await run(lambda uow: _feed_rows(uow, UUID(me), n, keyset, not_after))
+    return [
+        {
+            "postId": str(row.post_id),
+            "authorId": str(row.author_id),
+            "createdAt": cosmos_time(row.created_at),
+            "item": _feed_item_from_row(row, media_urls),
+        }
+        for row in rows
+    ]
+
+
+def _pulled_query(
+    window: PullWindow, edge: dict[str, Any], keyset: str, keyset_parameters: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The query of one pulled author's partition: visible posts of the pull window, newer than the
+    horizon, after the keyset."""
+    parameters = [{"name": "@a", "value": window.author_id}, edge]
+    parameters.append({"name": "@since", "value": cosmos_time(window.since)})
+    upper = ""
+    if not window.pulling:
+        upper = "AND c.createdAt <= @last"
+        parameters.append({"name": "@last", "value": cosmos_time(window.last)})
+    query = (
+        "SELECT c.postId, c.authorId, c.createdAt, c.version FROM c "  # noqa: S608
+        "WHERE c.authorId = @a AND c.createdAt > @edge AND c.createdAt >= @since "
+        f"{upper} AND c.deleted = false AND c.status = 'visible' {keyset} {_ORDER}"
+    )
+    return query, parameters + keyset_parameters
+
+
+def _hidden_by(hidden: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """Entries of muted or blocked authors, and of posts deleted or hidden since they were written."""
+    return lambda entry: entry["postId"] in hidden or entry["authorId"] in hidden
+
+
+async def _screen(run: Transactions, me: str, entries: list[dict[str, Any]]) -> set[str]:
+    if not entries:
+        return set()
+
+    async def screen(uow: UnitOfWork) -> set[str]:
+        return await _not_to_show(uow, me, entries)
+
+    return await run(screen)
 
 
 # The fallback feed must answer within the request's 3 s even for someone who follows thousands,
@@ -214,7 +281,11 @@ FEED_FALLBACK_STATEMENT_TIMEOUT_MS = 1000
 
 
 async def _feed_rows(
-    uow: UnitOfWork, me: UUID, limit: int, after: tuple[datetime, UUID] | None
+    uow: UnitOfWork,
+    me: UUID,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    not_after: datetime | None = None,
 ) -> list[_FeedPostWithCounts]:
     """The newest `limit` posts of the authors the caller sees, each author's read from the
     (author_id, created_at, id) index and cut at `limit`: the cost grows with the authors followed
@@ -224,6 +295,9 @@ async def _feed_rows(
     if after is not None:
         params["after_time"], params["after_id"] = after
         keyset = "AND (p0.created_at, p0.id) < (%(after_time)s, %(after_id)s)"
+    if not_after is not None:  # what Cosmos DB holds is newer: taken from there
+        params["not_after"] = not_after
+        keyset += " AND p0.created_at <= %(not_after)s"
     await uow.conn.execute(
         "SELECT set_config('statement_timeout', %s, true)", (str(FEED_FALLBACK_STATEMENT_TIMEOUT_MS),)
     )
@@ -269,37 +343,23 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
     return {row[0] for row in await cur.fetchall()}
 
 
-def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
-    refs = [MediaRef.model_validate(m) for m in media]
-    return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r)) for r in refs]
-
-
-def _feed_item(
-    item: dict[str, Any],
-    counts: dict[str, Any] | None,
-    media_urls: MediaUrls,
-    quoted: dict[UUID, QuotedPost],
-) -> FeedItem:
-    author = item.get("author") or {"userId": item["authorId"]}
-    quote = item.get("quotePostId")
+def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> FeedItem:
+    """A FeedItem from the canonical tables, shaped as hydration shapes one from the projections."""
     return FeedItem(
-        post_id=item["postId"],
-        author_id=item["authorId"],
+        post_id=row.post_id,
+        author_id=row.author_id,
         author=Author(
-            user_id=author["userId"],
-            username=author.get("username", ""),
-            display_name=author.get("displayName", ""),
-            avatar_url=author.get("avatarUrl"),
+            user_id=row.author_id,
+            username=row.username,
+            display_name=row.display_name,
+            avatar_url=row.avatar_url,
         ),
-        content=item.get("content", ""),
-        media=_media(item.get("media") or [], media_urls),
-        # An item a repost brought sits at the repost's time (its `createdAt`); the post's own is kept apart.
-        created_at=item.get("postCreatedAt") or item["createdAt"],
-        edited_at=item.get("editedAt"),
-        counts=full_reaction_counts((counts or {}).get("reactions")),
-        comment_count=int((counts or {}).get("comments", 0)),
-        repost_count=int((counts or {}).get("reposts", 0)),
-        reposted_by=item.get("repostedBy"),
-        reposted_at=item.get("repostedAt"),
-        quoted=quoted.get(UUID(quote), unavailable(UUID(quote))) if quote else None,
+        content=row.content,
+        media=media_of(row.media, media_urls),
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        counts=full_reaction_counts(row.reactions),
+        comment_count=row.comments,
+        repost_count=row.reposts,
+        quoted=unavailable(row.quote_post_id) if row.quote_post_id else None,
     )

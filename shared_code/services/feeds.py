@@ -1,5 +1,12 @@
 """Home feeds in Cosmos DB (`userFeed`, one item per recipient per post).
 
+Hybrid fan-out: an author with more followers than FANOUT_MAX_FOLLOWERS is not fanned out (only the
+author's own item is written); `audience` decides it, for posts and for anything else fanned out by
+the same rule, and records the author's pull window (table fanout_pull_windows) before a post is
+skipped, so a feed read pulls it from authorPosts (services/feed_reads.py). Feeds are bounded: an
+item expires FEED_ITEM_TTL_DAYS after its post was created (a Cosmos ttl), and a feed is trimmed to
+about FEED_MAX_ITEMS, leaving a floor document that tells reads where Cosmos stops holding all.
+
 Fan-out reads followers from PostgreSQL in pages (keyset on follower id) and
 writes feed items with bounded concurrency. Follows back-fill; unfollows,
 blocks and mutes remove. Every operation is idempotent: an item's id is
@@ -15,6 +22,14 @@ than the post is now. Three checks keep an old version from undoing a newer one:
    patch; a create when absent), so an edit is never undone item by item;
 3. after: posts_v2 is read again; if a newer version arrived meanwhile (its
    removal may have run before our writes), that version is fanned out again.
+
+Feed items are references (recipient, post, author, createdAt, postVersion): what a feed shows of a
+post, its author and its counts is read at read time (services/feed_hydration.py). So an edit changes
+no feed item: once a visible version's fan-out has completed, a later visible version (an edit) finds
+that recorded in the post's fan-out state (`${postId}:fanout` in `counters`) and writes nothing. The
+state is marked incomplete before a removal starts and complete after any fan-out ends, so a fan-out
+that failed half-way, or versions the change feed coalesced (it delivers the latest version only),
+still get a full fan-out.
 
 Reposts put the original post into the reposter's followers' feeds as the same item
 (`${recipientId}:${postId}`, so once per feed), carrying `repostedBy`/`repostedAt`: the newest
@@ -32,16 +47,26 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from azure.core import MatchConditions
 from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import system_connection
+from shared_code.domain.feed_merge import (
+    cosmos_time,
+    is_pulled,
+    item_ttl_seconds,
+    parse_time,
+    trim_split,
+    trims_after,
+)
+from shared_code.projections.writes import NO_EXPIRY
 from shared_code.services.author_access import author_visible_sql
 
 log = logging.getLogger("chorus.feeds")
@@ -58,27 +83,21 @@ class RepostRef:
 
 
 def feed_time(value: datetime | str) -> str:
-    """A repost's time as feed items hold it: UTC, microseconds, `Z`; one form, so that two of them
-    compare as strings (Cosmos DB orders and filters them as strings)."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A repost's time as feed items hold every time (the projections' form, `cosmos_time`), so that it
+    orders among the posts' createdAt values and other reposts' times as Cosmos DB compares strings."""
+    return cosmos_time(parse_time(value))
 
 
 def feed_item(recipient_id: str, post: dict[str, Any], repost: RepostRef | None = None) -> dict[str, Any]:
-    """The feed item for one recipient, from a `posts_v2` document; brought by `repost` if given (its
-    feed position is then the repost's time)."""
+    """The feed item for one recipient, from a `posts_v2` document: a reference to the post, not a copy
+    of it (readers hydrate it with the current post and author: services/feed_hydration.py). Brought by
+    `repost` if given: its feed position is then the repost's time, and it names the reposter."""
     return {
         "id": f"{recipient_id}:{post['postId']}",
         "recipientId": recipient_id,
         "postId": post["postId"],
         "authorId": post["authorId"],
-        "author": post.get("author"),
-        "content": post.get("content", ""),
-        "media": post.get("media", []),
         "createdAt": repost.at if repost else post.get("createdAt"),
-        "postCreatedAt": post.get("createdAt"),
-        "editedAt": post.get("editedAt"),
-        "quotePostId": post.get("quotePostId"),
         "repostedBy": repost.user_id if repost else None,
         "repostedAt": repost.at if repost else None,
         "postVersion": post.get("version"),
@@ -107,6 +126,34 @@ class FeedEntryKeeper:
         if self.reposted_by and self.reposted_at:
             return "keep", RepostRef(self.reposted_by, feed_time(self.reposted_at))
         return "keep", None
+
+
+def fanout_state_document(post: dict[str, Any], visible: bool, complete: bool) -> dict[str, Any]:
+    """The post's fan-out state: which version's fan-out last ran, whether it put the post in feeds
+    (visible) or took it out, and whether it completed. It never expires while the post lives (a
+    removal of a deleted post deletes it)."""
+    post_id = str(post["postId"])
+    return {
+        "id": f"{post_id}:fanout",
+        "subjectId": post_id,
+        "kind": "fanout",
+        "version": _version(post),
+        "visible": visible,
+        "complete": complete,
+        "ttl": NO_EXPIRY,
+    }
+
+
+def already_in_feeds(state: dict[str, Any] | None, post: dict[str, Any]) -> bool:
+    """Whether a visible version needs no feed writes: a fan-out that put the post in feeds completed,
+    and no removal started since. Edits then cost O(1), not O(followers). Pure."""
+    return (
+        state is not None
+        and bool(state.get("visible"))
+        and bool(state.get("complete"))
+        and int(state.get("version") or 0) <= _version(post)
+        and shows_in_feeds(post)
+    )
 
 
 # A post as feeds need it, in one query: the author's snapshot and the media in order. Read by
@@ -147,16 +194,16 @@ def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
             "avatarUrl": row.avatar_url,
         },
         "content": row.content,
-        "createdAt": row.created_at.isoformat(),
-        "editedAt": row.edited_at.isoformat() if row.edited_at else None,
+        "createdAt": cosmos_time(row.created_at),
+        "editedAt": cosmos_time(row.edited_at) if row.edited_at else None,
         "version": row.version,
         "media": row.media,
         "quotePostId": str(row.quote_post_id) if row.quote_post_id else None,
     }
 
 
-# What an edit, a moderation decision or a new author snapshot changes in a feed item (the rest is fixed).
-_EDITABLE_ITEM_FIELDS = ("author", "content", "media", "editedAt", "postVersion", "correlationId")
+# What a newer version changes in a feed item (the rest is fixed; content and author are read at read time).
+_EDITABLE_ITEM_FIELDS = ("postVersion", "correlationId")
 
 
 def _version(post: dict[str, Any]) -> int:
@@ -195,11 +242,22 @@ class FeedService:
         concurrency: int = 64,
         backfill_posts: int = 50,
         posts: ContainerProxy | None = None,
+        max_followers: int = 10_000,
+        item_ttl: timedelta = timedelta(days=30),
+        max_items: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fanout_states: ContainerProxy | None = None,
     ) -> None:
         self._pool = pool
         self._feed = feed
+        self._max_followers = max_followers
+        self._item_ttl = item_ttl
+        self._max_items = max_items
+        self._clock = clock
         # posts_v2, where the current version of a post is read (None: no version gate, e.g. a rebuild)
         self._posts = posts
+        # counters, where each post's fan-out state is kept (None: every version fans out in full)
+        self._states = fanout_states
         self._page_size = page_size
         self._concurrency = concurrency
         self._backfill_posts = backfill_posts
@@ -245,6 +303,43 @@ class FeedService:
             row = await cur.fetchone()
         return bool(row and row[0])
 
+    # --- the threshold ----------------------------------------------------------------------------
+
+    async def audience(self, author_id: str, created_at: datetime, record: bool = True) -> bool:
+        """Whether what `author_id` publishes at `created_at` is pulled by readers (True) rather than
+        fanned out to followers: more followers than FANOUT_MAX_FOLLOWERS. With `record`, the author's
+        pull window is widened to cover `created_at` before True is returned (so a reader pulls it), or
+        closed when the author is fanned out again. One statement for an author below the threshold
+        with no open window; two otherwise."""
+        async with system_connection(self._pool) as conn:
+            cur = await conn.execute(
+                """SELECT c.followers, w.pulling FROM user_counts c
+                   LEFT JOIN fanout_pull_windows w ON w.author_id = c.user_id
+                   WHERE c.user_id = %(a)s""",
+                {"a": author_id},
+            )
+            row = await cur.fetchone()
+            pulled = is_pulled(int(row[0]) if row else 0, self._max_followers)
+            pulling = bool(row and row[1])
+            if record and pulled:
+                await conn.execute(
+                    """INSERT INTO fanout_pull_windows (author_id, pulled_since, pulled_last, pulling)
+                       VALUES (%(a)s, %(t)s, %(t)s, true)
+                       ON CONFLICT (author_id) DO UPDATE SET
+                           pulled_since = LEAST(fanout_pull_windows.pulled_since, EXCLUDED.pulled_since),
+                           pulled_last = GREATEST(fanout_pull_windows.pulled_last, EXCLUDED.pulled_last),
+                           pulling = true, updated_at = now()""",
+                    {"a": author_id, "t": created_at},
+                )
+            elif record and pulling:
+                # Fanned out again: posts after pulled_last are in feeds; the window keeps the pulled ones.
+                await conn.execute(
+                    """UPDATE fanout_pull_windows SET pulling = false, updated_at = now()
+                       WHERE author_id = %(a)s AND pulling""",
+                    {"a": author_id},
+                )
+        return pulled
+
     # --- fan-out ----------------------------------------------------------------------------------
 
     async def fan_out_post(self, post: dict[str, Any], _depth: int = 0) -> int:
@@ -261,8 +356,29 @@ class FeedService:
             )
             return 0
         visible = shows_in_feeds(post)
+        if visible and already_in_feeds(await self._state(post), post):
+            log.info(
+                "fan-out of post %s v%s: no feed item to write (a completed fan-out put it in feeds; "
+                "readers show the current version)",
+                post.get("postId"),
+                post.get("version"),
+                extra={"correlationId": post.get("correlationId")},
+            )
+            return 0
+        if not visible:  # until this removal completes, a later visible version must fan out in full
+            await self._set_state(post, visible=False, complete=False)
+        author_id = str(post["authorId"])
+        created_at = parse_time(post["createdAt"]) if post.get("createdAt") else self._clock()
+        # A pulled post reaches followers through their reads; a removal of one leaves only copies
+        # written before the author crossed the threshold, which reads screen out (and which expire).
+        if await self.audience(author_id, created_at, record=visible):
+            total = await self._fan_out_to_author_only(post, visible)
+            if _version(post) > 1:
+                total += await self._fan_out_to_reposters_audiences(post, visible)
+            await self._set_state(post, visible=visible, complete=True)
+            return total
         total = 0
-        async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
+        async for page in self.recipients(author_id, include_muters=not visible):
             if visible:
                 total += await bounded(
                     page, lambda recipient: self.write_item(recipient, post), self._concurrency
@@ -277,6 +393,7 @@ class FeedService:
             # An edit, a deletion or a moderation decision reaches the feeds reposts brought it to
             # (a new post has no reposts yet: a repost made before its fan-out writes its own items).
             total += await self._fan_out_to_reposters_audiences(post, visible)
+        await self._set_state(post, visible=visible, complete=True)
         if visible and _depth < 3:
             newer = await self._current_document(post)
             if newer is not None and _version(newer) > _version(post):
@@ -284,6 +401,34 @@ class FeedService:
                 # (a removal, say), so fan it out again; it wins every item by its version.
                 await self.fan_out_post(newer, _depth + 1)
         return total
+
+    async def _fan_out_to_author_only(self, post: dict[str, Any], visible: bool) -> int:
+        author_id = str(post["authorId"])
+        if visible:
+            await self.write_item(author_id, post)
+        else:
+            await self._delete(f"{author_id}:{post['postId']}", author_id)
+        return 1
+
+    async def _state(self, post: dict[str, Any]) -> dict[str, Any] | None:
+        if self._states is None:
+            return None
+        post_id = str(post["postId"])
+        try:
+            state: dict[str, Any] = await self._states.read_item(f"{post_id}:fanout", partition_key=post_id)
+        except exceptions.CosmosResourceNotFoundError:
+            return None
+        return state
+
+    async def _set_state(self, post: dict[str, Any], visible: bool, complete: bool) -> None:
+        if self._states is None:
+            return
+        if post.get("deleted") and complete:  # gone for good: nothing more to remember
+            post_id = str(post["postId"])
+            with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
+                await self._states.delete_item(f"{post_id}:fanout", partition_key=post_id)
+            return
+        await self._states.upsert_item(fanout_state_document(post, visible, complete))
 
     async def current_version(self, post: dict[str, Any]) -> int | None:
         """The version posts_v2 holds for this post now; None when there is no gate or no document
@@ -310,16 +455,25 @@ class FeedService:
     ) -> None:
         """The recipient's feed item for `post`, unless the item already holds this or a newer version:
         one request in the common case (a create for a new post, a conditional patch for an edit).
-        With `repost`, an item made now takes the repost's time as its position, and an item already
-        there shows `repost` as its reposter if it is the newest (its position stays)."""
+        With `repost`, an item made now takes the repost's time as its position (and its ttl runs from
+        then), and an item already there shows `repost` as its reposter if it is the newest (its
+        position stays)."""
         item = feed_item(recipient_id, post, repost)
+        created_at = parse_time(item["createdAt"]) if item.get("createdAt") else self._clock()
+        ttl = item_ttl_seconds(created_at, self._clock(), self._item_ttl)
+        if ttl is None:
+            return  # older than feeds keep: reads take it from PostgreSQL
+        item["ttl"] = ttl
         version = _version(post)
         changes = [{"op": "set", "path": f"/{name}", "value": item[name]} for name in _EDITABLE_ITEM_FIELDS]
+        changes.append({"op": "set", "path": "/ttl", "value": ttl})  # a write restarts Cosmos' ttl clock
         create_first = version <= 1 or repost is not None
         for _ in range(3):
             if create_first:
                 try:
                     await self._feed.create_item(item)
+                    if trims_after(recipient_id, str(item["postId"]), self._max_items):
+                        await self.trim(recipient_id)
                     return
                 except exceptions.CosmosResourceExistsError:
                     if repost is not None:
@@ -369,6 +523,60 @@ class FeedService:
                 ],
             )
 
+    async def trim(self, recipient_id: str) -> int:
+        """Delete the feed's items beyond the newest FEED_MAX_ITEMS, after raising the feed's floor to
+        the newest of them: a read takes what is at or below the floor from PostgreSQL. Returns how
+        many items were deleted."""
+        keys = {
+            (parse_time(item["createdAt"]), str(item["postId"])): str(item["id"])
+            async for item in self._feed.query_items(
+                "SELECT c.id, c.createdAt, c.postId FROM c WHERE c.recipientId = @r AND IS_DEFINED(c.postId)",
+                parameters=[{"name": "@r", "value": recipient_id}],
+                partition_key=recipient_id,
+            )
+            if item.get("createdAt")
+        }
+        beyond, floor = trim_split(list(keys), self._max_items)
+        if floor is None:
+            return 0
+        await self._raise_floor(recipient_id, floor)
+        return await bounded(
+            [keys[key] for key in beyond],
+            lambda item_id: self._delete(item_id, recipient_id),
+            self._concurrency,
+        )
+
+    async def _raise_floor(self, recipient_id: str, floor: datetime) -> None:
+        floor_id = f"{recipient_id}:floor"
+        ttl = max(1, int(self._item_ttl.total_seconds()))
+        for _ in range(3):
+            try:
+                current = await self._feed.read_item(floor_id, partition_key=recipient_id)
+            except exceptions.CosmosResourceNotFoundError:
+                current = None
+            if current is not None and parse_time(current["floorAt"]) >= floor:
+                return
+            document = {
+                "id": floor_id,
+                "recipientId": recipient_id,
+                "floorAt": cosmos_time(floor),
+                "ttl": ttl,
+            }
+            try:
+                if current is None:
+                    await self._feed.create_item(document)
+                else:
+                    await self._feed.replace_item(
+                        floor_id,
+                        document,
+                        etag=current["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                return
+            except (exceptions.CosmosResourceExistsError, exceptions.CosmosAccessConditionFailedError):
+                continue  # another trim raised it meanwhile: look again
+        raise RuntimeError(f"feed floor {floor_id}: lost 3 races with concurrent trims; will retry")
+
     async def _delete(self, item_id: str, recipient_id: str) -> None:
         with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
             await self._feed.delete_item(item_id, partition_key=recipient_id)
@@ -377,7 +585,8 @@ class FeedService:
 
     async def backfill(self, recipient_id: str, author_id: str) -> int:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
-        unless the recipient has muted the author or either blocks the other."""
+        unless the recipient has muted the author or either blocks the other; not the posts in the
+        author's pull window (reads pull those), so following a big author costs no more writes."""
         async with system_connection(self._pool) as conn:
             rows = await fetch_all(
                 conn,
@@ -389,6 +598,10 @@ class FeedService:
                                    AND f.followee_id = %(author)s AND f.deleted_at IS NULL)
                      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
                                        AND m.muted_id = %(author)s AND m.deleted_at IS NULL)
+                     -- a pulled post reaches the feed through reads: not copied
+                     AND NOT EXISTS (SELECT 1 FROM fanout_pull_windows w WHERE w.author_id = p.author_id
+                                       AND p.created_at >= w.pulled_since
+                                       AND (w.pulling OR p.created_at <= w.pulled_last))
                    ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",  # noqa: S608 (a constant)
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
@@ -468,6 +681,11 @@ class FeedService:
         return await self._write_for_reposter(post, RepostRef(reposter_id, feed_time(reposted_at)))
 
     async def _write_for_reposter(self, post: dict[str, Any], repost: RepostRef) -> int:
+        if await self.audience(repost.user_id, parse_time(repost.at), record=False):
+            # Above FANOUT_MAX_FOLLOWERS a repost, like a post, is not written to every follower's feed;
+            # reads do not pull reposts yet (docs/architecture.md), so it shows in the reposter's own.
+            await self.write_item(repost.user_id, post, repost)
+            return 1
         total = 0
         async for page in self.recipients(repost.user_id, include_muters=False):
             allowed = await self._who_may_receive(page, str(post["authorId"]))

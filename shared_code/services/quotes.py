@@ -10,9 +10,10 @@ from datetime import datetime
 from uuid import UUID
 
 from shared_code.db.rows import fetch_all
-from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import Invalid
 from shared_code.schemas.posts import Author, QuotedPost
+from shared_code.schemas.reads import FeedItem
 from shared_code.services.author_access import author_visible_sql
 
 
@@ -74,3 +75,17 @@ async def require_quotable(uow: UnitOfWork, viewer: UUID, post_id: UUID) -> Quot
     if quoted.unavailable:
         raise Invalid("quotePostId is not a post you can see", field="quotePostId")
     return quoted
+
+
+async def with_quotes(run: Transactions, viewer: UUID, items: list[FeedItem]) -> list[FeedItem]:
+    """Feed items with their quoted posts as `viewer` may see them now. Items are built with the quoted
+    post's id and `unavailable` (what they show should this not run); one query for the page, and
+    none when nothing on it quotes."""
+    wanted = [item.quoted.post_id for item in items if item.quoted is not None]
+    if not wanted:
+        return items
+    quoted = await run(lambda uow: quoted_posts(uow, viewer, wanted))
+    return [
+        item.model_copy(update={"quoted": quoted[item.quoted.post_id]}) if item.quoted is not None else item
+        for item in items
+    ]

@@ -17,7 +17,6 @@ from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, NotFound
 from shared_code.domain.events import PostCounts, RepostCreated, RepostDeleted
-from shared_code.services.author_access import may_see_author
 from shared_code.services.guards import visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 
@@ -79,8 +78,8 @@ async def repost(uow: UnitOfWork, post_id: UUID) -> None:
     if post.status != "visible":
         raise Conflict(f"this post is {post.status} by a moderator and cannot be reposted")
     await uow.lock_live_users(me, post.author_id)
-    if not await may_see_author(uow, me, post.author_id):
-        raise Forbidden("you cannot repost this post: one of you has blocked the other")
+    # visible_post asked the privacy rule (services/audience.py): a block either way, or a private
+    # author the caller does not follow, is a 404 there.
     if post.author_id != me and not await _author_is_public(uow, post.author_id):
         # Its followers chose to show it to followers only; a repost would show it to others.
         raise Forbidden("posts of a private account cannot be reposted")

@@ -169,9 +169,12 @@ async def test_deleting_the_original_takes_its_reposts_out_of_feeds(
 async def test_blocks_decide_who_may_repost_and_who_receives_a_repost(
     local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession, database_url: str
 ) -> None:
-    ann, ben, dan, eve, kim = await _people(http, local_host, api, "ann", "ben", "dan", "eve", "kim")
+    ann, ben, dan, eve, kim, fay = await _people(
+        http, local_host, api, "ann", "ben", "dan", "eve", "kim", "fay"
+    )
     for follower in (dan, eve):
         await follower.ok("PUT", f"/api/users/{ben.id}/follow")
+    await fay.ok("PUT", f"/api/users/{ann.id}/follow")
     await dan.ok("PUT", f"/api/users/{ann.id}/block")  # dan blocked the author
     post = await ann.ok("POST", "/api/posts", {"content": "not for dan"})
     await ben.ok("PUT", f"/api/posts/{post['id']}/repost")
@@ -180,18 +183,20 @@ async def test_blocks_decide_who_may_repost_and_who_receives_a_repost(
     assert await _feed_item(dan.id, post["id"]) is None
     assert post["id"] not in await _feed(dan)
 
-    # Blocked either way: the author's block hides the post (404), the reposter's own block refuses (403).
+    # Blocked either way, the post is not there for them (404: the privacy rule, services/audience.py).
     await ann.ok("PUT", f"/api/users/{kim.id}/block")
     assert (await kim.call("PUT", f"/api/posts/{post['id']}/repost")).status == 404
-    assert (await dan.call("PUT", f"/api/posts/{post['id']}/repost")).status == 403
+    assert (await dan.call("PUT", f"/api/posts/{post['id']}/repost")).status == 404
     assert (await kim.call("POST", "/api/posts", {"content": "q", "quotePostId": post["id"]})).status == 422
     assert (await kim.call("PUT", f"/api/posts/{post['id']}/bookmark")).status == 404
 
     # A private account's posts are not passed on by others.
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         await conn.execute("UPDATE profiles SET visibility = 'private' WHERE user_id = %s", (ann.id,))
-    answer = await eve.call("PUT", f"/api/posts/{post['id']}/repost")
+    answer = await fay.call("PUT", f"/api/posts/{post['id']}/repost")  # fay follows ann: sees, cannot pass on
     assert answer.status == 403, answer
+    assert (await eve.call("PUT", f"/api/posts/{post['id']}/repost")).status == 404  # eve does not follow
+    await ann.ok("PUT", f"/api/posts/{post['id']}/repost")  # the author may
     # A block ends follows: when eve blocks ben, his repost leaves her feed.
     await eve.ok("PUT", f"/api/users/{ben.id}/block")
     await eventually(
