@@ -22,7 +22,7 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Bookmark
 from shared_code.services.author_access import author_visible_sql
 from shared_code.services.guards import visible_post
-from shared_code.services.posts import POST_COLUMNS, PostRow, post_from_row
+from shared_code.services.post_rows import POST_COLUMNS, PostRow, post_from_row
 from shared_code.services.quotes import quoted_posts
 
 
@@ -116,14 +116,3 @@ async def list_bookmarks(
         cursors.time_cursor(scope, last.bookmarked_at, last.id) if last and len(rows) > limit else None
     )
     return Page[Bookmark](items=items, next_cursor=next_cursor)
-
-
-async def erase_bookmarks_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
-    """Account erasure: delete up to `limit` of the account's bookmarks, live or not (what someone
-    saved is theirs alone; nothing else refers to it). Private, so no event: nothing projected them."""
-    cur = await uow.conn.execute(
-        """DELETE FROM bookmarks WHERE (user_id, post_id) IN (
-               SELECT user_id, post_id FROM bookmarks WHERE user_id = %s LIMIT %s)""",
-        (user_id, limit),
-    )
-    return cur.rowcount

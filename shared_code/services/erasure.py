@@ -41,7 +41,6 @@ from shared_code.domain.events import (
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
 from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFICATIONS, REACTIONS
-from shared_code.services.bookmarks import erase_bookmarks_of
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
@@ -334,13 +333,24 @@ async def _erase_posts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return len(live) + cur.rowcount
 
 
+async def _delete_bookmarks(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Up to `limit` of the account's bookmarks, live or not: what someone saved is theirs alone and
+    nothing refers to it. Private, so no event: nothing projected them."""
+    cur = await uow.conn.execute(
+        """DELETE FROM bookmarks WHERE (user_id, post_id) IN (
+               SELECT user_id, post_id FROM bookmarks WHERE user_id = %s LIMIT %s)""",
+        (user_id, limit),
+    )
+    return cur.rowcount
+
+
 async def _erase_reposts_and_bookmarks(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Reposts are undone as their owner would undo them (counts lowered, feeds retracted); bookmarks,
     private and referred to by nothing, are deleted."""
     undone = await erase_reposts_of(uow, user_id, limit)
     if undone:
         return undone
-    return await erase_bookmarks_of(uow, user_id, limit)
+    return await _delete_bookmarks(uow, user_id, limit)
 
 
 async def _erase_moderation_texts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
