@@ -98,6 +98,7 @@ def runbook(ctx: AppContext) -> Runbook:
         feed_backfill_posts=s.feed_backfill_posts,
         fanout_concurrency=s.fanout_concurrency,
         outbox_retention_days=s.outbox_retention_days,
+        feed_item_ttl_days=s.feed_item_ttl_days,
     )
 
 
