@@ -17,7 +17,7 @@ from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, NotFound
 from shared_code.domain.events import PostCounts, RepostCreated, RepostDeleted
-from shared_code.services.guards import visible_post
+from shared_code.services.guards import blocked_either_way, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
@@ -78,8 +78,11 @@ async def repost(uow: UnitOfWork, post_id: UUID) -> None:
     if post.status != "visible":
         raise Conflict(f"this post is {post.status} by a moderator and cannot be reposted")
     await uow.lock_live_users(me, post.author_id)
-    # visible_post asked the privacy rule (services/audience.py): a block either way, or a private
-    # author the caller does not follow, is a 404 there.
+    # visible_post asked the privacy rule (services/audience.py): an author who blocked the caller, or
+    # a private author the caller does not follow, is a 404 there. A repost puts the post in front of
+    # others (a listing): a block either way refuses it, as it refuses reactions and comments.
+    if post.author_id != me and await blocked_either_way(uow, post.author_id, me):
+        raise Forbidden("you cannot repost this post: one of you has blocked the other")
     if post.author_id != me and not await _author_is_public(uow, post.author_id):
         # Its followers chose to show it to followers only; a repost would show it to others.
         raise Forbidden("posts of a private account cannot be reposted")

@@ -183,10 +183,11 @@ async def test_blocks_decide_who_may_repost_and_who_receives_a_repost(
     assert await _feed_item(dan.id, post["id"]) is None
     assert post["id"] not in await _feed(dan)
 
-    # Blocked either way, the post is not there for them (404: the privacy rule, services/audience.py).
+    # The author's block hides the post (404: the privacy rule, services/audience.py); the caller's own
+    # block lets them see it but not pass it on (403, as for reactions).
     await ann.ok("PUT", f"/api/users/{kim.id}/block")
     assert (await kim.call("PUT", f"/api/posts/{post['id']}/repost")).status == 404
-    assert (await dan.call("PUT", f"/api/posts/{post['id']}/repost")).status == 404
+    assert (await dan.call("PUT", f"/api/posts/{post['id']}/repost")).status == 403
     assert (await kim.call("POST", "/api/posts", {"content": "q", "quotePostId": post["id"]})).status == 422
     assert (await kim.call("PUT", f"/api/posts/{post['id']}/bookmark")).status == 404
 
