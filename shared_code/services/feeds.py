@@ -92,17 +92,18 @@ def feed_item(recipient_id: str, post: dict[str, Any], repost: RepostRef | None 
     """The feed item for one recipient, from a `posts_v2` document: a reference to the post, not a copy
     of it (readers hydrate it with the current post and author: services/feed_hydration.py). Brought by
     `repost` if given: its feed position is then the repost's time, and it names the reposter."""
-    return {
+    item = {
         "id": f"{recipient_id}:{post['postId']}",
         "recipientId": recipient_id,
         "postId": post["postId"],
         "authorId": post["authorId"],
         "createdAt": repost.at if repost else post.get("createdAt"),
-        "repostedBy": repost.user_id if repost else None,
-        "repostedAt": repost.at if repost else None,
         "postVersion": post.get("version"),
         "correlationId": post.get("correlationId"),
     }
+    if repost is not None:  # only then: a post's own item keeps its small fixed shape
+        item.update(repostedBy=repost.user_id, repostedAt=repost.at)
+    return item
 
 
 @dataclass(frozen=True)

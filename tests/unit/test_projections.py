@@ -597,7 +597,7 @@ def test_an_item_a_repost_brings_sits_at_the_repost_time_and_keeps_the_posts_own
     assert (item["createdAt"], item["repostedAt"]) == ("2024-05-02T06:00:00Z",) * 2
     assert item["repostedBy"] == str(BOB)
     plain = feed_item(str(ALICE), doc)
-    assert (plain["createdAt"], plain["repostedBy"], plain["repostedAt"]) == (doc["createdAt"], None, None)
+    assert plain["createdAt"] == doc["createdAt"] and "repostedBy" not in plain
 
 
 def test_repost_times_take_the_projections_form_so_they_order_among_posts_times() -> None:
