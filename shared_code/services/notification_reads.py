@@ -1,7 +1,11 @@
 """The caller's notifications, newest first (all, or only the unread), from the `notifications`
-projection: one single-partition query per page. Marking them read is services/notifications.py."""
+projection: one single-partition query per page, and one batched read of the actors' current profiles.
+Marking them read is services/notifications.py."""
 
 from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
 
 from azure.cosmos.aio import DatabaseProxy
 
@@ -11,6 +15,8 @@ from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.schemas.common import Page
 from shared_code.schemas.reads import Notification
+from shared_code.services.audience import visible_authors
+from shared_code.services.feed_hydration import current_authors
 from shared_code.services.guards import blocked_either_way_ids
 from shared_code.services.projection_queries import continuation_of, next_cursor, page
 
@@ -50,12 +56,18 @@ async def list_notifications(
             limit,
             continuation,
         )
+    if items:
+        unseen = await run(lambda uow: _subjects_not_to_show(uow, items))
+        items = [n for n in items if n["subjectId"] not in unseen]
+    # Notifications store the actor's id only: their current name and avatar are read for the page.
+    actors = await current_authors(db, run, [str(n["actorId"]) for n in items], budget)
     return Page[Notification](
         items=[
             Notification(
                 id=n["id"],
                 type=n["type"],
                 actor_id=n["actorId"],
+                actor=actors[str(n["actorId"])],
                 subject_id=n["subjectId"],
                 created_at=n.get("createdAt"),
                 read=bool(n.get("read")),
@@ -64,3 +76,19 @@ async def list_notifications(
         ],
         next_cursor=next_cursor(cursors, scope, continuation),
     )
+
+
+async def _subjects_not_to_show(uow: UnitOfWork, items: list[dict[str, Any]]) -> set[str]:
+    """Posts the notifications are about whose author's content the caller may not see (any more: the
+    author turned private, or the caller unfollowed): those notifications are left out. One query for
+    the posts' authors, one for the privacy rule (services/audience.py)."""
+    subjects = []
+    for n in items:
+        try:
+            subjects.append(UUID(str(n["subjectId"])))
+        except ValueError:
+            continue
+    cur = await uow.conn.execute("SELECT id, author_id FROM posts WHERE id = ANY(%s)", (subjects,))
+    authors = {row[0]: row[1] for row in await cur.fetchall()}
+    shown = await visible_authors(uow, set(authors.values()))
+    return {str(post) for post, author in authors.items() if author not in shown}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ from azure.cosmos import exceptions
 from devhost.host.server import FunctionHost
 from shared_code.app_context import AppContext
 from shared_code.db.unit_of_work import system_connection
+from shared_code.ops.reconcile import reconcile
 from tests.support.api import ApiClient
 from tests.support.http_client import ApiUser
 from tests.support.local_host import hosted_app
@@ -138,6 +140,10 @@ async def test_a_big_authors_post_reaches_followers_pulled_and_crossing_the_thre
     for limit in (1, 2):  # no duplicates, no gaps, whichever source a page ends in
         assert await all_pages(fan, limit) == expected
 
+    # Reconcile does not expect pulled posts in the fan's feed.
+    report = await reconcile(app_context.system_pool, app_context.cosmos_db, False, feed_user=UUID(fan.id))
+    assert [d for d in report.differences if d["container"] == "userFeed"] == []
+
     # Deleting a pulled post takes it out of followers' feeds.
     await star.ok("DELETE", f"/api/posts/{again}")
     assert await fan.feed_post_ids() == [pushed, pulled]
@@ -173,6 +179,10 @@ async def test_paging_past_a_trimmed_feed_goes_on_from_postgresql_with_the_same_
     )
     item = await feed.read_item(f"{reader.id}:{posts[-1]}", partition_key=reader.id)
     assert 0 < item["ttl"] <= 30 * 86400  # and every item expires with its post's age
+
+    # The operators' reconcile expects in the feed only what it keeps (newer than the floor).
+    report = await reconcile(app_context.system_pool, app_context.cosmos_db, False, feed_user=UUID(reader.id))
+    assert [d for d in report.differences if d["container"] == "userFeed"] == []
 
     first = await reader.ok("GET", "/api/feed?limit=2")
     assert [i["postId"] for i in first["items"]] == newest_first[:2]
