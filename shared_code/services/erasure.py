@@ -46,6 +46,7 @@ from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
+from shared_code.services.text_entities import erase_mentions_of
 
 log = logging.getLogger("chorus.erasure")
 
@@ -426,9 +427,16 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return changed + await _erase_moderation_texts(uow, user_id, limit)
 
 
+async def _erase_comments_and_mentions(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """The account's comments, then what is left of its mentions and tags: others' mentions of it
+    and (should any remain) its own."""
+    changed = await erase_comments_of(uow, user_id, limit)
+    return changed or await erase_mentions_of(uow, user_id, limit)
+
+
 _SQL_STEPS = {
     "posts": _erase_posts,
-    "comments": erase_comments_of,
+    "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
     "follows": erase_follows_of,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
