@@ -26,7 +26,7 @@ from shared_code.outbox.handlers import (
 from shared_code.outbox.policy import RelayPolicy
 from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
-from shared_code.projections.writes import FEED, POSTS
+from shared_code.projections.writes import COUNTERS, FEED, POSTS
 from shared_code.services.change_feed import ChangeFeedService
 from shared_code.services.erasure import ErasureService
 from shared_code.services.export import ExportService
@@ -65,6 +65,7 @@ def feed_service(ctx: AppContext) -> FeedService:
         concurrency=s.fanout_concurrency,
         backfill_posts=s.feed_backfill_posts,
         posts=ctx.cosmos_db.get_container_client(POSTS),
+        fanout_states=ctx.cosmos_db.get_container_client(COUNTERS),
     )
 
 

@@ -28,7 +28,9 @@ class EventPayload(BaseModel):
 
 
 class AuthorSnapshot(BaseModel):
-    """The author as a post shows them; refreshed in projections on profile.updated."""
+    """The author as they were when the post was written or edited. Readers show the author's current
+    profile instead (publicProfiles, or PostgreSQL): feeds hydrate it at read time
+    (services/feed_hydration.py), so this snapshot is never refreshed in copies."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 

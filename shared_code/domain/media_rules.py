@@ -56,15 +56,16 @@ def readable_by_someone(state: MediaState, now: datetime, unattached_ttl: timede
 
 
 def readable_by(
-    state: MediaState, caller: UUID, now: datetime, unattached_ttl: timedelta, *, blocked_by_author: bool
+    state: MediaState, caller: UUID, now: datetime, unattached_ttl: timedelta, *, hidden_by_author: bool
 ) -> bool:
-    """Whether `caller` may read the asset (get a signed URL for it). `blocked_by_author`: the
-    attached post's author has blocked the caller (as for the post itself, that hides it)."""
+    """Whether `caller` may read the asset (get a signed URL for it). `hidden_by_author`: the caller
+    may not see the attached post's author's content (domain/privacy.py: a private account not
+    followed, a block either way), which hides the post and so its media."""
     if not readable_by_someone(state, now, unattached_ttl):
         return False
     if state.post is None:
         return caller == state.owner_id
-    return caller == state.post.author_id or not blocked_by_author
+    return caller == state.post.author_id or not hidden_by_author
 
 
 def purgeable(state: MediaState, now: datetime, unattached_ttl: timedelta) -> bool:

@@ -22,7 +22,7 @@ from shared_code.schemas.discovery import TrendingTag, TrendingTags
 from shared_code.schemas.posts import Author, Post
 from shared_code.services.guards import blocked_either_way_ids
 from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, post_from_row
-from shared_code.services.visibility import author_visible_sql
+from shared_code.services.visibility import author_visible_sql, shown_by_the_rule
 
 # What every post list here shows: live, visible posts of live accounts the caller may see.
 _LIVE_VISIBLE_POST = f"""p.deleted_at IS NULL AND p.status = 'visible' AND u.deleted_at IS NULL
@@ -45,7 +45,12 @@ async def list_tag_posts(
     viewer = uow.require_user()
     tag = tag_of(raw_tag)
     scope = f"hashtag:{tag}"
-    params: dict[str, Any] = {"tag": tag, "viewer": viewer, "limit": limit + 1}
+    params: dict[str, Any] = {
+        "tag": tag,
+        "viewer": viewer,
+        "moderator": uow.actor.is_moderator,
+        "limit": limit + 1,
+    }
     after = ""
     position = cursors.time_position(scope, cursor)
     if position:
@@ -61,8 +66,10 @@ async def list_tag_posts(
             LIMIT %(limit)s""",
         params,
     )
-    items = [post_from_row(row, media_urls) for row in rows[:limit]]
-    last = items[-1] if items else None
+    page = rows[:limit]
+    shown = await shown_by_the_rule(uow, {row.author_id for row in page})
+    items = [post_from_row(row, media_urls) for row in page if row.author_id in shown]
+    last = page[-1] if page else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)
 
@@ -196,7 +203,13 @@ async def search_posts(
     if not q.strip():
         raise Invalid("q must hold something to search for", field="q")
     scope = f"search-posts:{config}:{q}"
-    params: dict[str, Any] = {"viewer": viewer, "config": config, "q": q, "limit": limit + 1}
+    params: dict[str, Any] = {
+        "viewer": viewer,
+        "moderator": uow.actor.is_moderator,
+        "config": config,
+        "q": q,
+        "limit": limit + 1,
+    }
     after = ""
     if cursor:
         position = cursors.decode(scope, cursor)
@@ -220,7 +233,8 @@ async def search_posts(
         params,
     )
     page = rows[:limit]
-    items = [post_from_row(row, media_urls) for row in page]
+    shown = await shown_by_the_rule(uow, {row.author_id for row in page})
+    items = [post_from_row(row, media_urls) for row in page if row.author_id in shown]
     next_cursor = (
         cursors.encode(
             scope, {"r": page[-1].rank, "t": page[-1].created_at.isoformat(), "id": str(page[-1].id)}

@@ -7,7 +7,6 @@ not see, in short transactions of their own (services/projection_queries.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,68 +20,23 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
-from shared_code.domain.events import MediaRef
 from shared_code.metrics import record_degraded_read
-from shared_code.projections.documents import post_counts_document
-from shared_code.projections.writes import COUNTERS, FEED, VersionedUpsert
+from shared_code.projections.writes import FEED
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, Media
+from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
-from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item, feed_post_from_row
-from shared_code.services.projection_queries import caller, page, refill
+from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow
+from shared_code.services.projection_queries import caller, page
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
 
 
 @dataclass(frozen=True)
-class _PostCounts:
-    post_id: UUID
-    reactions: dict[str, int] | None
-    comments: int
-    version: int
-
-
-@dataclass(frozen=True)
 class _FeedPostWithCounts(FeedPostRow):
     reactions: dict[str, int] | None
     comments: int
-
-
-# --- counters --------------------------------------------------------------------------------------
-
-
-async def _cached_counts(db: DatabaseProxy, post_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """`${postId}:counts` for each post, in one batched point read; the counters are a 90-day cache,
-    so some may be missing (`_rebuilt_counts` fills those from PostgreSQL)."""
-    if not post_ids:
-        return {}
-    found = await db.get_container_client(COUNTERS).read_items([(f"{p}:counts", p) for p in post_ids])
-    return {str(doc["subjectId"]): doc for doc in found}
-
-
-async def _rebuilt_counts(uow: UnitOfWork, post_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The counters documents of these posts, from PostgreSQL."""
-    if not post_ids:
-        return []
-    rows = await fetch_all(
-        uow.conn,
-        _PostCounts,
-        "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
-        ([UUID(p) for p in post_ids],),
-    )
-    return [
-        post_counts_document(
-            {
-                "postId": r.post_id,
-                "reactions": full_reaction_counts(r.reactions),
-                "comments": r.comments,
-                "version": r.version,
-            },
-            None,
-        )
-        for r in rows
-    ]
 
 
 # --- the home feed ---------------------------------------------------------------------------------
@@ -124,7 +78,10 @@ async def read_feed(
                 limit,
                 position.get("c"),
             )
-            counts = await _cached_counts(db, [item["postId"] for item in items])
+        hidden = await run(lambda uow: _not_to_show(uow, me, items)) if items else set()
+        shown = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
+        # The current post, author and counts of each entry: feed items are references (feed_hydration).
+        hydrated = await hydrate_feed_entries(db, run, shown, media_urls, budget)
     except CosmosUnavailable as exc:
         if cursor and "t" not in position:
             raise  # a cursor issued before cursors carried a keyset cannot go on from PostgreSQL
@@ -135,21 +92,12 @@ async def read_feed(
         )
         after = _keyset(position) if cursor else None
         return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, after)
-    missing = [item["postId"] for item in items if item["postId"] not in counts]
-
-    async def screen(uow: UnitOfWork) -> tuple[set[str], list[dict[str, Any]]]:
-        return await _not_to_show(uow, me, items), await _rebuilt_counts(uow, missing)
-
-    hidden, rebuilt = await run(screen) if items else (set(), [])
-    await refill(db, budget, [VersionedUpsert(COUNTERS, doc) for doc in rebuilt])
-    counts.update({doc["subjectId"]: doc for doc in rebuilt})
-    shown = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
     next_position: dict[str, Any] = {"c": continuation}
     if items:  # where the page ended, for going on from PostgreSQL should Cosmos DB go away
         next_position.update(t=items[-1]["createdAt"], id=items[-1]["postId"])
     return FeedRead(
         Page[FeedItem](
-            items=[_feed_item(item, counts.get(item["postId"]), media_urls) for item in shown],
+            items=hydrated,
             next_cursor=cursors.encode(scope, next_position) if continuation else None,
         )
     )
@@ -175,14 +123,7 @@ async def _feed_from_postgres(
     caller and of whom they follow, less muted authors and blocks either way, newest first."""
     record_degraded_read("feed")
     rows = await run(lambda uow: _feed_rows(uow, UUID(me), limit + 1, after))
-    items = [
-        _feed_item(
-            feed_item(me, feed_post_from_row(row)),
-            {"reactions": row.reactions, "comments": row.comments},
-            media_urls,
-        )
-        for row in rows[:limit]
-    ]
+    items = [_feed_item_from_row(row, media_urls) for row in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return FeedRead(
         Page[FeedItem](
@@ -254,26 +195,21 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
     return {row[0] for row in await cur.fetchall()}
 
 
-def _media(media: list[dict[str, Any]], media_urls: MediaUrls) -> list[Media]:
-    refs = [MediaRef.model_validate(m) for m in media]
-    return [Media(media_id=r.media_id, content_type=r.content_type, url=media_urls.url(r)) for r in refs]
-
-
-def _feed_item(item: dict[str, Any], counts: dict[str, Any] | None, media_urls: MediaUrls) -> FeedItem:
-    author = item.get("author") or {"userId": item["authorId"]}
+def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> FeedItem:
+    """A FeedItem from the canonical tables, shaped as hydration shapes one from the projections."""
     return FeedItem(
-        post_id=item["postId"],
-        author_id=item["authorId"],
+        post_id=row.post_id,
+        author_id=row.author_id,
         author=Author(
-            user_id=author["userId"],
-            username=author.get("username", ""),
-            display_name=author.get("displayName", ""),
-            avatar_url=author.get("avatarUrl"),
+            user_id=row.author_id,
+            username=row.username,
+            display_name=row.display_name,
+            avatar_url=row.avatar_url,
         ),
-        content=item.get("content", ""),
-        media=_media(item.get("media") or [], media_urls),
-        created_at=item["createdAt"],
-        edited_at=item.get("editedAt"),
-        counts=full_reaction_counts((counts or {}).get("reactions")),
-        comment_count=int((counts or {}).get("comments", 0)),
+        content=row.content,
+        media=media_of(row.media, media_urls),
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        counts=full_reaction_counts(row.reactions),
+        comment_count=row.comments,
     )

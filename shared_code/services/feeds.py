@@ -15,6 +15,14 @@ than the post is now. Three checks keep an old version from undoing a newer one:
    patch; a create when absent), so an edit is never undone item by item;
 3. after: posts_v2 is read again; if a newer version arrived meanwhile (its
    removal may have run before our writes), that version is fanned out again.
+
+Feed items are references (recipient, post, author, createdAt, postVersion): what a feed shows of a
+post, its author and its counts is read at read time (services/feed_hydration.py). So an edit changes
+no feed item: once a visible version's fan-out has completed, a later visible version (an edit) finds
+that recorded in the post's fan-out state (`${postId}:fanout` in `counters`) and writes nothing. The
+state is marked incomplete before a removal starts and complete after any fan-out ends, so a fan-out
+that failed half-way, or versions the change feed coalesced (it delivers the latest version only),
+still get a full fan-out.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import system_connection
+from shared_code.projections.writes import NO_EXPIRY
 
 log = logging.getLogger("chorus.feeds")
 
@@ -41,20 +50,45 @@ T = TypeVar("T")
 
 
 def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
-    """The feed item for one recipient, from a `posts_v2` document."""
+    """The feed item for one recipient, from a `posts_v2` document: a reference to the post, not a copy
+    of it (readers hydrate it with the current post and author: services/feed_hydration.py)."""
     return {
         "id": f"{recipient_id}:{post['postId']}",
         "recipientId": recipient_id,
         "postId": post["postId"],
         "authorId": post["authorId"],
-        "author": post.get("author"),
-        "content": post.get("content", ""),
-        "media": post.get("media", []),
         "createdAt": post.get("createdAt"),
-        "editedAt": post.get("editedAt"),
         "postVersion": post.get("version"),
         "correlationId": post.get("correlationId"),
     }
+
+
+def fanout_state_document(post: dict[str, Any], visible: bool, complete: bool) -> dict[str, Any]:
+    """The post's fan-out state: which version's fan-out last ran, whether it put the post in feeds
+    (visible) or took it out, and whether it completed. It never expires while the post lives (a
+    removal of a deleted post deletes it)."""
+    post_id = str(post["postId"])
+    return {
+        "id": f"{post_id}:fanout",
+        "subjectId": post_id,
+        "kind": "fanout",
+        "version": _version(post),
+        "visible": visible,
+        "complete": complete,
+        "ttl": NO_EXPIRY,
+    }
+
+
+def already_in_feeds(state: dict[str, Any] | None, post: dict[str, Any]) -> bool:
+    """Whether a visible version needs no feed writes: a fan-out that put the post in feeds completed,
+    and no removal started since. Edits then cost O(1), not O(followers). Pure."""
+    return (
+        state is not None
+        and bool(state.get("visible"))
+        and bool(state.get("complete"))
+        and int(state.get("version") or 0) <= _version(post)
+        and shows_in_feeds(post)
+    )
 
 
 # A post as feeds need it, in one query: the author's snapshot and the media in order. Read by
@@ -101,8 +135,8 @@ def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
     }
 
 
-# What an edit, a moderation decision or a new author snapshot changes in a feed item (the rest is fixed).
-_EDITABLE_ITEM_FIELDS = ("author", "content", "media", "editedAt", "postVersion", "correlationId")
+# What a newer version changes in a feed item (the rest is fixed; content and author are read at read time).
+_EDITABLE_ITEM_FIELDS = ("postVersion", "correlationId")
 
 
 def _version(post: dict[str, Any]) -> int:
@@ -141,11 +175,14 @@ class FeedService:
         concurrency: int = 64,
         backfill_posts: int = 50,
         posts: ContainerProxy | None = None,
+        fanout_states: ContainerProxy | None = None,
     ) -> None:
         self._pool = pool
         self._feed = feed
         # posts_v2, where the current version of a post is read (None: no version gate, e.g. a rebuild)
         self._posts = posts
+        # counters, where each post's fan-out state is kept (None: every version fans out in full)
+        self._states = fanout_states
         self._page_size = page_size
         self._concurrency = concurrency
         self._backfill_posts = backfill_posts
@@ -207,6 +244,17 @@ class FeedService:
             )
             return 0
         visible = shows_in_feeds(post)
+        if visible and already_in_feeds(await self._state(post), post):
+            log.info(
+                "fan-out of post %s v%s: no feed item to write (a completed fan-out put it in feeds; "
+                "readers show the current version)",
+                post.get("postId"),
+                post.get("version"),
+                extra={"correlationId": post.get("correlationId")},
+            )
+            return 0
+        if not visible:  # until this removal completes, a later visible version must fan out in full
+            await self._set_state(post, visible=False, complete=False)
         total = 0
         async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
             if visible:
@@ -219,6 +267,7 @@ class FeedService:
                     lambda recipient: self._delete(f"{recipient}:{post['postId']}", recipient),
                     self._concurrency,
                 )
+        await self._set_state(post, visible=visible, complete=True)
         if visible and _depth < 3:
             newer = await self._current_document(post)
             if newer is not None and _version(newer) > _version(post):
@@ -226,6 +275,26 @@ class FeedService:
                 # (a removal, say), so fan it out again; it wins every item by its version.
                 await self.fan_out_post(newer, _depth + 1)
         return total
+
+    async def _state(self, post: dict[str, Any]) -> dict[str, Any] | None:
+        if self._states is None:
+            return None
+        post_id = str(post["postId"])
+        try:
+            state: dict[str, Any] = await self._states.read_item(f"{post_id}:fanout", partition_key=post_id)
+        except exceptions.CosmosResourceNotFoundError:
+            return None
+        return state
+
+    async def _set_state(self, post: dict[str, Any], visible: bool, complete: bool) -> None:
+        if self._states is None:
+            return
+        if post.get("deleted") and complete:  # gone for good: nothing more to remember
+            post_id = str(post["postId"])
+            with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
+                await self._states.delete_item(f"{post_id}:fanout", partition_key=post_id)
+            return
+        await self._states.upsert_item(fanout_state_document(post, visible, complete))
 
     async def current_version(self, post: dict[str, Any]) -> int | None:
         """The version posts_v2 holds for this post now; None when there is no gate or no document

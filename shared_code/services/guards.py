@@ -1,5 +1,5 @@
 """Checks several use cases share: does the user exist, is there a block between two users,
-may the caller see this post."""
+may the caller see this post (through the privacy rule, services/audience.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from uuid import UUID
 from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import NotFound
+from shared_code.services.audience import require_may_see
 
 
 async def require_live_user(uow: UnitOfWork, user_id: UUID) -> None:
@@ -62,20 +63,15 @@ _POST_FOR_UPDATE = _POST + " FOR UPDATE"
 
 async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> PostRef:
     """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
-    removed ones for all but the author and moderators; all of an author's posts for a user
-    that author has blocked (unless that user is a moderator)."""
+    removed ones for all but the author and moderators; and the posts of an author whose content
+    the caller may not see (a private account they do not follow, a block either way: the privacy
+    rule, services/audience.py), unless the caller is a moderator."""
     post = await fetch_one(uow.conn, PostRef, _POST_FOR_UPDATE if lock else _POST, (post_id,))
     if post is None:
         raise NotFound("no such post")
     viewer = uow.user_id
     if post.status != "visible" and viewer != post.author_id and not uow.actor.is_moderator:
         raise NotFound("no such post")
-    # Moderators see past blocks: an author must not escape moderation by blocking the moderators.
-    if (
-        viewer is not None
-        and viewer != post.author_id
-        and not uow.actor.is_moderator
-        and await has_blocked(uow, post.author_id, viewer)
-    ):
-        raise NotFound("no such post")
+    # Moderators see past blocks and privacy: an author must not escape moderation that way.
+    await require_may_see(uow, post.author_id)
     return post

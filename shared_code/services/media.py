@@ -39,7 +39,7 @@ from shared_code.domain.media_rules import (
     sniffed_type,
 )
 from shared_code.schemas.media import MediaReady, MediaUpload, RequestUpload
-from shared_code.services.guards import has_blocked
+from shared_code.services.audience import may_see
 
 log = logging.getLogger("chorus.media")
 
@@ -172,7 +172,7 @@ async def complete_upload(
         )
     state = await media_state(uow, media_id)
     if state is None or not readable_by(
-        state, me, await _db_now(uow), media_urls.unattached_ttl, blocked_by_author=False
+        state, me, await _db_now(uow), media_urls.unattached_ttl, hidden_by_author=False
     ):
         raise NotFound(
             "this media is not readable any more: its post was deleted, hidden or removed, or it was "
@@ -332,12 +332,9 @@ async def read_media(
             "this upload is not complete yet: PUT the bytes to its uploadUrl, then POST "
             f"/api/media/{media_id}/complete"
         )
-    blocked = (
-        state.post is not None
-        and state.post.author_id != me
-        and await has_blocked(uow, state.post.author_id, me)
-    )
-    if not readable_by(state, me, await _db_now(uow), media_urls.unattached_ttl, blocked_by_author=blocked):
+    # The privacy rule (services/audience.py): the media of a post reach whoever may see its author's content.
+    hidden = state.post is not None and not await may_see(uow, state.post.author_id)
+    if not readable_by(state, me, await _db_now(uow), media_urls.unattached_ttl, hidden_by_author=hidden):
         raise NotFound("no such media")
     content_type, size_bytes, blob_path = row.content_type, row.size_bytes, row.blob_path
     async with budget.guard():

@@ -14,12 +14,13 @@ from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from shared_code.domain.errors import Conflict, Forbidden, Invalid
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Post
+from shared_code.services.audience import require_may_see
 from shared_code.services.authors import author_snapshot, change_post_count
-from shared_code.services.guards import has_blocked, require_live_user, visible_post
+from shared_code.services.guards import require_live_user, visible_post
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
@@ -223,8 +224,8 @@ async def list_author_posts(
 ) -> Page[Post]:
     viewer = uow.require_user()
     await require_live_user(uow, author_id)
-    if viewer != author_id and not uow.actor.is_moderator and await has_blocked(uow, author_id, viewer):
-        raise NotFound("no such user")
+    # A private account's page is its approved followers' (and nobody's across a block): 404 to others.
+    await require_may_see(uow, author_id, "no such user")
     sees_all = viewer == author_id or uow.actor.is_moderator
     scope = f"posts:{author_id}"
     params: dict[str, Any] = {"author": author_id, "limit": limit + 1, "all": sees_all}

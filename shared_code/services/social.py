@@ -27,6 +27,7 @@ from shared_code.domain.events import (
 )
 from shared_code.schemas.accounts import PublicProfile
 from shared_code.schemas.common import Page
+from shared_code.services.audience import require_may_see
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, require_live_user
 
 FollowCause = Literal["unfollow", "block", "account_deleted"]
@@ -312,9 +313,12 @@ async def list_connections(
     cursor: str | None,
 ) -> Page[PublicProfile]:
     """A user's followers or followees, most recent first, as public profiles; without anyone the
-    caller blocked or is blocked by (moderators see everyone)."""
+    caller blocked or is blocked by (moderators see everyone). 404 when the caller may not see the
+    user's content (the privacy rule: a private account's lists are for its approved followers)."""
     me = uow.require_user()
     await require_live_user(uow, user_id)
+    # Whom a private account follows and who follows it are its approved followers' to see.
+    await require_may_see(uow, user_id, "no such user")
     hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
     mine, theirs = (
         ("followee_id", "follower_id") if direction == "followers" else ("follower_id", "followee_id")

@@ -1,21 +1,27 @@
-"""Whose content a user may see, for the discovery reads (search, hashtags) and mention
-notifications: the author is the viewer, or no block stands between them either way and the author's
-profile is public or the viewer follows the author. One place, so the private-accounts rule replaces
-it in one place."""
+"""The privacy rule (shared_code/domain/privacy.py, asked through services/audience.py) where the
+discovery reads and mention notifications need it:
+
+- `author_visible_sql`: the rule as a SQL condition, so that a search or a tag's page is filtered
+  inside its index scan (filtering a page afterwards would leave short pages and break paging). It
+  mirrors `may_see_content`; every page it yields is then passed through the rule itself
+  (`shown_by_the_rule`), so should the two ever disagree the rule wins and a page is only shorter.
+- `may_see_authors_content`: which of several accounts (those a text mentions) may see an author.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from uuid import UUID
 
-from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import UnitOfWork
+from shared_code.domain.privacy import may_see_content
+from shared_code.services.audience import audience_of, visible_authors
 
-# A SQL condition on an author column (named by `{author}`): true when %(viewer)s may see that author's
-# content. %(viewer)s is the reading account. Blocks both ways, then the profile's visibility.
+# True when %(viewer)s may see the content of the author in `{author}`: moderators (%(moderator)s)
+# and the author always; anyone else when no block stands between them either way and the author's
+# profile is public or the viewer follows them (a live follow is an approved one).
 _AUTHOR_VISIBLE_SQL = """(
-    {author} = %(viewer)s
+    %(moderator)s OR {author} = %(viewer)s
     OR (NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
                     AND ((b.blocker_id = {author} AND b.blocked_id = %(viewer)s)
                          OR (b.blocker_id = %(viewer)s AND b.blocked_id = {author})))
@@ -25,22 +31,22 @@ _AUTHOR_VISIBLE_SQL = """(
 
 
 def author_visible_sql(author_column: str) -> str:
-    """The condition for `author_column` (a trusted column name, never input)."""
+    """The condition for `author_column` (a trusted column name, never input); its parameters are
+    %(viewer)s and %(moderator)s."""
     return _AUTHOR_VISIBLE_SQL.format(author=author_column)
 
 
-@dataclass(frozen=True)
-class _Viewer:
-    id: UUID
+async def shown_by_the_rule(uow: UnitOfWork, authors: Collection[UUID]) -> set[UUID]:
+    """Those of `authors` whose content the caller may see, by the rule itself."""
+    return await visible_authors(uow, authors)
 
 
 async def may_see_authors_content(uow: UnitOfWork, author_id: UUID, viewers: Sequence[UUID]) -> set[UUID]:
-    """Those of `viewers` who may see `author_id`'s content."""
-    rows = await fetch_all(
-        uow.conn,
-        _Viewer,
-        f"""SELECT v.id FROM unnest(%(viewers)s::uuid[]) AS v(id)
-            WHERE {_AUTHOR_VISIBLE_SQL.format(author="%(author)s").replace("%(viewer)s", "v.id")}""",  # noqa: S608
-        {"viewers": list(viewers), "author": author_id},
-    )
-    return {row.id for row in rows}
+    """Those of `viewers` who may see `author_id`'s content (as plain users: a moderator mentioned
+    in a private author's post is not told of it unless they follow the author)."""
+    allowed = set()
+    for viewer in viewers:
+        facts = await audience_of(uow.conn, viewer, (author_id,))
+        if may_see_content(viewer, False, facts.get(author_id)):
+            allowed.add(viewer)
+    return allowed

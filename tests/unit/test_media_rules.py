@@ -33,7 +33,7 @@ ATTACHED = dataclasses.replace(UNATTACHED, post=LIVE_POST)
 
 
 def read(state: MediaState, caller: uuid.UUID = READER, blocked: bool = False) -> bool:
-    return readable_by(state, caller, NOW, TTL, blocked_by_author=blocked)
+    return readable_by(state, caller, NOW, TTL, hidden_by_author=blocked)
 
 
 def test_unattached_media_is_its_owners_alone_until_it_expires() -> None:
