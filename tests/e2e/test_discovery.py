@@ -366,3 +366,43 @@ async def test_replies_are_counted_listed_and_notified(
     assert await _ids(bob, f"/api/comments/{top['id']}/replies") == []
     assert (await cat.call("GET", f"/api/comments/{top['id']}/replies")).status == 404
     assert (await bob.call("GET", f"/api/comments/{r2['id']}/replies")).status == 404
+
+
+async def test_erasure_leaves_no_mention_or_tag_of_the_account(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession, database_url: str
+) -> None:
+    gone = await _user(http, local_host, api, "e_gone")
+    bob = await _user(http, local_host, api, "e_bob")
+    own = await _post(gone, "mine #gonetag @e_bob")
+    bobs = await _post(bob, "hi @e_gone #bobtag")
+    await gone.ok("POST", f"/api/posts/{bobs['id']}/comments", {"content": "#gonetag @e_bob"})
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM mentions WHERE author_id = %(u)s OR mentioned_user_id = %(u)s",
+            {"u": gone.id},
+        ).fetchone() == (3,)
+    assert (await gone.call("DELETE", "/api/users/me")).status == 202
+
+    def erased() -> bool:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "SELECT completed_at IS NOT NULL FROM account_erasures WHERE user_id = %s", (gone.id,)
+            ).fetchone()
+            return bool(row and row[0])
+
+    async def done() -> bool:
+        return erased()
+
+    await eventually(done, bool, timeout=90, interval=0.2, what="the erasure completed")
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM mentions WHERE author_id = %(u)s OR mentioned_user_id = %(u)s",
+            {"u": gone.id},
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM hashtag_uses WHERE author_id = %s", (gone.id,)
+        ).fetchone() == (0,)
+        # The trending counts lost the account's uses; nothing names its tag any more.
+        assert conn.execute("SELECT tag, uses FROM hashtag_hourly_uses").fetchall() == [("bobtag", 1)]
+    assert own["id"] not in await _ids(bob, "/api/hashtags/gonetag/posts")
+    assert await _ids(bob, "/api/search/users?q=e_gone") == []

@@ -46,6 +46,7 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "parentId": None,
         "content": "nice!",
         "createdAt": comment["createdAt"],
+        "replyCount": 0,
     }
     [event] = await db.events(after=mark)
     assert event.key == ("comment.created", "comment", comment["id"], 1)
@@ -58,6 +59,10 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "content": "nice!",
         "createdAt": event.payload["createdAt"],
         "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 1, "version": 2},
+        "parentAuthorId": None,
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 1, 2)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json["commentCount"] == 1
