@@ -104,6 +104,8 @@ class Sample:
     harness_cpu_s: float  # cumulative CPU seconds of this (load-generating) process
     services_cpu_s: float  # cumulative CPU seconds of the services (PostgreSQL, Cosmos emulator, …)
     load1: float
+    # RSS by process name (postgres, node, python, …) summed over the tree: which service holds the memory
+    by_process_mb: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -151,10 +153,14 @@ class ResourceSampler:
         host_mem = host.memory_info().rss
         host_cpu = host.cpu_times()
         tree_rss = root.memory_info().rss
+        by_name: dict[str, float] = {}
         services_cpu = 0.0
         for child in root.children(recursive=True):
             try:
-                tree_rss += child.memory_info().rss
+                rss = child.memory_info().rss
+                tree_rss += rss
+                name = "host (python)" if child.pid == host.pid else child.name()
+                by_name[name] = by_name.get(name, 0.0) + rss / 2**20
                 if child.pid == host.pid:
                     continue
                 times = child.cpu_times()
@@ -172,6 +178,7 @@ class ResourceSampler:
             harness_cpu_s=mine.user + mine.system,
             services_cpu_s=services_cpu,
             load1=os.getloadavg()[0],
+            by_process_mb={k: round(v, 1) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])},
         )
 
     def window(self, start: float, end: float) -> dict[str, Any]:

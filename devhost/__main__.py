@@ -2,7 +2,8 @@
 
 python -m devhost run      the stack and the host as separate processes; the app at http://127.0.0.1:7071/api
 python -m devhost stack    only the services (and local.settings.json for `func start`)
-python -m devhost host     only the host, against the running stack described by .devhost/stack.json
+python -m devhost host     only the host (FUNCTIONS_WORKER_PROCESS_COUNT workers), against the running
+                           stack described by .devhost/stack.json
 python -m devhost fault SERVICE ACTION    inject or heal a fault in the running stack
 python -m devhost token SUBJECT [--role user|moderator|admin]
 """
@@ -19,16 +20,22 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devhost.settings_file import PROJECT_DIR, write_local_settings
-from devhost.stack import STATE_DIR, LocalStack
 from devhost.tokens import ROLES, issue_token
+
+if TYPE_CHECKING:
+    from devhost.stack import LocalStack
 
 log = logging.getLogger("devhost")
 
 # How often the stack looks for a service that died under it.
 WATCH_INTERVAL_SECONDS = 1.0
 READY_LINE = "Chorus is running at"
+# Where data, logs and stack.json live (devhost.stack.STATE_DIR): imported lazily below, so that the
+# supervisor and the host process, which never touch a service, stay small.
+STATE_DIR = PROJECT_DIR / ".devhost"
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -113,6 +120,8 @@ def _run_stack(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    from devhost.stack import LocalStack
+
     stack = LocalStack(state_dir=args.state_dir)
     try:
         stack.start(fresh=not args.keep_data)
@@ -142,37 +151,62 @@ def apply_app_settings(app_settings: dict[str, str]) -> None:
         os.environ.setdefault(name, value)
 
 
-async def _serve_host(state_dir: Path, port: int) -> int:
+async def _serve_worker(state_dir: Path, port: int, index: int) -> int:
+    """One worker of the host: the whole app on the shared port (SO_REUSEPORT)."""
     from devhost.host.server import FunctionHost
+    from devhost.host.workers import worker_file
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    function_host = FunctionHost(PROJECT_DIR, state_dir, port=port)
+    function_host = FunctionHost(PROJECT_DIR, state_dir, port=port, worker_index=index, reuse_port=True)
     await function_host.start()
-    # Who is hosting now, for tools and tests (a restarted host has a new process id).
-    host_file = state_dir / "host.json"
-    host_file.write_text(json.dumps({"pid": os.getpid(), "baseUrl": function_host.base_url}) + "\n")
-    print(f"{READY_LINE} {function_host.base_url}/api  (Ctrl-C stops it)", flush=True)
+    # Tells the host process this worker serves (a restarted worker has a new process id).
+    ready_file = worker_file(state_dir, index)
+    ready_file.parent.mkdir(parents=True, exist_ok=True)
+    ready_file.write_text(json.dumps({"pid": os.getpid(), "index": index}) + "\n")
     try:
         await stop.wait()
     finally:
         await function_host.stop()
         with contextlib.suppress(OSError):
-            if json.loads(host_file.read_text()).get("pid") == os.getpid():
-                host_file.unlink()
+            if json.loads(ready_file.read_text()).get("pid") == os.getpid():
+                ready_file.unlink()
     return 0
 
 
-def _run_host(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
-    described = read_stack_file(args.state_dir)
+def _apply_stack_settings(state_dir: Path) -> None:
+    described = read_stack_file(state_dir)
     app_settings = described.get("appSettings")
     assert isinstance(app_settings, dict)
     apply_app_settings(app_settings)
+
+
+def _run_host(args: argparse.Namespace) -> int:
+    from devhost.host.workers import WorkerCountError, WorkerPool, worker_count
+
+    configure_logging(args.log_level)
+    _apply_stack_settings(args.state_dir)
     try:
-        return asyncio.run(_serve_host(args.state_dir, args.port))
+        count = worker_count()
+    except WorkerCountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return WorkerPool(args.state_dir, args.port, count, args.log_level, PROJECT_DIR).run()
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    _apply_stack_settings(args.state_dir)
+    # Each worker's log lines say which worker wrote them.
+    logging.getLogger().handlers[0].setFormatter(
+        logging.Formatter(
+            f"%(asctime)s %(levelname)-7s w{args.index} %(name)s: %(message)s", datefmt="%H:%M:%S"
+        )
+    )
+    try:
+        return asyncio.run(_serve_worker(args.state_dir, args.port, args.index))
     except KeyboardInterrupt:
         return 130
 
@@ -251,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     fault.add_argument("service", choices=SERVICES)
     fault.add_argument("action", choices=ACTIONS)
     fault.add_argument("--state-dir", type=Path, default=STATE_DIR)
+    worker = commands.add_parser("worker", help="one worker process of `host` (started by it)")
+    worker.add_argument("--index", type=int, required=True)
+    worker.add_argument("--port", type=int, required=True)
+    worker.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    worker.add_argument("--state-dir", type=Path, default=STATE_DIR)
     token = commands.add_parser("token", help="print a bearer token the local host accepts")
     token.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     token.add_argument("subject")
@@ -285,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_stack(args)
     if args.command == "host":
         return _run_host(args)
+    if args.command == "worker":
+        return _run_worker(args)
     return _run(args)
 
 

@@ -43,7 +43,7 @@ from shared_code.metrics import record_degraded_read
 from shared_code.observability import TraceContext, trace_context
 from shared_code.schemas.common import ResponseBody, is_uuid
 from shared_code.services.idempotency import StoredResponse, respond_once
-from shared_code.services.rate_limits import Buckets, LocalRateLimiter, RateLimiter
+from shared_code.services.rate_limits import Buckets, FanOut, LocalRateLimiter, RateLimiter
 
 log = logging.getLogger("chorus.http")
 
@@ -216,8 +216,8 @@ Handler = Callable[[ApiRequest], Awaitable[func.HttpResponse]]
 # Which limit a route spends (docs/api.md "Limits"): anonymous routes per client address (the liveness
 # probe in this process's memory, as it must not touch a dependency), reads and writes per user.
 LimitClass = Literal["anonymous", "liveness", "read", "write"]
-# The weight of one write (1 if a route has none): e.g. the fan-out of a post or a follow.
-Weigh = Callable[[ApiRequest], Awaitable[int]]
+# Whose followers a write reaches (a route without one costs 1): the limit's upsert weighs it by them.
+Weigh = Callable[[ApiRequest], FanOut]
 
 
 def endpoint(
@@ -251,17 +251,17 @@ def endpoint(
     return decorate
 
 
-async def weigh_by_callers_followers(api: ApiRequest) -> int:
+def weigh_by_callers_followers(api: ApiRequest) -> FanOut:
     """A post or an edit reaches the caller's followers' feeds: it weighs their fan-out."""
     assert api.principal is not None
-    return await api.limiter.fanout_weight_of_subject(api.principal.subject)
+    return FanOut(subject=api.principal.subject)
 
 
 def weigh_by_followers_of(parameter: str) -> Weigh:
     """A follow back-fills the follower's feed from the followee, and joins the followee's fan-out."""
 
-    async def weigh(api: ApiRequest) -> int:
-        return await api.limiter.fanout_weight_of_user(api.route_id(parameter))
+    def weigh(api: ApiRequest) -> FanOut:
+        return FanOut(user_id=api.route_id(parameter))
 
     return weigh
 
@@ -282,13 +282,13 @@ async def _charge(api: ApiRequest, limit: LimitClass, weigh: Weigh | None) -> No
     elif limit == "read":
         await api.limiter.charge(buckets.reads, api.limit_key)
     else:
-        cost = 1
+        fanout = None
         if weigh is not None:
             try:
-                cost = await weigh(api)
-            except DomainError:  # e.g. a malformed id: the handler refuses it again; it still costs
-                cost = 1
-        await api.limiter.charge(buckets.writes, api.limit_key, cost)
+                fanout = weigh(api)
+            except DomainError:  # e.g. a malformed id: the handler refuses it again; it still costs 1
+                fanout = None
+        await api.limiter.charge(buckets.writes, api.limit_key, fanout=fanout)
 
 
 def refuse_large_body(req: func.HttpRequest, max_bytes: int) -> None:

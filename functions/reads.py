@@ -5,6 +5,7 @@ answer 503 (docs/reliability.md)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import azure.functions as func
 
@@ -40,7 +41,14 @@ async def get_feed(api: ApiRequest) -> func.HttpResponse:
     limit, cursor = api.page()
     app = api.app
     read = await feed_reads.read_feed(
-        api.run, app.request_cosmos_db, api.cosmos_budget(), app.cursors, app.media_urls, limit, cursor
+        api.run,
+        app.request_cosmos_db,
+        api.cosmos_budget(),
+        app.cursors,
+        app.media_urls,
+        limit,
+        cursor,
+        retention=timedelta(days=app.settings.feed_item_ttl_days),
     )
     response = ok(read.page)
     if read.from_postgres:

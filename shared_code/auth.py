@@ -13,8 +13,10 @@ key parsing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,11 @@ _JWKS_MIN_REFETCH_SECONDS = 30.0
 # key is recognised wherever it is copied: Azure refuses it at start-up (shared_code/settings.py).
 LOCAL_SIGNING_KEY_MARK = "Chorus local host signing key: never valid in Azure"
 
+# Verified tokens kept per worker, so a client's next request with the same token costs a digest and a
+# lookup instead of a signature check (a client sends one token for many requests). At most this many;
+# a full cache drops its expired entries first, then starts afresh rather than grow.
+VERIFIED_TOKENS_MAX = 10_000
+
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
 
 _PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -93,6 +100,12 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+
+def verified_token_usable(expires_at: float, now: float) -> bool:
+    """Whether a token verified earlier may be taken as verified again at `now` (both epoch seconds):
+    only before its `exp`. After that it is verified afresh (which refuses it once the leeway is over)."""
+    return now < expires_at
 
 
 class AuthenticationError(Exception):
@@ -303,6 +316,9 @@ class TokenVerifier:
         self._jwks_attempted_at: float | None = None
         # One fetch at a time: requests arriving during a fetch wait for it instead of starting more.
         self._jwks_lock = asyncio.Lock()
+        # SHA-256 of a verified token -> (who it is, its exp). Only tokens that passed every check get in;
+        # emptied whenever the JWKS keys are fetched again, so a key the provider withdrew stops counting.
+        self._verified: dict[bytes, tuple[Principal, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -322,6 +338,29 @@ class TokenVerifier:
         when the JWKS cannot be fetched.
         """
         token = _token_from_header(authorization_header)
+        digest = hashlib.sha256(token.encode()).digest()
+        remembered = self._verified.get(digest)
+        # With JWKS, only while the keys it was verified with are fresh (else the slow path refreshes them).
+        if (
+            remembered is not None
+            and verified_token_usable(remembered[1], time.time())
+            and (self._jwks_url is None or self._jwks_fresh())
+        ):
+            return remembered[0]
+        principal, expires_at = await self._authenticate(token)
+        self._remember(digest, principal, expires_at)
+        return principal
+
+    def _remember(self, digest: bytes, principal: Principal, expires_at: float) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS_MAX:
+            now = time.time()
+            self._verified = {d: v for d, v in self._verified.items() if verified_token_usable(v[1], now)}
+            if len(self._verified) >= VERIFIED_TOKENS_MAX:
+                self._verified.clear()
+        self._verified[digest] = (principal, expires_at)
+
+    async def _authenticate(self, token: str) -> tuple[Principal, float]:
+        """Verify a token fully: the caller, and the token's expiry (epoch seconds)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -340,13 +379,14 @@ class TokenVerifier:
         require_bounded_lifetime(claims, self._max_lifetime_seconds)
         subject = storable_subject(claims.get("sub"))
         token_id = claims.get("jti")  # PyJWT has checked it is a string if present
-        return Principal(
+        principal = Principal(
             subject=subject,
             roles=_roles_from_claim(claims.get(self._role_claim)),
             token_id=token_id if isinstance(token_id, str) and not _UNSTORABLE.search(token_id) else None,
             identity_provider=_optional_string(claims.get("idp")),
             email=storable_email(claims.get("email")),
         )
+        return principal, float(claims["exp"])  # required, and checked to be a number, by PyJWT
 
     def _verify(self, token: str, candidates: list[_VerificationKey]) -> dict[str, Any]:
         # Inline, not in a thread: a verify costs ~0.1 ms, less than the hop to a thread would.
@@ -407,6 +447,7 @@ class TokenVerifier:
                 try:
                     self._jwks_keys = _keys_from_jwks(await self._fetch_jwks(url))
                     self._jwks_fetched_at = monotonic()
+                    self._verified.clear()  # verified again against the keys as they are now
                 except AuthUnavailableError:
                     if not self._jwks_keys:
                         raise

@@ -9,6 +9,7 @@ service or operation is handed the whole app context."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from shared_code import metrics
 from shared_code.adapters.cosmos_writer import CosmosWriter
@@ -65,6 +66,9 @@ def feed_service(ctx: AppContext) -> FeedService:
         concurrency=s.fanout_concurrency,
         backfill_posts=s.feed_backfill_posts,
         posts=ctx.cosmos_db.get_container_client(POSTS),
+        max_followers=s.fanout_max_followers,
+        item_ttl=timedelta(days=s.feed_item_ttl_days),
+        max_items=s.feed_max_items,
         fanout_states=ctx.cosmos_db.get_container_client(COUNTERS),
     )
 
@@ -94,6 +98,7 @@ def runbook(ctx: AppContext) -> Runbook:
         feed_backfill_posts=s.feed_backfill_posts,
         fanout_concurrency=s.fanout_concurrency,
         outbox_retention_days=s.outbox_retention_days,
+        feed_item_ttl_days=s.feed_item_ttl_days,
     )
 
 

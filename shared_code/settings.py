@@ -239,6 +239,16 @@ class Settings(BaseSettings):
     feed_backfill_posts: int = Field(
         default=50, ge=0, le=1000, validation_alias=_alias("FEED_BACKFILL_POSTS")
     )
+    # Hybrid fan-out (docs/architecture.md "Home feeds at any audience size"): an author with more
+    # followers than this is not fanned out; followers' feed reads pull the author's posts instead.
+    fanout_max_followers: int = Field(default=10_000, ge=0, validation_alias=_alias("FANOUT_MAX_FOLLOWERS"))
+    # Bounded feeds: a feed item expires this long after its post was created, and a feed keeps about
+    # this many items (the oldest beyond are trimmed); older pages come from PostgreSQL. At most 90
+    # days: the authorPosts container, which pulled reads use, keeps posts that long.
+    feed_item_ttl_days: float = Field(
+        default=30.0, gt=0, le=90, validation_alias=_alias("FEED_ITEM_TTL_DAYS")
+    )
+    feed_max_items: int = Field(default=1000, ge=1, le=100_000, validation_alias=_alias("FEED_MAX_ITEMS"))
 
     # Operations: health turns "degraded" when the oldest pending event is older than this;
     # published events are deleted after the retention, in small batches, by a timer.

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from bench.context import BenchContext
 from bench.result import ScenarioResult
 from bench.scenarios import (
+    celebrity,
     cost_model,
     fanout,
     feed_read,
@@ -21,5 +22,15 @@ Scenario = Callable[[BenchContext], Awaitable[ScenarioResult]]
 
 SCENARIOS: dict[str, Scenario] = {
     module.NAME: module.run
-    for module in (write_path, relay_drain, freshness, fanout, feed_read, reaction_storm, cost_model, memory)
+    for module in (
+        write_path,
+        relay_drain,
+        freshness,
+        fanout,
+        feed_read,
+        reaction_storm,
+        celebrity,
+        cost_model,
+        memory,
+    )
 }

@@ -12,22 +12,18 @@ change-feed steps called one at a time (`OutboxRelay.run_once`, `ChangeFeedServi
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-from aiohttp import web
 from azure.cosmos import CosmosClient as SyncCosmosClient
-from azure.cosmos.aio import CosmosClient
 
 from bench.context import BenchContext
 from bench.counting import CosmosCounter, PgStatements, summarise
+from bench.inprocess import app_in_process
 from bench.loadgen import Http
 from bench.result import ScenarioResult
 from devhost.cosmos_provisioning import provision
-from devhost.services.process import free_port
-from devhost.settings_file import PROJECT_DIR
 from devhost.tokens import issue_token
 
 NAME = "cost_model"
@@ -41,60 +37,17 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     result.parameters = {"fanout_followers": list(fanout_sizes), "database": DATABASE}
     admin_url, app_url = await _database(ctx)
     await asyncio.to_thread(_cosmos_database, ctx)
-    values = {
-        **ctx.stack.app_settings,
-        "POSTGRES_URL": app_url,
-        "COSMOS_DATABASE": DATABASE,
-        "POSTGRES_POOL_MIN": "0",
-    }
-    saved = dict(os.environ)
-    os.environ.update(values)
-    counter = CosmosCounter()
-    try:
-        from devhost.host.app_index import load_function_app
-        from devhost.host.http_server import HttpFrontEnd
-        from devhost.host.invocation import Invoker
-        from devhost.host.server import route_prefix
-        from shared_code.app_context import AppContext
-        from shared_code.bootstrap import use_app_context
-        from shared_code.settings import get_settings
-
-        get_settings.cache_clear()
-        specs = load_function_app(PROJECT_DIR)
-        app_ctx = await AppContext.create(get_settings())
-        await app_ctx.cosmos.close()
-        # As shared_code.adapters.cosmos.create_cosmos_client makes it, plus the counting hook.
-        from shared_code.adapters.cosmos import direct_transport
-
-        app_ctx.cosmos = CosmosClient(
-            ctx.stack.cosmos_endpoint,
-            credential=ctx.stack.cosmos_key,
-            transport=direct_transport(),
-            raw_response_hook=counter.hook,
-        )
-        app_ctx.cosmos_db = app_ctx.cosmos.get_database_client(DATABASE)
-        use_app_context(app_ctx)
-        invoker = Invoker(PROJECT_DIR)
-        front = HttpFrontEnd(
-            [s for s in specs if s.trigger_type == "httpTrigger"], invoker, route_prefix(PROJECT_DIR)
-        )
-        runner = web.AppRunner(front.make_app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with Http(f"http://127.0.0.1:{port}") as http:
-                steps = await _walk(
-                    ctx, http, app_ctx, counter, PgStatements(admin_url, DATABASE, APP_LOGIN), fanout_sizes
-                )
-        finally:
-            await runner.cleanup()
-            invoker.close()
-            use_app_context(None)
-            await app_ctx.aclose()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    async with app_in_process(ctx, app_url, DATABASE, http=True) as app:
+        assert app.base_url is not None
+        async with Http(app.base_url) as http:
+            steps = await _walk(
+                ctx,
+                http,
+                app.app_ctx,
+                app.counter,
+                PgStatements(admin_url, DATABASE, APP_LOGIN),
+                fanout_sizes,
+            )
     result.figures["steps"] = steps
     fan = [s for s in steps if s["step"].startswith("change feed posts_v2 → userFeed")]
     result.figures["fanout_fit"] = [

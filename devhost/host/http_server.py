@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
@@ -37,8 +38,20 @@ def build_route_table(specs: list[FunctionSpec]) -> RouteTable[FunctionSpec]:
     return RouteTable(routes)
 
 
+# The Functions host's own status endpoint (outside the routePrefix); locally it says which worker
+# answered, which timers it holds and which change-feed leases it reads (for tests and operators).
+HOST_STATUS_PATH = "/admin/host/status"
+
+
 class HttpFrontEnd:
-    def __init__(self, specs: list[FunctionSpec], invoker: Invoker, route_prefix: str) -> None:
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        invoker: Invoker,
+        route_prefix: str,
+        status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self._status = status
         self._table = build_route_table(specs)
         self._invoker = invoker
         self._prefix = "/" + route_prefix.strip("/") if route_prefix.strip("/") else ""
@@ -46,9 +59,15 @@ class HttpFrontEnd:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self._max_body)
+        if self._status is not None:
+            app.router.add_get(HOST_STATUS_PATH, self._host_status)
         # [\s\S], not ".": a path may hold an encoded newline, and it must reach our router too.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._dispatch)
         return app
+
+    async def _host_status(self, request: web.Request) -> web.Response:
+        assert self._status is not None
+        return web.json_response(self._status())
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path

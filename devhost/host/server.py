@@ -18,6 +18,7 @@ from devhost.host.app_index import FunctionSpec, load_function_app
 from devhost.host.change_feed import ChangeFeedTrigger, trigger_config
 from devhost.host.http_server import HttpFrontEnd
 from devhost.host.invocation import Invoker
+from devhost.host.singleton import SingletonLock, host_id, run_while_held, storage_connection
 from devhost.host.timers import run_timer
 
 log = logging.getLogger("devhost.host")
@@ -41,7 +42,12 @@ class FunctionHost:
         port: int = 7071,
         module_name: str = "function_app",
         only: set[str] | None = None,
+        worker_index: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """`worker_index`: this host is worker N of a multi-process host (devhost/host/workers.py);
+        `reuse_port`: it shares its port with the other workers (SO_REUSEPORT), the kernel spreading
+        connections over them."""
         self.app_dir = app_dir
         self.module_name = module_name
         self.only = only
@@ -53,6 +59,16 @@ class FunctionHost:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._feeders: list[ChangeFeedTrigger] = []
+        self.worker_index = worker_index
+        self._reuse_port = reuse_port
+        self._held_timers: set[str] = set()
+
+    @property
+    def instance_name(self) -> str:
+        """This host's name as a lease and lock holder: the machine and the port (and the worker), so
+        one restarted in the same place takes its own leases and locks back at once."""
+        name = f"{socket.gethostname()}:{self.port}"
+        return name if self.worker_index is None else f"{name}/worker{self.worker_index}"
 
     @property
     def base_url(self) -> str:
@@ -76,20 +92,29 @@ class FunctionHost:
                 trigger_config(spec, environ),
                 self._invoker.invoke,
                 self.state_dir / "failed-batches",
-                # The lease owner: one per host; the same after a restart on the same port.
-                f"{socket.gethostname()}:{self.port}",
+                self.instance_name,
             )
             for spec in by_type["cosmosDBTrigger"]
         ]
 
-        front_end = HttpFrontEnd(by_type["httpTrigger"], self._invoker, route_prefix(self.app_dir))
+        front_end = HttpFrontEnd(
+            by_type["httpTrigger"], self._invoker, route_prefix(self.app_dir), status=self.status
+        )
         self._runner = web.AppRunner(front_end.make_app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, reuse_port=self._reuse_port or None
+        )
         await site.start()
 
+        storage = storage_connection(environ)
+        if by_type["timerTrigger"] and storage is None:
+            log.warning(
+                "AzureWebJobsStorage is not set: timers run without the singleton lock, so only "
+                "this one host may run them"
+            )
         for spec in by_type["timerTrigger"]:
-            self._spawn(f"timer {spec.name}", functools.partial(run_timer, spec, self._invoker.invoke))
+            self._spawn(f"timer {spec.name}", functools.partial(self._run_timer, spec, storage))
         for feeder in feeders:
             self._spawn(f"change feed {feeder.spec.name}", feeder.run)
         log.info(
@@ -99,6 +124,38 @@ class FunctionHost:
             route_prefix(self.app_dir),
             ", ".join(f"{s.name} ({s.trigger_type})" for s in self.specs),
         )
+
+    async def _run_timer(self, spec: FunctionSpec, storage: str | None) -> None:
+        """The timer on its schedule, on one worker (and one host) at a time: while this one holds the
+        timer's singleton lock in the host storage, as the Functions host does."""
+        if storage is None:
+            await run_timer(spec, self._invoker.invoke)
+            return
+        lock = SingletonLock(storage, host_id(), f"Host.Functions.{spec.name}.Listener", self.instance_name)
+
+        async def while_held(lost: asyncio.Event) -> None:
+            self._held_timers.add(spec.name)
+            try:
+                await run_timer(spec, self._invoker.invoke, lost)
+            finally:
+                self._held_timers.discard(spec.name)
+
+        await run_while_held(lock, while_held, f"timer {spec.name}")
+
+    def status(self) -> dict[str, Any]:
+        """What this host (worker) is doing: for GET /admin/host/status."""
+        return {
+            "state": "Running",
+            "instance": self.instance_name,
+            "worker": self.worker_index,
+            "pid": os.getpid(),
+            "timers": sorted(self._held_timers),
+            "changeFeedLeases": self.change_feed_leases(),
+        }
+
+    def held_timers(self) -> list[str]:
+        """The timers whose singleton lock this host holds now."""
+        return sorted(self._held_timers)
 
     def change_feed_checkpoints(self) -> dict[str, str | None]:
         """Each Cosmos DB trigger's current checkpoint (None until it has one)."""

@@ -7,6 +7,7 @@ and a run that started late is marked past due, as the host does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -73,20 +74,26 @@ def timer_request(last: datetime | None, due: datetime, following: datetime, pas
     )
 
 
-async def run_timer(spec: FunctionSpec, invoke: object) -> None:
-    """Fire `spec` on its schedule until cancelled. As the host does with a monitored schedule, an
+async def run_timer(spec: FunctionSpec, invoke: object, stop: asyncio.Event | None = None) -> None:
+    """Fire `spec` on its schedule until cancelled, or until `stop` is set (the singleton lock was
+    lost: a run under way finishes, no new one starts). As the host does with a monitored schedule, an
     occurrence missed while a run was still going fires as soon as that run ends, marked past due
-    (several missed occurrences fire once)."""
+    (several missed occurrences fire once). runOnStartup fires when the listener starts, i.e. when
+    this worker takes the timer's lock."""
     trigger = spec.trigger
     schedule = Schedule(resolve_setting_refs(str(trigger["schedule"])))
+    stop = stop or asyncio.Event()
     last: datetime | None = None
     due = schedule.next_after(datetime.now(UTC))
     if trigger.get("runOnStartup"):
         now = datetime.now(UTC)
         await _fire(spec, invoke, last, now, due, past_due=False)
         last = now
-    while True:
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, (due - datetime.now(UTC)).total_seconds()))
+        if stop.is_set():
+            return
         started = datetime.now(UTC)
         following = schedule.next_after(due)
         await _fire(spec, invoke, last, due, following, past_due=started - due > PAST_DUE_AFTER)

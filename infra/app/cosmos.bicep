@@ -28,6 +28,7 @@ param continuousBackup bool
 param publicNetworkAccess string
 
 var containerDefinitions = [
+  loadJsonContent('../../cosmos_indexes/authorPosts.json')
   loadJsonContent('../../cosmos_indexes/counters.json')
   loadJsonContent('../../cosmos_indexes/leases.json')
   loadJsonContent('../../cosmos_indexes/notifications.json')

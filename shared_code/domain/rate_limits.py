@@ -66,6 +66,19 @@ def fanout_weight(followers: int) -> int:
     return weight
 
 
+def fanout_doublings() -> tuple[int, ...]:
+    """The follower counts at which the fan-out weight doubles (1,000, 10,000, ...), as the store's
+    statement takes them: weight = 2 ^ (how many of these the followers reach), the same as
+    `fanout_weight`, so the weight is looked up inside the rate-limit upsert, not in a statement of its own."""
+    thresholds = []
+    weight, threshold = 1, FANOUT_FREE_BELOW
+    while weight < FANOUT_WEIGHT_MAX:
+        thresholds.append(threshold)
+        weight *= 2
+        threshold *= 10
+    return tuple(thresholds)
+
+
 UNKNOWN_CLIENT = "unknown"
 
 

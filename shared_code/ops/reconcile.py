@@ -14,18 +14,21 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from azure.cosmos import exceptions
 from azure.cosmos.aio import DatabaseProxy
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.db.unit_of_work import system_connection
+from shared_code.domain.feed_merge import horizon, parse_time
 from shared_code.domain.limits import REACTION_TYPES
 from shared_code.domain.stored_event import ImpliedEvent
-from shared_code.ops.feeds import expected_feed_posts, rebuild_feed
+from shared_code.ops.feeds import DEFAULT_FEED_RETENTION, expected_feed_posts, rebuild_feed
 from shared_code.projections.documents import (
     post_counts_document,
     post_document,
@@ -87,7 +90,14 @@ async def _pages(pool: AsyncConnectionPool, query: str) -> AsyncIterator[list[Di
 
 
 class Reconciler:
-    def __init__(self, pool: AsyncConnectionPool, database: DatabaseProxy, repair: bool) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        database: DatabaseProxy,
+        repair: bool,
+        retention: timedelta = DEFAULT_FEED_RETENTION,
+    ) -> None:
+        self._retention = retention
         self._pool = pool
         self._db = database
         self._repair = repair
@@ -243,13 +253,20 @@ class Reconciler:
         hidden or whose author the user does not follow (or has muted, or is blocked with). Older posts
         beyond the back-fill window may legitimately stay. A repair rebuilds the feed."""
         recipient = str(user_id)
-        expected_posts = await expected_feed_posts(self._pool, user_id, per_author)
-        expected = {p["postId"] for p in expected_posts}
         container = self._db.get_container_client(FEED)
+        try:
+            floor = await container.read_item(f"{recipient}:floor", partition_key=recipient)
+        except exceptions.CosmosResourceNotFoundError:
+            floor = None
+        # Only what feeds keep: newer than the retention and the feed's trim floor (reads take the rest
+        # from PostgreSQL), and not pulled authors' posts (reads pull those).
+        edge = horizon(datetime.now(UTC), self._retention, parse_time(floor["floorAt"]) if floor else None)
+        expected_posts = await expected_feed_posts(self._pool, user_id, per_author, edge)
+        expected = {p["postId"] for p in expected_posts}
         present = {
             item["postId"]: item["authorId"]
             async for item in container.query_items(
-                "SELECT c.postId, c.authorId FROM c WHERE c.recipientId = @r",
+                "SELECT c.postId, c.authorId FROM c WHERE c.recipientId = @r AND IS_DEFINED(c.postId)",
                 parameters=[{"name": "@r", "value": recipient}],
                 partition_key=recipient,
             )
@@ -273,7 +290,7 @@ class Reconciler:
         for post_id, problem in problems:
             self.report.add(FEED, f"{recipient}:{post_id}", problem, None, None)
         if self._repair and problems:
-            await rebuild_feed(self._pool, container, user_id, per_author)
+            await rebuild_feed(self._pool, container, user_id, per_author, item_ttl=self._retention)
             self.report.repaired += len(problems)
 
     async def _followed(self, user_id: UUID) -> set[str]:
@@ -305,8 +322,9 @@ async def reconcile(
     feed_user: UUID | None = None,
     feed_sample: int = 10,
     per_author: int = 50,
+    retention: timedelta = DEFAULT_FEED_RETENTION,
 ) -> ReconcileReport:
-    reconciler = Reconciler(pool, database, repair)
+    reconciler = Reconciler(pool, database, repair, retention)
     await reconciler.profiles()
     await reconciler.posts()
     await reconciler.reactions()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from azure.cosmos.aio import DatabaseProxy
@@ -47,6 +48,7 @@ class Runbook:
     feed_backfill_posts: int
     fanout_concurrency: int
     outbox_retention_days: float
+    feed_item_ttl_days: float = 30.0
 
     async def requeue_dead_events(self, actor: Actor, event_ids: Sequence[int] | None) -> RequeueResult:
         require_admin(actor)
@@ -85,6 +87,7 @@ class Runbook:
             user_id,
             per_author=self.feed_backfill_posts,
             concurrency=self.fanout_concurrency,
+            item_ttl=timedelta(days=self.feed_item_ttl_days),
         )
         return FeedRebuildResult(user_id=user_id, **result)
 
@@ -99,6 +102,7 @@ class Runbook:
             feed_user=user_id,
             feed_sample=feed_sample,
             per_author=self.feed_backfill_posts,
+            retention=timedelta(days=self.feed_item_ttl_days),
         )
         return ReconcileResult.model_validate(report.to_json())
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from azure.eventhub import EventData
+from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
+from azure.eventhub._constants import PROP_PARTITION_KEY
 from azure.eventhub.aio import EventHubProducerClient
 from psycopg_pool import AsyncConnectionPool
 
@@ -27,10 +29,13 @@ log = logging.getLogger("chorus.outbox")
 
 
 async def _each(
-    events: Sequence[StoredEvent], concurrency: int, work: Callable[[StoredEvent], Awaitable[None]]
+    events: Sequence[StoredEvent],
+    semaphore: asyncio.Semaphore,
+    work: Callable[[StoredEvent], Awaitable[None]],
 ) -> dict[int, BaseException]:
-    """Run `work` per event with bounded concurrency; collect failures by outbox id."""
-    semaphore = asyncio.Semaphore(concurrency)
+    """Run `work` per event, at most as many at once as `semaphore` allows: the handler's one semaphore,
+    shared by every batch the relay has in flight, so the sink sees the handler's concurrency however
+    many batches overlap. Collects failures by outbox id."""
     failures: dict[int, BaseException] = {}
 
     async def run(event: StoredEvent) -> None:
@@ -49,10 +54,10 @@ class ProjectionHandler:
 
     def __init__(self, writer: CosmosWriter, concurrency: int) -> None:
         self._writer = writer
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
-        return await _each(events, self._concurrency, lambda e: self._writer.apply_all(project(e)))
+        return await _each(events, self._slots, lambda e: self._writer.apply_all(project(e)))
 
     async def probe(self) -> None:
         """Cosmos DB answers at all (the relay's breaker asks, see breaker.py)."""
@@ -78,11 +83,11 @@ class FeedMaintenanceHandler:
 
     def __init__(self, feeds: FeedMaintenance, concurrency: int) -> None:
         self._feeds = feeds
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         relevant = [e for e in events if e.event_type in _FEED_EFFECTS]
-        return await _each(relevant, self._concurrency, self._apply)
+        return await _each(relevant, self._slots, self._apply)
 
     async def _apply(self, event: StoredEvent) -> None:
         p = event.payload
@@ -135,13 +140,13 @@ class ErasureHandler:
 
     def __init__(self, erasure: AccountErasure, concurrency: int) -> None:
         self._erasure = erasure
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         steps = [e for e in events if e.event_type in self._STEPS]
         return await _each(
             steps,
-            self._concurrency,
+            self._slots,
             lambda e: self._erasure.run_step(e.aggregate_id, e.aggregate_version, e.id),
         )
 
@@ -159,13 +164,13 @@ class ExportHandler:
 
     def __init__(self, exports: AccountExport, concurrency: int) -> None:
         self._exports = exports
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         requested = [e for e in events if e.event_type == "account.export_requested"]
         return await _each(
             requested,
-            self._concurrency,
+            self._slots,
             lambda e: self._exports.write(UUID(str(e.payload["exportId"])), UUID(str(e.payload["userId"]))),
         )
 
@@ -258,8 +263,11 @@ class AdminMirrorHandler:
 class EventHubsPublisher:
     """Every event to one hub, partition key = aggregate id, body = the envelope.
 
-    A batch holds events of one partition key only, so events are grouped by
-    aggregate and the groups sent concurrently; a failed send fails its events.
+    Events are sent in one batch per partition, not one per aggregate: each event keeps its aggregate id
+    as its partition key (the AMQP annotation consumers see), and goes to the partition the service's
+    own hash of that key picks (`partition_for`), so it lands exactly where a send keyed by aggregate
+    would put it, and each aggregate's events stay in one partition, in order. A batch of 200 posts is a
+    send per partition (4 by default) instead of 200. A failed send fails the events of that send.
     """
 
     name = "event-hubs"
@@ -268,25 +276,24 @@ class EventHubsPublisher:
 
     def __init__(self, producer: EventHubProducerClient | None, concurrency: int) -> None:
         self._producer = producer
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._partition_ids: list[str] | None = None
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         if self._producer is None:
             return {}  # publishing is off; start-up and health say so
-        groups: dict[str, list[StoredEvent]] = defaultdict(list)
-        for event in events:
-            groups[str(event.aggregate_id)].append(event)
-        semaphore = asyncio.Semaphore(self._concurrency)
+        if self._partition_ids is None:
+            # Fixed for a hub's life (Event Hubs partitions can only be added on premium tiers, which
+            # would re-map keys for every sender alike).
+            self._partition_ids = list(await self._producer.get_partition_ids())
+        groups = group_by_partition(events, self._partition_ids)
         failures: dict[int, BaseException] = {}
 
-        async def send(key: str, group: list[StoredEvent]) -> None:
-            async with semaphore:
-                try:
-                    await self._send(key, group)
-                except Exception as exc:
-                    failures.update({event.id: exc for event in group})
+        async def send(partition_id: str, group: list[StoredEvent]) -> None:
+            async with self._slots:
+                failures.update(await self._send(partition_id, group))
 
-        await asyncio.gather(*(send(key, group) for key, group in groups.items()))
+        await asyncio.gather(*(send(partition_id, group) for partition_id, group in groups.items()))
         return failures
 
     async def probe(self) -> None:
@@ -294,16 +301,53 @@ class EventHubsPublisher:
         if self._producer is not None:
             await self._producer.get_eventhub_properties()
 
-    async def _send(self, partition_key: str, group: list[StoredEvent]) -> None:
+    async def _send(self, partition_id: str, group: list[StoredEvent]) -> dict[int, BaseException]:
+        """Send a partition's events in as few batches as fit; events of a send that failed (and of those
+        not attempted after it) fail."""
         assert self._producer is not None
-        batch = await self._producer.create_batch(partition_key=partition_key)
-        for event in group:
-            data = EventData(json.dumps(event.envelope(), separators=(",", ":")))
-            data.content_type = "application/json"
-            data.message_id = str(event.event_id)
-            data.properties = _properties(event)
-            batch.add(data)  # a handful of small events: always fits
-        await self._producer.send_batch(batch)
+        batch = await self._producer.create_batch(partition_id=partition_id)
+        in_batch: list[StoredEvent] = []
+        sent = 0
+        try:
+            for event in group:
+                data = _event_data(event)
+                try:
+                    batch.add(data)
+                except ValueError:  # the batch is full: send it, start the next
+                    if not in_batch:
+                        raise
+                    await self._producer.send_batch(batch)
+                    sent += len(in_batch)
+                    batch = await self._producer.create_batch(partition_id=partition_id)
+                    in_batch = []
+                    batch.add(data)
+                in_batch.append(event)
+            await self._producer.send_batch(batch)
+        except Exception as exc:
+            return {event.id: exc for event in group[sent:]}
+        return {}
+
+
+def group_by_partition(
+    events: Sequence[StoredEvent], partition_ids: Sequence[str]
+) -> dict[str, list[StoredEvent]]:
+    """Events by the partition their aggregate's key maps to, each group in outbox order."""
+    resolver = PartitionResolver(list(partition_ids))  # type: ignore[no-untyped-call]
+    groups: dict[str, list[StoredEvent]] = defaultdict(list)
+    for event in events:
+        key = str(event.aggregate_id)
+        groups[str(resolver.get_partition_id_by_partition_key(key))].append(event)  # type: ignore[no-untyped-call]
+    return dict(groups)
+
+
+def _event_data(event: StoredEvent) -> EventData:
+    data = EventData(json.dumps(event.envelope(), separators=(",", ":")))
+    data.content_type = "application/json"
+    data.message_id = str(event.event_id)
+    data.properties = _properties(event)
+    # The partition key travels on the event itself (the batch is addressed to a partition).
+    data.raw_amqp_message.annotations = {PROP_PARTITION_KEY: str(event.aggregate_id)}
+    return data
 
 
 def _properties(event: StoredEvent) -> dict[str | bytes, Any]:

@@ -16,14 +16,20 @@ PUBLISH_DEADLINE_SECONDS = 5.0
 # become claimable without anyone notifying.
 IDLE_RECHECK_SECONDS = 5.0
 LAST_ERROR_MAX = 2000
-# A drain stops this long before the timer's next run is due, so the next run starts on time
-# (a round in progress when the budget ends still completes; see OutboxRelay.drain).
-NEXT_RUN_MARGIN_SECONDS = 2.0
+# A drain stops claiming this long before the timer's next run is due, so the next run starts about on
+# time (the rounds in flight when the budget ends still complete; see OutboxRelay.drain). Short: an event
+# committed between two runs waits for the next one, and this is most of that gap.
+NEXT_RUN_MARGIN_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
 class RelayPolicy:
     batch_size: int = 200
+    # The relay's window: how many claimed batches may be in flight at once. A drain claims the next batch
+    # while the earlier ones are still being delivered (a stream, not rounds that wait for their slowest
+    # event); the handlers' concurrency is shared by all of them, so this bounds what is claimed and held,
+    # not how hard the sinks are driven.
+    rounds_in_flight: int = 3
     claim_lease_seconds: float = 120.0
     max_attempts: int = 8
     backoff_base_seconds: float = 60.0
@@ -135,14 +141,23 @@ class DrainReport:
         self.fenced += round_report.fenced
 
 
-def paces_the_drain(report: RoundReport) -> bool:
-    """Whether a round's length says how long the next one will take. A round whose deliveries were all
-    given up as an outage does not: it lasted as long as the watch took to notice, and the next (with the
-    sink back) is as quick as usual. Counting it could end a drain early and leave the outbox unwatched
-    until the timer's next run, just when the sink returns."""
-    return not (report.released and report.released >= report.claimed)
+def may_claim(rounds_in_flight: int, window: int, seconds_left: float) -> bool:
+    """Whether a streaming drain claims another batch now: the window has room and the budget is not
+    over. A batch claimed just before the end is still delivered (the drain ends when its rounds do), so
+    a run overruns its budget by at most one round; the timer's next run then fires as soon as it ends
+    (a missed occurrence runs at once), instead of the outbox going unwatched for a pacing margin."""
+    return rounds_in_flight < window and seconds_left > 0
 
 
-def round_may_start(seconds_left: float, last_round_seconds: float) -> bool:
-    """A drain starts a round only if it can end within the budget, judging by the last one."""
-    return seconds_left > 2 * last_round_seconds
+def claims_again_at_once(claimed: int, limit: int) -> bool:
+    """After a claim: a full batch says more may be waiting, so claim again without waiting for a
+    notification; a short one says the backlog was taken (what is left waits for earlier events of its
+    aggregate, or was not committed yet)."""
+    return claimed >= limit
+
+
+def claims_again_after(report: RoundReport) -> bool:
+    """After a round ends: its recorded events unblock the next events of their aggregates (and free room
+    in the window), so claim again at once, unless every event it claimed was released to a paused sink
+    (then the next claim waits for the sink's probe, or a notification)."""
+    return report.claimed > report.released

@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import psycopg
 
@@ -52,11 +52,12 @@ from shared_code.outbox.policy import (
     RelayPolicy,
     RoundReport,
     charge,
+    claims_again_after,
+    claims_again_at_once,
     describe_error,
-    paces_the_drain,
+    may_claim,
     probe_due_before_deadline,
     release,
-    round_may_start,
 )
 from shared_code.outbox.store import Listener, OutboxStore, wait_for_notify
 
@@ -142,12 +143,19 @@ class OutboxRelay:
 
     async def run_once(self) -> RoundReport:
         """Probe paused sinks that are due; claim one batch for the delivering ones, handle it, record."""
+        return await self.finish_round(await self.claim_round())
+
+    async def claim_round(self) -> list[StoredEvent]:
+        """Probe paused sinks that are due, then claim a batch for the stages whose sinks deliver."""
         await self._probe_paused_sinks()
         project = self.projections.breaker.delivers
         publish = self.publishing.breaker.delivers or not self.publishing.handlers
         if not project and not publish:
-            return RoundReport()
-        events = await self.claim_batch(project=project, publish=publish)
+            return []
+        return await self.claim_batch(project=project, publish=publish)
+
+    async def finish_round(self, events: list[StoredEvent]) -> RoundReport:
+        """Handle a claimed batch (projections, then publishing) and record its outcomes."""
         report = RoundReport(claimed=len(events))
         if not events:
             return report
@@ -411,45 +419,77 @@ class OutboxRelay:
         return outcome
 
     async def drain(self, budget_seconds: float) -> DrainReport:
-        """Handle events until the budget ends; between rounds, sleep until NOTIFY (or a recheck)."""
+        """Deliver events until the budget ends, as a stream: up to `rounds_in_flight` claimed batches are
+        delivered at once, and the next batch is claimed while earlier ones finish (when the last claim
+        was full, when a round ends, or on NOTIFY), so no batch waits for another's slowest event. Each
+        aggregate's order holds across batches: the claim takes an event only once the earlier events of
+        its aggregate are done (store.py), and those still in flight are pending."""
         started = time.monotonic()
         deadline = started + budget_seconds
         report = DrainReport()
         listener = await self._listen()
-        last_round_seconds = 0.0
+        rounds: set[asyncio.Future[RoundReport]] = set()
+        waiter: asyncio.Task[Listener | None] | None = None
+        claim_now = True
         try:
-            # A round is not started unless it can end within the budget, judging by the last one.
-            while round_may_start(deadline - time.monotonic(), last_round_seconds):
-                round_started = time.monotonic()
-                try:
-                    round_report = await self.run_once()
-                except (psycopg.OperationalError, OSError) as exc:
-                    # The database is away: say so, wait a little, keep the budget.
-                    report.errors.append(describe_error(exc))
-                    log.error(
-                        "outbox relay cannot reach PostgreSQL (%s); retrying in %.0f s",
-                        exc,
-                        IDLE_RECHECK_SECONDS,
-                    )
-                    await asyncio.sleep(min(IDLE_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
-                    listener = listener or await self._listen()
+            while True:
+                seconds_left = deadline - time.monotonic()
+                if claim_now and may_claim(len(rounds), self._policy.rounds_in_flight, seconds_left):
+                    try:
+                        events = await self.claim_round()
+                    except (psycopg.OperationalError, OSError) as exc:
+                        self._database_away(report, exc)
+                        await asyncio.sleep(min(IDLE_RECHECK_SECONDS, max(0.0, deadline - time.monotonic())))
+                        continue
+                    if events:
+                        rounds.add(asyncio.ensure_future(self.finish_round(events)))
+                    claim_now = claims_again_at_once(len(events), self._policy.batch_size)
                     continue
-                report.add(round_report)
-                if paces_the_drain(round_report):
-                    last_round_seconds = time.monotonic() - round_started
-                if round_report.claimed > round_report.released:
-                    continue  # more may be waiting: no sleep between busy rounds
-                listener = listener or await self._listen()  # a lost LISTEN connection is opened again
-                wait = min(IDLE_RECHECK_SECONDS, deadline - time.monotonic())
-                probe_in = self.seconds_until_probe()
-                if probe_in is not None:
-                    wait = min(wait, max(probe_in, 0.05))  # a paused sink is probed on time
-                listener = await self._wait_for_notify(listener, wait)
+                if not rounds and seconds_left <= 0:
+                    break
+                if waiter is None and not claim_now:
+                    # Nothing to claim at once: sleep until NOTIFY (or a recheck), or until a round ends.
+                    if listener is None:
+                        listener = await self._listen()  # a lost LISTEN connection is opened again
+                    wait = min(IDLE_RECHECK_SECONDS, seconds_left)
+                    probe_in = self.seconds_until_probe()
+                    if probe_in is not None:
+                        wait = min(wait, max(probe_in, 0.05))  # a paused sink is probed on time
+                    waiter = asyncio.ensure_future(self._wait_for_notify(listener, wait))
+                waiting_on: set[asyncio.Future[Any]] = set(rounds)
+                if waiter is not None:
+                    waiting_on.add(waiter)
+                done, _ = await asyncio.wait(waiting_on, return_when=asyncio.FIRST_COMPLETED)
+                for finished in rounds & done:
+                    rounds.discard(finished)
+                    try:
+                        round_report = finished.result()
+                    except (psycopg.OperationalError, OSError) as exc:
+                        # Its outcomes were not recorded: its claims expire and the events come again.
+                        self._database_away(report, exc)
+                        claim_now = True
+                        continue
+                    report.add(round_report)
+                    claim_now = claim_now or claims_again_after(round_report)
+                if waiter is not None and waiter in done:
+                    listener = waiter.result()
+                    waiter = None
+                    claim_now = True
         finally:
+            pending: list[asyncio.Future[Any]] = [*rounds, *([waiter] if waiter is not None else [])]
+            for task in pending:
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(*pending, return_exceptions=True)
             if listener is not None:
                 await listener.close()
         report.seconds = time.monotonic() - started
         return report
+
+    def _database_away(self, report: DrainReport, exc: BaseException) -> None:
+        """PostgreSQL is away: say so; the drain waits a little and keeps its budget."""
+        report.errors.append(describe_error(exc))
+        log.error("outbox relay cannot reach PostgreSQL (%s); retrying in %.0f s", exc, IDLE_RECHECK_SECONDS)
 
     async def _listen(self) -> Listener | None:
         return await self._store.listen()

@@ -12,6 +12,8 @@ from typing import Any
 
 from shared_code.domain.stored_event import ProjectableEvent
 from shared_code.projections.writes import (
+    AUTHOR_POSTS,
+    AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
     NO_EXPIRY,
     NOTIFICATIONS,
@@ -88,6 +90,16 @@ def post_document(event: ProjectableEvent) -> dict[str, Any]:
         "version": event.aggregate_version,
         "correlationId": event.correlation_id,
     }
+
+
+def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
+    """The post in its author's partition of authorPosts, where feed reads pull big authors' posts
+    from (one write per post event whatever the audience). Same fields as posts_v2; expires after
+    AUTHOR_POSTS_TTL_SECONDS (a deletion, like every tombstone, after a day)."""
+    document = post_document(event)
+    if not document["deleted"]:
+        document["ttl"] = AUTHOR_POSTS_TTL_SECONDS
+    return document
 
 
 def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
@@ -190,7 +202,10 @@ def _mention_notifications(
 
 
 def _post(event: ProjectableEvent) -> list[CosmosWrite]:
-    writes: list[CosmosWrite] = [VersionedUpsert(POSTS, post_document(event))]
+    writes: list[CosmosWrite] = [
+        VersionedUpsert(POSTS, post_document(event)),
+        VersionedUpsert(AUTHOR_POSTS, author_post_document(event)),
+    ]
     if "authorCounts" in event.payload:
         writes.append(
             VersionedUpsert(

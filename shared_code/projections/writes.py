@@ -18,6 +18,11 @@ REACTIONS = "reactions"
 COUNTERS = "counters"
 NOTIFICATIONS = "notifications"
 PROFILES = "publicProfiles"
+# Every author's recent posts, partitioned by author: what a feed read pulls of a big author.
+AUTHOR_POSTS = "authorPosts"
+# How long authorPosts keeps a post after its last change: at least FEED_ITEM_TTL_DAYS (at most 90),
+# so a pull window always finds the posts a feed read may still take from Cosmos DB.
+AUTHOR_POSTS_TTL_SECONDS = 90 * 24 * 3600
 
 PARTITION_KEYS = {
     POSTS: "postId",
@@ -26,6 +31,7 @@ PARTITION_KEYS = {
     COUNTERS: "subjectId",
     NOTIFICATIONS: "recipientId",
     PROFILES: "userId",
+    AUTHOR_POSTS: "authorId",
 }
 
 

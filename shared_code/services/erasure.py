@@ -40,7 +40,7 @@ from shared_code.domain.events import (
     UserDeleted,
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
-from shared_code.projections.writes import COUNTERS, FEED, NOTIFICATIONS, REACTIONS
+from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFICATIONS, REACTIONS
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
@@ -281,6 +281,7 @@ class ErasureService:
             (NOTIFICATIONS, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.actorId = @u", None),
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.recipientId = @u", user),
             (FEED, "SELECT c.id, c.recipientId AS pk FROM c WHERE c.authorId = @u", None),
+            (AUTHOR_POSTS, "SELECT c.id, c.authorId AS pk FROM c WHERE c.authorId = @u", user),
             (COUNTERS, "SELECT c.id, c.subjectId AS pk FROM c WHERE c.subjectId = @u", user),
             # Others' reactions to its (deleted) posts: nothing reads them any more.
             (
@@ -418,6 +419,9 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
         (f"erased_{user_id.hex[:20]}", f"erased:{user_id}", user_id, f"erased:{user_id}"),
     )
     changed = cur.rowcount
+    # Whether its posts were pulled rather than fanned out (feeds no longer show them).
+    cur = await uow.conn.execute("DELETE FROM fanout_pull_windows WHERE author_id = %s", (user_id,))
+    changed += cur.rowcount
     cur = await uow.conn.execute(
         """UPDATE profiles SET display_name = %s, bio = '', avatar_url = NULL, updated_at = now()
            WHERE user_id = %s AND (display_name <> %s OR bio <> '' OR avatar_url IS NOT NULL)""",

@@ -1,14 +1,19 @@
-"""The caller's home feed, read from the `userFeed` projection; from PostgreSQL when Cosmos DB is
-away (the response is then marked degraded: header Chorus-Degraded). A fixed, small number of Cosmos
-requests per page (docs/read-costs.md); PostgreSQL is asked only who the caller is and what they must
-not see, in short transactions of their own (services/projection_queries.py).
+"""The caller's home feed: the `userFeed` projection merged with the posts pulled from `authorPosts`
+for the big authors the caller follows, then PostgreSQL past what Cosmos DB keeps; all from PostgreSQL
+when Cosmos DB is away (the response is then marked degraded: header Chorus-Degraded). Per page, one
+Cosmos query per source, a point read of the feed's floor and the hydration's batched reads
+(docs/cost-model.md); PostgreSQL is asked who the caller is, whom
+they pull and what they must not see, in short transactions of their own
+(services/projection_queries.py). The merge itself is pure: shared_code/domain/feed_merge.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,14 +25,24 @@ from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
+from shared_code.domain.feed_merge import (
+    Key,
+    PullWindow,
+    SourcePage,
+    cosmos_time,
+    entry_key,
+    horizon,
+    parse_time,
+    read_page,
+)
 from shared_code.metrics import record_degraded_read
-from shared_code.projections.writes import FEED
+from shared_code.projections.writes import AUTHOR_POSTS, FEED
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
-from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow
-from shared_code.services.projection_queries import caller, page
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
+from shared_code.services.projection_queries import page, read_or_none
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
@@ -41,12 +56,22 @@ class _FeedPostWithCounts(FeedPostRow):
 
 # --- the home feed ---------------------------------------------------------------------------------
 
+DEFAULT_RETENTION = timedelta(days=30)
+
 
 @dataclass(frozen=True)
 class FeedRead:
     page: Page[FeedItem]
-    # Served from PostgreSQL because Cosmos DB was away (or the pagination began while it was).
+    # Served from PostgreSQL because Cosmos DB was away (not: a page past what Cosmos DB keeps).
     from_postgres: bool = False
+
+
+@dataclass(frozen=True)
+class _PullWindowRow:
+    author_id: UUID
+    pulled_since: datetime
+    pulled_last: datetime
+    pulling: bool
 
 
 async def read_feed(
@@ -57,81 +82,195 @@ async def read_feed(
     media_urls: MediaUrls,
     limit: int,
     cursor: str | None,
+    retention: timedelta = DEFAULT_RETENTION,
+    now: datetime | None = None,
 ) -> FeedRead:
-    """The caller's home feed from `userFeed`; from PostgreSQL when Cosmos DB is away.
-
-    A cursor of a Cosmos page carries the continuation token and the (createdAt, postId) of its last
-    item, so a pagination can go on from PostgreSQL if Cosmos DB goes away half-way; a cursor issued
-    from PostgreSQL carries only the keyset, and its pagination goes on from PostgreSQL to its end."""
-    me = str(await run(caller))
+    """The caller's home feed, newest first: their `userFeed` partition merged with the posts pulled
+    from `authorPosts` of the big authors they follow, and, past what Cosmos DB keeps (the horizon:
+    the retention, or the feed's trim floor), PostgreSQL. The cursor is the keyset (createdAt, postId)
+    of the last entry looked at, whatever its source, so any page goes on from any source; when
+    Cosmos DB is away the whole page comes from PostgreSQL (marked degraded) and the same cursor
+    goes on from Cosmos DB once it is back. See docs/architecture.md "Home feeds at any audience size"."""
+    now = now or datetime.now(UTC)
+    me, windows = await run(lambda uow: _reader(uow, now - retention))
     scope = f"feed:{me}"
-    position = cursors.decode(scope, cursor) if cursor else {}
-    if cursor and "c" not in position:
-        return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, _keyset(position))
+    after = _keyset(cursors.decode(scope, cursor)) if cursor else None
+
+    async def postgres(position: Key | None, n: int, not_after: datetime | None) -> list[dict[str, Any]]:
+        return await _postgres_entries(run, media_urls, me, n, position, not_after)
+
     try:
         async with budget.guard():
-            items, continuation = await page(
-                db.get_container_client(FEED),
-                "SELECT * FROM c WHERE c.recipientId = @me ORDER BY c.createdAt DESC",
-                [{"name": "@me", "value": me}],
-                me,
-                limit,
-                position.get("c"),
-            )
-        hidden = await run(lambda uow: _not_to_show(uow, me, items)) if items else set()
-        shown = [item for item in items if item["postId"] not in hidden and item["authorId"] not in hidden]
+            floor = await read_or_none(db, FEED, f"{me}:floor", me)
+        edge = horizon(now, retention, parse_time(floor["floorAt"]) if floor else None)
+
+        async def cosmos(position: Key | None, n: int) -> list[SourcePage]:
+            async with budget.guard():
+                return await _cosmos_pages(db, me, windows, edge, position, n)
+
+        async def screen(entries: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
+            return _hidden_by(await _screen(run, me, entries))
+
+        feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
         # The current post, author and counts of each entry: feed items are references (feed_hydration).
-        hydrated = await hydrate_feed_entries(db, run, shown, media_urls, budget)
+        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
     except CosmosUnavailable as exc:
-        if cursor and "t" not in position:
-            raise  # a cursor issued before cursors carried a keyset cannot go on from PostgreSQL
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "
             "canonical tables until it answers again; see docs/reliability.md",
             exc.reason,
         )
-        after = _keyset(position) if cursor else None
-        return await _feed_from_postgres(run, cursors, media_urls, me, scope, limit, after)
-    next_position: dict[str, Any] = {"c": continuation}
-    if items:  # where the page ended, for going on from PostgreSQL should Cosmos DB go away
-        next_position.update(t=items[-1]["createdAt"], id=items[-1]["postId"])
-    return FeedRead(
-        Page[FeedItem](
-            items=hydrated,
-            next_cursor=cursors.encode(scope, next_position) if continuation else None,
+        record_degraded_read("feed")
+        rows = await postgres(after, limit + 1, None)
+        position = entry_key(rows[limit - 1]) if len(rows) > limit else None
+        items = [e["item"] for e in rows[:limit]]
+        return FeedRead(
+            Page[FeedItem](items=items, next_cursor=_cursor(cursors, scope, position, True)), True
         )
-    )
+    items = hydrated + [e["item"] for e in feed_page.postgres_entries]
+    next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
+    return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
 
 
-def _keyset(position: dict[str, Any]) -> tuple[datetime, UUID]:
+def _cursor(cursors: CursorCodec, scope: str, position: Key | None, more: bool) -> str | None:
+    if not more or position is None:
+        return None
+    return cursors.encode(scope, {"t": cosmos_time(position[0]), "id": position[1]})
+
+
+def _keyset(position: dict[str, Any]) -> Key:
     try:
-        return datetime.fromisoformat(position["t"]), UUID(position["id"])
+        return parse_time(str(position["t"])), str(UUID(position["id"]))
     except (KeyError, TypeError, ValueError):
         raise BadCursor("the cursor is not one this API issued") from None
 
 
-async def _feed_from_postgres(
-    run: Transactions,
-    cursors: CursorCodec,
-    media_urls: MediaUrls,
-    me: str,
-    scope: str,
-    limit: int,
-    after: tuple[datetime, UUID] | None,
-) -> FeedRead:
-    """The feed as the projections would hold it, from the canonical tables: the visible posts of the
-    caller and of whom they follow, less muted authors and blocks either way, newest first."""
-    record_degraded_read("feed")
-    rows = await run(lambda uow: _feed_rows(uow, UUID(me), limit + 1, after))
-    items = [_feed_item_from_row(row, media_urls) for row in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return FeedRead(
-        Page[FeedItem](
-            items=items,
-            next_cursor=cursors.time_cursor(scope, last.created_at, last.post_id) if last else None,
-        ),
-        from_postgres=True,
+async def _reader(uow: UnitOfWork, pulled_after: datetime) -> tuple[str, list[PullWindow]]:
+    """The caller, and the pull windows of the authors they follow (less muted and blocked ones) that
+    may hold posts newer than the retention: whom a page pulls from authorPosts."""
+    me = uow.require_user()
+    rows = await fetch_all(
+        uow.conn,
+        _PullWindowRow,
+        """SELECT w.author_id, w.pulled_since, w.pulled_last, w.pulling
+           FROM follows f JOIN fanout_pull_windows w ON w.author_id = f.followee_id
+           WHERE f.follower_id = %(me)s AND f.deleted_at IS NULL
+             AND (w.pulling OR w.pulled_last > %(after)s)
+             AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(me)s
+                               AND m.muted_id = f.followee_id AND m.deleted_at IS NULL)
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
+                               AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
+                                    OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))""",
+        {"me": me, "after": pulled_after},
     )
+    windows = [PullWindow(str(r.author_id), r.pulled_since, r.pulled_last, r.pulling) for r in rows]
+    return str(me), windows
+
+
+_KEYSET = "AND (c.createdAt < @t OR (c.createdAt = @t AND c.postId < @id))"
+_ORDER = "ORDER BY c.createdAt DESC, c.postId DESC"
+
+
+def _keyset_parameters(after: Key | None) -> tuple[str, list[dict[str, Any]]]:
+    if after is None:
+        return "", []
+    return _KEYSET, [{"name": "@t", "value": cosmos_time(after[0])}, {"name": "@id", "value": after[1]}]
+
+
+async def _source_page(
+    container: Any,
+    query: str,
+    parameters: list[dict[str, Any]],
+    partition: str,
+    n: int,
+    me: str,
+    pulled: bool,
+) -> SourcePage:
+    entries, continuation = await page(container, query, parameters, partition, n, None)
+    if pulled:
+        entries = [feed_item(me, document) for document in entries]
+    return SourcePage(entries, exhausted=continuation is None)
+
+
+async def _cosmos_pages(
+    db: DatabaseProxy, me: str, windows: list[PullWindow], edge: datetime, position: Key | None, n: int
+) -> list[SourcePage]:
+    """Up to `n` entries newer than the horizon and after the keyset from the caller's userFeed
+    partition and from each pulled author's authorPosts partition: single-partition queries, all
+    at once."""
+    keyset, keyset_parameters = _keyset_parameters(position)
+    edge_parameter = {"name": "@edge", "value": cosmos_time(edge)}
+    fetches = [
+        _source_page(
+            db.get_container_client(FEED),
+            f"SELECT * FROM c WHERE c.recipientId = @me AND c.createdAt > @edge {keyset} {_ORDER}",  # noqa: S608
+            [{"name": "@me", "value": me}, edge_parameter, *keyset_parameters],
+            me,
+            n,
+            me,
+            pulled=False,
+        )
+    ]
+    author_posts = db.get_container_client(AUTHOR_POSTS)
+    for window in windows:
+        if window.overlaps(edge, position):
+            query, parameters = _pulled_query(window, edge_parameter, keyset, keyset_parameters)
+            fetches.append(
+                _source_page(author_posts, query, parameters, window.author_id, n, me, pulled=True)
+            )
+    return list(await asyncio.gather(*fetches))
+
+
+async def _postgres_entries(
+    run: Transactions, media_urls: MediaUrls, me: str, n: int, after: Key | None, not_after: datetime | None
+) -> list[dict[str, Any]]:
+    """Up to `n` feed entries from the canonical tables after the keyset, created at or before
+    `not_after` (when given), each with its FeedItem (the canonical rows are current: no hydration)."""
+    keyset = (after[0], UUID(after[1])) if after is not None else None
+    rows = await run(lambda uow: _feed_rows(uow, UUID(me), n, keyset, not_after))
+    return [
+        {
+            "postId": str(row.post_id),
+            "authorId": str(row.author_id),
+            "createdAt": cosmos_time(row.created_at),
+            "item": _feed_item_from_row(row, media_urls),
+        }
+        for row in rows
+    ]
+
+
+def _pulled_query(
+    window: PullWindow, edge: dict[str, Any], keyset: str, keyset_parameters: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The query of one pulled author's partition: visible posts of the pull window, newer than the
+    horizon, after the keyset."""
+    parameters = [{"name": "@a", "value": window.author_id}, edge]
+    parameters.append({"name": "@since", "value": cosmos_time(window.since)})
+    upper = ""
+    if not window.pulling:
+        upper = "AND c.createdAt <= @last"
+        parameters.append({"name": "@last", "value": cosmos_time(window.last)})
+    query = (
+        "SELECT c.postId, c.authorId, c.createdAt, c.version FROM c "  # noqa: S608
+        "WHERE c.authorId = @a AND c.createdAt > @edge AND c.createdAt >= @since "
+        f"{upper} AND c.deleted = false AND c.status = 'visible' {keyset} {_ORDER}"
+    )
+    return query, parameters + keyset_parameters
+
+
+def _hidden_by(hidden: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """Entries of muted or blocked authors, and of posts deleted or hidden since they were written."""
+    return lambda entry: entry["postId"] in hidden or entry["authorId"] in hidden
+
+
+async def _screen(run: Transactions, me: str, entries: list[dict[str, Any]]) -> set[str]:
+    if not entries:
+        return set()
+
+    async def screen(uow: UnitOfWork) -> set[str]:
+        return await _not_to_show(uow, me, entries)
+
+    return await run(screen)
 
 
 # The fallback feed must answer within the request's 3 s even for someone who follows thousands,
@@ -140,7 +279,11 @@ FEED_FALLBACK_STATEMENT_TIMEOUT_MS = 1000
 
 
 async def _feed_rows(
-    uow: UnitOfWork, me: UUID, limit: int, after: tuple[datetime, UUID] | None
+    uow: UnitOfWork,
+    me: UUID,
+    limit: int,
+    after: tuple[datetime, UUID] | None,
+    not_after: datetime | None = None,
 ) -> list[_FeedPostWithCounts]:
     """The newest `limit` posts of the authors the caller sees, each author's read from the
     (author_id, created_at, id) index and cut at `limit`: the cost grows with the authors followed
@@ -150,6 +293,9 @@ async def _feed_rows(
     if after is not None:
         params["after_time"], params["after_id"] = after
         keyset = "AND (p0.created_at, p0.id) < (%(after_time)s, %(after_id)s)"
+    if not_after is not None:  # what Cosmos DB holds is newer: taken from there
+        params["not_after"] = not_after
+        keyset += " AND p0.created_at <= %(not_after)s"
     await uow.conn.execute(
         "SELECT set_config('statement_timeout', %s, true)", (str(FEED_FALLBACK_STATEMENT_TIMEOUT_MS),)
     )

@@ -1,5 +1,12 @@
 """Home feeds in Cosmos DB (`userFeed`, one item per recipient per post).
 
+Hybrid fan-out: an author with more followers than FANOUT_MAX_FOLLOWERS is not fanned out (only the
+author's own item is written); `audience` decides it, for posts and for anything else fanned out by
+the same rule, and records the author's pull window (table fanout_pull_windows) before a post is
+skipped, so a feed read pulls it from authorPosts (services/feed_reads.py). Feeds are bounded: an
+item expires FEED_ITEM_TTL_DAYS after its post was created (a Cosmos ttl), and a feed is trimmed to
+about FEED_MAX_ITEMS, leaving a floor document that tells reads where Cosmos stops holding all.
+
 Fan-out reads followers from PostgreSQL in pages (keyset on follower id) and
 writes feed items with bounded concurrency. Follows back-fill; unfollows,
 blocks and mutes remove. Every operation is idempotent: an item's id is
@@ -32,16 +39,25 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
+from azure.core import MatchConditions
 from azure.cosmos import exceptions
 from azure.cosmos.aio import ContainerProxy
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_all
 from shared_code.db.unit_of_work import system_connection
+from shared_code.domain.feed_merge import (
+    cosmos_time,
+    is_pulled,
+    item_ttl_seconds,
+    parse_time,
+    trim_split,
+    trims_after,
+)
 from shared_code.projections.writes import NO_EXPIRY
 
 log = logging.getLogger("chorus.feeds")
@@ -128,8 +144,8 @@ def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
             "avatarUrl": row.avatar_url,
         },
         "content": row.content,
-        "createdAt": row.created_at.isoformat(),
-        "editedAt": row.edited_at.isoformat() if row.edited_at else None,
+        "createdAt": cosmos_time(row.created_at),
+        "editedAt": cosmos_time(row.edited_at) if row.edited_at else None,
         "version": row.version,
         "media": row.media,
     }
@@ -175,10 +191,18 @@ class FeedService:
         concurrency: int = 64,
         backfill_posts: int = 50,
         posts: ContainerProxy | None = None,
+        max_followers: int = 10_000,
+        item_ttl: timedelta = timedelta(days=30),
+        max_items: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fanout_states: ContainerProxy | None = None,
     ) -> None:
         self._pool = pool
         self._feed = feed
+        self._max_followers = max_followers
+        self._item_ttl = item_ttl
+        self._max_items = max_items
+        self._clock = clock
         # posts_v2, where the current version of a post is read (None: no version gate, e.g. a rebuild)
         self._posts = posts
         # counters, where each post's fan-out state is kept (None: every version fans out in full)
@@ -228,6 +252,43 @@ class FeedService:
             row = await cur.fetchone()
         return bool(row and row[0])
 
+    # --- the threshold ----------------------------------------------------------------------------
+
+    async def audience(self, author_id: str, created_at: datetime, record: bool = True) -> bool:
+        """Whether what `author_id` publishes at `created_at` is pulled by readers (True) rather than
+        fanned out to followers: more followers than FANOUT_MAX_FOLLOWERS. With `record`, the author's
+        pull window is widened to cover `created_at` before True is returned (so a reader pulls it), or
+        closed when the author is fanned out again. One statement for an author below the threshold
+        with no open window; two otherwise."""
+        async with system_connection(self._pool) as conn:
+            cur = await conn.execute(
+                """SELECT c.followers, w.pulling FROM user_counts c
+                   LEFT JOIN fanout_pull_windows w ON w.author_id = c.user_id
+                   WHERE c.user_id = %(a)s""",
+                {"a": author_id},
+            )
+            row = await cur.fetchone()
+            pulled = is_pulled(int(row[0]) if row else 0, self._max_followers)
+            pulling = bool(row and row[1])
+            if record and pulled:
+                await conn.execute(
+                    """INSERT INTO fanout_pull_windows (author_id, pulled_since, pulled_last, pulling)
+                       VALUES (%(a)s, %(t)s, %(t)s, true)
+                       ON CONFLICT (author_id) DO UPDATE SET
+                           pulled_since = LEAST(fanout_pull_windows.pulled_since, EXCLUDED.pulled_since),
+                           pulled_last = GREATEST(fanout_pull_windows.pulled_last, EXCLUDED.pulled_last),
+                           pulling = true, updated_at = now()""",
+                    {"a": author_id, "t": created_at},
+                )
+            elif record and pulling:
+                # Fanned out again: posts after pulled_last are in feeds; the window keeps the pulled ones.
+                await conn.execute(
+                    """UPDATE fanout_pull_windows SET pulling = false, updated_at = now()
+                       WHERE author_id = %(a)s AND pulling""",
+                    {"a": author_id},
+                )
+        return pulled
+
     # --- fan-out ----------------------------------------------------------------------------------
 
     async def fan_out_post(self, post: dict[str, Any], _depth: int = 0) -> int:
@@ -255,8 +316,16 @@ class FeedService:
             return 0
         if not visible:  # until this removal completes, a later visible version must fan out in full
             await self._set_state(post, visible=False, complete=False)
+        author_id = str(post["authorId"])
+        created_at = parse_time(post["createdAt"]) if post.get("createdAt") else self._clock()
+        # A pulled post reaches followers through their reads; a removal of one leaves only copies
+        # written before the author crossed the threshold, which reads screen out (and which expire).
+        if await self.audience(author_id, created_at, record=visible):
+            total = await self._fan_out_to_author_only(post, visible)
+            await self._set_state(post, visible=visible, complete=True)
+            return total
         total = 0
-        async for page in self.recipients(str(post["authorId"]), include_muters=not visible):
+        async for page in self.recipients(author_id, include_muters=not visible):
             if visible:
                 total += await bounded(
                     page, lambda recipient: self.write_item(recipient, post), self._concurrency
@@ -275,6 +344,14 @@ class FeedService:
                 # (a removal, say), so fan it out again; it wins every item by its version.
                 await self.fan_out_post(newer, _depth + 1)
         return total
+
+    async def _fan_out_to_author_only(self, post: dict[str, Any], visible: bool) -> int:
+        author_id = str(post["authorId"])
+        if visible:
+            await self.write_item(author_id, post)
+        else:
+            await self._delete(f"{author_id}:{post['postId']}", author_id)
+        return 1
 
     async def _state(self, post: dict[str, Any]) -> dict[str, Any] | None:
         if self._states is None:
@@ -320,13 +397,21 @@ class FeedService:
         """The recipient's feed item for `post`, unless the item already holds this or a newer version:
         one request in the common case (a create for a new post, a conditional patch for an edit)."""
         item = feed_item(recipient_id, post)
+        created_at = parse_time(item["createdAt"]) if item.get("createdAt") else self._clock()
+        ttl = item_ttl_seconds(created_at, self._clock(), self._item_ttl)
+        if ttl is None:
+            return  # older than feeds keep: reads take it from PostgreSQL
+        item["ttl"] = ttl
         version = _version(post)
         changes = [{"op": "set", "path": f"/{name}", "value": item[name]} for name in _EDITABLE_ITEM_FIELDS]
+        changes.append({"op": "set", "path": "/ttl", "value": ttl})  # a write restarts Cosmos' ttl clock
         create_first = version <= 1
         for _ in range(3):
             if create_first:
                 try:
                     await self._feed.create_item(item)
+                    if trims_after(recipient_id, str(item["postId"]), self._max_items):
+                        await self.trim(recipient_id)
                     return
                 except exceptions.CosmosResourceExistsError:
                     pass
@@ -345,6 +430,60 @@ class FeedService:
                 create_first = True  # removed meanwhile, or never there: create it
         raise RuntimeError(f"feed item {item['id']}: lost 3 races with concurrent writers; will retry")
 
+    async def trim(self, recipient_id: str) -> int:
+        """Delete the feed's items beyond the newest FEED_MAX_ITEMS, after raising the feed's floor to
+        the newest of them: a read takes what is at or below the floor from PostgreSQL. Returns how
+        many items were deleted."""
+        keys = {
+            (parse_time(item["createdAt"]), str(item["postId"])): str(item["id"])
+            async for item in self._feed.query_items(
+                "SELECT c.id, c.createdAt, c.postId FROM c WHERE c.recipientId = @r AND IS_DEFINED(c.postId)",
+                parameters=[{"name": "@r", "value": recipient_id}],
+                partition_key=recipient_id,
+            )
+            if item.get("createdAt")
+        }
+        beyond, floor = trim_split(list(keys), self._max_items)
+        if floor is None:
+            return 0
+        await self._raise_floor(recipient_id, floor)
+        return await bounded(
+            [keys[key] for key in beyond],
+            lambda item_id: self._delete(item_id, recipient_id),
+            self._concurrency,
+        )
+
+    async def _raise_floor(self, recipient_id: str, floor: datetime) -> None:
+        floor_id = f"{recipient_id}:floor"
+        ttl = max(1, int(self._item_ttl.total_seconds()))
+        for _ in range(3):
+            try:
+                current = await self._feed.read_item(floor_id, partition_key=recipient_id)
+            except exceptions.CosmosResourceNotFoundError:
+                current = None
+            if current is not None and parse_time(current["floorAt"]) >= floor:
+                return
+            document = {
+                "id": floor_id,
+                "recipientId": recipient_id,
+                "floorAt": cosmos_time(floor),
+                "ttl": ttl,
+            }
+            try:
+                if current is None:
+                    await self._feed.create_item(document)
+                else:
+                    await self._feed.replace_item(
+                        floor_id,
+                        document,
+                        etag=current["_etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                return
+            except (exceptions.CosmosResourceExistsError, exceptions.CosmosAccessConditionFailedError):
+                continue  # another trim raised it meanwhile: look again
+        raise RuntimeError(f"feed floor {floor_id}: lost 3 races with concurrent trims; will retry")
+
     async def _delete(self, item_id: str, recipient_id: str) -> None:
         with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
             await self._feed.delete_item(item_id, partition_key=recipient_id)
@@ -353,7 +492,8 @@ class FeedService:
 
     async def backfill(self, recipient_id: str, author_id: str) -> int:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
-        unless the recipient has muted the author or either blocks the other."""
+        unless the recipient has muted the author or either blocks the other; not the posts in the
+        author's pull window (reads pull those), so following a big author costs no more writes."""
         async with system_connection(self._pool) as conn:
             rows = await fetch_all(
                 conn,
@@ -365,6 +505,10 @@ class FeedService:
                                    AND f.followee_id = %(author)s AND f.deleted_at IS NULL)
                      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
                                        AND m.muted_id = %(author)s AND m.deleted_at IS NULL)
+                     -- a pulled post reaches the feed through reads: not copied
+                     AND NOT EXISTS (SELECT 1 FROM fanout_pull_windows w WHERE w.author_id = p.author_id
+                                       AND p.created_at >= w.pulled_since
+                                       AND (w.pulling OR p.created_at <= w.pulled_last))
                    ORDER BY p.created_at DESC, p.id DESC LIMIT %(limit)s""",  # noqa: S608 (a constant)
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )

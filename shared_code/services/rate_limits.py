@@ -18,32 +18,48 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.rows import fetch_one
 from shared_code.domain.errors import RateLimited
-from shared_code.domain.rate_limits import Rate, fanout_weight, gcra_step, retry_after_header
+from shared_code.domain.rate_limits import Rate, fanout_doublings, gcra_step, retry_after_header
 
 log = logging.getLogger("chorus.limits")
 
+_DOUBLINGS = fanout_doublings()
+
 # The GCRA step (shared_code/domain/rate_limits.py gcra_step) as one statement: a new row is a full
-# bucket; an existing one moves its TAT only when the request fits, and says whether it did.
-_CHARGE_SQL = """
+# bucket; an existing one moves its TAT only when the request fits, and says whether it did. A write that
+# fans out is weighed in the same statement (one round trip, not two): its cost is 2 ^ (how many of the
+# `doublings` its account's followers reach), i.e. domain.rate_limits.fanout_weight; the account is the
+# one `fanout_user` names, or the caller's (`fanout_subject`); neither: the cost is `cost`. The increment
+# is Rate.increment_seconds: min(max(cost, 1), limit) * period / limit.
+_CHARGE_SQL = """-- rate-limit:charge
+WITH followers AS (
+    SELECT coalesce(
+        (SELECT c.followers FROM user_counts c WHERE c.user_id = %(fanout_user)s::uuid),
+        (SELECT c.followers FROM users u JOIN user_counts c ON c.user_id = u.id
+         WHERE u.auth_subject = %(fanout_subject)s::text AND u.deleted_at IS NULL),
+        0) AS n
+), step AS (
+    SELECT make_interval(secs => least(greatest(
+               CASE WHEN %(fanout_user)s::uuid IS NULL AND %(fanout_subject)s::text IS NULL THEN %(cost)s::float8
+                    ELSE power(2, (SELECT count(*) FROM unnest(%(doublings)s::bigint[]) AS d(at)
+                                   WHERE followers.n >= d.at))
+               END, 1), %(limit)s::float8) * %(period)s::float8 / %(limit)s::float8) AS increment,
+           make_interval(secs => %(period)s::float8) AS period
+    FROM followers
+)
 INSERT INTO rate_limit_buckets AS b (bucket, key_hash, tat, allowed)
-VALUES (%(bucket)s, %(key)s, now() + make_interval(secs => %(increment)s), true)
+SELECT %(bucket)s, %(key)s, now() + step.increment, true FROM step
 ON CONFLICT (bucket, key_hash) DO UPDATE SET
-    allowed = greatest(b.tat, now()) + make_interval(secs => %(increment)s)
-              <= now() + make_interval(secs => %(period)s),
+    allowed = greatest(b.tat, now()) + (SELECT increment FROM step) <= now() + (SELECT period FROM step),
     tat = CASE
-        WHEN greatest(b.tat, now()) + make_interval(secs => %(increment)s)
-             <= now() + make_interval(secs => %(period)s)
-        THEN greatest(b.tat, now()) + make_interval(secs => %(increment)s)
+        WHEN greatest(b.tat, now()) + (SELECT increment FROM step) <= now() + (SELECT period FROM step)
+        THEN greatest(b.tat, now()) + (SELECT increment FROM step)
         ELSE b.tat
     END
 RETURNING allowed,
-          extract(epoch FROM greatest(tat, now()) + make_interval(secs => %(increment)s)
-                             - now() - make_interval(secs => %(period)s))::float8 AS retry_after_seconds
+          extract(epoch FROM greatest(tat, now()) + (SELECT increment FROM step)
+                             - now() - (SELECT period FROM step))::float8 AS retry_after_seconds
 """
 
-_FOLLOWERS_OF_USER_SQL = "SELECT followers FROM user_counts WHERE user_id = %s"
-_FOLLOWERS_OF_SUBJECT_SQL = """SELECT c.followers FROM users u JOIN user_counts c ON c.user_id = u.id
-                               WHERE u.auth_subject = %s AND u.deleted_at IS NULL"""
 # Buckets whose TAT passed this long ago are full again and can go (the longest period is a day).
 _PRUNE_SQL = """DELETE FROM rate_limit_buckets WHERE (bucket, key_hash) IN (
                     SELECT bucket, key_hash FROM rate_limit_buckets WHERE tat < now() LIMIT %s)"""
@@ -90,6 +106,15 @@ def key_hash(key: str) -> str:
 
 
 @dataclass(frozen=True)
+class FanOut:
+    """A write that reaches the followers of an account: the account by id (a follow joins the
+    followee's fan-out), or the caller's own, by its token subject (a post, an edit)."""
+
+    user_id: UUID | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
 class _Charged:
     allowed: bool
     retry_after_seconds: float
@@ -100,13 +125,18 @@ class RateLimiter:
         self._pool = pool
         self._wait = wait_seconds
 
-    async def charge(self, bucket: Bucket, key: str, cost: int = 1) -> None:
-        """Spend `cost` units of `key`'s `bucket`, or raise RateLimited (nothing spent)."""
+    async def charge(self, bucket: Bucket, key: str, cost: int = 1, fanout: FanOut | None = None) -> None:
+        """Spend `cost` units of `key`'s `bucket` (or, for a write that fans out, the fan-out's weight,
+        looked up in the same statement), or raise RateLimited (nothing spent)."""
         params = {
             "bucket": bucket.name,
             "key": key_hash(key),
-            "increment": bucket.rate.increment_seconds(cost),
+            "cost": cost,
+            "limit": bucket.rate.limit,
             "period": bucket.rate.period_seconds,
+            "fanout_user": fanout.user_id if fanout else None,
+            "fanout_subject": fanout.subject if fanout else None,
+            "doublings": list(_DOUBLINGS),
         }
         async with self._pool.connection(timeout=self._wait) as conn:
             charged = await fetch_one(conn, _Charged, _CHARGE_SQL, params)
@@ -119,20 +149,6 @@ class RateLimiter:
                 seconds,
                 limit=bucket.name,
             )
-
-    async def fanout_weight_of_user(self, user_id: UUID) -> int:
-        """The weight of a write that fans out to `user_id`'s followers (a follow's back-fill)."""
-        return await self._weight(_FOLLOWERS_OF_USER_SQL, user_id)
-
-    async def fanout_weight_of_subject(self, subject: str) -> int:
-        """The weight of a write that fans out to the caller's followers (a post, an edit)."""
-        return await self._weight(_FOLLOWERS_OF_SUBJECT_SQL, subject)
-
-    async def _weight(self, sql: str, param: object) -> int:
-        async with self._pool.connection(timeout=self._wait) as conn:
-            cur = await conn.execute(sql, (param,))
-            row = await cur.fetchone()
-        return fanout_weight(int(row[0]) if row else 0)
 
 
 class LocalRateLimiter:

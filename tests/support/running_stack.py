@@ -8,6 +8,7 @@ faults with `python -m devhost fault`, the same command an operator would type.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -192,6 +193,40 @@ class HostProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def worker_pids(self) -> dict[int, int]:
+        """The host's worker processes now, by worker index (from host.json; {} before it is written)."""
+        try:
+            described = json.loads((self.stack.state_dir / "host.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        if described.get("baseUrl") != self.base_url:
+            return {}
+        return {int(index): int(pid) for index, pid in described.get("workers", {}).items()}
+
+    async def worker_status(self, timeout: float = 60.0) -> dict[int, dict[str, Any]]:
+        """GET /admin/host/status from every worker: each on a new connection, which the kernel hands
+        to one worker's listener, until every worker in host.json has answered."""
+        deadline = time.monotonic() + timeout
+        seen: dict[int, dict[str, Any]] = {}
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            while True:
+                expected = self.worker_pids()
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(
+                        self.base_url + "/admin/host/status", timeout=aiohttp.ClientTimeout(total=5)
+                    ) as response:
+                        status = await response.json()
+                        seen[int(status["worker"])] = status
+                current = {i: s for i, s in seen.items() if expected.get(i) == s["pid"]}
+                if expected and current.keys() == expected.keys():
+                    return current
+                if time.monotonic() > deadline:
+                    raise ProcessError(
+                        f"workers {sorted(expected)} did not all answer; answered: {sorted(seen)}"
+                    )
+                await asyncio.sleep(0.01)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing, as when a worker is lost."""

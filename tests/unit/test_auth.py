@@ -727,3 +727,106 @@ async def test_a_hanging_jwks_times_out(
         with pytest.raises(AuthUnavailableError):
             await jwks_verifier(jwks_server).authenticate(bearer(sign(ec_key, kid="ec-1")))
     assert time.monotonic() - started < 2
+
+
+# --- verified tokens are remembered until they expire ------------------------------------------
+
+
+class CountingDecode:
+    """jwt.decode, counted: how many signature checks the verifier made."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.decode = jwt.decode
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.decode(*args, **kwargs)
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> CountingDecode:
+    counting = CountingDecode()
+    monkeypatch.setattr(jwt, "decode", counting)
+    return counting
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_a_verified_token_is_usable_again_only_before_its_expiry() -> None:
+    assert auth.verified_token_usable(expires_at=1000.0, now=999.9)
+    assert not auth.verified_token_usable(expires_at=1000.0, now=1000.0)
+
+
+async def test_the_same_token_again_is_not_verified_again(
+    verifier: TokenVerifier, ec_key: PrivateKey, decodes: CountingDecode
+) -> None:
+    token = bearer(sign(ec_key, roles=["user", "moderator"]))
+    first = await verifier.authenticate(token)
+    assert decodes.calls == 1
+    for _ in range(3):
+        assert await verifier.authenticate(token) == first
+    assert decodes.calls == 1
+    other = bearer(sign(ec_key, sub="user-2"))
+    assert (await verifier.authenticate(other)).subject == "user-2"  # another token: its own check
+    assert decodes.calls == 2
+
+
+async def test_a_remembered_token_is_verified_afresh_once_it_expired(
+    verifier: TokenVerifier, ec_key: PrivateKey, decodes: CountingDecode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = int(time.time()) + 300
+    token = bearer(sign(ec_key, exp=exp))
+    await verifier.authenticate(token)
+    wall = WallClock()
+    monkeypatch.setattr(auth, "time", wall)
+    wall.now = exp - 1
+    await verifier.authenticate(token)
+    assert decodes.calls == 1
+    wall.now = exp  # past its expiry by the verifier's clock: not taken from memory any more
+    await verifier.authenticate(token)
+    assert decodes.calls == 2
+
+
+async def test_a_refused_token_is_never_remembered(
+    verifier: TokenVerifier, attacker_key: PrivateKey, ec_key: PrivateKey
+) -> None:
+    forged = bearer(sign(attacker_key))
+    for _ in range(2):
+        assert await rejected(verifier, forged) == "invalid token signature"
+    expired = bearer(
+        sign(ec_key, iat=int(time.time()) - 400, nbf=int(time.time()) - 400, exp=int(time.time()) - 100)
+    )
+    for _ in range(2):
+        assert await rejected(verifier, expired) == "token expired"
+
+
+async def test_a_jwks_refresh_forgets_what_was_verified_with_the_old_keys(
+    jwks_server: JwksServer,
+    clock: Clock,
+    ec_key: ec.EllipticCurvePrivateKey,
+    second_ec_key: ec.EllipticCurvePrivateKey,
+) -> None:
+    jwks_server.publish(ec_jwk(ec_key, "ec-1", alg="ES256"))
+    verifier = jwks_verifier(jwks_server)
+    token = bearer(sign(ec_key, kid="ec-1"))
+    assert (await verifier.authenticate(token)).subject == "user-1"
+    jwks_server.publish(ec_jwk(second_ec_key, "ec-2", alg="ES256"))  # the provider withdrew ec-1
+    clock.advance(601)  # the keys are stale: the next request fetches them again
+    assert await rejected(verifier, token) == "unknown token signing key"
+    assert jwks_server.fetches == 2
+
+
+async def test_the_memory_of_verified_tokens_is_bounded(
+    verifier: TokenVerifier, ec_key: PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_MAX", 3)
+    for n in range(10):
+        await verifier.authenticate(bearer(sign(ec_key, sub=f"user-{n}")))
+        assert len(verifier._verified) <= 3

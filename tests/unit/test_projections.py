@@ -48,6 +48,8 @@ from shared_code.domain.events import (
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
 from shared_code.projections.writes import (
+    AUTHOR_POSTS,
+    AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
     NO_EXPIRY,
     NOTIFICATIONS,
@@ -443,7 +445,11 @@ def test_follow_deleted_writes_counts_only() -> None:
 
 def test_post_created_writes_the_post_and_the_authors_counts() -> None:
     writes = project(EVENTS["post.created"])
-    assert containers(writes) == [(COUNTERS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
+    assert containers(writes) == [
+        (AUTHOR_POSTS, "VersionedUpsert"),
+        (COUNTERS, "VersionedUpsert"),
+        (POSTS, "VersionedUpsert"),
+    ]
     doc = one(writes, POSTS)
     assert doc["id"] == doc["postId"] == str(POST)
     assert doc["authorId"] == str(ALICE)
@@ -460,7 +466,7 @@ def test_post_created_writes_the_post_and_the_authors_counts() -> None:
 
 def test_post_updated_writes_the_edit_without_counts() -> None:
     writes = project(EVENTS["post.updated"])
-    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    assert containers(writes) == [(AUTHOR_POSTS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
     doc = one(writes, POSTS)
     assert (doc["content"], doc["version"]) == ("first, edited", 2)
     assert doc["editedAt"] is not None
@@ -479,11 +485,27 @@ def test_post_deleted_keeps_no_content_and_expires() -> None:
 
 def test_a_moderated_post_is_rerendered_with_its_status_and_leaves_feeds() -> None:
     writes = project(EVENTS["post.moderated"])
-    assert containers(writes) == [(POSTS, "VersionedUpsert")]
+    assert containers(writes) == [(AUTHOR_POSTS, "VersionedUpsert"), (POSTS, "VersionedUpsert")]
     doc = one(writes, POSTS)
     assert (doc["status"], doc["version"], doc["deleted"]) == ("hidden", 3, False)
     assert doc["content"] == "first, edited"
     assert not shows_in_feeds(doc)
+
+
+def test_every_post_event_keeps_the_authors_partition_of_author_posts_in_step() -> None:
+    """One write per post event whatever the audience: what feed reads pull for big authors."""
+    for event_type, status, deleted in (
+        ("post.created", "visible", False),
+        ("post.updated", "visible", False),
+        ("post.moderated", "hidden", False),
+        ("post.deleted", "visible", True),
+    ):
+        writes = project(EVENTS[event_type])
+        doc, post = one(writes, AUTHOR_POSTS), one(writes, POSTS)
+        assert [w.partition_key for w in writes if w.container == AUTHOR_POSTS] == [str(ALICE)]
+        assert {k: v for k, v in doc.items() if k != "ttl"} == {k: v for k, v in post.items() if k != "ttl"}
+        assert (doc["status"], doc["deleted"]) == (status, deleted), event_type
+        assert doc["ttl"] == (TOMBSTONE_TTL_SECONDS if deleted else AUTHOR_POSTS_TTL_SECONDS)
 
 
 def test_a_hidden_post_does_not_show_in_feeds() -> None:

@@ -10,6 +10,7 @@ from shared_code.domain.rate_limits import (
     UNKNOWN_CLIENT,
     Rate,
     client_address,
+    fanout_doublings,
     fanout_weight,
     gcra_step,
     retry_after_header,
@@ -90,6 +91,14 @@ def test_bytes_per_day_work_as_a_byte_weighted_bucket() -> None:
 )
 def test_fan_out_weight_doubles_with_every_tenfold_of_followers(followers: int, weight: int) -> None:
     assert fanout_weight(followers) == weight
+
+
+@pytest.mark.parametrize(
+    "followers", [0, 1, 999, 1000, 1001, 9999, 10_000, 99_999, 10**5, 10**6, 10**7, 10**9]
+)
+def test_the_stores_doublings_give_the_same_weight(followers: int) -> None:
+    """The upsert weighs a fan-out as 2 ^ (how many doublings the followers reach)."""
+    assert 2 ** sum(followers >= at for at in fanout_doublings()) == fanout_weight(followers)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.outbox.breaker import BreakerState, FailureVerdict, SinkBreaker
-from shared_code.outbox.policy import RelayPolicy, RoundReport, paces_the_drain, probe_due_before_deadline
+from shared_code.outbox.policy import RelayPolicy, RoundReport, probe_due_before_deadline
 from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
 from tests.support.relay_store import FakeStore, event
@@ -271,13 +271,6 @@ def test_a_running_delivery_is_probed_every_watch_interval_until_its_deadline_is
     assert probe_due_before_deadline(5.0, 30.0, 1.0)
     assert not probe_due_before_deadline(29.5, 30.0, 1.0)  # the deadline comes first
     assert not probe_due_before_deadline(0.0, 0.05, 1.0)
-
-
-def test_a_round_given_up_as_an_outage_does_not_pace_the_drain() -> None:
-    assert paces_the_drain(RoundReport(claimed=5, published=5))
-    assert paces_the_drain(RoundReport(claimed=5, published=3, failed=2, released=2))
-    assert not paces_the_drain(RoundReport(claimed=5, failed=5, released=5))
-    assert paces_the_drain(RoundReport())  # an empty round is quick anyway
 
 
 async def test_hanging_projections_are_given_up_as_an_outage_as_soon_as_cosmos_misses_a_probe() -> None:

@@ -11,16 +11,23 @@ tests/integration/outbox.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
 
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.handlers import EventHubsPublisher, FeedMaintenanceHandler, ProjectionHandler
+from shared_code.outbox.handlers import (
+    EventHubsPublisher,
+    FeedMaintenanceHandler,
+    ProjectionHandler,
+    group_by_partition,
+)
 from shared_code.outbox.policy import (
     BACKOFF_CAP_SECONDS,
     LAST_ERROR_MAX,
@@ -29,9 +36,11 @@ from shared_code.outbox.policy import (
     RoundReport,
     becomes_dead,
     charge,
+    claims_again_after,
+    claims_again_at_once,
+    may_claim,
     release,
     retry_delay_seconds,
-    round_may_start,
 )
 from shared_code.outbox.relay import EventHandler, OutboxRelay
 from shared_code.outbox.store import OutboxStore
@@ -198,18 +207,23 @@ async def test_a_long_error_is_truncated_for_last_error() -> None:
 
 
 class ScriptedRelay(OutboxRelay):
-    """run_once answers from a script; no database, no listener (listen_url None)."""
+    """Each claim answers from a script (a round's report, or an error); no database, no listener."""
 
-    def __init__(self, script: list[RoundReport | BaseException]) -> None:
-        super().__init__(cast(OutboxStore, FakeStore([])), [], RelayPolicy())
+    def __init__(self, script: list[RoundReport | BaseException], **policy: Any) -> None:
+        super().__init__(cast(OutboxStore, FakeStore([])), [], RelayPolicy(**policy))
         self.script = script
         self.waits = 0
+        self.reports: list[RoundReport] = []
 
-    async def run_once(self) -> RoundReport:
+    async def claim_round(self) -> list[StoredEvent]:
         step = self.script.pop(0) if self.script else RoundReport()
         if isinstance(step, BaseException):
             raise step
-        return step
+        self.reports.append(step)
+        return [event(i) for i in range(step.claimed)]
+
+    async def finish_round(self, events: list[StoredEvent]) -> RoundReport:
+        return self.reports.pop(0)
 
     async def _wait_for_notify(self, listener: Any, timeout: float) -> None:
         self.waits += 1
@@ -222,7 +236,8 @@ async def test_drain_runs_busy_rounds_back_to_back_and_survives_a_lost_database(
             RoundReport(claimed=2, published=2),
             RoundReport(claimed=1, failed=1, dead=1),
             psycopg.OperationalError("server closed the connection"),
-        ]
+        ],
+        batch_size=1,  # every claim is full: more may be waiting
     )
     # After the error the relay waits out the rest of the budget (it would retry after 5 s).
     report = await relay.drain(0.3)
@@ -230,6 +245,63 @@ async def test_drain_runs_busy_rounds_back_to_back_and_survives_a_lost_database(
     assert report.errors == ["OperationalError: server closed the connection"]
     assert relay.waits == 0  # busy rounds never wait for a notification
     assert report.seconds >= 0.3
+
+
+class GatedRelay(OutboxRelay):
+    """Claims always find a full batch; each round is held until the test lets it finish."""
+
+    def __init__(self, **policy: Any) -> None:
+        super().__init__(cast(OutboxStore, FakeStore([])), [], RelayPolicy(**policy))
+        self.claims = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.gates: list[asyncio.Event] = []
+        self.started: asyncio.Queue[int] = asyncio.Queue()
+
+    async def claim_round(self) -> list[StoredEvent]:
+        self.claims += 1
+        return [event(self.claims)]
+
+    async def finish_round(self, events: list[StoredEvent]) -> RoundReport:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.started.put_nowait(events[0].id)
+        await gate.wait()
+        self.in_flight -= 1
+        return RoundReport(claimed=len(events), published=len(events))
+
+
+async def test_the_drain_claims_the_next_batches_while_a_round_is_in_flight_up_to_its_window() -> None:
+    relay = GatedRelay(batch_size=1, rounds_in_flight=3)
+    drain = asyncio.create_task(relay.drain(0.5))
+    assert [await asyncio.wait_for(relay.started.get(), 5) for _ in range(3)] == [1, 2, 3]
+    for _ in range(20):  # give the drain every chance to claim a fourth
+        await asyncio.sleep(0)
+    # The first round has not finished, yet two more were claimed; no fourth until one ends.
+    assert (relay.claims, relay.in_flight) == (3, 3)
+    relay.gates[1].set()  # a later round ending first frees its slot at once
+    assert await asyncio.wait_for(relay.started.get(), 5) == 4
+    assert relay.in_flight == 3
+    while not drain.done():
+        for gate in relay.gates:
+            gate.set()
+        await asyncio.sleep(0.01)
+    report = drain.result()
+    assert relay.most_in_flight == 3
+    assert report.rounds == report.published == relay.claims
+
+
+async def test_the_drain_waits_for_its_rounds_in_flight_before_it_ends() -> None:
+    relay = GatedRelay(batch_size=1, rounds_in_flight=2)
+    drain = asyncio.create_task(relay.drain(0.05))
+    await asyncio.sleep(0.2)  # the budget is over, two rounds are still in flight
+    assert not drain.done()
+    for gate in relay.gates:
+        gate.set()
+    report = await asyncio.wait_for(drain, 5)
+    assert report.rounds == relay.claims == 2
 
 
 async def test_drain_does_not_swallow_a_programming_error() -> None:
@@ -284,7 +356,9 @@ async def test_projection_failures_are_per_event_and_concurrency_is_bounded() ->
     failures = await ProjectionHandler(writer, concurrency=3).handle(events)  # type: ignore[arg-type]
     assert set(failures) == {failing.id}
     assert isinstance(failures[failing.id], ConnectionError)
-    assert sorted(writer.applied) == sorted(e.payload["postId"] for e in events if e is not failing)
+    # each post event writes posts_v2 and authorPosts (same id)
+    expected = [e.payload["postId"] for e in events if e is not failing for _ in ("posts_v2", "authorPosts")]
+    assert sorted(writer.applied) == sorted(expected)
     assert writer.most_in_flight == 3
 
 
@@ -372,39 +446,68 @@ async def test_a_removal_is_skipped_while_the_recipient_still_sees_the_author(
 # --- Event Hubs ------------------------------------------------------------------------------------------
 
 
+PARTITIONS = ["0", "1", "2", "3"]
+
+
 class FakeBatch:
-    def __init__(self, partition_key: str) -> None:
-        self.partition_key = partition_key
+    def __init__(self, partition_id: str, capacity: int) -> None:
+        self.partition_id = partition_id
+        self.capacity = capacity
         self.events: list[Any] = []
 
     def add(self, data: Any) -> None:
+        if len(self.events) >= self.capacity:
+            raise ValueError("EventDataBatch has reached its size limit")
         self.events.append(data)
 
 
 class FakeProducer:
-    def __init__(self, failing_keys: frozenset[str] = frozenset()) -> None:
-        self.failing_keys = failing_keys
+    """Sends to partitions; fails every send to `failing_partitions`, or the send numbered `fail_send`."""
+
+    def __init__(
+        self,
+        failing_partitions: frozenset[str] = frozenset(),
+        capacity: int = 1000,
+        fail_send: int | None = None,
+    ) -> None:
+        self.failing_partitions = failing_partitions
+        self.capacity = capacity
+        self.fail_send = fail_send
+        self.sends = 0
         self.sent: list[FakeBatch] = []
 
-    async def create_batch(self, *, partition_key: str) -> FakeBatch:
-        return FakeBatch(partition_key)
+    async def get_partition_ids(self) -> list[str]:
+        return PARTITIONS
+
+    async def create_batch(self, *, partition_id: str) -> FakeBatch:
+        return FakeBatch(partition_id, self.capacity)
 
     async def send_batch(self, batch: FakeBatch) -> None:
-        if batch.partition_key in self.failing_keys:
+        self.sends += 1
+        if batch.partition_id in self.failing_partitions or self.sends == self.fail_send:
             raise ConnectionError("link detached")
         self.sent.append(batch)
 
 
+def aggregates_on_distinct_partitions(count: int) -> list[UUID]:
+    """Aggregate ids whose keys map to `count` different partitions."""
+    found: dict[str, UUID] = {}
+    while len(found) < count:
+        aggregate = uuid4()
+        [partition] = group_by_partition([event(0, aggregate)], PARTITIONS)
+        found.setdefault(partition, aggregate)
+    return list(found.values())
+
+
 async def test_event_hubs_sends_each_event_keyed_by_its_aggregate_with_its_id() -> None:
-    a, b = uuid4(), uuid4()
+    a, b = aggregates_on_distinct_partitions(2)
     events = [event(1, a, metadata={"correlationId": "c-1", "traceparent": "00-abc-def-01"}), event(2, b)]
     producer = FakeProducer()
     failures = await EventHubsPublisher(producer, concurrency=4).handle(events)  # type: ignore[arg-type]
     assert failures == {}
-    by_key = {batch.partition_key: batch.events for batch in producer.sent}
+    by_key = {data.partition_key: data for batch in producer.sent for data in batch.events}
     assert set(by_key) == {str(a), str(b)}
-    data = by_key[str(a)][0]
-    assert len(by_key[str(a)]) == 1
+    data = by_key[str(a)]
     assert data.message_id == str(events[0].event_id)
     assert data.content_type == "application/json"
     assert data.body_as_json() == events[0].envelope()
@@ -415,19 +518,55 @@ async def test_event_hubs_sends_each_event_keyed_by_its_aggregate_with_its_id() 
         "correlationId": "c-1",
         "traceparent": "00-abc-def-01",
     }
-    assert by_key[str(b)][0].properties == {
+    assert by_key[str(b)].properties == {
         "eventType": "post.updated",
         "aggregateType": "post",
         "aggregateVersion": 1,
     }
 
 
-async def test_a_failed_send_fails_only_its_aggregates_events() -> None:
-    a, b = uuid4(), uuid4()
-    producer = FakeProducer(frozenset({str(b)}))
+async def test_event_hubs_sends_one_batch_per_partition_each_event_where_its_key_maps() -> None:
+    events = [event(i, uuid4()) for i in range(1, 201)]
+    producer = FakeProducer()
+    assert await EventHubsPublisher(producer, concurrency=4).handle(events) == {}  # type: ignore[arg-type]
+    assert len(producer.sent) == len({b.partition_id for b in producer.sent}) <= len(PARTITIONS)
+    resolver = PartitionResolver(PARTITIONS)  # type: ignore[no-untyped-call]
+    for batch in producer.sent:
+        keys = [data.partition_key for data in batch.events]
+        # Where a send keyed by aggregate would have put it, so each aggregate stays on one partition.
+        partitions = {resolver.get_partition_id_by_partition_key(key) for key in keys}  # type: ignore[no-untyped-call]
+        assert partitions == {batch.partition_id}
+        ids = [json.loads(data.body_as_str())["id"] for data in batch.events]
+        assert ids == [str(e.event_id) for e in events if str(e.aggregate_id) in keys]  # outbox order
+    assert sum(len(b.events) for b in producer.sent) == 200
+
+
+async def test_a_full_batch_is_sent_and_the_partitions_events_continue_in_the_next() -> None:
+    [aggregate] = aggregates_on_distinct_partitions(1)
+    events = [event(i, aggregate, version=i) for i in range(1, 6)]
+    producer = FakeProducer(capacity=2)
+    assert await EventHubsPublisher(producer, concurrency=4).handle(events) == {}  # type: ignore[arg-type]
+    assert [len(b.events) for b in producer.sent] == [2, 2, 1]
+    versions = [data.properties["aggregateVersion"] for b in producer.sent for data in b.events]
+    assert versions == [1, 2, 3, 4, 5]
+
+
+async def test_a_failed_send_fails_its_events_and_those_not_sent_after_it_only() -> None:
+    [aggregate] = aggregates_on_distinct_partitions(1)
+    events = [event(i, aggregate, version=i) for i in range(1, 6)]
+    producer = FakeProducer(capacity=2, fail_send=2)
+    failures = await EventHubsPublisher(producer, 4).handle(events)  # type: ignore[arg-type]
+    assert sorted(failures) == [3, 4, 5]
+    assert [len(b.events) for b in producer.sent] == [2]
+
+
+async def test_a_failed_send_fails_only_its_partitions_events() -> None:
+    a, b = aggregates_on_distinct_partitions(2)
+    [failing] = group_by_partition([event(0, b)], PARTITIONS)
+    producer = FakeProducer(frozenset({failing}))
     failures = await EventHubsPublisher(producer, 4).handle([event(1, a), event(2, b)])  # type: ignore[arg-type]
     assert list(failures) == [2]
-    assert [batch.partition_key for batch in producer.sent] == [str(a)]
+    assert [data.partition_key for batch in producer.sent for data in batch.events] == [str(a)]
 
 
 async def test_without_a_producer_publishing_is_off_and_nothing_fails() -> None:
@@ -463,10 +602,20 @@ def test_a_released_claim_says_which_sink_it_waits_for_and_that_no_attempt_was_s
     assert note == "waiting for event-hubs to answer (no attempt spent): ConnectionError: refused"
 
 
-@pytest.mark.parametrize(
-    ("left", "last", "starts"), [(10.0, 0.0, True), (10.0, 4.9, True), (10.0, 5.0, False)]
-)
-def test_a_round_starts_only_if_twice_the_last_one_still_fits_the_budget(
-    left: float, last: float, starts: bool
-) -> None:
-    assert round_may_start(left, last) is starts
+def test_a_streaming_drain_claims_while_its_window_has_room_and_the_budget_allows() -> None:
+    assert may_claim(0, 3, seconds_left=10.0)
+    assert may_claim(2, 3, seconds_left=0.01)
+    assert not may_claim(3, 3, seconds_left=10.0)  # the window is full
+    assert not may_claim(0, 3, seconds_left=0.0)  # the budget is over: the rounds in flight finish
+
+
+def test_a_full_claim_claims_again_at_once_and_a_short_one_waits() -> None:
+    assert claims_again_at_once(200, 200)
+    assert not claims_again_at_once(199, 200)
+    assert not claims_again_at_once(0, 200)
+
+
+def test_a_finished_round_claims_again_unless_all_it_claimed_went_back_to_a_paused_sink() -> None:
+    assert claims_again_after(RoundReport(claimed=5, published=5))
+    assert claims_again_after(RoundReport(claimed=5, failed=1, released=1, published=4))
+    assert not claims_again_after(RoundReport(claimed=5, failed=5, released=5))

@@ -1,0 +1,421 @@
+"""celebrity: an author with 100,000 and then 1,000,000 followers (issue 12, "Measure it").
+
+1. Followers are created straight in PostgreSQL, in bulk (one transaction of INSERT … SELECT from
+   generate_series per size: users, profiles, user counts, follows, and the celebrity's follower count), so
+   the schema's derived rows stay consistent; nothing is written to Cosmos for them (a follower's Cosmos
+   side is its public profile, which nothing here reads). The 1,000,000 case grows the 100,000 one.
+2. The celebrity (onboarded through the API) posts through `POST /api/posts`: commit (the 201) → the post
+   visible in a random sample of followers' feeds, each follower's own `GET /api/feed` polled by a few
+   concurrent readers; a follower's time is the arrival of its first page that holds the post.
+3. Cosmos writes per post: the relay's projection of the post's `post.created` event (pure: its documents,
+   shared_code.projections.documents.project) plus the posts_v2 change-feed step run once more in this
+   process on the same databases (`fan_out_posts`, idempotent) with every Cosmos request counted
+   (bench/counting.py). Above FANOUT_MAX_FOLLOWERS it must not grow with the audience.
+4. `GET /api/feed?limit=50` for readers who follow 20 big authors (each above the threshold) and 200 small
+   ones, at concurrency 8, against the same reads done directly (bench/feed_baseline.py), alternating in
+   ROUNDS rounds; the target is the median of the rounds' p99 ratios.
+
+Before the hybrid fan-out is on the commit being measured (no FANOUT_MAX_FOLLOWERS setting), a post is
+fanned out on write to every follower: the scenario then stays at 100,000 followers (1,000,000 feed items
+would take the emulator's memory and many minutes) and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import psycopg
+
+from bench.context import BenchContext
+from bench.counting import summarise
+from bench.feed_baseline import DirectFeedRead
+from bench.histogram import LatencyHistogram
+from bench.inprocess import app_in_process
+from bench.loadgen import LoadResult, closed_loop
+from bench.result import ScenarioResult, ms
+from bench.rounds import ROUNDS, percent, ratios, times
+from bench.seeding import seed_posts
+
+NAME = "celebrity"
+CELEBRITY_SUBJECT = "bench-celebrity"
+FAN_SUBJECT = "bench-fan-{}"
+TARGET_VISIBLE_P99_MS = 1000.0
+TARGET_READ_P99_TIMES = 1.25
+# "O(1) above the threshold": the same handful of writes at every audience above it.
+MAX_WRITES_ABOVE_THRESHOLD = 10
+WRITE_OPERATIONS = ("create", "upsert", "replace", "patch", "delete", "batch")
+FEED_LIMIT = 50
+READ_CONCURRENCY = 8
+POLLERS = 4
+DEFAULT_FANOUT_MAX_FOLLOWERS = 10_000
+
+
+def hybrid_threshold(ctx: BenchContext) -> int | None:
+    """FANOUT_MAX_FOLLOWERS as the host runs with it; None when the app has no such setting (every post
+    is fanned out on write)."""
+    from shared_code.settings import Settings
+
+    field = Settings.model_fields.get("fanout_max_followers")
+    if field is None:
+        return None
+    configured = ctx.stack.app_settings.get("FANOUT_MAX_FOLLOWERS")
+    return int(configured) if configured else int(field.default or DEFAULT_FANOUT_MAX_FOLLOWERS)
+
+
+async def run(ctx: BenchContext) -> ScenarioResult:
+    threshold = hybrid_threshold(ctx)
+    if ctx.quick:
+        # Just above the threshold, where the O(1) claim starts; without a threshold, small (every
+        # follower gets a feed item, so a large audience only makes the quick run slow).
+        sizes: tuple[int, ...] = (threshold + 2_000,) if threshold is not None else (2_000,)
+        sample_size, posts_per_size, big_total, small_total, readers_total, seconds = 10, 2, 2, 20, 5, 1.0
+    else:
+        sizes = (100_000, 1_000_000) if threshold is not None else (100_000,)
+        sample_size, posts_per_size, big_total, small_total, readers_total, seconds = 50, 3, 20, 200, 20, 4.0
+    result = ScenarioResult(NAME, "an author with a very large audience: bulk followers, one post, feeds")
+    result.parameters = {
+        "followers": list(sizes),
+        "fanout_max_followers": threshold,
+        "sampled_followers": sample_size,
+        "posts_per_size": posts_per_size,
+        "pollers": POLLERS,
+        "big_authors": big_total,
+        "small_authors": small_total,
+        "readers": readers_total,
+        "feed_limit": FEED_LIMIT,
+        "read_concurrency": READ_CONCURRENCY,
+        "read_rounds": ROUNDS,
+        "read_seconds_per_phase": seconds,
+    }
+    if threshold is None and not ctx.quick:
+        result.notes.append(
+            "This commit has no hybrid fan-out (no FANOUT_MAX_FOLLOWERS setting): every post is fanned out "
+            "on write to every follower, so the scenario ran at 100,000 followers only."
+        )
+    celebrity = await ctx.onboard(CELEBRITY_SUBJECT, "bench_celebrity")
+    await ctx.wait_idle()
+    loaded = 0
+    rng = random.Random(12)
+    for size in sizes:
+        began = time.monotonic()
+        await bulk_fans(ctx, celebrity, loaded, size)
+        load_s = time.monotonic() - began
+        result.figures[f"f{size}_bulk_load"] = {
+            "followers_added": size - loaded,
+            "seconds": round(load_s, 1),
+            "rows_per_s": round(4 * (size - loaded) / load_s),
+        }
+        result.check(
+            f"F={size:,}: followers created in bulk in PostgreSQL",
+            "minutes, not hours",
+            f"{load_s:.0f} s for {size - loaded:,} (users, profiles, counts, follows)",
+            None,
+        )
+        loaded = size
+        await ctx.wait_idle()
+        sample = sorted(rng.sample(range(size), sample_size))
+        await _visibility(ctx, result, size, sample, posts_per_size, threshold)
+        await _writes_per_post(ctx, result, size, threshold)
+    await _feed_read(ctx, result, threshold, big_total, small_total, readers_total, seconds)
+    return result
+
+
+# --- 1. bulk followers --------------------------------------------------------------------------------
+
+
+async def bulk_fans(ctx: BenchContext, celebrity: str, start: int, end: int) -> None:
+    """Users `bench-fan-{start}` … `bench-fan-{end-1}` following `celebrity`, with their profiles and
+    counts, and the celebrity's follower count, in one transaction (set-up data: no events)."""
+    async with await ctx.admin() as conn:
+        async with conn.transaction():
+            # Set-up data the run can always recreate: no need to wait for each commit's flush.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            await conn.execute(
+                """CREATE TEMP TABLE bench_fans ON COMMIT DROP AS
+                   SELECT gen_random_uuid() AS id, i FROM generate_series(%(start)s::int, %(end)s::int - 1) i""",
+                {"start": start, "end": end},
+            )
+            await conn.execute(
+                """INSERT INTO users (id, auth_subject, auth_provider, username)
+                   SELECT id, 'bench-fan-' || i, 'email', 'bench_fan' || i FROM bench_fans"""
+            )
+            await conn.execute(
+                "INSERT INTO profiles (user_id, display_name) SELECT id, 'Fan ' || i FROM bench_fans"
+            )
+            await conn.execute("INSERT INTO user_counts (user_id, following) SELECT id, 1 FROM bench_fans")
+            await conn.execute(
+                "INSERT INTO follows (follower_id, followee_id) SELECT id, %s::uuid FROM bench_fans",
+                (celebrity,),
+            )
+            await conn.execute(
+                """UPDATE user_counts SET followers = followers + %s, version = version + 1
+                   WHERE user_id = %s::uuid""",
+                (end - start, celebrity),
+            )
+        # Fresh statistics, as autovacuum would give them a little later: plans for 10^6 rows, not 10^3.
+        await conn.execute("ANALYZE users, profiles, user_counts, follows")
+
+
+async def fan_ids(ctx: BenchContext, indexes: list[int]) -> list[str]:
+    async with await ctx.admin() as conn:
+        cur = await conn.execute(
+            "SELECT id::text FROM users WHERE auth_subject = ANY(%s) AND deleted_at IS NULL",
+            ([FAN_SUBJECT.format(i) for i in indexes],),
+        )
+        return [str(row[0]) for row in await cur.fetchall()]
+
+
+# --- 2. commit → visible in the sampled followers' feeds -------------------------------------------------
+
+
+async def _visibility(
+    ctx: BenchContext,
+    result: ScenarioResult,
+    size: int,
+    sample: list[int],
+    posts: int,
+    threshold: int | None,
+) -> None:
+    timeout = 60.0 if threshold is not None else 300.0
+    tokens = {i: ctx.token(FAN_SUBJECT.format(i)) for i in sample}
+    for token in tokens.values():  # each sampled reader's first read, before the clock starts
+        await ctx.http.expect("GET", "/api/feed?limit=5", token)
+    to_each = LatencyHistogram()
+    to_last = LatencyHistogram()
+    missing = 0
+    reads = 0
+    for n in range(posts):
+        await ctx.wait_idle()
+        post = await ctx.http.expect(
+            "POST", "/api/posts", ctx.token(CELEBRITY_SUBJECT), {"content": f"to {size:,} followers, #{n}"}
+        )
+        committed = time.monotonic()
+        seen, polled = await _watch(ctx, tokens, str(post["id"]), committed, timeout)
+        reads += polled
+        missing += len(sample) - len(seen)
+        for seconds in seen.values():
+            to_each.record_seconds(seconds)
+        if seen:
+            to_last.record_seconds(max(seen.values()))
+    result.histograms[f"F={size:,}: commit → feed (each sampled follower)"] = to_each
+    result.histograms[f"F={size:,}: commit → feed (last sampled follower)"] = to_last
+    result.figures[f"f{size}_visibility"] = {
+        "each_follower": to_each.summary(),
+        "last_follower": to_last.summary(),
+        "never_seen": missing,
+        "feed_reads": reads,
+    }
+    p99 = to_each.percentile_ms(99.0)
+    result.check(
+        f"F={size:,}: commit → visible in {len(sample)} sampled followers' feeds (GET /api/feed), p99",
+        f"≤ {ms(TARGET_VISIBLE_P99_MS)}",
+        f"{ms(p99)} (p50 {ms(to_each.percentile_ms(50.0))}, {posts} posts, {missing} never seen)",
+        p99 <= TARGET_VISIBLE_P99_MS and missing == 0,
+    )
+
+
+async def _watch(
+    ctx: BenchContext, tokens: dict[int, str], post_id: str, committed: float, within_s: float
+) -> tuple[dict[int, float], int]:
+    """Each follower's feed read over and over (POLLERS at a time, round-robin) until it holds the post:
+    the seconds from the commit to the arrival of that follower's first page that held it."""
+    waiting = list(tokens)
+    seen: dict[int, float] = {}
+    reads = 0
+    deadline = committed + within_s
+
+    async def poller() -> None:
+        nonlocal reads
+        while waiting and time.monotonic() < deadline:
+            follower = waiting.pop(0)
+            status, page = await ctx.http.call("GET", "/api/feed?limit=5", tokens[follower])
+            reads += 1
+            if status == 200 and any(item.get("postId") == post_id for item in page.get("items", [])):
+                seen[follower] = time.monotonic() - committed
+            else:
+                waiting.append(follower)
+                await asyncio.sleep(0.01)  # let the other pollers read before this follower again
+
+    await asyncio.gather(*(poller() for _ in range(POLLERS)))
+    return seen, reads
+
+
+# --- 3. Cosmos writes per post ------------------------------------------------------------------------
+
+
+async def _writes_per_post(
+    ctx: BenchContext, result: ScenarioResult, size: int, threshold: int | None
+) -> None:
+    if threshold is None and size > 20_000:
+        result.check(
+            f"F={size:,}: Cosmos writes per post",
+            "O(1) above FANOUT_MAX_FOLLOWERS",
+            "not counted: without the hybrid fan-out it is one feed item per follower (F + 1)",
+            False,
+        )
+        return
+    from shared_code.bootstrap import change_feed_service
+    from shared_code.domain.stored_event import StoredEvent
+    from shared_code.projections.documents import project
+
+    post = await ctx.http.expect(
+        "POST", "/api/posts", ctx.token(CELEBRITY_SUBJECT), {"content": f"counted, {size:,} followers"}
+    )
+    post_id = str(post["id"])
+    await ctx.wait_idle()
+    async with await ctx.admin() as conn:
+        cur = await conn.execute(
+            """SELECT id, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, payload,
+                      metadata, created_at, attempts FROM outbox
+               WHERE aggregate_type = 'post' AND aggregate_id = %s AND event_type = 'post.created'""",
+            (post_id,),
+        )
+        cur.row_factory = psycopg.rows.class_row(StoredEvent)
+        event = await cur.fetchone()
+    assert event is not None, f"no post.created event for {post_id}"
+    relay_writes = len(project(event))
+    doc = await ctx.db.get_container_client("posts_v2").read_item(post_id, post_id)
+    async with app_in_process(ctx, ctx.stack.postgres_url, ctx.stack.cosmos_database) as app:
+        app.counter.take()
+        await change_feed_service(app.app_ctx).fan_out_posts([doc])
+        requests = app.counter.take()
+    counted = summarise(requests)
+    fan_out_writes = sum(
+        n
+        for kind, n in counted["by_container_operation"].items()
+        if kind.split(" (")[0].split()[-1] in WRITE_OPERATIONS
+    )
+    writes = relay_writes + fan_out_writes
+    result.figures[f"f{size}_cosmos_per_post"] = {
+        # Write requests sent (a repeated fan-out's conditional writes answer 409/412, still one each).
+        "relay_projection_writes": relay_writes,
+        "fan_out": counted,
+        "writes": writes,
+    }
+    above = threshold is not None and size > threshold
+    result.check(
+        f"F={size:,}: Cosmos writes per post (relay projection + change-feed step, counted)",
+        f"O(1) above FANOUT_MAX_FOLLOWERS (≤ {MAX_WRITES_ABOVE_THRESHOLD})" if above else "reported",
+        f"{writes} ({relay_writes} by the relay, {fan_out_writes} by the fan-out; "
+        f"{counted['requests']} fan-out requests: "
+        + ", ".join(f"{k} ×{v}" for k, v in counted["by_container_operation"].items())
+        + ")",
+        writes <= MAX_WRITES_ABOVE_THRESHOLD if above else None,
+    )
+
+
+# --- 4. the feed of someone who follows 20 big and 200 small authors -----------------------------------
+
+
+async def _feed_read(
+    ctx: BenchContext,
+    result: ScenarioResult,
+    threshold: int | None,
+    big_total: int,
+    small_total: int,
+    readers_total: int,
+    seconds: float,
+) -> None:
+    big = [await ctx.onboard(f"bench-big-{i}", f"bench_big_{i}") for i in range(big_total)]
+    small = [await ctx.onboard(f"bench-small-{i}", f"bench_small_{i}") for i in range(small_total)]
+    # Big authors: above the threshold (the first fans follow each); without the hybrid fan-out they
+    # would be fanned out on write to every one of them, so then only the readers follow them.
+    big_audience = (threshold + 1) if threshold is not None else readers_total
+    readers = await fan_ids(ctx, list(range(readers_total)))
+    audience = await fan_ids(ctx, list(range(big_audience)))
+    began = time.monotonic()
+    async with await ctx.admin() as conn, conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit = off")
+        await conn.execute(
+            """INSERT INTO follows (follower_id, followee_id)
+               SELECT f::uuid, a::uuid FROM unnest(%s::text[]) f, unnest(%s::text[]) a ON CONFLICT DO NOTHING""",
+            (audience, big),
+        )
+        await conn.execute(
+            """INSERT INTO follows (follower_id, followee_id)
+               SELECT f::uuid, a::uuid FROM unnest(%s::text[]) f, unnest(%s::text[]) a ON CONFLICT DO NOTHING""",
+            (readers, small),
+        )
+        await conn.execute(
+            """UPDATE user_counts c SET followers = s.n, version = c.version + 1
+               FROM (SELECT followee_id, count(*) n FROM follows
+                     WHERE deleted_at IS NULL AND followee_id = ANY(%s::uuid[]) GROUP BY followee_id) s
+               WHERE c.user_id = s.followee_id""",
+            (big + small,),
+        )
+        await conn.execute(
+            """UPDATE user_counts c SET following = s.n, version = c.version + 1
+               FROM (SELECT follower_id, count(*) n FROM follows
+                     WHERE deleted_at IS NULL AND follower_id = ANY(%s::uuid[]) GROUP BY follower_id) s
+               WHERE c.user_id = s.follower_id""",
+            (audience,),
+        )
+    # Their posts, committed with their post.created events in one transaction (as relay_drain seeds):
+    # the relay publishes them and the change feed fans out the small authors' (pulled for big ones).
+    async with await ctx.admin() as conn:
+        await seed_posts(conn, big, posts_per_author=5, spread_seconds=3600)
+        await seed_posts(conn, small, posts_per_author=2, spread_seconds=3600)
+    setup_s = time.monotonic() - began
+    await ctx.wait_idle(timeout=600)
+    tokens = [ctx.token(FAN_SUBJECT.format(i)) for i in range(readers_total)]
+    sizes = []
+    for token in tokens:  # the warm-up read (counters cache), and a check that every feed is full
+        page = await ctx.http.expect("GET", f"/api/feed?limit={FEED_LIMIT}", token)
+        sizes.append(len(page["items"]))
+    await ctx.wait_idle()
+    result.figures["feed_read_setup"] = {
+        "follows_and_posts_seconds": round(setup_s, 1),
+        "big_author_followers": big_audience,
+        "feed_page_sizes_min_max": [min(sizes), max(sizes)],
+    }
+    rng = random.Random(13)
+
+    async def read(worker: int) -> str:
+        status, _ = await ctx.http.call("GET", f"/api/feed?limit={FEED_LIMIT}", rng.choice(tokens))
+        return ctx.http.outcome_of(status, (200,))
+
+    direct = DirectFeedRead(
+        ctx, readers, [FAN_SUBJECT.format(i) for i in range(readers_total)], FEED_LIMIT, threshold
+    )
+    apis: list[LoadResult] = []
+    directs: list[LoadResult] = []
+    api_histogram, direct_histogram = LatencyHistogram(), LatencyHistogram()
+    await direct.open(READ_CONCURRENCY)
+    try:
+        for _ in range(ROUNDS):
+            api = await closed_loop(read, READ_CONCURRENCY, seconds, warmup_seconds=min(1.0, seconds / 4))
+            base = await direct.run(READ_CONCURRENCY, seconds)
+            apis.append(api)
+            directs.append(base)
+            api_histogram.merge(api.histogram)
+            direct_histogram.merge(base.histogram)
+    finally:
+        await direct.close()
+    result.histograms[f"GET /api/feed (20 big + 200 small followed) c={READ_CONCURRENCY}"] = api_histogram
+    result.histograms[f"the same reads done directly c={READ_CONCURRENCY}"] = direct_histogram
+    p99 = ratios(
+        [a.histogram.percentile_ms(99.0) for a in apis], [d.histogram.percentile_ms(99.0) for d in directs]
+    )
+    rate = ratios([a.rate for a in apis], [d.rate for d in directs])
+    errors = {k: v for a in apis for k, v in a.outcomes.items() if k != "ok"}
+    result.figures["feed_read"] = {
+        "api": [a.summary() for a in apis],
+        "direct": [d.summary() for d in directs],
+        "p99_vs_direct": p99.as_dict(),
+        "rate_vs_direct": rate.as_dict(),
+        "direct_reads": direct.describe(),
+    }
+    result.ratios["feed_p99_vs_direct"] = p99.median
+    p99s = "/".join(f"{a.histogram.percentile_ms(99.0):.0f}" for a in apis)
+    base_p99s = "/".join(f"{d.histogram.percentile_ms(99.0):.0f}" for d in directs)
+    result.check(
+        f"GET /api/feed, {len(big)} big + {len(small)} small authors followed: p99 vs the same reads done "
+        "directly (median of rounds)",
+        f"≤ {times(TARGET_READ_P99_TIMES)}",
+        f"{p99.text(times)}; {p99s} vs {base_p99s} ms" + (f"; errors {errors}" if errors else ""),
+        p99.median <= TARGET_READ_P99_TIMES and not errors,
+    )
+    result.check("that read's rate vs the same reads done directly", "reported", rate.text(percent), None)

@@ -1,0 +1,229 @@
+"""The home feed's merge, pure: which sources a page reads, how their entries become one page, and
+where a page's keyset sends the next one. No I/O, no clock (callers pass `now`).
+
+A home feed page is read from up to three kinds of source (docs/architecture.md "Home feeds at any
+audience size"):
+- the caller's `userFeed` partition: posts fanned out on write;
+- one `authorPosts` partition per big author the caller follows: posts pulled at read time, within
+  the author's pull window (the span of post times that were not fanned out);
+- PostgreSQL, for whatever is older than what Cosmos DB keeps (the horizon).
+Every source is read in the same order, (createdAt, postId) descending, after the same keyset, so
+the cursor is one keyset whatever source the last entry came from. A post may be in two sources (a
+post fanned out before its author crossed the threshold and pulled after, say): it is shown once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# (createdAt, postId): the order of every feed source, newest first.
+Key = tuple[datetime, str]
+
+# Items expire at their post's createdAt plus the retention; a page trusts Cosmos DB only for posts
+# somewhat newer than that, so an item about to expire is never half there.
+HORIZON_MARGIN = timedelta(hours=1)
+HORIZON_MARGIN_SHARE = 0.05  # of the retention, when the retention is short (tests)
+
+
+def parse_time(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def cosmos_time(value: datetime) -> str:
+    """A time as the projections store it (pydantic's JSON form: UTC, 'Z', microseconds if any), so
+    that Cosmos DB's string comparisons order it among stored createdAt values."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def entry_key(entry: dict[str, Any]) -> Key:
+    return parse_time(entry["createdAt"]), str(entry["postId"])
+
+
+# --- the threshold ---------------------------------------------------------------------------------
+
+
+def is_pulled(followers: int, max_followers: int) -> bool:
+    """Whether an author's posts are pulled at read time rather than fanned out on write: the one
+    place the threshold is decided (posts, and reposts by the same rule)."""
+    return followers > max_followers
+
+
+@dataclass(frozen=True)
+class PullWindow:
+    """The span of an author's post times that may not have been fanned out. `pulling`: the author is
+    above the threshold now, so every post from `since` on is pulled; otherwise posts in
+    [since, last] are (the posts after `last` were fanned out again). A window may be wider than what
+    was really pulled (a post in both is shown once); never narrower."""
+
+    author_id: str
+    since: datetime
+    last: datetime
+    pulling: bool
+
+    def overlaps(self, horizon: datetime, after: Key | None) -> bool:
+        """Whether a page (entries newer than the horizon, before the position) may pull anything of
+        this window; a page pulls createdAt >= since (and <= last unless pulling)."""
+        if not self.pulling and self.last <= horizon:
+            return False
+        return after is None or after[0] >= self.since
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+
+def retention_margin(ttl: timedelta) -> timedelta:
+    return min(HORIZON_MARGIN, ttl * HORIZON_MARGIN_SHARE)
+
+
+def horizon(now: datetime, ttl: timedelta, floor: datetime | None) -> datetime:
+    """Cosmos DB holds every feed entry created after this time (and PostgreSQL serves the rest):
+    later than the retention (plus a margin) and than the feed's trim floor, if it was trimmed."""
+    by_age = now - ttl + retention_margin(ttl)
+    return max(by_age, floor) if floor is not None else by_age
+
+
+def item_ttl_seconds(created_at: datetime, now: datetime, ttl: timedelta) -> int | None:
+    """The Cosmos ttl that makes a feed item expire `ttl` after its post was created (Cosmos counts
+    from the item's last write); None when it is already past that (the item is not written)."""
+    remaining = int((created_at + ttl - now).total_seconds())
+    return remaining if remaining > 0 else None
+
+
+def trims_after(recipient_id: str, post_id: str, max_items: int) -> bool:
+    """Whether writing this post into this feed also trims the feed to `max_items`: about one write in
+    max_items/10 (every write for tiny caps), chosen by feed and post so that one fan-out's trims are
+    spread over few feeds and a trim's read of the keys is paid back over many writes; a feed thus
+    holds at most about 1.1 x max_items items."""
+    every = max(1, max_items // 10)
+    digest = hashlib.blake2b(f"{recipient_id}:{post_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % every == 0
+
+
+def trim_split(keys: Sequence[Key], max_items: int) -> tuple[list[Key], datetime | None]:
+    """Of a feed's keys (any order): the ones beyond the newest `max_items` (to delete), and the new
+    floor (the newest deleted createdAt: entries at or before it may be gone), or None."""
+    ordered = sorted(keys, reverse=True)
+    beyond = ordered[max_items:]
+    return beyond, (beyond[0][0] if beyond else None)
+
+
+# --- merging one page ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    """What one source returned for a page: entries newest first, all after the position and newer
+    than the horizon; `exhausted` when it returned everything it holds there (fewer than asked)."""
+
+    entries: list[dict[str, Any]]
+    exhausted: bool
+
+
+@dataclass(frozen=True)
+class MergedPage:
+    entries: list[dict[str, Any]]  # to show, newest first, at most the limit
+    position: Key | None  # the last entry looked at (shown or not): the next page starts after it
+    cosmos_done: bool  # every Cosmos source is exhausted: what follows comes from PostgreSQL
+
+
+def _newer_version(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    return b if int(b.get("postVersion") or 0) > int(a.get("postVersion") or 0) else a
+
+
+def merge_sources(
+    sources: Sequence[SourcePage], limit: int, hidden: Callable[[dict[str, Any]], bool]
+) -> MergedPage:
+    """One page of the merged feed from one fetch of each source.
+
+    Only entries at or after the frontier are certain to be in order: a source that was not exhausted
+    may hold more entries below its last one, so nothing below the highest such last entry is taken
+    this round. Entries of one post in several sources are one entry (the newest version)."""
+    frontier: Key | None = None
+    for source in sources:
+        if not source.exhausted and source.entries:
+            last = entry_key(source.entries[-1])
+            frontier = last if frontier is None else max(frontier, last)
+    unique: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        for entry in source.entries:
+            if frontier is not None and entry_key(entry) < frontier:
+                continue
+            post_id = str(entry["postId"])
+            unique[post_id] = _newer_version(unique[post_id], entry) if post_id in unique else entry
+    candidates = sorted(unique.values(), key=entry_key, reverse=True)
+    shown: list[dict[str, Any]] = []
+    position: Key | None = None
+    for entry in candidates:
+        if len(shown) == limit:
+            return MergedPage(shown, position, cosmos_done=False)
+        position = entry_key(entry)
+        if not hidden(entry):
+            shown.append(entry)
+    # every candidate was looked at: Cosmos has more only if some source was not exhausted
+    return MergedPage(shown, position, cosmos_done=frontier is None)
+
+
+# --- a whole page ----------------------------------------------------------------------------------
+
+# A page whose merged entries were mostly hidden (muted, blocked, deleted) reads again, at most this
+# many times; then it answers short, with a cursor that goes on where it stopped.
+MERGE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    cosmos_entries: list[dict[str, Any]]  # from userFeed and authorPosts, newest first
+    postgres_entries: list[dict[str, Any]]  # then these, older than all of the above
+    position: Key | None  # the keyset of the last entry looked at
+    more: bool  # whether a next page may hold anything (then the cursor is `position`)
+
+
+CosmosFetch = Callable[[Key | None, int], Awaitable[list[SourcePage]]]
+Screen = Callable[[list[dict[str, Any]]], Awaitable[Callable[[dict[str, Any]], bool]]]
+PostgresFetch = Callable[[Key | None, int, datetime], Awaitable[list[dict[str, Any]]]]
+
+
+async def read_page(
+    limit: int,
+    after: Key | None,
+    edge: datetime,
+    cosmos: CosmosFetch,
+    screen: Screen,
+    postgres: PostgresFetch,
+) -> FeedPage:
+    """One page of the home feed after the keyset `after`.
+
+    `cosmos(position, n)` returns one SourcePage per Cosmos source (at most n entries each, newer
+    than `edge`, before `position`); `screen(entries)` says which of them must not show; `postgres(
+    position, n, edge)` returns up to n entries created at or before `edge`, before `position`.
+    Entries newer than the horizon `edge` come from Cosmos DB, the rest from PostgreSQL: the two
+    never overlap, and the keyset is the same, so a page may end in either and the next goes on."""
+    shown: list[dict[str, Any]] = []
+    position = after
+    cosmos_done = after is not None and after[0] <= edge
+    rounds = 0
+    while not cosmos_done and len(shown) < limit and rounds < MERGE_ROUNDS:
+        rounds += 1
+        want = limit - len(shown)
+        pages = await cosmos(position, want)
+        hidden = await screen([entry for page in pages for entry in page.entries])
+        merged = merge_sources(pages, want, hidden)
+        shown += merged.entries
+        position = merged.position or position
+        cosmos_done = merged.cosmos_done
+    if not cosmos_done:
+        return FeedPage(shown, [], position, more=True)
+    if len(shown) == limit:
+        return FeedPage(shown, [], position, more=True)  # PostgreSQL may hold older entries
+    want = limit - len(shown)
+    older = await postgres(position, want + 1, edge)
+    taken = older[:want]
+    if taken:
+        position = entry_key(taken[-1])
+    return FeedPage(shown, taken, position, more=len(older) > want)

@@ -1,0 +1,22 @@
+"""FUNCTIONS_WORKER_PROCESS_COUNT as the local host reads it (devhost/host/workers.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devhost.host.workers import DEFAULT_WORKERS, MAX_WORKERS, WorkerCountError, worker_count
+
+
+def test_the_setting_is_honoured() -> None:
+    assert worker_count({"FUNCTIONS_WORKER_PROCESS_COUNT": "3"}) == 3
+
+
+@pytest.mark.parametrize("environ", [{}, {"FUNCTIONS_WORKER_PROCESS_COUNT": ""}])
+def test_absent_or_empty_means_the_default(environ: dict[str, str]) -> None:
+    assert worker_count(environ) == DEFAULT_WORKERS
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", str(MAX_WORKERS + 1)])
+def test_a_count_out_of_range_is_refused_with_what_to_set(raw: str) -> None:
+    with pytest.raises(WorkerCountError, match=f"1 to {MAX_WORKERS}"):
+        worker_count({"FUNCTIONS_WORKER_PROCESS_COUNT": raw})
