@@ -113,8 +113,9 @@ CREATE POLICY mentions_remove ON mentions FOR DELETE
 
 ALTER TABLE hashtag_uses ENABLE ROW LEVEL SECURITY;
 CREATE POLICY hashtag_uses_read ON hashtag_uses FOR SELECT USING (true);
+-- Staff: a post a moderator restores uses its tags again (services/moderation.py).
 CREATE POLICY hashtag_uses_write_own ON hashtag_uses FOR INSERT
-    WITH CHECK (author_id = chorus_acting_user() OR chorus_is_system());
+    WITH CHECK (author_id = chorus_acting_user() OR chorus_is_staff());
 CREATE POLICY hashtag_uses_remove ON hashtag_uses FOR DELETE
     USING (author_id = chorus_acting_user() OR chorus_is_staff()
            OR EXISTS (SELECT 1 FROM posts p WHERE p.id = post_id AND p.author_id = chorus_acting_user()));

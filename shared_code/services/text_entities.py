@@ -123,6 +123,24 @@ async def write_text_entities(
     return TextEntitiesWritten(mentions=tuple(mentioned), notify_mentions=notify, hashtags=entities.hashtags)
 
 
+async def moderated_post_tags(
+    uow: UnitOfWork, post_id: UUID, author_id: UUID, content: str, post_created_at: datetime, visible: bool
+) -> None:
+    """A moderator hid or removed a post (its tags stop counting in trending), or restored it (they
+    count again, from now: a restored post trends as if just tagged)."""
+    if not visible:
+        await uow.conn.execute("DELETE FROM hashtag_uses WHERE source_id = %s", (post_id,))
+        return
+    tags = extract(content).hashtags
+    if tags:
+        async with uow.conn.cursor() as cursor:
+            await cursor.executemany(
+                """INSERT INTO hashtag_uses (source_id, source_kind, post_id, author_id, tag, post_created_at)
+                   VALUES (%s, 'post', %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                [(post_id, post_id, author_id, tag, post_created_at) for tag in tags],
+            )
+
+
 async def remove_post_entities(uow: UnitOfWork, post_id: UUID) -> None:
     """A deleted post: its mentions and tags, and those of its comments, go (and leave trending)."""
     await uow.conn.execute("DELETE FROM mentions WHERE post_id = %s", (post_id,))

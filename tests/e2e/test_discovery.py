@@ -155,6 +155,12 @@ async def test_a_tags_posts_respect_blocks_privacy_moderation_and_deletion(
         "POST", f"/api/moderation/posts/{first['id']}/decision", {"action": "hide", "reason": "test"}
     )
     assert await _ids(alice, "/api/hashtags/café/posts") == []
+    assert (await _trending(alice)).get("café") == 2  # the hidden post's use no longer counts
+    await mod.ok(
+        "POST", f"/api/moderation/posts/{first['id']}/decision", {"action": "restore", "reason": "ok"}
+    )
+    assert await _ids(alice, "/api/hashtags/café/posts") == [first["id"]]
+    assert (await _trending(alice)).get("café") == 3
     await bob.ok("DELETE", f"/api/posts/{second['id']}")
     assert second["id"] not in await _ids(bob, "/api/hashtags/café/posts")
     with psycopg.connect(database_url) as conn:
