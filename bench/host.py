@@ -7,6 +7,7 @@ services through the endpoints in `stack.json`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -98,9 +99,9 @@ class LogTail:
 @dataclass
 class Sample:
     t: float  # seconds since the sampler started
-    host_rss_mb: float  # the Python host process (HTTP, relay timer, change-feed functions)
+    host_rss_mb: float  # the Python host process and its app workers (HTTP, relay timer, change feeds)
     tree_rss_mb: float  # the host and every service it started (PostgreSQL, Node emulators)
-    host_cpu_s: float  # cumulative CPU seconds of the host process
+    host_cpu_s: float  # cumulative CPU seconds of the host process and its live workers
     harness_cpu_s: float  # cumulative CPU seconds of this (load-generating) process
     services_cpu_s: float  # cumulative CPU seconds of the services (PostgreSQL, Cosmos emulator, …)
     load1: float
@@ -150,8 +151,18 @@ class ResourceSampler:
                 return
 
     def _sample(self, host: psutil.Process, root: psutil.Process, me: psutil.Process) -> Sample:
-        host_mem = host.memory_info().rss
-        host_cpu = host.cpu_times()
+        # The host process and the app's worker processes it starts (FUNCTIONS_WORKER_PROCESS_COUNT).
+        app = [host]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            app += host.children(recursive=True)
+        app_pids = {process.pid for process in app}
+        host_mem = 0
+        host_cpu_s = 0.0
+        for process in app:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                host_mem += process.memory_info().rss
+                times = process.cpu_times()
+                host_cpu_s += times.user + times.system
         tree_rss = root.memory_info().rss
         by_name: dict[str, float] = {}
         services_cpu = 0.0
@@ -159,9 +170,9 @@ class ResourceSampler:
             try:
                 rss = child.memory_info().rss
                 tree_rss += rss
-                name = "host (python)" if child.pid == host.pid else child.name()
+                name = "host and workers (python)" if child.pid in app_pids else child.name()
                 by_name[name] = by_name.get(name, 0.0) + rss / 2**20
-                if child.pid == host.pid:
+                if child.pid in app_pids:
                     continue
                 times = child.cpu_times()
                 services_cpu += times.user + times.system
@@ -174,7 +185,7 @@ class ResourceSampler:
             t=round(self.now(), 3),
             host_rss_mb=round(host_mem / 2**20, 1),
             tree_rss_mb=round(tree_rss / 2**20, 1),
-            host_cpu_s=host_cpu.user + host_cpu.system,
+            host_cpu_s=host_cpu_s,
             harness_cpu_s=mine.user + mine.system,
             services_cpu_s=services_cpu,
             load1=os.getloadavg()[0],

@@ -53,6 +53,9 @@ class PySpy:
             "--rate",
             str(self.rate),
             "--nonblocking",
+            # The host process starts the app in worker processes (FUNCTIONS_WORKER_PROCESS_COUNT):
+            # sample them all.
+            "--subprocesses",
             "-o",
             str(self.out),
         ]

@@ -1,7 +1,9 @@
 """Creates the Cosmos database and every container described in `cosmos_indexes/*.json`.
 
 The same files feed Bicep in Azure, so local and deployed containers cannot drift.
-Idempotent: existing containers are left as they are.
+Idempotent: an existing container is left as it is, except that its indexing policy's composite indexes
+and its default TTL follow the file (data kept from an older version, `make run ARGS=--keep-data`, would
+otherwise answer queries that need a newer composite index with 400).
 """
 
 from __future__ import annotations
@@ -39,6 +41,23 @@ def provision(client: CosmosClient, database_name: str, directory: Path = COSMOS
             options["default_ttl"] = definition["defaultTtl"]
         if "uniqueKeyPolicy" in definition:
             options["unique_key_policy"] = definition["uniqueKeyPolicy"]
-        database.create_container_if_not_exists(id=definition["id"], **options)
+        container = database.create_container_if_not_exists(id=definition["id"], **options)
+        _update_if_changed(database, container, definition, options)
         names.append(definition["id"])
     return names
+
+
+def _update_if_changed(
+    database: Any, container: Any, definition: dict[str, Any], options: dict[str, Any]
+) -> None:
+    properties = container.read()
+    wanted_composites = (definition.get("indexingPolicy") or {}).get("compositeIndexes") or []
+    found_composites = (properties.get("indexingPolicy") or {}).get("compositeIndexes") or []
+    if found_composites == wanted_composites and properties.get("defaultTtl") == definition.get("defaultTtl"):
+        return
+    database.replace_container(
+        container,
+        partition_key=options["partition_key"],
+        indexing_policy=options["indexing_policy"],
+        default_ttl=definition.get("defaultTtl"),
+    )

@@ -14,7 +14,8 @@ from functions.http_support import ApiRequest, ok
 from shared_code.bootstrap import get_app_context
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.accounts import CreateUser, ErasureAccepted, ExportJob, Me, UpdateProfile
-from shared_code.services import accounts, erasure
+from shared_code.schemas.notification_settings import NotificationSettings, UpdateNotificationSettings
+from shared_code.services import accounts, erasure, notification_settings
 from shared_code.services import export as export_service
 from shared_code.services.idempotency import ONBOARDING_OPERATION
 
@@ -63,6 +64,32 @@ async def get_me(api: ApiRequest) -> func.HttpResponse:
 async def update_me(api: ApiRequest) -> func.HttpResponse:
     body = api.body(UpdateProfile)
     return ok(await api.run(lambda uow: accounts.update_profile(uow, body)))
+
+
+@api_route(
+    bp,
+    "GET",
+    "users/me/notification-settings",
+    summary="Which notification types the caller receives",
+    response=NotificationSettings,
+    tag="identity",
+)
+async def get_notification_settings(api: ApiRequest) -> func.HttpResponse:
+    return ok(await api.run(notification_settings.get_notification_settings))
+
+
+@api_route(
+    bp,
+    "PATCH",
+    "users/me/notification-settings",
+    summary="Turn notification types on or off (a type turned off is not written at all)",
+    request=UpdateNotificationSettings,
+    response=NotificationSettings,
+    tag="identity",
+)
+async def update_notification_settings(api: ApiRequest) -> func.HttpResponse:
+    body = api.body(UpdateNotificationSettings)
+    return ok(await api.run(lambda uow: notification_settings.update_notification_settings(uow, body)))
 
 
 @api_route(

@@ -11,7 +11,7 @@ import azure.functions as func
 from functions.contract import PAGE_QUERY, api_route
 from functions.http_support import ApiRequest, no_content, ok, weigh_by_followers_of
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.accounts import FollowAnswer, FollowRequest, PublicProfile
 from shared_code.schemas.common import Page
 from shared_code.services import social
 
@@ -30,20 +30,30 @@ async def _change_edge(api: ApiRequest, change: EdgeChange) -> func.HttpResponse
     bp,
     "PUT",
     "users/{userId:guid}/follow",
-    summary="Follow a user (idempotent)",
+    summary="Follow a user (idempotent); a private account: ask to follow it (202)",
     status=204,
     tag="social",
     weigh=weigh_by_followers_of("userId"),
+    other_responses=[
+        (
+            202,
+            FollowAnswer,
+            "the account is private: a follow request waits for its approval (asking again while it "
+            "waits answers 202 again and changes nothing)",
+        )
+    ],
 )
 async def follow_user(api: ApiRequest) -> func.HttpResponse:
-    return await _change_edge(api, social.follow)
+    target = api.route_id("userId")
+    outcome = await api.run(lambda uow: social.follow(uow, target))
+    return ok(FollowAnswer(), status=202) if outcome == "requested" else no_content()
 
 
 @api_route(
     bp,
     "DELETE",
     "users/{userId:guid}/follow",
-    summary="Unfollow a user (idempotent)",
+    summary="Unfollow a user, or cancel a pending follow request (idempotent)",
     status=204,
     tag="social",
 )
@@ -122,3 +132,41 @@ async def list_followers(api: ApiRequest) -> func.HttpResponse:
 )
 async def list_following(api: ApiRequest) -> func.HttpResponse:
     return await _connections(api, "following")
+
+
+@api_route(
+    bp,
+    "GET",
+    "users/me/follow-requests",
+    summary="Pending requests to follow the caller, newest first",
+    response=Page[FollowRequest],
+    query=PAGE_QUERY,
+    tag="social",
+)
+async def list_follow_requests(api: ApiRequest) -> func.HttpResponse:
+    limit, cursor = api.page()
+    return ok(await api.run(lambda uow: social.list_follow_requests(uow, api.app.cursors, limit, cursor)))
+
+
+@api_route(
+    bp,
+    "POST",
+    "users/me/follow-requests/{userId:guid}/approve",
+    summary="Approve a follow request: the user follows the caller (idempotent)",
+    status=204,
+    tag="social",
+)
+async def approve_follow_request(api: ApiRequest) -> func.HttpResponse:
+    return await _change_edge(api, social.approve_request)
+
+
+@api_route(
+    bp,
+    "POST",
+    "users/me/follow-requests/{userId:guid}/decline",
+    summary="Decline a follow request (idempotent)",
+    status=204,
+    tag="social",
+)
+async def decline_follow_request(api: ApiRequest) -> func.HttpResponse:
+    return await _change_edge(api, social.decline_request)

@@ -22,6 +22,7 @@ from shared_code.outbox.handlers import (
     EventHubsPublisher,
     ExportHandler,
     FeedMaintenanceHandler,
+    FollowRequestHandler,
     ProjectionHandler,
 )
 from shared_code.outbox.policy import RelayPolicy
@@ -33,6 +34,8 @@ from shared_code.services.erasure import ErasureService
 from shared_code.services.export import ExportService
 from shared_code.services.feeds import FeedService
 from shared_code.services.health import HealthProbes, read_backlog
+from shared_code.services.notification_settings import NotificationGate
+from shared_code.services.social import PendingApprovals
 from shared_code.settings import get_settings
 
 _context: AppContext | None = None
@@ -75,7 +78,9 @@ def feed_service(ctx: AppContext) -> FeedService:
 
 def change_feed_service(ctx: AppContext) -> ChangeFeedService:
     """The change-feed functions' work (cheap to build: no I/O until it is used)."""
-    return ChangeFeedService(ctx.system_pool, feed_service(ctx), CosmosWriter(ctx.cosmos_db))
+    return ChangeFeedService(
+        ctx.system_pool, feed_service(ctx), CosmosWriter(ctx.cosmos_db), NotificationGate(ctx.system_pool)
+    )
 
 
 def health_probes(ctx: AppContext) -> HealthProbes:
@@ -119,9 +124,12 @@ def outbox_relay(ctx: AppContext) -> OutboxRelay:
         sink_watch_seconds=s.outbox_sink_watch_seconds,
     )
     handlers: list[EventHandler] = [
-        ProjectionHandler(CosmosWriter(ctx.cosmos_db), s.outbox_concurrency),
+        ProjectionHandler(
+            CosmosWriter(ctx.cosmos_db), s.outbox_concurrency, NotificationGate(ctx.system_pool)
+        ),
         FeedMaintenanceHandler(feed_service(ctx), s.outbox_concurrency),
         AdminMirrorHandler(ctx.system_pool),
+        FollowRequestHandler(PendingApprovals(ctx.system_pool), s.outbox_concurrency),
         ErasureHandler(
             ErasureService(ctx.system_pool, ctx.cosmos_db, s.erasure_batch_size, ctx.blob_service),
             s.outbox_concurrency,

@@ -172,6 +172,79 @@ class MuteDeleted(EventPayload):
     muted_id: UUID
 
 
+# --- private accounts ------------------------------------------------------------------------
+
+
+class ProfileVisibilityChanged(EventPayload):
+    """PATCH /users/me changed `visibility`; turning public also approves the pending follow
+    requests: `pendingRequests` is how many were still pending when it committed (the relay approves
+    them in batches when there are more than the request approved itself)."""
+
+    event_type = "profile.visibility_changed"
+    aggregate_type = "user"
+
+    user_id: UUID
+    visibility: str
+    pending_requests: int = 0
+
+
+class FollowRequestsApprovalProgressed(EventPayload):
+    """The relay approved one more batch of a public account's pending follow requests and more
+    remain (`pendingRequests`): the next batch follows this event."""
+
+    event_type = "profile.follow_requests_approval_progressed"
+    aggregate_type = "user"
+
+    user_id: UUID
+    approved: int
+    pending_requests: int
+
+
+class FollowRequested(EventPayload):
+    event_type = "follow.requested"
+    aggregate_type = "follow_request"
+
+    request_id: UUID
+    requester_id: UUID
+    target_id: UUID
+    created_at: datetime
+
+
+class FollowRequestApproved(EventPayload):
+    """Recorded with the follow.created of the same transaction; `by` is `target` (the account
+    approved it) or `made_public` (the account turned public)."""
+
+    event_type = "follow.request_approved"
+    aggregate_type = "follow_request"
+
+    request_id: UUID
+    requester_id: UUID
+    target_id: UUID
+    by: str
+    approved_at: datetime
+
+
+class FollowRequestDeclined(EventPayload):
+    event_type = "follow.request_declined"
+    aggregate_type = "follow_request"
+
+    request_id: UUID
+    requester_id: UUID
+    target_id: UUID
+
+
+class FollowRequestCancelled(EventPayload):
+    """`cause`: `requester` (DELETE .../follow) or `block` (a block either way ends it)."""
+
+    event_type = "follow.request_cancelled"
+    aggregate_type = "follow_request"
+
+    request_id: UUID
+    requester_id: UUID
+    target_id: UUID
+    cause: str
+
+
 # --- posts -----------------------------------------------------------------------------------
 
 
@@ -389,6 +462,12 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         BlockDeleted,
         MuteCreated,
         MuteDeleted,
+        ProfileVisibilityChanged,
+        FollowRequestsApprovalProgressed,
+        FollowRequested,
+        FollowRequestApproved,
+        FollowRequestDeclined,
+        FollowRequestCancelled,
         PostCreated,
         PostUpdated,
         PostDeleted,

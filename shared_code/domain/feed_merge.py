@@ -125,6 +125,13 @@ class SourcePage:
     exhausted: bool
 
 
+def newer_than(page: SourcePage, edge: datetime) -> SourcePage:
+    """A source page fetched against an earlier horizon, cut at a later one: what it held at or below
+    `edge` is left to PostgreSQL, and a page that was cut has nothing more above the edge."""
+    kept = [entry for entry in page.entries if entry_key(entry)[0] > edge]
+    return SourcePage(kept, exhausted=page.exhausted or len(kept) < len(page.entries))
+
+
 @dataclass(frozen=True)
 class MergedPage:
     entries: list[dict[str, Any]]  # to show, newest first, at most the limit

@@ -60,7 +60,7 @@ def readable_by(
 ) -> bool:
     """Whether `caller` may read the asset (get a signed URL for it). `hidden_by_author`: the caller
     may not see the attached post's author's content (domain/privacy.py: a private account not
-    followed, a block either way), which hides the post and so its media."""
+    followed, or the author blocked the caller), which hides the post and so its media."""
     if not readable_by_someone(state, now, unattached_ttl):
         return False
     if state.post is None:

@@ -24,6 +24,7 @@ from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.db.unit_of_work import system_connection
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
+from shared_code.projections.writes import CosmosWrite
 
 log = logging.getLogger("chorus.outbox")
 
@@ -49,15 +50,31 @@ async def _each(
     return failures
 
 
+class NotificationAdmission(Protocol):
+    """What the projections ask before writing notifications (services.notification_settings.NotificationGate,
+    given by shared_code.bootstrap): the writes without the notifications not to be written."""
+
+    async def admit(self, writes: Sequence[CosmosWrite]) -> list[CosmosWrite]: ...
+
+
 class ProjectionHandler:
     name = "cosmos-projections"
 
-    def __init__(self, writer: CosmosWriter, concurrency: int) -> None:
+    def __init__(
+        self, writer: CosmosWriter, concurrency: int, notifications: NotificationAdmission | None = None
+    ) -> None:
         self._writer = writer
         self._slots = asyncio.Semaphore(concurrency)
+        self._notifications = notifications
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
-        return await _each(events, self._slots, lambda e: self._writer.apply_all(project(e)))
+        return await _each(events, self._slots, self._apply)
+
+    async def _apply(self, event: StoredEvent) -> None:
+        writes = project(event)
+        if self._notifications is not None:
+            writes = await self._notifications.admit(writes)
+        await self._writer.apply_all(writes)
 
     async def probe(self) -> None:
         """Cosmos DB answers at all (the relay's breaker asks, see breaker.py)."""
@@ -123,6 +140,34 @@ _FEED_EFFECTS = {
     "mute.deleted": "backfill",
     "block.created": "remove-both",
 }
+
+
+class FollowRequestApprovals(Protocol):
+    """What the follow-request handler needs (services.social.PendingApprovals, given by
+    shared_code.bootstrap)."""
+
+    async def approve_batch(self, user_id: UUID) -> None: ...
+
+
+class FollowRequestHandler:
+    """An account that turned public with more pending follow requests than its request approved:
+    each event (the visibility change, then each batch's progress) approves one more batch."""
+
+    name = "follow-request-approvals"
+
+    def __init__(self, approvals: FollowRequestApprovals, concurrency: int) -> None:
+        self._approvals = approvals
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        batches = [
+            e
+            for e in events
+            if e.event_type in ("profile.visibility_changed", "profile.follow_requests_approval_progressed")
+            and e.payload.get("visibility", "public") == "public"
+            and int(e.payload.get("pendingRequests", 0)) > 0
+        ]
+        return await _each(batches, self._slots, lambda e: self._approvals.approve_batch(e.aggregate_id))
 
 
 class AccountErasure(Protocol):

@@ -201,6 +201,27 @@ def _mention_notifications(
     ]
 
 
+def _follow_request(event: ProjectableEvent) -> list[CosmosWrite]:
+    """A request notifies the private account; an approval notifies the requester."""
+    p = event.payload
+    requested = event.event_type == "follow.requested"
+    recipient, actor = (p["targetId"], p["requesterId"]) if requested else (p["requesterId"], p["targetId"])
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=str(recipient),
+                kind="follow_request" if requested else "follow_approved",
+                actor_id=str(actor),
+                subject_id=str(actor),
+                cause_id=f"{p['requestId']}:{event.aggregate_version}",
+                created_at=p.get("createdAt") or p.get("approvedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+    ]
+
+
 def _post(event: ProjectableEvent) -> list[CosmosWrite]:
     writes: list[CosmosWrite] = [
         VersionedUpsert(POSTS, post_document(event)),
@@ -287,6 +308,13 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "block.deleted": _nothing,
     "mute.created": _nothing,
     "mute.deleted": _nothing,
+    # Private accounts: a request and its approval notify; the rest is PostgreSQL's (the rule reads it).
+    "profile.visibility_changed": _nothing,
+    "profile.follow_requests_approval_progressed": _nothing,
+    "follow.requested": _follow_request,
+    "follow.request_approved": _follow_request,
+    "follow.request_declined": _nothing,
+    "follow.request_cancelled": _nothing,
     "post.created": _post,
     "post.updated": _post,
     "post.deleted": _post,

@@ -15,6 +15,7 @@ from shared_code.domain.limits import (
     RESERVED_USERNAMES,
     USERNAME_PATTERN,
 )
+from shared_code.domain.privacy import Visibility
 from shared_code.schemas.common import (
     DISPLAY_NAME_PATTERN,
     HTTPS_URL_PATTERN,
@@ -66,7 +67,7 @@ def _edit_profile_schema(schema: dict[str, Any]) -> None:
     """What the validator below enforces, stated: at least one field; displayName and bio may be
     left out but not null (avatarUrl null removes the avatar)."""
     schema["minProperties"] = 1
-    for name in ("displayName", "bio"):
+    for name in ("displayName", "bio", "visibility"):
         field = schema["properties"][name]
         field.pop("default", None)
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
@@ -79,11 +80,18 @@ class UpdateProfile(RequestBody):
     display_name: DisplayName | None = None
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
+    visibility: Visibility | None = Field(
+        default=None,
+        description="`private`: posts, comments, reactions, media and follower lists reach only approved "
+        "followers, and following is a request to approve; `public` approves every pending request",
+    )
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateProfile:
         if not self.model_fields_set:
-            raise ValueError("give at least one of displayName, bio, avatarUrl")
+            raise ValueError("give at least one of displayName, bio, avatarUrl, visibility")
+        if "visibility" in self.model_fields_set and self.visibility is None:
+            raise ValueError("visibility cannot be null: public or private")
         if "display_name" in self.model_fields_set and self.display_name is None:
             raise ValueError("displayName cannot be removed")
         if "bio" in self.model_fields_set and self.bio is None:
@@ -103,6 +111,7 @@ class Me(ResponseBody):
     followers: int
     following: int
     posts: int
+    visibility: Visibility = "public"
 
 
 class PublicProfile(ResponseBody):
@@ -114,6 +123,22 @@ class PublicProfile(ResponseBody):
     followers: int
     following: int
     posts: int
+
+
+class FollowRequest(ResponseBody):
+    """A pending request to follow the caller (GET /users/me/follow-requests)."""
+
+    user_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    requested_at: datetime
+
+
+class FollowAnswer(ResponseBody):
+    """PUT /users/{userId}/follow of a private account: the request waits for its approval."""
+
+    status: Literal["requested"] = "requested"
 
 
 class ErasureAccepted(ResponseBody):

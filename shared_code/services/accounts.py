@@ -13,9 +13,11 @@ from psycopg import errors as pg_errors
 from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict
-from shared_code.domain.events import ProfileUpdated, UserCreated
+from shared_code.domain.events import ProfileUpdated, ProfileVisibilityChanged, UserCreated
+from shared_code.domain.privacy import Visibility
 from shared_code.schemas.accounts import CreateUser, Me, UpdateProfile
 from shared_code.services.erasure import lock_username, username_held
+from shared_code.services.social import approve_pending_requests
 
 # Token `idp` claim values → the auth providers the schema allows; anything else is email/password.
 _PROVIDERS = {
@@ -94,7 +96,8 @@ async def get_me(uow: UnitOfWork) -> Me:
         uow.conn,
         Me,
         """SELECT u.id, u.username, p.display_name, p.bio, p.avatar_url, u.email, u.auth_provider, u.created_at,
-                  c.followers, c.following, c.posts
+                  c.followers, c.following, c.posts,
+                  CASE WHEN p.visibility = 'public' THEN 'public' ELSE 'private' END AS visibility
            FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
            WHERE u.id = %s""",
         (user_id,),
@@ -103,8 +106,17 @@ async def get_me(uow: UnitOfWork) -> Me:
     return me
 
 
+# Turning public approves this many pending follow requests in the request itself; the relay approves
+# the rest in batches of as many (services/social.py approve_pending_requests).
+APPROVE_IN_REQUEST = 100
+
+
 async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
     user_id = uow.require_user()
+    if body.visibility is not None:
+        await _change_visibility(uow, user_id, body.visibility)
+    if not body.model_fields_set - {"visibility"}:
+        return await get_me(uow)
     changes: dict[str, Any] = {
         column: getattr(body, field)
         for field, column in (("display_name", "display_name"), ("bio", "bio"), ("avatar_url", "avatar_url"))
@@ -151,3 +163,32 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
 def _camel(column: str) -> str:
     head, *rest = column.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+async def _change_visibility(uow: UnitOfWork, user_id: UUID, visibility: Visibility) -> None:
+    """Set the account's visibility. The account's row is taken FOR UPDATE first, so a follow of it
+    under way (which holds the row FOR KEY SHARE) commits before, and one that comes after reads the
+    new visibility: no request is left pending on a public account. Turning public approves up to
+    APPROVE_IN_REQUEST pending requests at once; the event tells the relay how many are left."""
+    await uow.conn.execute("SELECT 1 FROM users WHERE id = %s FOR UPDATE", (user_id,))
+    cur = await uow.conn.execute(
+        """UPDATE profiles SET visibility = %s, updated_at = now()
+           WHERE user_id = %s AND visibility IS DISTINCT FROM %s RETURNING 1""",
+        (visibility, user_id, visibility),
+    )
+    if await cur.fetchone() is None:
+        return  # unchanged: nothing recorded
+    pending = 0
+    if visibility == "public":
+        _, pending = await approve_pending_requests(uow, user_id, APPROVE_IN_REQUEST)
+    cur = await uow.conn.execute(
+        "UPDATE users SET version = version + 1, updated_at = now() WHERE id = %s RETURNING version",
+        (user_id,),
+    )
+    version_row = await cur.fetchone()
+    assert version_row is not None
+    uow.record(
+        ProfileVisibilityChanged(user_id=user_id, visibility=visibility, pending_requests=pending),
+        user_id,
+        version_row[0],
+    )

@@ -31,6 +31,7 @@ from shared_code.domain.errors import Conflict, NotFound, Unavailable
 from shared_code.observability import bounded_correlation_id
 from shared_code.projections.documents import reaction_side_effects
 from shared_code.services.feeds import FeedService, bounded, shows_in_feeds
+from shared_code.services.notification_settings import NotificationGate
 
 log = logging.getLogger("chorus.change_feed")
 
@@ -69,6 +70,8 @@ class ChangeFeedService:
     pool: AsyncConnectionPool
     feeds: FeedService
     writer: CosmosWriter
+    # Notifications a recipient turned off, or may not see, are not written (None: all are).
+    notifications: NotificationGate | None = None
 
     async def fan_out_posts(self, posts: Sequence[dict[str, Any]]) -> int:
         feeds = self.feeds
@@ -93,6 +96,8 @@ class ChangeFeedService:
     async def apply_reactions(self, reactions: Sequence[dict[str, Any]]) -> int:
         """Counters and notifications for a batch of reaction documents: O(1) requests each."""
         writes = [write for reaction in reactions for write in reaction_side_effects(reaction)]
+        if self.notifications is not None:
+            writes = await self.notifications.admit(writes)
         await self.writer.apply_all(writes)
         for reaction in reactions:
             log.info(

@@ -44,8 +44,9 @@ from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFIC
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
+from shared_code.services.notification_settings import erase_notification_settings_of
 from shared_code.services.post_deletion import soft_delete_post
-from shared_code.services.social import erase_blocks_and_mutes_of, erase_follows_of
+from shared_code.services.social import erase_blocks_and_mutes_of, erase_follow_requests_of, erase_follows_of
 from shared_code.services.text_entities import erase_mentions_of
 
 log = logging.getLogger("chorus.erasure")
@@ -428,6 +429,7 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
         (ERASED_DISPLAY_NAME, user_id, ERASED_DISPLAY_NAME),
     )
     changed += cur.rowcount
+    changed += await erase_notification_settings_of(uow, user_id, limit)
     return changed + await _erase_moderation_texts(uow, user_id, limit)
 
 
@@ -438,11 +440,17 @@ async def _erase_comments_and_mentions(uow: UnitOfWork, user_id: UUID, limit: in
     return changed or await erase_mentions_of(uow, user_id, limit)
 
 
+async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Follows to and from the account, each with its event; then its follow requests both ways."""
+    follows = await erase_follows_of(uow, user_id, limit)
+    return follows + (await erase_follow_requests_of(uow, user_id, limit - follows) if follows < limit else 0)
+
+
 _SQL_STEPS = {
     "posts": _erase_posts,
     "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
-    "follows": erase_follows_of,
+    "follows": _erase_graph,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,
     "media": _release_media,

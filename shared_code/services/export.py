@@ -74,6 +74,18 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
            WHERE m.muter_id = %(u)s AND m.deleted_at IS NULL ORDER BY m.created_at, m.muted_id""",
     ),
     (
+        "followRequestsMade",
+        """SELECT r.target_id AS user_id, u.username, r.created_at FROM follow_requests r
+           JOIN users u ON u.id = r.target_id
+           WHERE r.requester_id = %(u)s AND r.resolved_at IS NULL ORDER BY r.created_at, r.target_id""",
+    ),
+    (
+        "followRequestsReceived",
+        """SELECT r.requester_id AS user_id, u.username, r.created_at FROM follow_requests r
+           JOIN users u ON u.id = r.requester_id
+           WHERE r.target_id = %(u)s AND r.resolved_at IS NULL ORDER BY r.created_at, r.requester_id""",
+    ),
+    (
         "flags",
         """SELECT id, post_id, reason, severity, status, created_at FROM moderation_flags
            WHERE reporter_id = %(u)s ORDER BY created_at, id""",
@@ -118,7 +130,9 @@ async def count_items(uow: UnitOfWork, user_id: UUID) -> int:
 async def build_document(uow: UnitOfWork, cosmos_db: DatabaseProxy, user_id: UUID) -> dict[str, Any]:
     """The export: the account and profile, then every section, then the notifications (Cosmos DB)."""
     cur = await uow.conn.execute(
-        """SELECT u.id, u.username, u.email, u.auth_provider, u.created_at, p.display_name, p.bio, p.avatar_url
+        """SELECT u.id, u.username, u.email, u.auth_provider, u.created_at, p.display_name, p.bio, p.avatar_url,
+                  CASE WHEN p.visibility = 'public' THEN 'public' ELSE 'private' END,
+                  coalesce((SELECT n.turned_off FROM notification_settings n WHERE n.user_id = u.id), '{}')
            FROM users u JOIN profiles p ON p.user_id = u.id WHERE u.id = %s""",
         (user_id,),
     )
@@ -135,7 +149,8 @@ async def build_document(uow: UnitOfWork, cosmos_db: DatabaseProxy, user_id: UUI
             "authProvider": row[3],
             "createdAt": row[4].isoformat(),
         },
-        "profile": {"displayName": row[5], "bio": row[6], "avatarUrl": row[7]},
+        "profile": {"displayName": row[5], "bio": row[6], "avatarUrl": row[7], "visibility": row[8]},
+        "notificationTypesTurnedOff": list(row[9]),
     }
     for key, query in _SECTIONS:
         cur = await uow.conn.execute(query, {"u": user_id})

@@ -32,6 +32,7 @@ from shared_code.domain.feed_merge import (
     cosmos_time,
     entry_key,
     horizon,
+    newer_than,
     parse_time,
     read_page,
 )
@@ -40,6 +41,7 @@ from shared_code.projections.writes import AUTHOR_POSTS, FEED
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
+from shared_code.services.audience import visible_authors
 from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
 from shared_code.services.projection_queries import page, read_or_none
@@ -100,11 +102,22 @@ async def read_feed(
         return await _postgres_entries(run, media_urls, me, n, position, not_after)
 
     try:
+        # The feed's trim floor is read with the first round's queries (which use the retention's
+        # horizon alone), and what they return at or below the floor is cut: no extra round trip.
+        by_age = horizon(now, retention, None)
+        first_round = after is None or after[0] > by_age
         async with budget.guard():
-            floor = await read_or_none(db, FEED, f"{me}:floor", me)
+            floor, first = await asyncio.gather(
+                read_or_none(db, FEED, f"{me}:floor", me),
+                _cosmos_pages(db, me, windows, by_age, after, limit) if first_round else _nothing(),
+            )
         edge = horizon(now, retention, parse_time(floor["floorAt"]) if floor else None)
 
         async def cosmos(position: Key | None, n: int) -> list[SourcePage]:
+            nonlocal first
+            if first is not None and position == after and n == limit:
+                pages, first = first, None
+                return [newer_than(page, edge) for page in pages]
             async with budget.guard():
                 return await _cosmos_pages(db, me, windows, edge, position, n)
 
@@ -130,6 +143,10 @@ async def read_feed(
     items = hydrated + [e["item"] for e in feed_page.postgres_entries]
     next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
     return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _cursor(cursors: CursorCodec, scope: str, position: Key | None, more: bool) -> str | None:
@@ -326,8 +343,9 @@ async def _feed_rows(
 
 
 async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) -> set[str]:
-    """Authors the caller muted or is blocked with, and posts deleted, hidden or removed since they were
-    fanned out: one PostgreSQL round trip, so such posts never show even before the projections catch up."""
+    """Authors the caller muted or is blocked with or may not see (the privacy rule), and posts deleted,
+    hidden or removed since they were fanned out: two statements in one short transaction, so such posts
+    never show even before the projections catch up."""
     if not items:
         return set()
     cur = await uow.conn.execute(
@@ -338,7 +356,11 @@ async def _not_to_show(uow: UnitOfWork, me: str, items: list[dict[str, Any]]) ->
                      WHERE id = ANY(%(posts)s) AND (deleted_at IS NOT NULL OR status <> 'visible')""",
         {"me": UUID(me), "posts": [UUID(item["postId"]) for item in items]},
     )
-    return {row[0] for row in await cur.fetchall()}
+    hidden = {row[0] for row in await cur.fetchall()}
+    # The privacy rule (services/audience.py): an author who turned private is gone from a non-follower's
+    # feed at once (a feed may still hold, or pull, their posts until feed maintenance catches up).
+    authors = {UUID(str(item["authorId"])) for item in items}
+    return hidden | {str(a) for a in authors - await visible_authors(uow, authors)}
 
 
 def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> FeedItem:

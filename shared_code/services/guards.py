@@ -64,8 +64,8 @@ _POST_FOR_UPDATE = _POST + " FOR UPDATE"
 async def visible_post(uow: UnitOfWork, post_id: UUID, lock: bool = False) -> PostRef:
     """The post if the caller may see it, else 404: deleted posts for everyone; hidden or
     removed ones for all but the author and moderators; and the posts of an author whose content
-    the caller may not see (a private account they do not follow, a block either way: the privacy
-    rule, services/audience.py), unless the caller is a moderator."""
+    the caller may not see (a private account they do not follow, an author who blocked them: the
+    privacy rule, services/audience.py), unless the caller is a moderator."""
     post = await fetch_one(uow.conn, PostRef, _POST_FOR_UPDATE if lock else _POST, (post_id,))
     if post is None:
         raise NotFound("no such post")

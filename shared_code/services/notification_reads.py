@@ -3,6 +3,9 @@ projection: one single-partition query per page. Marking them read is services/n
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from azure.cosmos.aio import DatabaseProxy
 
 from shared_code.adapters.availability import RequestBudget
@@ -11,6 +14,7 @@ from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.schemas.common import Page
 from shared_code.schemas.reads import Notification
+from shared_code.services.audience import visible_authors
 from shared_code.services.guards import blocked_either_way_ids
 from shared_code.services.projection_queries import continuation_of, next_cursor, page
 
@@ -50,6 +54,9 @@ async def list_notifications(
             limit,
             continuation,
         )
+    if items:
+        unseen = await run(lambda uow: _subjects_not_to_show(uow, items))
+        items = [n for n in items if n["subjectId"] not in unseen]
     return Page[Notification](
         items=[
             Notification(
@@ -64,3 +71,19 @@ async def list_notifications(
         ],
         next_cursor=next_cursor(cursors, scope, continuation),
     )
+
+
+async def _subjects_not_to_show(uow: UnitOfWork, items: list[dict[str, Any]]) -> set[str]:
+    """Posts the notifications are about whose author's content the caller may not see (any more: the
+    author turned private, or the caller unfollowed): those notifications are left out. One query for
+    the posts' authors, one for the privacy rule (services/audience.py)."""
+    subjects = []
+    for n in items:
+        try:
+            subjects.append(UUID(str(n["subjectId"])))
+        except ValueError:
+            continue
+    cur = await uow.conn.execute("SELECT id, author_id FROM posts WHERE id = ANY(%s)", (subjects,))
+    authors = {row[0]: row[1] for row in await cur.fetchall()}
+    shown = await visible_authors(uow, set(authors.values()))
+    return {str(post) for post, author in authors.items() if author not in shown}

@@ -1,4 +1,5 @@
-"""The social graph: follows, blocks, mutes, and follower/following lists.
+"""The social graph: follows, follow requests (private accounts), blocks, mutes, and
+follower/following lists.
 
 Every operation is idempotent: a second follow, block or mute changes nothing and
 records no event. Counts move in the same transaction as the edge, with the
@@ -8,24 +9,31 @@ count rows locked in id order so that crossing follows cannot deadlock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from psycopg_pool import AsyncConnectionPool
+
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
-from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Forbidden, Invalid
+from shared_code.db.unit_of_work import Actor, UnitOfWork, unit_of_work
+from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import (
     BlockCreated,
     BlockDeleted,
     FollowCreated,
     FollowDeleted,
+    FollowRequestApproved,
+    FollowRequestCancelled,
+    FollowRequestDeclined,
+    FollowRequested,
+    FollowRequestsApprovalProgressed,
     MuteCreated,
     MuteDeleted,
     UserCounts,
 )
-from shared_code.schemas.accounts import PublicProfile
+from shared_code.schemas.accounts import FollowRequest, PublicProfile
 from shared_code.schemas.common import Page
 from shared_code.services.audience import require_may_see
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, require_live_user
@@ -101,14 +109,47 @@ async def _one_at_a_time(uow: UnitOfWork, a: UUID, b: UUID) -> None:
     await uow.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"graph:{low}:{high}",))
 
 
-async def follow(uow: UnitOfWork, followee: UUID) -> None:
+FollowOutcome = Literal["following", "requested"]
+
+
+async def follow(uow: UnitOfWork, followee: UUID) -> FollowOutcome:
+    """Follow a public account at once; ask to follow a private one (a pending request, until it
+    approves or declines). Idempotent either way: following again, or asking again while a
+    request is pending, changes nothing and records nothing."""
     me = uow.require_user()
     if followee == me:
         raise Invalid("you cannot follow yourself")
+    # The accounts' rows first: a visibility change takes the followee's FOR UPDATE, so what is read
+    # below is the visibility after any change that was under way (docs/privacy.md).
     await uow.lock_live_users(me, followee)
     await _one_at_a_time(uow, me, followee)
     if await blocked_either_way(uow, me, followee):
         raise Forbidden("you cannot follow this user")
+    if await _is_private(uow, followee) and not await _follows(uow, me, followee):
+        await _request_follow(uow, me, followee)
+        return "requested"
+    await _create_follow(uow, me, followee)
+    return "following"
+
+
+async def _is_private(uow: UnitOfWork, user_id: UUID) -> bool:
+    cur = await uow.conn.execute("SELECT visibility <> 'public' FROM profiles WHERE user_id = %s", (user_id,))
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _follows(uow: UnitOfWork, follower: UUID, followee: UUID) -> bool:
+    cur = await uow.conn.execute(
+        "SELECT 1 FROM follows WHERE follower_id = %s AND followee_id = %s AND deleted_at IS NULL",
+        (follower, followee),
+    )
+    return await cur.fetchone() is not None
+
+
+async def _create_follow(uow: UnitOfWork, follower: UUID, followee: UUID) -> bool:
+    """The follow use case's write: the edge (new or revived), both counts, follow.created (which
+    back-fills the follower's feed). False when the edge was live already. Also the approval of a
+    request, acting as the followee (row-level security allows it while the request is pending)."""
     edge = await fetch_one(
         uow.conn,
         _Edge,
@@ -117,17 +158,17 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
                SET deleted_at = NULL, created_at = now(), version = follows.version + 1
                WHERE follows.deleted_at IS NOT NULL
            RETURNING id, version, created_at""",
-        (me, followee),
+        (follower, followee),
     )
     if edge is None:
-        return  # already following
+        return False  # already following
     follow_id, version, created_at = edge.id, edge.version, edge.created_at
     assert created_at is not None
-    follower_counts, followee_counts = await _move_follow_counts(uow, me, followee, +1)
+    follower_counts, followee_counts = await _move_follow_counts(uow, follower, followee, +1)
     uow.record(
         FollowCreated(
             follow_id=follow_id,
-            follower_id=me,
+            follower_id=follower,
             followee_id=followee,
             follower_counts=follower_counts,
             followee_counts=followee_counts,
@@ -136,6 +177,210 @@ async def follow(uow: UnitOfWork, followee: UUID) -> None:
         follow_id,
         version,
     )
+    return True
+
+
+# --- follow requests (private accounts) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    id: UUID
+    version: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class _PendingRequest:
+    id: UUID
+    requester_id: UUID
+    target_id: UUID
+
+
+async def _request_follow(uow: UnitOfWork, requester: UUID, target: UUID) -> None:
+    """A pending request (new, or the pair's old one revived); nothing while one is pending."""
+    request = await fetch_one(
+        uow.conn,
+        _Request,
+        """INSERT INTO follow_requests (requester_id, target_id) VALUES (%s, %s)
+           ON CONFLICT (requester_id, target_id) DO UPDATE
+               SET resolved_at = NULL, resolution = NULL, created_at = now(),
+                   version = follow_requests.version + 1
+               WHERE follow_requests.resolved_at IS NOT NULL
+           RETURNING id, version, created_at""",
+        (requester, target),
+    )
+    if request is not None:
+        uow.record(
+            FollowRequested(
+                request_id=request.id, requester_id=requester, target_id=target, created_at=request.created_at
+            ),
+            request.id,
+            request.version,
+        )
+
+
+async def _resolve_request(
+    uow: UnitOfWork, requester: UUID, target: UUID, resolution: Literal["approved", "declined", "cancelled"]
+) -> _Edge | None:
+    """End the pending request of the pair; None when none is pending."""
+    return await fetch_one(
+        uow.conn,
+        _Edge,
+        """UPDATE follow_requests SET resolved_at = now(), resolution = %s, version = version + 1
+           WHERE requester_id = %s AND target_id = %s AND resolved_at IS NULL
+           RETURNING id, version, resolved_at AS created_at""",
+        (resolution, requester, target),
+    )
+
+
+async def _approve(
+    uow: UnitOfWork, requester: UUID, target: UUID, by: Literal["target", "made_public"]
+) -> bool:
+    """The follow through the follow use case, then the request approved: False if none was pending."""
+    cur = await uow.conn.execute(
+        "SELECT 1 FROM follow_requests WHERE requester_id = %s AND target_id = %s AND resolved_at IS NULL FOR UPDATE",
+        (requester, target),
+    )
+    if await cur.fetchone() is None:
+        return False
+    # The follow first: row-level security lets the target create it only while the request is pending.
+    await _create_follow(uow, requester, target)
+    edge = await _resolve_request(uow, requester, target, "approved")
+    assert edge is not None
+    uow.record(
+        FollowRequestApproved(
+            request_id=edge.id,
+            requester_id=requester,
+            target_id=target,
+            by=by,
+            approved_at=edge.created_at or datetime.now(UTC),
+        ),
+        edge.id,
+        edge.version,
+    )
+    return True
+
+
+async def approve_request(uow: UnitOfWork, requester: UUID) -> None:
+    """POST /users/me/follow-requests/{userId}/approve. Approving again (the requester follows
+    already) changes nothing; 404 when that user has no request to approve."""
+    me = uow.require_user()
+    await uow.lock_live_users(me, requester)
+    await _one_at_a_time(uow, requester, me)
+    if not await _approve(uow, requester, me, "target") and not await _follows(uow, requester, me):
+        raise NotFound("this user has no pending follow request to you")
+
+
+async def decline_request(uow: UnitOfWork, requester: UUID) -> None:
+    """POST /users/me/follow-requests/{userId}/decline. Declining again changes nothing; 404 when
+    that user never asked."""
+    me = uow.require_user()
+    edge = await _resolve_request(uow, requester, me, "declined")
+    if edge is None:
+        cur = await uow.conn.execute(
+            "SELECT 1 FROM follow_requests WHERE requester_id = %s AND target_id = %s", (requester, me)
+        )
+        if await cur.fetchone() is None:
+            raise NotFound("this user has no pending follow request to you")
+        return
+    uow.record(
+        FollowRequestDeclined(request_id=edge.id, requester_id=requester, target_id=me), edge.id, edge.version
+    )
+
+
+async def _cancel_request(
+    uow: UnitOfWork, requester: UUID, target: UUID, cause: Literal["requester", "block"]
+) -> None:
+    edge = await _resolve_request(uow, requester, target, "cancelled")
+    if edge is not None:
+        uow.record(
+            FollowRequestCancelled(request_id=edge.id, requester_id=requester, target_id=target, cause=cause),
+            edge.id,
+            edge.version,
+        )
+
+
+async def approve_pending_requests(uow: UnitOfWork, target: UUID, limit: int) -> tuple[int, int]:
+    """An account that turned public approves its pending requests, the oldest first, up to `limit`
+    in this transaction (each through the follow use case: its event, counts and back-fill). Returns
+    (approved, still pending). Does nothing if the account is private again."""
+    if await _is_private(uow, target):
+        return 0, 0
+    pending = await fetch_all(
+        uow.conn,
+        _PendingRequest,
+        """SELECT id, requester_id, target_id FROM follow_requests
+           WHERE target_id = %s AND resolved_at IS NULL
+           ORDER BY created_at, requester_id LIMIT %s""",
+        (target, limit),
+    )
+    approved = 0
+    for request in pending:
+        await _one_at_a_time(uow, request.requester_id, target)
+        if await blocked_either_way(uow, request.requester_id, target):
+            await _cancel_request(uow, request.requester_id, target, "block")
+        elif await _approve(uow, request.requester_id, target, "made_public"):
+            approved += 1
+    return approved, await _pending_count(uow, target)
+
+
+async def _pending_count(uow: UnitOfWork, target: UUID) -> int:
+    cur = await uow.conn.execute(
+        "SELECT count(*) FROM follow_requests WHERE target_id = %s AND resolved_at IS NULL", (target,)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class _RequestRow:
+    user_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    requested_at: datetime
+
+
+async def list_follow_requests(
+    uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str | None
+) -> Page[FollowRequest]:
+    """The caller's pending follow requests, newest first."""
+    me = uow.require_user()
+    scope = f"follow-requests:{me}"
+    params: dict[str, Any] = {"me": me, "limit": limit + 1}
+    after = ""
+    position = cursors.time_position(scope, cursor)
+    if position:
+        params["after_time"], params["after_id"] = position
+        after = "AND (r.created_at, r.requester_id) < (%(after_time)s, %(after_id)s)"
+    rows = await fetch_all(
+        uow.conn,
+        _RequestRow,
+        f"""SELECT u.id AS user_id, u.username, p.display_name, p.avatar_url, r.created_at AS requested_at
+            FROM follow_requests r
+            JOIN users u ON u.id = r.requester_id AND u.deleted_at IS NULL
+            JOIN profiles p ON p.user_id = u.id
+            WHERE r.target_id = %(me)s AND r.resolved_at IS NULL {after}
+            ORDER BY r.created_at DESC, r.requester_id DESC
+            LIMIT %(limit)s""",  # noqa: S608 (a fixed keyset clause; values are parameters)
+        params,
+    )
+    items = [FollowRequest.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = cursors.time_cursor(scope, last.requested_at, last.user_id) if last else None
+    return Page[FollowRequest](items=items, next_cursor=next_cursor)
+
+
+async def erase_follow_requests_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Account erasure: delete up to `limit` follow requests to and from `user_id` (private to the
+    two parties, projected nowhere). How many; 0 when none is left."""
+    cur = await uow.conn.execute(
+        """DELETE FROM follow_requests WHERE id IN (
+               SELECT id FROM follow_requests WHERE requester_id = %(u)s OR target_id = %(u)s LIMIT %(limit)s)""",
+        {"u": user_id, "limit": limit},
+    )
+    return cur.rowcount
 
 
 async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: FollowCause) -> None:
@@ -166,8 +411,10 @@ async def _end_follow(uow: UnitOfWork, follower: UUID, followee: UUID, cause: Fo
 
 
 async def unfollow(uow: UnitOfWork, followee: UUID) -> None:
+    """Unfollow, or cancel a pending request to follow."""
     me = uow.require_user()
     await _end_follow(uow, me, followee, "unfollow")
+    await _cancel_request(uow, me, followee, "requester")
 
 
 async def erase_follows_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
@@ -277,6 +524,8 @@ async def block(uow: UnitOfWork, target: UUID) -> None:
     # A block ends follows both ways, each with its own event.
     await _end_follow(uow, me, target, "block")
     await _end_follow(uow, target, me, "block")
+    await _cancel_request(uow, me, target, "block")
+    await _cancel_request(uow, target, me, "block")
     uow.record(BlockCreated(block_id=edge.id, blocker_id=me, blocked_id=target), edge.id, edge.version)
 
 
@@ -349,3 +598,44 @@ async def list_connections(
     last = rows[limit - 1] if len(rows) > limit else None
     next_cursor = cursors.time_cursor(scope, last.followed_at, last.user_id) if last else None
     return Page[PublicProfile](items=items, next_cursor=next_cursor)
+
+
+# The relay approves the pending requests of an account that turned public in transactions of this
+# many (the request itself approved the first services/accounts.APPROVE_IN_REQUEST).
+APPROVAL_BATCH = 100
+APPROVALS_ACTOR = Actor(subject="system:follow-requests", role="system")
+
+
+@dataclass(frozen=True)
+class PendingApprovals:
+    """The relay's follow-request handler: one batch of a public account's pending requests per
+    event, and the next event when more remain. A replayed event approves the next batch, if any:
+    harmless, since every pending request of a public account is to be approved."""
+
+    pool: AsyncConnectionPool
+    batch_size: int = APPROVAL_BATCH
+
+    async def approve_batch(self, user_id: UUID) -> None:
+        async with unit_of_work(self.pool, APPROVALS_ACTOR) as uow:
+            # As a visibility change does: follows of the account wait, and it cannot turn private meanwhile.
+            cur = await uow.conn.execute(
+                "SELECT 1 FROM users WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (user_id,)
+            )
+            if await cur.fetchone() is None:
+                return
+            approved, pending = await approve_pending_requests(uow, user_id, self.batch_size)
+            if pending == 0:
+                return
+            cur = await uow.conn.execute(
+                "UPDATE users SET version = version + 1, updated_at = now() WHERE id = %s RETURNING version",
+                (user_id,),
+            )
+            version = await cur.fetchone()
+            assert version is not None
+            uow.record(
+                FollowRequestsApprovalProgressed(
+                    user_id=user_id, approved=approved, pending_requests=pending
+                ),
+                user_id,
+                version[0],
+            )

@@ -3,7 +3,7 @@ discovery reads and mention notifications need it:
 
 - `author_visible_sql`: the rule as a SQL condition, so that a search or a tag's page is filtered
   inside its index scan (filtering a page afterwards would leave short pages and break paging). It
-  mirrors `may_see_content`; every page it yields is then passed through the rule itself
+  mirrors `shows_in_listings` (content put in front of someone unasked); every page it yields is then passed through the rule itself
   (`shown_by_the_rule`), so should the two ever disagree the rule wins and a page is only shorter.
 - `may_see_authors_content`: which of several accounts (those a text mentions) may see an author.
 """
@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from uuid import UUID
 
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.privacy import may_see_content
+from shared_code.domain.privacy import shows_in_listings
 from shared_code.services.audience import audience_of, visible_authors
 
 # True when %(viewer)s may see the content of the author in `{author}`: moderators (%(moderator)s)
@@ -47,6 +47,6 @@ async def may_see_authors_content(uow: UnitOfWork, author_id: UUID, viewers: Seq
     allowed = set()
     for viewer in viewers:
         facts = await audience_of(uow.conn, viewer, (author_id,))
-        if may_see_content(viewer, False, facts.get(author_id)):
+        if shows_in_listings(viewer, False, facts.get(author_id)):
             allowed.add(viewer)
     return allowed

@@ -631,3 +631,27 @@ async def test_aio_change_feed(aio_database: AioDatabaseProxy) -> None:
     now_token = feed_continuation(container)
     await container.create_item({"id": "fresh", "pk": "p0"})
     assert [i["id"] async for i in container.query_items_change_feed(continuation=now_token)] == ["fresh"]
+
+
+def test_provisioning_brings_a_kept_containers_composite_indexes_and_ttl_up_to_the_files(
+    database: DatabaseProxy, client: CosmosClient
+) -> None:
+    """Data kept from an older version (`make run ARGS=--keep-data`): userFeed made without the keyset's
+    composite index and without TTL gets both, so the feed's keyset query works and items expire."""
+    from devhost.cosmos_provisioning import COSMOS_INDEXES_DIR, provision
+
+    database.create_container(
+        id="userFeed",
+        partition_key=PartitionKey(path="/recipientId"),
+        indexing_policy={"indexingMode": "consistent", "automatic": True, "includedPaths": [{"path": "/*"}]},
+    )
+    provision(client, database.id)
+    wanted = json.loads((COSMOS_INDEXES_DIR / "userFeed.json").read_text())
+    properties = database.get_container_client("userFeed").read()
+    assert properties["indexingPolicy"]["compositeIndexes"] == wanted["indexingPolicy"]["compositeIndexes"]
+    assert properties["defaultTtl"] == wanted["defaultTtl"]
+    feed = database.get_container_client("userFeed")
+    feed.create_item({"id": "r:p", "recipientId": "r", "postId": "p", "createdAt": "2026-12-03T00:00:00Z"})
+    query = "SELECT c.postId FROM c WHERE c.recipientId = @r ORDER BY c.createdAt DESC, c.postId DESC"
+    found = feed.query_items(query, parameters=[{"name": "@r", "value": "r"}], partition_key="r")
+    assert [item["postId"] for item in found] == ["p"]

@@ -43,6 +43,8 @@ PRIVATE_TABLES = {
     "mutes": "muter_id",
     "moderation_flags": "reporter_id",
     "media_assets": "owner_id",
+    "follow_requests": "requester_id",
+    "notification_settings": "user_id",
 }
 # Tables only the system (relay, timers, operators) reads: no user's transaction sees a row.
 SYSTEM_TABLES = ("outbox", "change_feed_failures")
@@ -79,6 +81,14 @@ async def _private_rows_of_bob(chorus: Chorus, api: ApiClient) -> dict[str, Any]
     Alice has rows of her own in each table, so that what she sees is not empty by accident."""
     alice, bob, carol, dave = await chorus.users("alice", "bob", "carol", "dave")
     alice_post = await chorus.post("alice")
+    # Requests to private accounts (the two parties' alone), and notification settings (the user's).
+    for private, asker in (("carol", "bob"), ("dave", "alice")):
+        await chorus.do("PATCH", "/api/users/me", private, json_body={"visibility": "private"}, status=200)
+        target = carol if private == "carol" else dave
+        await chorus.do("PUT", f"/api/users/{target['id']}/follow", asker, status=202)
+        await chorus.do(
+            "PATCH", "/api/users/me/notification-settings", asker, json_body={"comment": False}, status=200
+        )
     await chorus.do("PUT", f"/api/users/{carol['id']}/block", "bob")
     await chorus.do("PUT", f"/api/users/{carol['id']}/mute", "bob")
     await chorus.do("PUT", f"/api/users/{dave['id']}/block", "alice")
@@ -132,6 +142,8 @@ async def test_one_users_transaction_cannot_read_or_change_another_users_private
             "UPDATE moderation_flags SET reason = 'x' WHERE reporter_id = %(bob)s",
             "UPDATE media_assets SET status = 'ready', ready_at = now() WHERE owner_id = %(bob)s",
             "DELETE FROM idempotency_keys WHERE subject = 'bob'",
+            "UPDATE follow_requests SET created_at = now() WHERE requester_id = %(bob)s",
+            "UPDATE notification_settings SET turned_off = '{}' WHERE user_id = %(bob)s",
             "UPDATE outbox SET status = 'published', published_at = now()",
         ):
             cur = await conn.execute(statement, {"bob": bob["id"]})

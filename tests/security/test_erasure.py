@@ -166,6 +166,13 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     await cat.ok("PUT", f"/api/users/{gone.id}/block")
     await gone.ok("POST", f"/api/posts/{bobs_post['id']}/flags", {"reason": secrets["flag"]})
     await cat.ok("POST", f"/api/posts/{own_post['id']}/flags", {"reason": "cat's flag of gone's post"})
+    # A follow request each way (to a private dan, from him once gone is private), and settings.
+    dan = await _join(http, local_host, api, f"dan_{marker}")
+    await dan.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await gone.call("PUT", f"/api/users/{dan.id}/follow"))[0] == 202
+    await gone.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await dan.call("PUT", f"/api/users/{gone.id}/follow"))[0] == 202
+    await gone.ok("PATCH", "/api/users/me/notification-settings", {"follow": False})
     # Wait until the projections hold it all (the notification gone caused is the last to arrive).
     await eventually(
         lambda: bob.ok("GET", "/api/notifications"),
@@ -214,6 +221,12 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
             assert not found, f"the erased account's {what} is still in {sorted(found)}"
         cur = await conn.execute("SELECT count(*) FROM idempotency_keys WHERE user_id = %s", (gone.id,))
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+        for table, where in (
+            ("follow_requests", "requester_id = %(u)s OR target_id = %(u)s"),
+            ("notification_settings", "user_id = %(u)s"),
+        ):
+            cur = await conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", {"u": gone.id})
+            assert (await cur.fetchone())[0] == 0, f"{table} keeps rows of the erased account"  # type: ignore[index]
         cur = await conn.execute(
             "SELECT count(*) FROM media_assets WHERE owner_id = %s AND deleted_at IS NULL", (gone.id,)
         )
@@ -394,6 +407,9 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     await ann.ok("PUT", f"/api/users/{cal.id}/mute")
     await cal.ok("PUT", f"/api/users/{ben.id}/block")
     await ann.ok("POST", f"/api/posts/{bens_post['id']}/flags", {"reason": f"ann-flag-{marker}"})
+    await ann.ok("PATCH", "/api/users/me/notification-settings", {"reaction": False})
+    await cal.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await ann.call("PUT", f"/api/users/{cal.id}/follow"))[0] == 202
     await eventually(
         lambda: ann.ok("GET", "/api/notifications"),
         lambda page: any(n["type"] == "follow" for n in page["items"]),
@@ -413,6 +429,10 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     assert [m["userId"] for m in document["mutes"]] == [cal.id]
     assert document["blocks"] == []  # cal's block of ben is cal's
     assert [f["reason"] for f in document["flags"]] == [f"ann-flag-{marker}"]
+    assert document["profile"]["visibility"] == "public"
+    assert document["notificationTypesTurnedOff"] == ["reaction"]
+    assert [r["userId"] for r in document["followRequestsMade"]] == [cal.id]
+    assert document["followRequestsReceived"] == []
     assert {(n["type"], n["actorId"]) for n in document["notifications"]} >= {("follow", ben.id)}
     text = json.dumps(document)
     for others in (f"ben-bio-{marker}", f"ben-post-{marker}", f"ben-comment-{marker}"):

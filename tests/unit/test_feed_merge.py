@@ -28,6 +28,7 @@ from shared_code.domain.feed_merge import (
     is_pulled,
     item_ttl_seconds,
     merge_sources,
+    newer_than,
     parse_time,
     read_page,
     trim_split,
@@ -69,6 +70,9 @@ class World:
     my_feed: dict[str, dict[str, Any]] = field(default_factory=dict)
     windows: dict[int, PullWindow] = field(default_factory=dict)
     full_pages_look_unfinished: bool = False
+    # Sources are queried against this horizon (at most `edge`) and cut at `edge`, as the first round
+    # of a page is, before the feed's trim floor is known.
+    fetch_edge: datetime | None = None
 
     def fan_out(self, post: Post, pulled: bool, version: int) -> None:
         """What FeedService.fan_out_post does for a visible post, for the caller's feed and the windows."""
@@ -94,17 +98,18 @@ class World:
     # --- the sources, as the queries of services/feed_reads.py select them ------------------------
 
     def _page(self, entries: list[dict[str, Any]], position: Key | None, n: int) -> SourcePage:
+        fetch_edge = self.edge if self.fetch_edge is None else self.fetch_edge
         selected = sorted(
             (
                 e
                 for e in entries
-                if parse_time(e["createdAt"]) > self.edge and (position is None or entry_key(e) < position)
+                if parse_time(e["createdAt"]) > fetch_edge and (position is None or entry_key(e) < position)
             ),
             key=entry_key,
             reverse=True,
         )
         exhausted = len(selected) < n or (len(selected) == n and not self.full_pages_look_unfinished)
-        return SourcePage(selected[:n], exhausted)
+        return newer_than(SourcePage(selected[:n], exhausted), self.edge)
 
     async def cosmos(self, position: Key | None, n: int) -> list[SourcePage]:
         pages = [self._page(list(self.my_feed.values()), position, n)]
@@ -179,7 +184,15 @@ def worlds(draw: st.DrawFn) -> tuple[World, int]:
         for post_id in ids
     ]
     edge = BASE + timedelta(seconds=draw(st.integers(min_value=-1, max_value=6)))
-    world = World(followees, hidden, posts, edge, full_pages_look_unfinished=draw(st.booleans()))
+    early = timedelta(seconds=draw(st.sampled_from([0, 0, 1, 3, 20])))
+    world = World(
+        followees,
+        hidden,
+        posts,
+        edge,
+        full_pages_look_unfinished=draw(st.booleans()),
+        fetch_edge=edge - early,
+    )
     # Fan-out in any order, each post at least once (edits fan out again), each time above or below
     # the threshold as the author's follower count then says.
     events = draw(st.permutations(list(range(len(posts)))))

@@ -30,6 +30,11 @@ from shared_code.domain.events import (
     FlagCreated,
     FollowCreated,
     FollowDeleted,
+    FollowRequestApproved,
+    FollowRequestCancelled,
+    FollowRequestDeclined,
+    FollowRequested,
+    FollowRequestsApprovalProgressed,
     MediaRef,
     MuteCreated,
     MuteDeleted,
@@ -39,6 +44,7 @@ from shared_code.domain.events import (
     PostModerated,
     PostUpdated,
     ProfileUpdated,
+    ProfileVisibilityChanged,
     ReactionRemoved,
     ReactionSet,
     UserCounts,
@@ -282,6 +288,24 @@ def sample_events() -> dict[str, StoredEvent]:
         stored(AccountErasureProgressed(user_id=ALICE, step="comments", rows_erased=3), ALICE, 2),
         stored(AccountErased(user_id=ALICE, rows_erased=40, erased_at=NOW), ALICE, 14),
         stored(AccountExportRequested(export_id=APPEAL, user_id=ALICE), APPEAL, 1),
+        stored(ProfileVisibilityChanged(user_id=ALICE, visibility="private"), ALICE, 3),
+        stored(FollowRequestsApprovalProgressed(user_id=ALICE, approved=100, pending_requests=5), ALICE, 4),
+        stored(
+            FollowRequested(request_id=APPEAL, requester_id=BOB, target_id=ALICE, created_at=NOW), APPEAL, 1
+        ),
+        stored(
+            FollowRequestApproved(
+                request_id=APPEAL, requester_id=BOB, target_id=ALICE, by="target", approved_at=NOW
+            ),
+            APPEAL,
+            2,
+        ),
+        stored(FollowRequestDeclined(request_id=APPEAL, requester_id=BOB, target_id=ALICE), APPEAL, 3),
+        stored(
+            FollowRequestCancelled(request_id=APPEAL, requester_id=BOB, target_id=ALICE, cause="block"),
+            APPEAL,
+            4,
+        ),
     ]
     return {event.event_type: event for event in events}
 
@@ -623,3 +647,23 @@ def test_reaction_side_effects_ignore_the_documents_cosmos_fields() -> None:
     doc = reaction_doc("reaction.set")
     from_feed = {**doc, "_rid": "x", "_etag": '"1"', "_ts": 1, "_lsn": 7}
     assert reaction_side_effects(from_feed) == reaction_side_effects(doc)
+
+
+def test_a_follow_request_notifies_the_account_and_its_approval_the_requester() -> None:
+    requested = one(project(EVENTS["follow.requested"]), NOTIFICATIONS, CreateOnce)
+    assert (requested["recipientId"], requested["type"], requested["actorId"]) == (
+        str(ALICE),
+        "follow_request",
+        str(BOB),
+    )
+    approved = one(project(EVENTS["follow.request_approved"]), NOTIFICATIONS, CreateOnce)
+    assert (approved["recipientId"], approved["type"], approved["actorId"]) == (
+        str(BOB),
+        "follow_approved",
+        str(ALICE),
+    )
+    assert approved["createdAt"] == EVENTS["follow.request_approved"].payload["approvedAt"]
+    # A new request after a decline notifies again (its own cause: the request's next version).
+    assert requested["id"] != approved["id"]
+    for quiet in ("follow.request_declined", "follow.request_cancelled", "profile.visibility_changed"):
+        assert project(EVENTS[quiet]) == []

@@ -44,6 +44,7 @@ async def test_onboarding_creates_the_account_and_records_user_created(api: ApiC
         "followers": 0,
         "following": 0,
         "posts": 0,
+        "visibility": "public",
     }
     assert await db.row("SELECT auth_subject, username::text, version, deleted_at FROM users") == (
         "alice",

@@ -1,0 +1,67 @@
+"""GET and PATCH /api/users/me/notification-settings: each notification type on or off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field, StrictBool, model_validator
+
+from shared_code.schemas.common import RequestBody, ResponseBody
+
+# One field per type of shared_code/domain/notifications.NOTIFICATION_TYPES (a unit test checks it).
+_DOCS = {
+    "follow": "someone followed you",
+    "follow_request": "someone asks to follow your private account",
+    "follow_approved": "an account you asked to follow approved you",
+    "comment": "someone commented on your post",
+    "reaction": "someone reacted to your post",
+    "mention": "someone mentioned you in a post or a comment",
+    "reply": "someone replied to your comment",
+}
+
+
+class NotificationSettings(ResponseBody):
+    """Each notification type: true (written) or false (turned off: not written at all)."""
+
+    follow: bool = Field(description=_DOCS["follow"])
+    follow_request: bool = Field(description=_DOCS["follow_request"])
+    follow_approved: bool = Field(description=_DOCS["follow_approved"])
+    comment: bool = Field(description=_DOCS["comment"])
+    reaction: bool = Field(description=_DOCS["reaction"])
+    mention: bool = Field(description=_DOCS["mention"])
+    reply: bool = Field(description=_DOCS["reply"])
+
+
+def _settings_change_schema(schema: dict[str, Any]) -> None:
+    """What the validator enforces, stated: at least one type, each true or false (never null)."""
+    schema["minProperties"] = 1
+    for field in schema["properties"].values():
+        field.pop("default", None)
+        (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
+        field.update(kept)
+
+
+class UpdateNotificationSettings(RequestBody):
+    """The types to turn on (true) or off (false); those left out stay as they are."""
+
+    model_config = ConfigDict(json_schema_extra=_settings_change_schema)
+
+    follow: StrictBool | None = Field(default=None, description=_DOCS["follow"])
+    follow_request: StrictBool | None = Field(default=None, description=_DOCS["follow_request"])
+    follow_approved: StrictBool | None = Field(default=None, description=_DOCS["follow_approved"])
+    comment: StrictBool | None = Field(default=None, description=_DOCS["comment"])
+    reaction: StrictBool | None = Field(default=None, description=_DOCS["reaction"])
+    mention: StrictBool | None = Field(default=None, description=_DOCS["mention"])
+    reply: StrictBool | None = Field(default=None, description=_DOCS["reply"])
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateNotificationSettings:
+        if not self.model_fields_set:
+            raise ValueError("give at least one notification type, true or false")
+        nulls = [name for name in self.model_fields_set if getattr(self, name) is None]
+        if nulls:
+            raise ValueError(f"a type is true or false, not null: {', '.join(sorted(nulls))}")
+        return self
+
+    def changes(self) -> dict[str, bool]:
+        return {name: bool(getattr(self, name)) for name in self.model_fields_set}
