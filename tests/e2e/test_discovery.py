@@ -146,8 +146,7 @@ async def test_a_tags_posts_respect_blocks_privacy_moderation_and_deletion(
     assert await _ids(alice, "/api/hashtags/café/posts") == [third["id"], first["id"]]
     assert await _ids(bob, "/api/hashtags/café/posts") == [third["id"], second["id"]]
     # A private author's posts reach only followers.
-    with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE profiles SET visibility = 'private' WHERE user_id = %s", (cat.id,))
+    await cat.ok("PATCH", "/api/users/me", {"visibility": "private"})
     assert await _ids(alice, "/api/hashtags/café/posts") == [first["id"]]
     assert third["id"] in await _ids(cat, "/api/hashtags/café/posts")
     # A hidden post drops out (and comes back when restored); a deleted one drops out for good.
@@ -308,10 +307,11 @@ async def test_post_search_is_ranked_and_respects_blocks_privacy_moderation_and_
     assert await _ids(bob, "/api/search/posts?q=kestrels") == [strong["id"]]
     assert await _ids(alice, "/api/search/posts?q=kestrels") == [weak["id"]]
     # Private: only followers (and the author).
-    with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE profiles SET visibility = 'private' WHERE user_id = %s", (cat.id,))
+    await cat.ok("PATCH", "/api/users/me", {"visibility": "private"})
     assert await _ids(bob, "/api/search/posts?q=see") == []
-    await bob.ok("PUT", f"/api/users/{cat.id}/follow")
+    assert (await bob.call("PUT", f"/api/users/{cat.id}/follow")).status == 202  # a request
+    assert await _ids(bob, "/api/search/posts?q=see") == []
+    await cat.ok("POST", f"/api/users/me/follow-requests/{bob.id}/approve")
     assert await _ids(bob, "/api/search/posts?q=see") == [other["id"]]
     # Hidden by a moderator, or deleted: gone from search.
     await mod.ok("POST", f"/api/moderation/posts/{strong['id']}/decision", {"action": "hide", "reason": "x"})
