@@ -69,6 +69,8 @@ class Comment(ResponseBody):
     id: UUID
     post_id: UUID
     author_id: UUID
+    # The author's current profile (not as it was when they commented).
+    author: Author
     parent_id: UUID | None
     content: str
     created_at: datetime

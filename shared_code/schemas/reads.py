@@ -30,6 +30,8 @@ class Notification(ResponseBody):
     id: str
     type: str
     actor_id: UUID
+    # The actor's current profile (the notification stores only their id).
+    actor: Author
     subject_id: UUID
     created_at: datetime | None
     read: bool

@@ -19,7 +19,8 @@ from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
 from shared_code.domain.limits import ERASED_TEXT, ReactionType
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Comment, CreateComment
+from shared_code.schemas.posts import Author, Comment, CreateComment
+from shared_code.services.authors import author_snapshot
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 from shared_code.services.text_entities import check_text, remove_comment_entities, write_text_entities
@@ -151,6 +152,7 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
         id=comment_id,
         post_id=post_id,
         author_id=me,
+        author=Author(**(await author_snapshot(uow, me)).model_dump()),
         parent_id=body.parent_id,
         content=body.content,
         created_at=created_at,
@@ -177,6 +179,39 @@ async def _comment_removed(uow: UnitOfWork, comment_id: UUID) -> None:
         await _move_reply_count(uow, row[0], -1)
 
 
+@dataclass(frozen=True)
+class _CommentRow:
+    """A comment with its author's current profile (so a changed name or avatar shows at once)."""
+
+    id: UUID
+    post_id: UUID
+    author_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    parent_id: UUID | None
+    content: str
+    created_at: datetime
+    reply_count: int
+
+    def comment(self) -> Comment:
+        return Comment(
+            id=self.id,
+            post_id=self.post_id,
+            author_id=self.author_id,
+            author=Author(
+                user_id=self.author_id,
+                username=self.username,
+                display_name=self.display_name,
+                avatar_url=self.avatar_url,
+            ),
+            parent_id=self.parent_id,
+            content=self.content,
+            created_at=self.created_at,
+            reply_count=self.reply_count,
+        )
+
+
 async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> PostCounts:
     row = await fetch_one(
         uow.conn,
@@ -189,9 +224,13 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
     return row.counts()
 
 
-# A comment as every comment read shows it, with its live direct replies.
-COMMENT_COLUMNS = """id, post_id, author_id, parent_id, content, created_at,
-    coalesce((SELECT replies FROM comment_reply_counts rc WHERE rc.comment_id = comments.id), 0) AS reply_count"""
+# A comment as every comment read shows it: with its author's current profile and its live direct replies.
+COMMENT_COLUMNS = """c.id, c.post_id, c.author_id, u.username, pr.display_name, pr.avatar_url, c.parent_id,
+    c.content, c.created_at,
+    coalesce((SELECT replies FROM comment_reply_counts rc WHERE rc.comment_id = c.id), 0) AS reply_count"""
+COMMENT_JOINS = (
+    """FROM comments c JOIN users u ON u.id = c.author_id JOIN profiles pr ON pr.user_id = c.author_id"""
+)
 
 
 async def list_comments(
@@ -207,16 +246,16 @@ async def list_comments(
     position = cursors.time_position(scope, cursor)
     if position:
         params["after_time"], params["after_id"] = position
-        after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
+        after = "AND (c.created_at, c.id) > (%(after_time)s, %(after_id)s)"
     rows = await fetch_all(
         uow.conn,
-        Comment,
-        f"""SELECT {COMMENT_COLUMNS} FROM comments
-            WHERE post_id = %(post)s AND deleted_at IS NULL AND author_id <> ALL(%(hidden)s::uuid[]) {after}
-            ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
+        _CommentRow,
+        f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
+            WHERE c.post_id = %(post)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
+            ORDER BY c.created_at, c.id LIMIT %(limit)s""",
         params,
     )
-    items = rows[:limit]
+    items = [row.comment() for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Comment](items=items, next_cursor=next_cursor)
@@ -246,16 +285,16 @@ async def list_replies(
     position = cursors.time_position(scope, cursor)
     if position:
         params["after_time"], params["after_id"] = position
-        after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
+        after = "AND (c.created_at, c.id) > (%(after_time)s, %(after_id)s)"
     rows = await fetch_all(
         uow.conn,
-        Comment,
-        f"""SELECT {COMMENT_COLUMNS} FROM comments
-            WHERE parent_id = %(parent)s AND deleted_at IS NULL AND author_id <> ALL(%(hidden)s::uuid[]) {after}
-            ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
+        _CommentRow,
+        f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
+            WHERE c.parent_id = %(parent)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
+            ORDER BY c.created_at, c.id LIMIT %(limit)s""",
         params,
     )
-    items = rows[:limit]
+    items = [row.comment() for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Comment](items=items, next_cursor=next_cursor)

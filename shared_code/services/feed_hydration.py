@@ -295,3 +295,18 @@ async def hydrate_feed_entries(
         if budget is not None and canonical.counts:
             await refill(db, budget, [VersionedUpsert(COUNTERS, doc) for doc in canonical.counts.values()])
     return hydrate(entries, found, media_urls)
+
+
+async def current_authors(
+    db: DatabaseProxy, run: Transactions, user_ids: Sequence[str], budget: RequestBudget | None = None
+) -> dict[str, Author]:
+    """Each user as readers see them now (for a notification's actor, say): one batched read of
+    publicProfiles, and PostgreSQL for those it does not have yet."""
+    wanted = list(dict.fromkeys(user_ids))
+    if not wanted:
+        return {}
+    found = await projected_sources(db, [], wanted, budget)
+    missing = [u for u in wanted if u not in found.profiles]
+    if missing:
+        found.profiles.update((await run(lambda uow: canonical_sources(uow, [], missing, []))).profiles)
+    return {u: author_of(u, found.profiles.get(u)) for u in wanted}

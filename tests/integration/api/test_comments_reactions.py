@@ -43,6 +43,7 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "id": comment["id"],
         "postId": post["id"],
         "authorId": bob["id"],
+        "author": {"userId": bob["id"], "username": "bob", "displayName": "Bob", "avatarUrl": None},
         "parentId": None,
         "content": "nice!",
         "createdAt": comment["createdAt"],
