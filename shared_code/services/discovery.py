@@ -22,6 +22,7 @@ from shared_code.schemas.discovery import TrendingTag, TrendingTags
 from shared_code.schemas.posts import Author, Post
 from shared_code.services.guards import blocked_either_way_ids
 from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, post_from_row
+from shared_code.services.quotes import quoted_posts
 from shared_code.services.visibility import author_visible_sql, shown_by_the_rule
 
 # What every post list here shows: live, visible posts of live accounts the caller may see.
@@ -68,7 +69,8 @@ async def list_tag_posts(
     )
     page = rows[:limit]
     shown = await shown_by_the_rule(uow, {row.author_id for row in page})
-    items = [post_from_row(row, media_urls) for row in page if row.author_id in shown]
+    quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in page])
+    items = [post_from_row(row, media_urls, quoted) for row in page if row.author_id in shown]
     last = page[-1] if page else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)
@@ -234,7 +236,8 @@ async def search_posts(
     )
     page = rows[:limit]
     shown = await shown_by_the_rule(uow, {row.author_id for row in page})
-    items = [post_from_row(row, media_urls) for row in page if row.author_id in shown]
+    quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in page])
+    items = [post_from_row(row, media_urls, quoted) for row in page if row.author_id in shown]
     next_cursor = (
         cursors.encode(
             scope, {"r": page[-1].rank, "t": page[-1].created_at.isoformat(), "id": str(page[-1].id)}

@@ -1,6 +1,6 @@
-"""How every post read shows a post: one query shape (the post, its author, counts and media in one
-round trip) and the row it reads. Shared by the post reads (posts.py) and search and hashtag reads
-(discovery.py), so a post looks the same wherever it is listed."""
+"""A post as every post read shows it (by id, an author's page, bookmarks): one query shape (the
+post, its author, counts and media in one round trip) and the response it makes. Shared by the post
+use cases and the other reads of posts, so that none builds on another's use cases."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from uuid import UUID
 
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.domain.events import MediaRef
-from shared_code.schemas.posts import Author, Media, Post
+from shared_code.schemas.posts import Author, Media, Post, QuotedPost
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
-def post_media(ref: MediaRef, media_urls: MediaUrls) -> Media:
+def media_view(ref: MediaRef, media_urls: MediaUrls) -> Media:
     return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref))
 
 
@@ -35,6 +35,8 @@ class PostRow:
     reactions: dict[str, int] | None
     comments: int
     media: list[dict[str, Any]]
+    reposts: int
+    quote_post_id: UUID | None
 
 
 # One query shape for every post read: the post, its author, counts and media in one round trip.
@@ -44,7 +46,8 @@ POST_COLUMNS = """
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media
+              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
+    pc.reposts, p.quote_post_id
 """
 POST_JOINS = """
     FROM posts p
@@ -54,7 +57,7 @@ POST_JOINS = """
 """
 
 
-def post_from_row(row: PostRow, media_urls: MediaUrls) -> Post:
+def post_from_row(row: PostRow, media_urls: MediaUrls, quoted: dict[UUID, QuotedPost]) -> Post:
     media = [MediaRef.model_validate(m) for m in row.media]
     return Post(
         id=row.id,
@@ -73,5 +76,7 @@ def post_from_row(row: PostRow, media_urls: MediaUrls) -> Post:
         comment_count=row.comments,
         # Media of a hidden or removed post is not readable by anyone, its author and moderators
         # included (docs/api.md "Media"): no URL is signed for it.
-        media=[post_media(m, media_urls) for m in media] if row.status == "visible" else [],
+        media=[media_view(m, media_urls) for m in media] if row.status == "visible" else [],
+        repost_count=row.reposts,
+        quoted=quoted.get(row.quote_post_id) if row.quote_post_id else None,
     )

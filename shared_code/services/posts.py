@@ -24,7 +24,8 @@ from shared_code.services.guards import require_live_user, visible_post
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
-from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, post_from_row, post_media
+from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, media_view, post_from_row
+from shared_code.services.quotes import quoted_posts, require_quotable
 from shared_code.services.reaction_counts import full_reaction_counts
 from shared_code.services.text_entities import check_text, write_text_entities
 
@@ -73,12 +74,13 @@ async def create_post(
     me = uow.require_user()
     check_text(body.content)
     await uow.lock_live_users(me)
+    quoted = await require_quotable(uow, me, body.quote_post_id) if body.quote_post_id else None
     new = await fetch_one(
         uow.conn,
         _NewPost,
-        """INSERT INTO posts (author_id, content, search_config) VALUES (%s, %s, %s::regconfig)
+        """INSERT INTO posts (author_id, content, quote_post_id, search_config) VALUES (%s, %s, %s, %s::regconfig)
            RETURNING id, created_at, status""",
-        (me, body.content, search_config),
+        (me, body.content, body.quote_post_id, search_config),
     )
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
@@ -107,6 +109,7 @@ async def create_post(
             mentions=entities.mentions,
             notify_mentions=entities.notify_mentions,
             hashtags=entities.hashtags,
+            quote_post_id=body.quote_post_id,
         ),
         post_id,
         1,
@@ -116,12 +119,13 @@ async def create_post(
         author_id=me,
         author=Author(**author.model_dump()),
         content=body.content,
-        media=[post_media(m, media_urls) for m in media],
+        media=[media_view(m, media_urls) for m in media],
         status=status,
         created_at=created_at,
         edited_at=None,
         counts=full_reaction_counts(None),
         comment_count=0,
+        quoted=quoted,
     )
 
 
@@ -139,13 +143,13 @@ class _Edited:
 
 
 async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
-    uow.require_user()
+    me = uow.require_user()
     await visible_post(uow, post_id)
     row = await fetch_one(
         uow.conn, PostRow, f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = %s", (post_id,)
     )
     assert row is not None
-    return post_from_row(row, media_urls)
+    return post_from_row(row, media_urls, await quoted_posts(uow, me, [row.quote_post_id]))
 
 
 async def edit_post(
@@ -194,6 +198,7 @@ async def edit_post(
             mentions=entities.mentions,
             notify_mentions=entities.notify_mentions,
             hashtags=entities.hashtags,
+            quote_post_id=updated.quoted.post_id if updated.quoted else None,
         ),
         post_id,
         version,
@@ -244,7 +249,8 @@ async def list_author_posts(
             LIMIT %(limit)s""",
         params,
     )
-    items = [post_from_row(row, media_urls) for row in rows[:limit]]
+    quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in rows[:limit]])
+    items = [post_from_row(row, media_urls, quoted) for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)

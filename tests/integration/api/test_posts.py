@@ -67,6 +67,8 @@ async def test_create_post_answers_201_and_records_post_created(
         "editedAt": None,
         "counts": ZERO_COUNTS,
         "commentCount": 0,
+        "repostCount": 0,
+        "quoted": None,
     }
     assert await _post_row(db, post["id"]) == ("hello, world", "visible", 1, False)
     assert await db.row(
@@ -85,6 +87,7 @@ async def test_create_post_answers_201_and_records_post_created(
         "mentions": [],
         "notifyMentions": [],
         "hashtags": [],
+        "quotePostId": None,
     }
     # What GET answers is what POST answered.
     r = await api.call("GET", f"/api/posts/{post['id']}", subject="alice")
@@ -242,6 +245,7 @@ async def test_the_author_edits_a_post(api: ApiClient, chorus: Chorus, db: Owner
         "mentions": [],
         "notifyMentions": [],
         "hashtags": [],
+        "quotePostId": None,
     }
     assert await _post_row(db, post["id"]) == ("first", "visible", 2, False)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json == edited
