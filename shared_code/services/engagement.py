@@ -31,6 +31,7 @@ class _CountsRow:
     reactions: dict[str, int] | None
     comments: int
     version: int
+    reposts: int
 
     def counts(self) -> PostCounts:
         return PostCounts(
@@ -38,6 +39,7 @@ class _CountsRow:
             reactions=full_reaction_counts(self.reactions),
             comments=self.comments,
             version=self.version,
+            reposts=self.reposts,
         )
 
 
@@ -175,7 +177,7 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
         uow.conn,
         _CountsRow,
         """UPDATE post_counts SET comments = comments + %s, version = version + 1 WHERE post_id = %s
-           RETURNING post_id, reactions, comments, version""",
+           RETURNING post_id, reactions, comments, version, reposts""",
         (delta, post_id),
     )
     assert row is not None
@@ -349,7 +351,7 @@ async def _move_reaction_counts(
                                                    coalesce((reactions ->> %(removed)s)::int, 0) - 1) END,
                version = version + 1
            WHERE post_id = %(post)s
-           RETURNING post_id, reactions, comments, version""",
+           RETURNING post_id, reactions, comments, version, reposts""",
         {"post": post_id, "added": added, "removed": removed},
     )
     assert row is not None

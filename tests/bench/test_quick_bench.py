@@ -26,7 +26,7 @@ SCENARIOS = (
 )
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_quick_bench_runs_every_scenario_and_writes_the_files(tmp_path: Path) -> None:
     out = tmp_path / "results"
     completed = subprocess.run(
@@ -34,7 +34,7 @@ def test_quick_bench_runs_every_scenario_and_writes_the_files(tmp_path: Path) ->
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
-        timeout=580,
+        timeout=880,  # a loaded 2-core machine has taken 8 minutes; about 4 when quiet
         check=False,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
