@@ -7,10 +7,10 @@ only where the commit under test has what it needs (a table, a container, a modu
 stays the app's own I/O as the feeds work lands:
 1. who the caller is and, with hybrid fan-out (table fanout_pull_windows), the pull windows of the big
    authors they follow (one short transaction);
-2. with hybrid fan-out, the feed's floor document (a point read: where Cosmos stops holding all);
-3. the caller's `userFeed` page and one single-partition `authorPosts` query per pull window, at once;
-4. what the caller must not see: mutes, blocks either way, posts removed since (one transaction);
-5. the page's counters (one `read_items`), or with hydration (shared_code/services/feed_hydration.py)
+2. the caller's `userFeed` page and, with hybrid fan-out, one single-partition `authorPosts` query per
+   pull window and a point read of the feed's floor document (where Cosmos stops holding all), at once;
+3. what the caller must not see: mutes, blocks either way, posts removed since (one transaction);
+4. the page's counters (one `read_items`), or with hydration (shared_code/services/feed_hydration.py)
    posts_v2, publicProfiles and counters (three `read_items`, at once).
 """
 
@@ -86,11 +86,13 @@ class DirectFeedRead:
         steps = [
             "PostgreSQL: acting user" + (" + pull windows of big authors followed" if self._pulls else "")
         ]
-        if self._pulls:
-            steps.append("Cosmos: the feed's floor (point read)")
         steps.append(
             "Cosmos: userFeed page query"
-            + (f" + one {PULLED_CONTAINER} query per pull window, at once" if self._pulls else "")
+            + (
+                f" + one {PULLED_CONTAINER} query per pull window + the floor's point read, at once"
+                if self._pulls
+                else ""
+            )
         )
         steps.append("PostgreSQL: acting user + hidden authors and posts")
         steps.append(
@@ -135,8 +137,6 @@ class DirectFeedRead:
                     _first_page(feed, _OLD_FEED_QUERY, [{"name": "@me", "value": me}], me, self._limit)
                 ]
             else:
-                with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
-                    await feed.read_item(f"{me}:floor", partition_key=me)
                 edge = {"name": "@edge", "value": _cosmos_time(now - _RETENTION)}
                 fetches = [
                     _first_page(feed, _FEED_QUERY, [{"name": "@me", "value": me}, edge], me, self._limit)
@@ -155,6 +155,7 @@ class DirectFeedRead:
                     )
                     for author, since in windows
                 ]
+                fetches.append(_floor(feed, me))
             pages = await asyncio.gather(*fetches)
             items = [item for page in pages for item in page if item.get("postId")]
             items.sort(key=lambda i: (str(i.get("createdAt")), str(i["postId"])), reverse=True)
@@ -197,3 +198,10 @@ async def _first_page(
 def _cosmos_time(value: dt.datetime) -> str:
     """As shared_code.domain.feed_merge.cosmos_time stores times (UTC, 'Z'): string order is time order."""
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _floor(feed: Any, me: str) -> list[dict[str, Any]]:
+    """The feed's floor document, if it was ever trimmed (as a page of no entries: it is not one)."""
+    with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
+        await feed.read_item(f"{me}:floor", partition_key=me)
+    return []

@@ -22,8 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devhost.settings_file import PROJECT_DIR, write_local_settings
-from devhost.tokens import ROLES, issue_token
+from devhost.settings_file import PROJECT_DIR, TOKEN_ROLES, write_local_settings
 
 if TYPE_CHECKING:
     from devhost.stack import LocalStack
@@ -293,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a bearer token the local host accepts")
     token.add_argument("--state-dir", type=Path, default=STATE_DIR, help=argparse.SUPPRESS)
     token.add_argument("subject")
-    token.add_argument("--role", choices=ROLES, default="user")
+    token.add_argument("--role", choices=TOKEN_ROLES, default="user")
     token.add_argument("--hours", type=float, default=12.0)
 
     env = commands.add_parser("env", help="print the running stack's app settings as shell exports")
@@ -316,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export {name}={shlex.quote(value)}")
         return 0
     if args.command == "token":
+        from devhost.tokens import issue_token
+
         print(issue_token(args.state_dir, args.subject, args.role, int(args.hours * 3600)))
         return 0
     if args.command == "fault":

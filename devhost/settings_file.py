@@ -8,6 +8,9 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EXAMPLE_FILE = PROJECT_DIR / "local.settings.example.json"
 LOCAL_FILE = PROJECT_DIR / "local.settings.json"
+# The roles a local token can carry (devhost/tokens.py); here so the command line knows them without
+# loading the signing code (the supervisor and the host process stay small).
+TOKEN_ROLES = ("user", "moderator", "admin")
 
 
 def example_settings() -> dict[str, str]:

@@ -14,11 +14,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devhost.settings_file import example_settings
+from devhost.settings_file import TOKEN_ROLES, example_settings
 from shared_code.auth import LOCAL_SIGNING_KEY_MARK
 
 KEY_FILE = "signing-key.pem"
-ROLES = ("user", "moderator", "admin")
+ROLES = TOKEN_ROLES
 
 
 def signing_key(state_dir: Path) -> ec.EllipticCurvePrivateKey:

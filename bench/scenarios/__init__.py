@@ -15,6 +15,7 @@ from bench.scenarios import (
     memory,
     reaction_storm,
     relay_drain,
+    search,
     write_path,
 )
 
@@ -30,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
         feed_read,
         reaction_storm,
         celebrity,
+        search,
         cost_model,
         memory,
     )

@@ -77,7 +77,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         # Just above the threshold, where the O(1) claim starts; without a threshold, small (every
         # follower gets a feed item, so a large audience only makes the quick run slow).
         sizes: tuple[int, ...] = (threshold + 2_000,) if threshold is not None else (2_000,)
-        sample_size, posts_per_size, big_total, small_total, readers_total, seconds = 10, 2, 2, 20, 5, 1.0
+        sample_size, posts_per_size, big_total, small_total, readers_total, seconds = 10, 1, 2, 20, 5, 1.0
     else:
         sizes = (100_000, 1_000_000) if threshold is not None else (100_000,)
         sample_size, posts_per_size, big_total, small_total, readers_total, seconds = 50, 3, 20, 200, 20, 4.0

@@ -33,9 +33,22 @@ log = logging.getLogger("devhost.workers")
 
 # As the Functions host: FUNCTIONS_WORKER_PROCESS_COUNT, at most 10.
 MAX_WORKERS = 10
-# The default when the setting is absent. Azure's Python default is 1; the local default is set from
-# the cores in a later step once every suite passes with it.
-DEFAULT_WORKERS = 1
+# When the setting is absent: one worker per core this process may use, at most this many. Azure's
+# Python default is 1 per instance (instances scale out); locally one host is every instance. Capped
+# because each worker is a whole copy of the app (about 100 MiB idle, 150-200 MiB under load, its own
+# PostgreSQL pools) and the stack's services (PostgreSQL, the single-threaded Node emulators) need
+# the cores too; FUNCTIONS_WORKER_PROCESS_COUNT sets more (docs/local-host.md).
+DEFAULT_WORKERS_CAP = 2
+
+
+def default_worker_count() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, DEFAULT_WORKERS_CAP))
+
+
 READY_TIMEOUT_SECONDS = 180.0
 # A worker that dies sooner than this after starting is restarted only after a pause, so one that
 # cannot start at all does not spin.
@@ -54,7 +67,7 @@ def worker_count(environ: dict[str, str] | None = None) -> int:
     environ = dict(os.environ) if environ is None else environ
     raw = environ.get("FUNCTIONS_WORKER_PROCESS_COUNT", "").strip()
     if not raw:
-        return DEFAULT_WORKERS
+        return default_worker_count()
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_WORKERS:
         raise WorkerCountError(
             f"FUNCTIONS_WORKER_PROCESS_COUNT={raw!r}: set a whole number from 1 to {MAX_WORKERS} "

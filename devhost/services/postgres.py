@@ -236,7 +236,13 @@ def start_postgres(
         "port": str(port),
         "unix_socket_directories": "",
         "max_connections": "200",
-        "shared_buffers": "128MB",
+        # A local stack's data fits in a few MB; the OS page cache holds what does not fit. Every backend
+        # that touches a shared buffer counts it in its RSS, so 128 MB (the server's default) made the
+        # stack look several hundred MB bigger than it is under load (docs/local-host.md "Memory").
+        "shared_buffers": "32MB",
+        # PostgreSQL 18's default (worker) keeps three I/O worker processes for asynchronous reads that a
+        # local stack never needs: reads happen in the backend, as before 18.
+        "io_method": "sync",
         "fsync": "on" if durable else "off",
         "synchronous_commit": "on" if durable else "off",
         "full_page_writes": "on" if durable else "off",

@@ -91,9 +91,14 @@ class FeedMaintenance(Protocol):
 
     async def remove_author(self, recipient_id: str, author_id: str) -> int: ...
 
+    async def fan_out_repost(self, post_id: str, reposter_id: str) -> int: ...
+
+    async def retract_repost(self, post_id: str, reposter_id: str) -> int: ...
+
 
 class FeedMaintenanceHandler:
-    """Follows back-fill the follower's feed; unfollows, blocks and mutes take posts out of it.
+    """Follows back-fill the follower's feed; unfollows, blocks and mutes take posts out of it; reposts
+    put the original into the reposter's followers' feeds and undoing one takes it out again.
     (Posts themselves reach feeds through the posts_v2 change feed.)"""
 
     name = "feed-maintenance"
@@ -118,6 +123,10 @@ class FeedMaintenanceHandler:
         elif effect == "remove-both":
             a, b = str(p["blockerId"]), str(p["blockedId"])
             await asyncio.gather(self._remove_unless_seen(a, b), self._remove_unless_seen(b, a))
+        elif effect == "repost":
+            await self._feeds.fan_out_repost(str(p["postId"]), str(p["userId"]))
+        elif effect == "unrepost":
+            await self._feeds.retract_repost(str(p["postId"]), str(p["userId"]))
 
     async def _remove_unless_seen(self, recipient: str, author: str) -> None:
         # A replayed or late removal (e.g. mute.created after mute.deleted) must not undo the newer state.
@@ -139,6 +148,8 @@ _FEED_EFFECTS = {
     "mute.created": "remove",
     "mute.deleted": "backfill",
     "block.created": "remove-both",
+    "repost.created": "repost",
+    "repost.deleted": "unrepost",
 }
 
 

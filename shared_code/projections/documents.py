@@ -49,6 +49,7 @@ def post_counts_document(counts: dict[str, Any], correlation_id: str | None) -> 
         "kind": "post",
         "reactions": counts["reactions"],
         "comments": counts["comments"],
+        "reposts": counts.get("reposts", 0),
         "version": counts["version"],
         "correlationId": correlation_id,
     }
@@ -85,6 +86,7 @@ def post_document(event: ProjectableEvent) -> dict[str, Any]:
         "status": p.get("status", "visible"),
         "createdAt": p.get("createdAt"),
         "editedAt": p.get("editedAt"),
+        "quotePostId": None if deleted else p.get("quotePostId"),
         "deleted": deleted,
         "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
         "version": event.aggregate_version,
@@ -240,6 +242,13 @@ def _reaction(event: ProjectableEvent) -> list[CosmosWrite]:
     return [VersionedUpsert(REACTIONS, reaction_document(event))]
 
 
+def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
+    # The repost count; the feeds follow from the relay's feed maintenance (services/feeds.py).
+    return [
+        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id))
+    ]
+
+
 def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
     return []
 
@@ -269,6 +278,11 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "comment.deleted": _comment,
     "reaction.set": _reaction,
     "reaction.removed": _reaction,
+    "repost.created": _repost,
+    "repost.deleted": _repost,
+    # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
+    "bookmark.created": _nothing,
+    "bookmark.deleted": _nothing,
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

@@ -19,7 +19,8 @@ from shared_code.domain.errors import Forbidden, Invalid, NotFound
 from shared_code.domain.events import CommentCreated, CommentDeleted, PostCounts, ReactionRemoved, ReactionSet
 from shared_code.domain.limits import ERASED_TEXT, ReactionType
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Comment, CreateComment
+from shared_code.schemas.posts import Author, Comment, CreateComment
+from shared_code.services.authors import author_snapshot
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 
@@ -30,6 +31,7 @@ class _CountsRow:
     reactions: dict[str, int] | None
     comments: int
     version: int
+    reposts: int
 
     def counts(self) -> PostCounts:
         return PostCounts(
@@ -37,6 +39,7 @@ class _CountsRow:
             reactions=full_reaction_counts(self.reactions),
             comments=self.comments,
             version=self.version,
+            reposts=self.reposts,
         )
 
 
@@ -131,10 +134,42 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
         id=comment_id,
         post_id=post_id,
         author_id=me,
+        author=Author(**(await author_snapshot(uow, me)).model_dump()),
         parent_id=body.parent_id,
         content=body.content,
         created_at=created_at,
     )
+
+
+@dataclass(frozen=True)
+class _CommentRow:
+    """A comment with its author's current profile (so a changed name or avatar shows at once)."""
+
+    id: UUID
+    post_id: UUID
+    author_id: UUID
+    username: str
+    display_name: str
+    avatar_url: str | None
+    parent_id: UUID | None
+    content: str
+    created_at: datetime
+
+    def comment(self) -> Comment:
+        return Comment(
+            id=self.id,
+            post_id=self.post_id,
+            author_id=self.author_id,
+            author=Author(
+                user_id=self.author_id,
+                username=self.username,
+                display_name=self.display_name,
+                avatar_url=self.avatar_url,
+            ),
+            parent_id=self.parent_id,
+            content=self.content,
+            created_at=self.created_at,
+        )
 
 
 async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> PostCounts:
@@ -142,7 +177,7 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
         uow.conn,
         _CountsRow,
         """UPDATE post_counts SET comments = comments + %s, version = version + 1 WHERE post_id = %s
-           RETURNING post_id, reactions, comments, version""",
+           RETURNING post_id, reactions, comments, version, reposts""",
         (delta, post_id),
     )
     assert row is not None
@@ -162,16 +197,18 @@ async def list_comments(
     position = cursors.time_position(scope, cursor)
     if position:
         params["after_time"], params["after_id"] = position
-        after = "AND (created_at, id) > (%(after_time)s, %(after_id)s)"
+        after = "AND (c.created_at, c.id) > (%(after_time)s, %(after_id)s)"
     rows = await fetch_all(
         uow.conn,
-        Comment,
-        f"""SELECT id, post_id, author_id, parent_id, content, created_at FROM comments
-            WHERE post_id = %(post)s AND deleted_at IS NULL AND author_id <> ALL(%(hidden)s::uuid[]) {after}
-            ORDER BY created_at, id LIMIT %(limit)s""",  # noqa: S608
+        _CommentRow,
+        f"""SELECT c.id, c.post_id, c.author_id, u.username, pr.display_name, pr.avatar_url, c.parent_id,
+                   c.content, c.created_at
+            FROM comments c JOIN users u ON u.id = c.author_id JOIN profiles pr ON pr.user_id = c.author_id
+            WHERE c.post_id = %(post)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
+            ORDER BY c.created_at, c.id LIMIT %(limit)s""",  # noqa: S608
         params,
     )
-    items = rows[:limit]
+    items = [row.comment() for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Comment](items=items, next_cursor=next_cursor)
@@ -314,7 +351,7 @@ async def _move_reaction_counts(
                                                    coalesce((reactions ->> %(removed)s)::int, 0) - 1) END,
                version = version + 1
            WHERE post_id = %(post)s
-           RETURNING post_id, reactions, comments, version""",
+           RETURNING post_id, reactions, comments, version, reposts""",
         {"post": post_id, "added": added, "removed": removed},
     )
     assert row is not None

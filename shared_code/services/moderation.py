@@ -61,6 +61,7 @@ class _ModeratedPost:
     content: str
     created_at: datetime
     edited_at: datetime | None
+    quote_post_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ async def _set_status(
         uow.conn,
         _ModeratedPost,
         """UPDATE posts SET status = %s, version = version + 1, updated_at = now() WHERE id = %s
-           RETURNING version, author_id, content, created_at, edited_at""",
+           RETURNING version, author_id, content, created_at, edited_at, quote_post_id""",
         (target, post_id),
     )
     assert post is not None
@@ -212,6 +213,7 @@ async def _set_status(
             action=recorded_action,
             reason=reason,
             moderator_id=moderator,
+            quote_post_id=post.quote_post_id,
         ),
         post_id,
         post.version,

@@ -1,5 +1,6 @@
 """The caller's notifications, newest first (all, or only the unread), from the `notifications`
-projection: one single-partition query per page. Marking them read is services/notifications.py."""
+projection: one single-partition query per page, and one batched read of the actors' current profiles.
+Marking them read is services/notifications.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from shared_code.projections.writes import NOTIFICATIONS
 from shared_code.schemas.common import Page
 from shared_code.schemas.reads import Notification
 from shared_code.services.audience import visible_authors
+from shared_code.services.feed_hydration import current_authors
 from shared_code.services.guards import blocked_either_way_ids
 from shared_code.services.projection_queries import continuation_of, next_cursor, page
 
@@ -57,12 +59,15 @@ async def list_notifications(
     if items:
         unseen = await run(lambda uow: _subjects_not_to_show(uow, items))
         items = [n for n in items if n["subjectId"] not in unseen]
+    # Notifications store the actor's id only: their current name and avatar are read for the page.
+    actors = await current_authors(db, run, [str(n["actorId"]) for n in items], budget)
     return Page[Notification](
         items=[
             Notification(
                 id=n["id"],
                 type=n["type"],
                 actor_id=n["actorId"],
+                actor=actors[str(n["actorId"])],
                 subject_id=n["subjectId"],
                 created_at=n.get("createdAt"),
                 read=bool(n.get("read")),

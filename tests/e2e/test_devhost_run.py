@@ -149,7 +149,12 @@ def test_run_restarts_a_host_killed_with_sigkill_and_the_services_keep_their_dat
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for(lambda: process.poll() is None and _healthy(port), 120, "the API did not answer")
+        # A first worker may answer before every worker is up; host.json is written once all are.
+        _wait_for(
+            lambda: process.poll() is None and _healthy(port) and bool(_read_json(state_dir / "host.json")),
+            120,
+            "the API did not answer",
+        )
         host = _read_json(state_dir / "host.json")
         stack = _read_json(state_dir / "stack.json")
         service_pids = {name: stack[name]["pid"] for name in ("postgres", "cosmos", "azurite", "eventHubs")}

@@ -5,6 +5,8 @@ Idempotency-Key, PUTs as they are)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -171,6 +173,94 @@ async def test_killed_mid_relay_batch_every_event_is_delivered_once_in_the_feeds
     assert len(post_ids) == len(keys), "a retried post was lost or written twice"
     assert outbox["dead"] == 0
     assert in_feed == len(keys), "the feed lost or doubled a post"
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_killed_mid_relay_batch_the_other_keeps_answering_and_every_post_lands_once(
+    people: People,
+    host: HostProcess,
+    stack: RunningStack,
+    owner_db: psycopg.AsyncConnection[Any],
+    cosmos: DatabaseProxy,
+) -> None:
+    statuses = await host.worker_status()
+    assert len(statuses) >= 2, "the fault host runs two workers (FAULT_HOST_SETTINGS)"
+    author, reader = await people.new(), await people.new()
+    await reader.ok("PUT", f"/api/users/{author.id}/follow")
+    since = await last_outbox_id(owner_db)
+    keys = [str(uuid.uuid4()) for _ in range(200)]
+    semaphore = asyncio.Semaphore(8)
+    answered = 0
+    answered_after_kill = 0
+    killed_at: float | None = None
+
+    async def post(key: str) -> Answer:
+        nonlocal answered, answered_after_kill
+        async with semaphore:
+            answer = await author.call(
+                "POST", "/api/posts", {"content": key}, headers={"Idempotency-Key": key}
+            )
+            answered += 1
+            if killed_at is not None and answer.status == 201:
+                answered_after_kill += 1
+            return answer
+
+    burst = [asyncio.create_task(post(key)) for key in keys]
+
+    async def under_way() -> bool:
+        published = (await outbox_since(owner_db, since))["published"]
+        return answered >= 60 and published > 0
+
+    await eventually(under_way, lambda r: r, timeout=120, interval=0.05, what="the relay under way")
+    # The worker running the relay timer now (it holds the timer's singleton lock).
+    relay_worker = next(
+        (s for s in (await host.worker_status()).values() if "outbox_relay_timer" in s["timers"]), None
+    )
+    assert relay_worker is not None, "no worker holds the relay timer's lock"
+    os.kill(relay_worker["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    answers = await asyncio.gather(*burst)
+    assert host.alive(), "killing one worker took the host down"
+    lost = [k for k, a in zip(keys, answers, strict=True) if a.status != 201]
+    for key in lost:
+        retry = await _answered(partial(post, key))
+        assert retry.status == 201, retry
+
+    outbox = await eventually(
+        lambda: outbox_since(owner_db, since),
+        lambda o: o["pending"] == 0,
+        timeout=RECOVERY_DEADLINE,
+        what="every event of the burst published",
+    )
+    post_count = await scalar(owner_db, "SELECT count(*) FROM posts WHERE author_id = %s", author.id)
+    in_feed = await eventually(
+        lambda: _feed_post_count(cosmos, reader.id),
+        lambda n: n >= len(keys),
+        timeout=RECOVERY_DEADLINE,
+        what="every post in the follower's feed",
+    )
+    restarted = await host.worker_status()
+    record(
+        "one of two workers SIGKILLed mid relay batch (200 posts)",
+        requests_without_answer=len(lost),
+        answered_after_kill=answered_after_kill,
+        recovered_s=round(time.monotonic() - killed_at, 1),
+        posts=post_count,
+        events_dead=outbox["dead"],
+        feed_items=in_feed,
+    )
+    assert answered_after_kill > 0, "the surviving worker answered nothing while the other was down"
+    assert relay_worker["pid"] not in {s["pid"] for s in restarted.values()}, "the killed worker is back?"
+    assert len(restarted) == len(statuses), "the killed worker was not restarted"
+    assert post_count == len(keys), "a retried post was lost or written twice"
+    assert outbox["dead"] == 0
+    assert in_feed == len(keys), "the feed lost or doubled a post"
+
+
+async def scalar(owner_db: psycopg.AsyncConnection[Any], query: str, *args: Any) -> int:
+    row = await (await owner_db.execute(query, args)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 async def _delivered(stack: RunningStack, event_ids: set[str]) -> dict[str, Any]:

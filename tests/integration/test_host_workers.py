@@ -1,7 +1,7 @@
 """The local host with two worker processes (FUNCTIONS_WORKER_PROCESS_COUNT=2), as the Functions host
 runs a Python app: both workers serve HTTP on the one port, each timer runs on one worker at a time,
 the change-feed leases split between the workers, and a worker that dies is restarted and takes its
-share back while the other keeps serving (docs/operations.md "The local host and Azure's")."""
+share back while the other keeps serving (docs/local-host.md)."""
 
 from __future__ import annotations
 

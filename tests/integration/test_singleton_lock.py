@@ -85,12 +85,12 @@ async def test_two_contenders_never_run_at_once_and_the_survivor_takes_over(
         return run
 
     first = asyncio.create_task(run_while_held(a, body("a"), "test a"))
-    await eventually(lambda: _value(ran), lambda r: "a" in r, what="the first holder running")
+    await eventually(lambda: _value(ran), lambda r: "a" in r, timeout=60, what="the first holder running")
     second = asyncio.create_task(run_while_held(b, body("b"), "test b"))
     first.cancel()  # the holder stops: it releases the lock on its way out
     await asyncio.gather(first, return_exceptions=True)
     running.discard("a")
-    await eventually(lambda: _value(ran), lambda r: "b" in r, timeout=30, what="the second holder running")
+    await eventually(lambda: _value(ran), lambda r: "b" in r, timeout=60, what="the second holder running")
     second.cancel()
     await asyncio.gather(second, return_exceptions=True)
     assert overlaps == []

@@ -163,9 +163,14 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     await bob.ok("PUT", f"/api/users/{gone.id}/follow")
     await cat.ok("PUT", f"/api/users/{bob.id}/follow")
     await gone.ok("PUT", f"/api/users/{cat.id}/mute")
-    await cat.ok("PUT", f"/api/users/{gone.id}/block")
     await gone.ok("POST", f"/api/posts/{bobs_post['id']}/flags", {"reason": secrets["flag"]})
+    # Before cat's block: a block hides each one's posts from the other (the privacy rule).
     await cat.ok("POST", f"/api/posts/{own_post['id']}/flags", {"reason": "cat's flag of gone's post"})
+    await cat.ok("PUT", f"/api/users/{gone.id}/block")
+    # A repost (into bob's feed, as gone's) and bookmarks both ways.
+    await gone.ok("PUT", f"/api/posts/{bobs_post['id']}/repost")
+    await gone.ok("PUT", f"/api/posts/{bobs_post['id']}/bookmark")
+    await bob.ok("PUT", f"/api/posts/{own_post['id']}/bookmark")
     # A follow request each way (to a private dan, from him once gone is private), and settings.
     dan = await _join(http, local_host, api, f"dan_{marker}")
     await dan.ok("PATCH", "/api/users/me", {"visibility": "private"})
@@ -239,6 +244,10 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
         reactions, comments = await cur.fetchone()  # type: ignore[misc]
         assert {k: v for k, v in reactions.items() if v} == {"love": 1}
         assert comments == 1
+        cur = await conn.execute("SELECT reposts FROM post_counts WHERE post_id = %s", (bobs_post["id"],))
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+        cur = await conn.execute("SELECT count(*) FROM bookmarks WHERE user_id = %s", (gone.id,))
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
         cur = await conn.execute(
             """SELECT c.user_id, c.followers, c.following,
                       (SELECT count(*) FROM follows f WHERE f.followee_id = c.user_id AND f.deleted_at IS NULL),

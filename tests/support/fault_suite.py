@@ -24,6 +24,10 @@ FAULT_HOST_SETTINGS = {
     "OUTBOX_MAX_ATTEMPTS": "3",
     "OUTBOX_BACKOFF_BASE_SECONDS": "1",
     "OUTBOX_CLAIM_LEASE_SECONDS": "10",
+    # Two worker processes, as the Functions host can run: every fault is seen by a host whose HTTP,
+    # timers and change-feed leases are spread over workers (tests/faults/test_host_crashes.py also
+    # kills one worker alone).
+    "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
 }
 
 

@@ -391,6 +391,14 @@ class RecordingFeeds:
         self.calls.append(("remove", recipient_id, author_id))
         return 0
 
+    async def fan_out_repost(self, post_id: str, reposter_id: str) -> int:
+        self.calls.append(("repost", post_id, reposter_id))
+        return 0
+
+    async def retract_repost(self, post_id: str, reposter_id: str) -> int:
+        self.calls.append(("unrepost", post_id, reposter_id))
+        return 0
+
 
 @pytest.mark.parametrize(
     ("event_type", "aggregate_type", "payload", "expected"),
@@ -407,6 +415,9 @@ class RecordingFeeds:
         ),
         ("block.deleted", "block", {"blockerId": "B", "blockedId": "X"}, []),
         ("post.created", "post", {"postId": "P"}, []),
+        ("repost.created", "repost", {"postId": "P", "userId": "R"}, [("repost", "P", "R")]),
+        ("repost.deleted", "repost", {"postId": "P", "userId": "R"}, [("unrepost", "P", "R")]),
+        ("bookmark.created", "bookmark", {"postId": "P", "userId": "R"}, []),
     ],
 )
 async def test_feed_maintenance_routes_social_events(

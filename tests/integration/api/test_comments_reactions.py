@@ -43,6 +43,7 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "id": comment["id"],
         "postId": post["id"],
         "authorId": bob["id"],
+        "author": {"userId": bob["id"], "username": "bob", "displayName": "Bob", "avatarUrl": None},
         "parentId": None,
         "content": "nice!",
         "createdAt": comment["createdAt"],
@@ -57,7 +58,13 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "parentId": None,
         "content": "nice!",
         "createdAt": event.payload["createdAt"],
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 1, "version": 2},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 1,
+            "version": 2,
+            "reposts": 0,
+        },
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 1, 2)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json["commentCount"] == 1
@@ -172,7 +179,13 @@ async def test_who_may_delete_a_comment(
         "postId": post["id"],
         "authorId": users["carol"]["id"],
         "deletedBy": users[deleter]["id"],
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 0, "version": 3},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 0,
+            "version": 3,
+            "reposts": 0,
+        },
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 0, 3)
     assert (await api.call("GET", f"/api/posts/{post['id']}/comments", subject="bob")).json["items"] == []
@@ -222,13 +235,20 @@ async def test_a_users_one_reaction_through_set_change_remove_and_set_again(
             "reactions": {**ZERO_COUNTS, "like": 1},
             "comments": 0,
             "version": 2,
+            "reposts": 0,
         },
     }
     assert (events[1].payload["type"], events[1].payload["previousType"]) == ("love", "like")
     assert events[2].payload == {
         **base,
         "previousType": "love",
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 0, "version": 4},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 0,
+            "version": 4,
+            "reposts": 0,
+        },
     }
     assert (events[3].payload["type"], events[3].payload["previousType"]) == ("angry", None)
     assert [e.payload["postCounts"]["version"] for e in events] == [2, 3, 4, 5]

@@ -76,6 +76,35 @@ async def test_fan_out_given_the_same_posts_twice_leaves_the_same_feeds(
         assert await feed_of(app_context, carol) == {}
 
 
+async def test_an_edit_rewrites_no_feed_item_unless_the_first_fan_out_never_completed(
+    app_context: AppContext, people: People
+) -> None:
+    alice, bob = await people.join("alice", "bob")
+    await people.edge("PUT", "bob", "follow", "alice")
+    relay = outbox_relay(app_context)
+    await run_until_idle(relay)
+    fanned, coalesced = await people.post("alice", "fanned out"), await people.post("alice", "never fanned")
+    await run_until_idle(relay)
+    assert (
+        await change_feed_service(app_context).fan_out_posts(await documents(app_context, POSTS, fanned)) == 2
+    )
+    before = await snapshot(app_context, [FEED])
+
+    await people.edit("alice", fanned, "fanned out, edited")
+    await people.edit("alice", coalesced, "never fanned, edited")
+    await run_until_idle(relay)
+    # The change feed may deliver only the latest version of a post: `coalesced` arrives as its edit.
+    edited = await documents(app_context, POSTS, fanned, coalesced)
+    assert await change_feed_service(app_context).fan_out_posts(edited[:1]) == 0  # O(1): no item written
+    assert await snapshot(app_context, [FEED]) == before
+    assert await change_feed_service(app_context).fan_out_posts(edited[1:]) == 2  # in full: never fanned out
+    for reader in (alice, bob):
+        assert await feed_of(app_context, reader) == {
+            fanned: "fanned out, edited",
+            coalesced: "never fanned, edited",
+        }
+
+
 async def test_reactions_given_twice_leave_the_same_counters_and_one_notification_each(
     app_context: AppContext, people: People
 ) -> None:
