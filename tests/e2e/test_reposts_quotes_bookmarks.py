@@ -20,9 +20,9 @@ from tests.support.http_client import ApiUser
 from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 # Under load (8 helpers on 2 cores) the relay and change feeds can lag: generous, never a sleep.
-SETTLE = 60.0
+SETTLE = 90.0
 
 
 @pytest.fixture
@@ -146,6 +146,17 @@ async def test_a_repost_shows_once_per_feed_with_the_newest_reposter_and_undoing
     )
     assert eve_item is not None and eve_item["createdAt"] == placed
     assert (await ann.ok("GET", f"/api/posts/{post['id']}"))["repostCount"] == 0
+
+
+async def test_following_a_reposter_brings_their_recent_reposts(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession
+) -> None:
+    ann, ben, fay = await _people(http, local_host, api, "ann", "ben", "fay")
+    post = await ann.ok("POST", "/api/posts", {"content": "passed on before fay came"})
+    await ben.ok("PUT", f"/api/posts/{post['id']}/repost")
+    await fay.ok("PUT", f"/api/users/{ben.id}/follow")
+    feed = await eventually(lambda: _feed(fay), lambda f: post["id"] in f, timeout=SETTLE, what="back-filled")
+    assert (feed[post["id"]]["repostedBy"], feed[post["id"]]["authorId"]) == (ben.id, ann.id)
 
 
 async def test_deleting_the_original_takes_its_reposts_out_of_feeds(

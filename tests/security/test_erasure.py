@@ -442,6 +442,7 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     assert document["account"]["id"] == ann.id and document["account"]["username"] == f"ann_{marker}"
     assert document["profile"]["bio"] == f"ann-bio-{marker}"
     assert [p["content"] for p in document["posts"]] == [f"ann-post-{marker}"]
+    assert document["reposts"] == [] and document["bookmarks"] == []
     assert [c["content"] for c in document["comments"]] == [f"ann-comment-{marker}"]
     assert [(r["postId"], r["type"]) for r in document["reactions"]] == [(bens_post["id"], "love")]
     assert [f["userId"] for f in document["following"]] == [ben.id]
