@@ -125,6 +125,12 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             f"The direct-upsert baseline writes the documents of the first {BASELINE_EVENTS:,} events of "
             f"each round (its rate is steady well before that)."
         )
+    outages = [line for r in rounds for line in r.get("sink_outages", [])]
+    if outages:
+        result.notes.append(
+            "The relay's breaker found a sink not answering during the drains (delivery to it paused, the "
+            "events kept their attempts): " + "; ".join(outages) + "."
+        )
     if paused > 0:
         without = [
             r["events_per_s_excluding_timer_pauses"]
@@ -202,6 +208,9 @@ async def _drain(
         "events_per_s_excluding_timer_pauses": round(published / active_s, 1) if published else 0,
         "claim_select_s_stale_statistics": round(claim_stale_s, 4),
         "claim_plan_stale_statistics": claim_plan_stale,
+        "sink_outages": relay_runs.sink_outages(ctx.host.log_path, committed_at, last_published)
+        if last_published
+        else [],
         "overruns": relay_runs.overruns(ctx.host.log_path, committed_at, last_published)
         if last_published and paused
         else [],
