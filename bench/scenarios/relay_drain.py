@@ -101,11 +101,14 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         f"{ratio.text(pct)}; {Spread.of(app_rates).median:.0f} vs {Spread.of(base_rates).median:.0f} events/s",
         ratio.median >= TARGET_RATIO and dead == 0,
     )
+    # Event Hubs delivery is at least once: a send that timed out and was sent again may land twice
+    # (consumers drop repeats by event id), so "all" there means at least every published event.
     result.check(
         "events published / dead / in Event Hubs",
-        "all / 0 / all",
-        f"{published} / {dead} / {hub_count}",
-        published == events_per_round * ROUNDS and dead == 0 and hub_count == published,
+        "all / 0 / all (at least once)",
+        f"{published} / {dead} / {hub_count}"
+        + (f" ({hub_count - published} sent again after a timeout)" if hub_count > published else ""),
+        published == events_per_round * ROUNDS and dead == 0 and hub_count >= published,
     )
     claim_stale_s = float(rounds[0]["claim_select_s_stale_statistics"])
     stale_filter = "Join Filter: ((earlier" in str(rounds[0]["claim_plan_stale_statistics"])
