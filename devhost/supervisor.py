@@ -1,8 +1,8 @@
 """`python -m devhost run`: the stack and the host as two child processes, split as in Azure.
 
 The stack process owns the services (they are its children and die with it, not with the host).
-The host is restarted whenever it dies, as the Functions runtime restarts a worker, with a log line
-that says how it died. A stack that dies ends the run: nothing can be hosted without it.
+The host is restarted whenever it dies, as the platform restarts a host instance, with a log line
+that says how it died (the host restarts its own worker processes: devhost/host/workers.py). A stack that dies ends the run: nothing can be hosted without it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.common import Page
 from shared_code.schemas.moderation import moderation_reason
 from shared_code.schemas.posts import (
+    Bookmark,
     Comment,
     CreateComment,
     CreatePost,
@@ -18,7 +19,7 @@ from shared_code.schemas.posts import (
     Reaction,
     SetReaction,
 )
-from shared_code.services import engagement, posts, reaction_reads
+from shared_code.services import bookmarks, engagement, posts, reaction_reads, reposts
 
 bp = func.Blueprint()
 
@@ -38,7 +39,7 @@ async def create_post(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreatePost)
 
     async def create(uow: UnitOfWork) -> tuple[Post, str]:
-        post = await posts.create_post(uow, body, api.app.media_urls)
+        post = await posts.create_post(uow, body, api.app.media_urls, api.app.settings.search_text_config)
         return post, f"posts/{post.id}"
 
     return await api.create("create_post", body, create)
@@ -63,7 +64,13 @@ async def get_post(api: ApiRequest) -> func.HttpResponse:
 async def edit_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(EditPost)
-    return ok(await api.run(lambda uow: posts.edit_post(uow, post_id, body, api.app.media_urls)))
+    return ok(
+        await api.run(
+            lambda uow: posts.edit_post(
+                uow, post_id, body, api.app.media_urls, api.app.settings.search_text_config
+            )
+        )
+    )
 
 
 @api_route(
@@ -211,5 +218,81 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
             reaction_type,
             limit,
             cursor,
+        )
+    )
+
+
+@api_route(
+    bp,
+    "PUT",
+    "posts/{postId:guid}/repost",
+    summary="Repost a post to the caller's followers (again: nothing changes)",
+    status=204,
+    tag="posts",
+    weigh=weigh_by_callers_followers,
+)
+async def repost(api: ApiRequest) -> func.HttpResponse:
+    post_id = api.route_id("postId")
+    await api.run(lambda uow: reposts.repost(uow, post_id))
+    return no_content()
+
+
+@api_route(
+    bp,
+    "DELETE",
+    "posts/{postId:guid}/repost",
+    summary="Undo the caller's repost",
+    status=204,
+    tag="posts",
+    weigh=weigh_by_callers_followers,
+)
+async def unrepost(api: ApiRequest) -> func.HttpResponse:
+    post_id = api.route_id("postId")
+    await api.run(lambda uow: reposts.unrepost(uow, post_id))
+    return no_content()
+
+
+@api_route(
+    bp,
+    "PUT",
+    "posts/{postId:guid}/bookmark",
+    summary="Bookmark a post (private to the caller; again: nothing changes)",
+    status=204,
+    tag="posts",
+)
+async def bookmark(api: ApiRequest) -> func.HttpResponse:
+    post_id = api.route_id("postId")
+    await api.run(lambda uow: bookmarks.bookmark(uow, post_id))
+    return no_content()
+
+
+@api_route(
+    bp,
+    "DELETE",
+    "posts/{postId:guid}/bookmark",
+    summary="Remove the caller's bookmark of a post",
+    status=204,
+    tag="posts",
+)
+async def unbookmark(api: ApiRequest) -> func.HttpResponse:
+    post_id = api.route_id("postId")
+    await api.run(lambda uow: bookmarks.unbookmark(uow, post_id))
+    return no_content()
+
+
+@api_route(
+    bp,
+    "GET",
+    "bookmarks",
+    summary="The caller's bookmarks, newest first (posts they may no longer see are left out)",
+    response=Page[Bookmark],
+    query=PAGE_QUERY,
+    tag="posts",
+)
+async def list_bookmarks(api: ApiRequest) -> func.HttpResponse:
+    limit, cursor = api.page()
+    return ok(
+        await api.run(
+            lambda uow: bookmarks.list_bookmarks(uow, api.app.cursors, api.app.media_urls, limit, cursor)
         )
     )

@@ -71,6 +71,8 @@ class PostCounts(BaseModel):
     reactions: dict[str, int]
     comments: int
     version: int
+    # Older events (before reposts) carry none: their count was 0.
+    reposts: int = 0
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -259,6 +261,13 @@ class PostCreated(EventPayload):
     status: str
     created_at: datetime
     author_counts: UserCounts
+    # The post this one quotes (embeds), if any.
+    quote_post_id: UUID | None = None
+    # Mentions and hashtags of the text (services/text_entities.py): every account it mentions,
+    # those of them to notify (not blocked either way, allowed to see the author), its tags.
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class PostUpdated(EventPayload):
@@ -272,6 +281,11 @@ class PostUpdated(EventPayload):
     status: str
     created_at: datetime
     edited_at: datetime
+    quote_post_id: UUID | None = None
+    # As in PostCreated; notify_mentions names only the accounts this edit mentions anew.
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class PostDeleted(EventPayload):
@@ -299,6 +313,11 @@ class CommentCreated(EventPayload):
     content: str
     created_at: datetime
     post_counts: PostCounts
+    # The replied-to comment's author (notified, unless it is the replier), when parent_id is set.
+    parent_author_id: UUID | None = None
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class CommentDeleted(EventPayload):
@@ -338,6 +357,58 @@ class ReactionRemoved(EventPayload):
     post_counts: PostCounts
 
 
+# --- reposts and bookmarks ------------------------------------------------------------------
+
+
+class RepostCreated(EventPayload):
+    """The user passed the post on to their followers (the post enters their feeds, shown as reposted
+    by the newest reposter); `postCounts` carries the repost count after the change."""
+
+    event_type = "repost.created"
+    aggregate_type = "repost"
+
+    repost_id: UUID
+    post_id: UUID
+    post_author_id: UUID
+    user_id: UUID
+    created_at: datetime
+    post_counts: PostCounts
+
+
+class RepostDeleted(EventPayload):
+    event_type = "repost.deleted"
+    aggregate_type = "repost"
+
+    repost_id: UUID
+    post_id: UUID
+    post_author_id: UUID
+    user_id: UUID
+    post_counts: PostCounts
+    # "unrepost" or "account_deleted": why the repost went away.
+    cause: str
+
+
+class BookmarkCreated(EventPayload):
+    """Private to the user: no projection, no notification (Event Hubs consumers may keep their own)."""
+
+    event_type = "bookmark.created"
+    aggregate_type = "bookmark"
+
+    bookmark_id: UUID
+    user_id: UUID
+    post_id: UUID
+    created_at: datetime
+
+
+class BookmarkDeleted(EventPayload):
+    event_type = "bookmark.deleted"
+    aggregate_type = "bookmark"
+
+    bookmark_id: UUID
+    user_id: UUID
+    post_id: UUID
+
+
 # --- moderation ------------------------------------------------------------------------------
 
 
@@ -370,6 +441,7 @@ class PostModerated(EventPayload):
     action: str
     reason: str
     moderator_id: UUID
+    quote_post_id: UUID | None = None
 
 
 class AppealCreated(EventPayload):
@@ -461,6 +533,10 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         CommentDeleted,
         ReactionSet,
         ReactionRemoved,
+        RepostCreated,
+        RepostDeleted,
+        BookmarkCreated,
+        BookmarkDeleted,
         FlagCreated,
         PostModerated,
         AppealCreated,

@@ -150,7 +150,7 @@ class Reconciler:
                                                                'blobPath', m.blob_path) ORDER BY pm.position)
                              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
                              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
-                   pc.reactions, pc.comments, pc.version AS counts_version
+                   pc.reactions, pc.comments, pc.reposts, pc.version AS counts_version, p.quote_post_id
             FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
             JOIN post_counts pc ON pc.post_id = p.id
             WHERE (%(after)s::uuid IS NULL OR p.id > %(after)s) ORDER BY p.id LIMIT %(limit)s"""
@@ -173,6 +173,7 @@ class Reconciler:
                     "createdAt": r["created_at"].isoformat(),
                     "editedAt": r["edited_at"].isoformat() if r["edited_at"] else None,
                     "media": r["media"],
+                    "quotePostId": str(r["quote_post_id"]) if r["quote_post_id"] else None,
                 }
                 event_type = "post.updated" if live else "post.deleted"
                 docs.append((post_document(ImpliedEvent(event_type, r["version"], payload)), live))
@@ -181,6 +182,7 @@ class Reconciler:
                         "postId": str(r["id"]),
                         "reactions": {t: int((r["reactions"] or {}).get(t, 0)) for t in REACTION_TYPES},
                         "comments": r["comments"],
+                        "reposts": r["reposts"],
                         "version": r["counts_version"],
                     }
                     counters.append((post_counts_document(counts, None), True))
@@ -221,7 +223,7 @@ class Reconciler:
     async def reactions(self) -> None:
         query = """
             SELECT r.id, r.post_id, r.user_id, p.author_id, r.type, r.created_at, r.version,
-                   r.deleted_at IS NULL AS live, pc.reactions, pc.comments, pc.version AS counts_version
+                   r.deleted_at IS NULL AS live, pc.reactions, pc.comments, pc.reposts, pc.version AS counts_version
             FROM reactions r JOIN posts p ON p.id = r.post_id JOIN post_counts pc ON pc.post_id = r.post_id
             WHERE (%(after)s::uuid IS NULL OR r.id > %(after)s) ORDER BY r.id LIMIT %(limit)s"""
         async for rows in _pages(self._pool, query):
@@ -232,6 +234,7 @@ class Reconciler:
                     "postId": str(r["post_id"]),
                     "reactions": {t: int((r["reactions"] or {}).get(t, 0)) for t in REACTION_TYPES},
                     "comments": r["comments"],
+                    "reposts": r["reposts"],
                     "version": r["counts_version"],
                 }
                 payload = {

@@ -23,6 +23,8 @@ def _unique(values: list[UUID]) -> list[UUID]:
 
 class CreatePost(RequestBody):
     content: PostContent
+    # A quote: the post this one embeds (one the caller can see).
+    quote_post_id: Uuid | None = None
     media_ids: Annotated[list[Uuid], Field(max_length=MEDIA_PER_POST_MAX), AfterValidator(_unique)] = []  # noqa: RUF012 (pydantic copies defaults)
 
 
@@ -52,6 +54,17 @@ class Media(ResponseBody):
     url: str
 
 
+class QuotedPost(ResponseBody):
+    """The post a quote embeds, as the reader may see it now: `unavailable` (and nothing but its id)
+    once it is deleted, hidden or removed, or its author is out of the reader's reach."""
+
+    post_id: UUID
+    unavailable: bool
+    author: Author | None
+    content: str | None
+    created_at: datetime | None
+
+
 class Post(ResponseBody):
     id: UUID
     author_id: UUID
@@ -63,6 +76,14 @@ class Post(ResponseBody):
     edited_at: datetime | None
     counts: dict[str, int]
     comment_count: int
+    repost_count: int = 0
+    quoted: QuotedPost | None = None
+
+
+class Bookmark(ResponseBody):
+    post_id: UUID
+    bookmarked_at: datetime
+    post: Post
 
 
 class Comment(ResponseBody):
@@ -74,6 +95,8 @@ class Comment(ResponseBody):
     parent_id: UUID | None
     content: str
     created_at: datetime
+    # Live direct replies (GET /api/comments/{commentId}/replies).
+    reply_count: int
 
 
 class Reaction(ResponseBody):

@@ -7,7 +7,7 @@ from typing import Final
 from uuid import UUID
 
 from shared_code.schemas.common import ResponseBody
-from shared_code.schemas.posts import Author, Media
+from shared_code.schemas.posts import Author, Media, QuotedPost
 
 
 class FeedItem(ResponseBody):
@@ -20,6 +20,11 @@ class FeedItem(ResponseBody):
     edited_at: datetime | None
     counts: dict[str, int]
     comment_count: int
+    repost_count: int = 0
+    # In the feed because someone the reader follows reposted it: the newest such reposter, and when.
+    reposted_by: UUID | None = None
+    reposted_at: datetime | None = None
+    quoted: QuotedPost | None = None
 
 
 # A notification's id names its cause ("<kind>:<id of the follow, comment or reaction>").

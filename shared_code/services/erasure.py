@@ -46,7 +46,9 @@ from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
 from shared_code.services.notification_settings import erase_notification_settings_of
 from shared_code.services.post_deletion import soft_delete_post
+from shared_code.services.reposts import erase_reposts_of
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follow_requests_of, erase_follows_of
+from shared_code.services.text_entities import erase_mentions_of
 
 log = logging.getLogger("chorus.erasure")
 
@@ -56,6 +58,7 @@ STEPS = (
     "posts",
     "comments",
     "reactions",
+    "reposts_and_bookmarks",
     "follows",
     "blocks_and_mutes",
     "moderation",
@@ -81,6 +84,7 @@ PERSONAL_PAYLOAD_FIELDS = [
     "bio",
     "avatarUrl",
     "email",
+    "hashtags",
 ]
 
 
@@ -332,6 +336,26 @@ async def _erase_posts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return len(live) + cur.rowcount
 
 
+async def _delete_bookmarks(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Up to `limit` of the account's bookmarks, live or not: what someone saved is theirs alone and
+    nothing refers to it. Private, so no event: nothing projected them."""
+    cur = await uow.conn.execute(
+        """DELETE FROM bookmarks WHERE (user_id, post_id) IN (
+               SELECT user_id, post_id FROM bookmarks WHERE user_id = %s LIMIT %s)""",
+        (user_id, limit),
+    )
+    return cur.rowcount
+
+
+async def _erase_reposts_and_bookmarks(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """Reposts are undone as their owner would undo them (counts lowered, feeds retracted); bookmarks,
+    private and referred to by nothing, are deleted."""
+    undone = await erase_reposts_of(uow, user_id, limit)
+    if undone:
+        return undone
+    return await _delete_bookmarks(uow, user_id, limit)
+
+
 async def _erase_moderation_texts(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """The words of the account's flags and appeals, of its posts in the moderators' mirror and in others'
     flags of them. The flags and appeals stay (a moderator's decision refers to them) with their ids and states."""
@@ -432,6 +456,13 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return changed + await _erase_moderation_texts(uow, user_id, limit)
 
 
+async def _erase_comments_and_mentions(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """The account's comments, then what is left of its mentions and tags: others' mentions of it
+    and (should any remain) its own."""
+    changed = await erase_comments_of(uow, user_id, limit)
+    return changed or await erase_mentions_of(uow, user_id, limit)
+
+
 async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Follows to and from the account, each with its event; then its follow requests both ways."""
     follows = await erase_follows_of(uow, user_id, limit)
@@ -440,8 +471,9 @@ async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
 
 _SQL_STEPS = {
     "posts": _erase_posts,
-    "comments": erase_comments_of,
+    "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
+    "reposts_and_bookmarks": _erase_reposts_and_bookmarks,
     "follows": _erase_graph,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,

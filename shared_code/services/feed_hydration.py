@@ -34,6 +34,7 @@ from shared_code.projections.writes import COUNTERS, POSTS, PROFILES, VersionedU
 from shared_code.schemas.posts import Author, Media
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.projection_queries import refill
+from shared_code.services.quotes import unavailable
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
@@ -95,6 +96,12 @@ def hydrated_item(
         edited_at=post.get("editedAt"),
         counts=full_reaction_counts((counts or {}).get("reactions")),
         comment_count=int((counts or {}).get("comments", 0)),
+        # Reposts and quotes (services/reposts.py, services/quotes.py): who brought the entry, and the
+        # quoted post's id (services/quotes.with_quotes shows it as the reader may see it).
+        repost_count=int((counts or {}).get("reposts", 0)),
+        reposted_by=entry.get("repostedBy"),
+        reposted_at=entry.get("repostedAt"),
+        quoted=unavailable(UUID(str(post["quotePostId"]))) if post.get("quotePostId") else None,
     )
 
 
@@ -159,6 +166,7 @@ class _PostRow:
     edited_at: datetime | None
     version: int
     media: list[dict[str, Any]]
+    quote_post_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,7 @@ class _CountsRow:
     post_id: UUID
     reactions: dict[str, int] | None
     comments: int
+    reposts: int
     version: int
 
 
@@ -192,7 +201,8 @@ async def canonical_sources(
                       coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                                   'blobPath', m.blob_path) ORDER BY pm.position)
                                 FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-                                WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media
+                                WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
+                      p.quote_post_id
                FROM posts p WHERE p.id = ANY(%s)""",
             ([UUID(p) for p in post_ids],),
         )
@@ -215,7 +225,7 @@ async def canonical_sources(
         await fetch_all(
             uow.conn,
             _CountsRow,
-            "SELECT post_id, reactions, comments, version FROM post_counts WHERE post_id = ANY(%s)",
+            "SELECT post_id, reactions, comments, reposts, version FROM post_counts WHERE post_id = ANY(%s)",
             ([UUID(p) for p in count_ids],),
         )
         if count_ids
@@ -233,6 +243,7 @@ async def canonical_sources(
                 "createdAt": r.created_at.isoformat(),
                 "editedAt": r.edited_at.isoformat() if r.edited_at else None,
                 "version": r.version,
+                "quotePostId": str(r.quote_post_id) if r.quote_post_id else None,
             }
             for r in posts
         },
@@ -252,6 +263,7 @@ async def canonical_sources(
                     "postId": r.post_id,
                     "reactions": full_reaction_counts(r.reactions),
                     "comments": r.comments,
+                    "reposts": r.reposts,
                     "version": r.version,
                 },
                 None,

@@ -45,6 +45,7 @@ from shared_code.services.audience import visible_authors
 from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
 from shared_code.services.projection_queries import page, read_or_none
+from shared_code.services.quotes import unavailable, with_quotes
 from shared_code.services.reaction_counts import full_reaction_counts
 
 log = logging.getLogger("chorus.reads")
@@ -54,6 +55,7 @@ log = logging.getLogger("chorus.reads")
 class _FeedPostWithCounts(FeedPostRow):
     reactions: dict[str, int] | None
     comments: int
+    reposts: int
 
 
 # --- the home feed ---------------------------------------------------------------------------------
@@ -136,11 +138,11 @@ async def read_feed(
         record_degraded_read("feed")
         rows = await postgres(after, limit + 1, None)
         position = entry_key(rows[limit - 1]) if len(rows) > limit else None
-        items = [e["item"] for e in rows[:limit]]
+        items = await with_quotes(run, UUID(me), [e["item"] for e in rows[:limit]])
         return FeedRead(
             Page[FeedItem](items=items, next_cursor=_cursor(cursors, scope, position, True)), True
         )
-    items = hydrated + [e["item"] for e in feed_page.postgres_entries]
+    items = await with_quotes(run, UUID(me), hydrated + [e["item"] for e in feed_page.postgres_entries])
     next_cursor = _cursor(cursors, scope, feed_page.position, feed_page.more)
     return FeedRead(Page[FeedItem](items=items, next_cursor=next_cursor))
 
@@ -328,7 +330,7 @@ async def _feed_rows(
                                     AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))
                 UNION SELECT %(me)s::uuid)
-            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments
+            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments, pc.reposts
             FROM authors a
             CROSS JOIN LATERAL (
                 SELECT p0.* FROM posts p0
@@ -380,4 +382,6 @@ def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> Feed
         edited_at=row.edited_at,
         counts=full_reaction_counts(row.reactions),
         comment_count=row.comments,
+        repost_count=row.reposts,
+        quoted=unavailable(row.quote_post_id) if row.quote_post_id else None,
     )

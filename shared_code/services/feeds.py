@@ -30,6 +30,14 @@ that recorded in the post's fan-out state (`${postId}:fanout` in `counters`) and
 state is marked incomplete before a removal starts and complete after any fan-out ends, so a fan-out
 that failed half-way, or versions the change feed coalesced (it delivers the latest version only),
 still get a full fan-out.
+
+Reposts put the original post into the reposter's followers' feeds as the same item
+(`${recipientId}:${postId}`, so once per feed), carrying `repostedBy`/`repostedAt`: the newest
+repost by someone the recipient follows. An item's `createdAt` is its feed position, set once
+when the item is created (the post's time, or the repost's time when a repost brought it) and
+never moved: a keyset cursor on (createdAt, postId) must find every item where it was. A later
+repost only changes `repostedBy`; undoing one recomputes what keeps the item (`FeedEntryKeeper`),
+and the item goes when nothing does.
 """
 
 from __future__ import annotations
@@ -59,24 +67,66 @@ from shared_code.domain.feed_merge import (
     trims_after,
 )
 from shared_code.projections.writes import NO_EXPIRY
+from shared_code.services.author_access import author_visible_sql
 
 log = logging.getLogger("chorus.feeds")
 
 T = TypeVar("T")
 
 
-def feed_item(recipient_id: str, post: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RepostRef:
+    """Who reposted, and when (`feed_time`: the form feed items hold)."""
+
+    user_id: str
+    at: str
+
+
+def feed_time(value: datetime | str) -> str:
+    """A repost's time as feed items hold every time (the projections' form, `cosmos_time`), so that it
+    orders among the posts' createdAt values and other reposts' times as Cosmos DB compares strings."""
+    return cosmos_time(parse_time(value))
+
+
+def feed_item(recipient_id: str, post: dict[str, Any], repost: RepostRef | None = None) -> dict[str, Any]:
     """The feed item for one recipient, from a `posts_v2` document: a reference to the post, not a copy
-    of it (readers hydrate it with the current post and author: services/feed_hydration.py)."""
-    return {
+    of it (readers hydrate it with the current post and author: services/feed_hydration.py). Brought by
+    `repost` if given: its feed position is then the repost's time, and it names the reposter."""
+    item = {
         "id": f"{recipient_id}:{post['postId']}",
         "recipientId": recipient_id,
         "postId": post["postId"],
         "authorId": post["authorId"],
-        "createdAt": post.get("createdAt"),
+        "createdAt": repost.at if repost else post.get("createdAt"),
         "postVersion": post.get("version"),
         "correlationId": post.get("correlationId"),
     }
+    if repost is not None:  # only then: a post's own item keeps its small fixed shape
+        item.update(repostedBy=repost.user_id, repostedAt=repost.at)
+    return item
+
+
+@dataclass(frozen=True)
+class FeedEntryKeeper:
+    """What may keep a post in one recipient's feed, as PostgreSQL says now."""
+
+    recipient: str
+    # The post is visible and the recipient may see its author (no block, no mute, within reach).
+    may_see: bool
+    # The recipient is the author or follows them.
+    follows_author: bool
+    # The newest live repost of the post by the recipient or someone they follow (and have not muted).
+    reposted_by: str | None
+    reposted_at: datetime | None
+
+    def decision(self) -> tuple[str, RepostRef | None]:
+        """("delete", None): nothing keeps the item; ("keep", repost or None): it stays, shown as
+        reposted by `repost` (None: by nobody, the recipient follows the author)."""
+        if not self.may_see or not (self.follows_author or self.reposted_by):
+            return "delete", None
+        if self.reposted_by and self.reposted_at:
+            return "keep", RepostRef(self.reposted_by, feed_time(self.reposted_at))
+        return "keep", None
 
 
 def fanout_state_document(post: dict[str, Any], visible: bool, complete: bool) -> dict[str, Any]:
@@ -110,7 +160,7 @@ def already_in_feeds(state: dict[str, Any] | None, post: dict[str, Any]) -> bool
 # A post as feeds need it, in one query: the author's snapshot and the media in order. Read by
 # back-fill and by feed rebuilds into a `FeedPostRow`; `feed_post_from_row` makes it posts_v2-shaped.
 FEED_POST_COLUMNS = """p.id AS post_id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content,
-    p.created_at, p.edited_at, p.version,
+    p.created_at, p.edited_at, p.version, p.quote_post_id,
     coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
@@ -130,7 +180,13 @@ class FeedPostRow:
     created_at: datetime
     edited_at: datetime | None
     version: int
+    quote_post_id: UUID | None
     media: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _RepostedPostRow(FeedPostRow):
+    reposted_at: datetime
 
 
 def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
@@ -148,6 +204,7 @@ def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
         "editedAt": cosmos_time(row.edited_at) if row.edited_at else None,
         "version": row.version,
         "media": row.media,
+        "quotePostId": str(row.quote_post_id) if row.quote_post_id else None,
     }
 
 
@@ -322,6 +379,8 @@ class FeedService:
         # written before the author crossed the threshold, which reads screen out (and which expire).
         if await self.audience(author_id, created_at, record=visible):
             total = await self._fan_out_to_author_only(post, visible)
+            if _version(post) > 1:
+                total += await self._fan_out_to_reposters_audiences(post, visible)
             await self._set_state(post, visible=visible, complete=True)
             return total
         total = 0
@@ -336,6 +395,10 @@ class FeedService:
                     lambda recipient: self._delete(f"{recipient}:{post['postId']}", recipient),
                     self._concurrency,
                 )
+        if _version(post) > 1:
+            # An edit, a deletion or a moderation decision reaches the feeds reposts brought it to
+            # (a new post has no reposts yet: a repost made before its fan-out writes its own items).
+            total += await self._fan_out_to_reposters_audiences(post, visible)
         await self._set_state(post, visible=visible, complete=True)
         if visible and _depth < 3:
             newer = await self._current_document(post)
@@ -393,10 +456,15 @@ class FeedService:
             return None
         return document
 
-    async def write_item(self, recipient_id: str, post: dict[str, Any]) -> None:
+    async def write_item(
+        self, recipient_id: str, post: dict[str, Any], repost: RepostRef | None = None
+    ) -> None:
         """The recipient's feed item for `post`, unless the item already holds this or a newer version:
-        one request in the common case (a create for a new post, a conditional patch for an edit)."""
-        item = feed_item(recipient_id, post)
+        one request in the common case (a create for a new post, a conditional patch for an edit).
+        With `repost`, an item made now takes the repost's time as its position (and its ttl runs from
+        then), and an item already there shows `repost` as its reposter if it is the newest (its
+        position stays)."""
+        item = feed_item(recipient_id, post, repost)
         created_at = parse_time(item["createdAt"]) if item.get("createdAt") else self._clock()
         ttl = item_ttl_seconds(created_at, self._clock(), self._item_ttl)
         if ttl is None:
@@ -405,7 +473,7 @@ class FeedService:
         version = _version(post)
         changes = [{"op": "set", "path": f"/{name}", "value": item[name]} for name in _EDITABLE_ITEM_FIELDS]
         changes.append({"op": "set", "path": "/ttl", "value": ttl})  # a write restarts Cosmos' ttl clock
-        create_first = version <= 1
+        create_first = version <= 1 or repost is not None
         for _ in range(3):
             if create_first:
                 try:
@@ -414,7 +482,8 @@ class FeedService:
                         await self.trim(recipient_id)
                     return
                 except exceptions.CosmosResourceExistsError:
-                    pass
+                    if repost is not None:
+                        await self._show_reposter(item["id"], recipient_id, repost)
             try:
                 await self._feed.patch_item(
                     item["id"],
@@ -429,6 +498,36 @@ class FeedService:
             except exceptions.CosmosResourceNotFoundError:
                 create_first = True  # removed meanwhile, or never there: create it
         raise RuntimeError(f"feed item {item['id']}: lost 3 races with concurrent writers; will retry")
+
+    async def _show_reposter(self, item_id: str, recipient_id: str, repost: RepostRef) -> None:
+        """Show `repost` as the item's reposter unless it holds a newer one: one conditional patch."""
+        at = feed_time(repost.at)  # of our own making (digits and separators): safe to inline
+        with contextlib.suppress(
+            exceptions.CosmosAccessConditionFailedError, exceptions.CosmosResourceNotFoundError
+        ):
+            await self._feed.patch_item(
+                item_id,
+                recipient_id,
+                [
+                    {"op": "set", "path": "/repostedBy", "value": repost.user_id},
+                    {"op": "set", "path": "/repostedAt", "value": at},
+                ],
+                filter_predicate=(
+                    f"FROM c WHERE NOT IS_DEFINED(c.repostedAt) OR IS_NULL(c.repostedAt) OR c.repostedAt < '{at}'"
+                ),
+            )
+
+    async def _set_reposter(self, item_id: str, recipient_id: str, repost: RepostRef | None) -> None:
+        """Show `repost` (None: nobody) as the item's reposter, whatever it showed: after an undo."""
+        with contextlib.suppress(exceptions.CosmosResourceNotFoundError):
+            await self._feed.patch_item(
+                item_id,
+                recipient_id,
+                [
+                    {"op": "set", "path": "/repostedBy", "value": repost.user_id if repost else None},
+                    {"op": "set", "path": "/repostedAt", "value": repost.at if repost else None},
+                ],
+            )
 
     async def trim(self, recipient_id: str) -> int:
         """Delete the feed's items beyond the newest FEED_MAX_ITEMS, after raising the feed's floor to
@@ -513,17 +612,208 @@ class FeedService:
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
         posts = [feed_post_from_row(row) for row in rows]
-        return await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
+        written = await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
+        return written + await self._backfill_reposts(recipient_id, author_id)
+
+    async def _backfill_reposts(self, recipient_id: str, reposter_id: str) -> int:
+        """The reposter's recent live reposts into the recipient's feed (after a follow or unmute), each
+        at its repost's time and showing its reposter, as a repost's own fan-out would have put them."""
+        async with system_connection(self._pool) as conn:
+            rows = await fetch_all(
+                conn,
+                _RepostedPostRow,
+                f"""SELECT {FEED_POST_COLUMNS}, r.created_at AS reposted_at
+                   FROM reposts r JOIN posts p ON p.id = r.post_id
+                   JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
+                   WHERE r.user_id = %(reposter)s AND r.deleted_at IS NULL
+                     AND p.deleted_at IS NULL AND p.status = 'visible' AND u.deleted_at IS NULL
+                     AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(recipient)s
+                                   AND f.followee_id = %(reposter)s AND f.deleted_at IS NULL)
+                     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
+                                       AND m.muted_id IN (%(reposter)s, p.author_id) AND m.deleted_at IS NULL)
+                     AND {author_visible_sql("p.author_id", "%(recipient)s::uuid")}
+                   ORDER BY r.created_at DESC LIMIT %(limit)s""",  # noqa: S608 (constants)
+                {"reposter": reposter_id, "recipient": recipient_id, "limit": self._backfill_posts},
+            )
+        return await bounded(
+            rows,
+            lambda row: self.write_item(
+                recipient_id, feed_post_from_row(row), RepostRef(reposter_id, feed_time(row.reposted_at))
+            ),
+            self._concurrency,
+        )
 
     async def remove_author(self, recipient_id: str, author_id: str) -> int:
-        """Every post of `author_id` out of `recipient_id`'s feed (unfollow, block, mute)."""
-        query = "SELECT c.id FROM c WHERE c.recipientId = @recipient AND c.authorId = @author"
+        """Every post of `author_id` out of `recipient_id`'s feed, and every repost of theirs (unfollow,
+        block, mute). An item another followee's repost keeps (or, for a repost, the author) stays."""
+        query = """SELECT c.id, c.postId, c.authorId, c.repostedBy FROM c
+                   WHERE c.recipientId = @recipient AND (c.authorId = @author OR c.repostedBy = @author)"""
         parameters: list[dict[str, Any]] = [
             {"name": "@recipient", "value": recipient_id},
             {"name": "@author", "value": author_id},
         ]
-        ids = [
-            item["id"]
+        items = [
+            item
             async for item in self._feed.query_items(query, parameters=parameters, partition_key=recipient_id)
         ]
-        return await bounded(ids, lambda item_id: self._delete(item_id, recipient_id), self._concurrency)
+        # An item no repost brought is the author's post alone: it goes. The others are decided again.
+        plain = [i["id"] for i in items if i["authorId"] == author_id and not i.get("repostedBy")]
+        reposted = [i["postId"] for i in items if i["id"] not in plain]
+        removed = await bounded(plain, lambda item_id: self._delete(item_id, recipient_id), self._concurrency)
+        for post_id in reposted:
+            removed += await self.refresh_entries([recipient_id], post_id)
+        return removed
+
+    # --- reposts ----------------------------------------------------------------------------------
+
+    async def _live_repost_time(self, post_id: str, user_id: str) -> datetime | None:
+        async with system_connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT created_at FROM reposts WHERE post_id = %s AND user_id = %s AND deleted_at IS NULL",
+                (post_id, user_id),
+            )
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def _visible_post(self, post_id: str) -> dict[str, Any] | None:
+        """The post as posts_v2 would hold it, from PostgreSQL (a repost may be relayed before the post's
+        own document is written); None unless it is live and visible."""
+        async with system_connection(self._pool) as conn:
+            rows = await fetch_all(
+                conn,
+                FeedPostRow,
+                f"""SELECT {FEED_POST_COLUMNS}
+                   FROM posts p JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
+                   WHERE p.id = %s AND p.deleted_at IS NULL AND p.status = 'visible'
+                     AND u.deleted_at IS NULL""",  # noqa: S608 (a constant)
+                (post_id,),
+            )
+        return feed_post_from_row(rows[0]) if rows else None
+
+    async def _who_may_receive(self, recipients: list[str], author_id: str) -> list[str]:
+        """Those of `recipients` who may have `author_id`'s post in their feed: within reach of the
+        author (services/author_access.py) and not muting them."""
+        async with system_connection(self._pool) as conn:
+            cur = await conn.execute(
+                f"""SELECT r.id::text FROM unnest(%(recipients)s::uuid[]) AS r(id)
+                   WHERE {author_visible_sql("%(author)s::uuid", "r.id")}
+                     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = r.id
+                                       AND m.muted_id = %(author)s AND m.deleted_at IS NULL)""",  # noqa: S608 (a constant condition)
+                {"recipients": recipients, "author": author_id},
+            )
+            return [row[0] for row in await cur.fetchall()]
+
+    async def fan_out_repost(self, post_id: str, reposter_id: str) -> int:
+        """A repost: the original into the feeds of the reposter and their followers (once per feed).
+        Read from PostgreSQL, so a late or replayed event does what the repost is now: nothing once it
+        was undone (the undo's own event retracts) and the newest time if it was made again."""
+        reposted_at = await self._live_repost_time(post_id, reposter_id)
+        if reposted_at is None:
+            return 0
+        post = await self._visible_post(post_id)
+        if post is None:
+            return 0  # deleted or hidden meanwhile: its own event cleans the feeds
+        return await self._write_for_reposter(post, RepostRef(reposter_id, feed_time(reposted_at)))
+
+    async def _write_for_reposter(self, post: dict[str, Any], repost: RepostRef) -> int:
+        if await self.audience(repost.user_id, parse_time(repost.at), record=False):
+            # Above FANOUT_MAX_FOLLOWERS a repost, like a post, is not written to every follower's feed;
+            # reads do not pull reposts yet (docs/architecture.md), so it shows in the reposter's own.
+            await self.write_item(repost.user_id, post, repost)
+            return 1
+        total = 0
+        async for page in self.recipients(repost.user_id, include_muters=False):
+            allowed = await self._who_may_receive(page, str(post["authorId"]))
+            total += await bounded(
+                allowed, lambda recipient: self.write_item(recipient, post, repost), self._concurrency
+            )
+        return total
+
+    async def retract_repost(self, post_id: str, reposter_id: str) -> int:
+        """An undone repost: out of the feeds of the reposter's followers where nothing else keeps it;
+        where another followee's repost does, it shows that one. Nothing if it was reposted again."""
+        if await self._live_repost_time(post_id, reposter_id) is not None:
+            return 0
+        total = 0
+        async for page in self.recipients(reposter_id, include_muters=True):
+            total += await self.refresh_entries(page, post_id)
+        return total
+
+    async def keepers(self, recipients: list[str], post_id: str) -> list[FeedEntryKeeper]:
+        """For each recipient, what keeps `post_id` in their feed now: one query for the page."""
+        async with system_connection(self._pool) as conn:
+            return await fetch_all(
+                conn,
+                FeedEntryKeeper,
+                f"""WITH post AS (
+                        SELECT p.id, p.author_id FROM posts p JOIN users u ON u.id = p.author_id
+                        WHERE p.id = %(post)s AND p.deleted_at IS NULL AND p.status = 'visible'
+                          AND u.deleted_at IS NULL)
+                    SELECT r.id::text AS recipient,
+                           EXISTS (SELECT 1 FROM post WHERE {author_visible_sql("post.author_id", "r.id")}
+                                     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = r.id
+                                                       AND m.muted_id = post.author_id AND m.deleted_at IS NULL))
+                               AS may_see,
+                           EXISTS (SELECT 1 FROM post WHERE post.author_id = r.id
+                                     OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = r.id
+                                                  AND f.followee_id = post.author_id AND f.deleted_at IS NULL))
+                               AS follows_author,
+                           newest.user_id::text AS reposted_by, newest.created_at AS reposted_at
+                    FROM unnest(%(recipients)s::uuid[]) AS r(id)
+                    LEFT JOIN LATERAL (
+                        SELECT rp.user_id, rp.created_at FROM reposts rp
+                        WHERE rp.post_id = %(post)s AND rp.deleted_at IS NULL
+                          AND (rp.user_id = r.id
+                               OR EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = r.id
+                                            AND f.followee_id = rp.user_id AND f.deleted_at IS NULL))
+                          AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = r.id
+                                            AND m.muted_id = rp.user_id AND m.deleted_at IS NULL)
+                        ORDER BY rp.created_at DESC LIMIT 1) newest ON true""",  # noqa: S608 (constant conditions)
+                {"recipients": recipients, "post": post_id},
+            )
+
+    async def refresh_entries(self, recipients: list[str], post_id: str) -> int:
+        """Decide `post_id`'s item in each recipient's feed again (after an undone repost, an unfollow):
+        deleted where nothing keeps it, else showing its newest reposter. Returns how many went.
+
+        A repost committed after the decision was read may have written its item before we delete it:
+        so the deleted ones are decided once more, and written back if something keeps them now."""
+        decisions = [(k.recipient, *k.decision()) for k in await self.keepers(recipients, post_id)]
+        item = f"{{}}:{post_id}"
+        gone = [recipient for recipient, action, _ in decisions if action == "delete"]
+        kept = [(recipient, repost) for recipient, action, repost in decisions if action == "keep"]
+        await bounded(gone, lambda r: self._delete(item.format(r), r), self._concurrency)
+        await bounded(
+            kept, lambda rk: self._set_reposter(item.format(rk[0]), rk[0], rk[1]), self._concurrency
+        )
+        if gone:
+            again = [k for k in await self.keepers(gone, post_id) if k.decision()[0] == "keep"]
+            post = await self._visible_post(post_id) if again else None
+            if post is not None:
+                await bounded(
+                    again, lambda k: self.write_item(k.recipient, post, k.decision()[1]), self._concurrency
+                )
+                gone = [r for r in gone if r not in {k.recipient for k in again}]
+        return len(gone)
+
+    async def _fan_out_to_reposters_audiences(self, post: dict[str, Any], visible: bool) -> int:
+        """The post's change (an edit, a deletion, a moderation decision) in the feeds its live reposts
+        brought it to."""
+        async with system_connection(self._pool) as conn:
+            cur = await conn.execute(
+                "SELECT user_id::text, created_at FROM reposts WHERE post_id = %s AND deleted_at IS NULL",
+                (str(post["postId"]),),
+            )
+            reposts = [RepostRef(user_id, feed_time(at)) for user_id, at in await cur.fetchall()]
+        total = 0
+        for repost in reposts:
+            if visible:
+                total += await self._write_for_reposter(post, repost)
+                continue
+            async for page in self.recipients(repost.user_id, include_muters=True):
+                total += await bounded(
+                    page,
+                    lambda recipient: self._delete(f"{recipient}:{post['postId']}", recipient),
+                    self._concurrency,
+                )
+        return total

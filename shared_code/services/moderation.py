@@ -35,6 +35,7 @@ from shared_code.services.authors import author_snapshot
 from shared_code.services.engagement import restore_comment
 from shared_code.services.guards import visible_post
 from shared_code.services.post_media import media_refs
+from shared_code.services.text_entities import moderated_post_tags
 
 # The status each action leads to, and the statuses it may start from.
 _TRANSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -61,6 +62,7 @@ class _ModeratedPost:
     content: str
     created_at: datetime
     edited_at: datetime | None
+    quote_post_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -187,10 +189,13 @@ async def _set_status(
         uow.conn,
         _ModeratedPost,
         """UPDATE posts SET status = %s, version = version + 1, updated_at = now() WHERE id = %s
-           RETURNING version, author_id, content, created_at, edited_at""",
+           RETURNING version, author_id, content, created_at, edited_at, quote_post_id""",
         (target, post_id),
     )
     assert post is not None
+    await moderated_post_tags(
+        uow, post_id, post.author_id, post.content, post.created_at, target == "visible"
+    )
     await uow.conn.execute(
         "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
         (post_id, moderator, recorded_action, reason),
@@ -212,6 +217,7 @@ async def _set_status(
             action=recorded_action,
             reason=reason,
             moderator_id=moderator,
+            quote_post_id=post.quote_post_id,
         ),
         post_id,
         post.version,

@@ -17,14 +17,17 @@ from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
 from shared_code.schemas.common import Page
-from shared_code.schemas.posts import Author, CreatePost, EditPost, Media, Post
+from shared_code.schemas.posts import Author, CreatePost, EditPost, Post
 from shared_code.services.audience import require_may_see
 from shared_code.services.authors import author_snapshot, change_post_count
 from shared_code.services.guards import require_live_user, visible_post
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
+from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, media_view, post_from_row
+from shared_code.services.quotes import quoted_posts, require_quotable
 from shared_code.services.reaction_counts import full_reaction_counts
+from shared_code.services.text_entities import check_text, write_text_entities
 
 
 async def _attach_media(
@@ -64,19 +67,34 @@ async def _attach_media(
     return tuple(found[m] for m in media_ids)
 
 
-async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
+async def create_post(
+    uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls, search_config: str = "simple"
+) -> Post:
+    """`search_config`: the text-search configuration the post is indexed under (SEARCH_TEXT_CONFIG)."""
     me = uow.require_user()
+    check_text(body.content)
     await uow.lock_live_users(me)
+    quoted = await require_quotable(uow, me, body.quote_post_id) if body.quote_post_id else None
     new = await fetch_one(
         uow.conn,
         _NewPost,
-        "INSERT INTO posts (author_id, content) VALUES (%s, %s) RETURNING id, created_at, status",
-        (me, body.content),
+        """INSERT INTO posts (author_id, content, quote_post_id, search_config) VALUES (%s, %s, %s, %s::regconfig)
+           RETURNING id, created_at, status""",
+        (me, body.content, body.quote_post_id, search_config),
     )
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
     media = await _attach_media(uow, me, post_id, body.media_ids, media_urls.unattached_ttl)
+    entities = await write_text_entities(
+        uow,
+        source_id=post_id,
+        source_kind="post",
+        post_id=post_id,
+        post_created_at=created_at,
+        author_id=me,
+        content=body.content,
+    )
     author_counts = await change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
     uow.record(
@@ -88,6 +106,10 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
             status=status,
             created_at=created_at,
             author_counts=author_counts,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
+            quote_post_id=body.quote_post_id,
         ),
         post_id,
         1,
@@ -97,17 +119,14 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
         author_id=me,
         author=Author(**author.model_dump()),
         content=body.content,
-        media=[_media(m, media_urls) for m in media],
+        media=[media_view(m, media_urls) for m in media],
         status=status,
         created_at=created_at,
         edited_at=None,
         counts=full_reaction_counts(None),
         comment_count=0,
+        quoted=quoted,
     )
-
-
-def _media(ref: MediaRef, media_urls: MediaUrls) -> Media:
-    return Media(media_id=ref.media_id, content_type=ref.content_type, url=media_urls.url(ref))
 
 
 @dataclass(frozen=True)
@@ -118,81 +137,26 @@ class _NewPost:
 
 
 @dataclass(frozen=True)
-class _PostRow:
-    """A post as _POST_COLUMNS reads it."""
-
-    id: UUID
-    author_id: UUID
-    username: str
-    display_name: str
-    avatar_url: str | None
-    content: str
-    status: str
-    created_at: datetime
-    edited_at: datetime | None
-    reactions: dict[str, int] | None
-    comments: int
-    media: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
 class _Edited:
     version: int
     edited_at: datetime
 
 
-# One query shape for every post read: the post, its author, counts and media in one round trip.
-_POST_COLUMNS = """
-    p.id, p.author_id, u.username, pr.display_name, pr.avatar_url, p.content, p.status, p.created_at,
-    p.edited_at, pc.reactions, pc.comments,
-    coalesce((SELECT json_agg(json_build_object('mediaId', m.id, 'contentType', m.content_type,
-                                                'blobPath', m.blob_path) ORDER BY pm.position)
-              FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
-              WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media
-"""
-_POST_JOINS = """
-    FROM posts p
-    JOIN users u ON u.id = p.author_id
-    JOIN profiles pr ON pr.user_id = p.author_id
-    JOIN post_counts pc ON pc.post_id = p.id
-"""
-
-
-def _post_from_row(row: _PostRow, media_urls: MediaUrls) -> Post:
-    media = [MediaRef.model_validate(m) for m in row.media]
-    return Post(
-        id=row.id,
-        author_id=row.author_id,
-        author=Author(
-            user_id=row.author_id,
-            username=row.username,
-            display_name=row.display_name,
-            avatar_url=row.avatar_url,
-        ),
-        content=row.content,
-        status=row.status,
-        created_at=row.created_at,
-        edited_at=row.edited_at,
-        counts=full_reaction_counts(row.reactions),
-        comment_count=row.comments,
-        # Media of a hidden or removed post is not readable by anyone, its author and moderators
-        # included (docs/api.md "Media"): no URL is signed for it.
-        media=[_media(m, media_urls) for m in media] if row.status == "visible" else [],
-    )
-
-
 async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Post:
-    uow.require_user()
+    me = uow.require_user()
     await visible_post(uow, post_id)
     row = await fetch_one(
-        uow.conn, _PostRow, f"SELECT {_POST_COLUMNS} {_POST_JOINS} WHERE p.id = %s", (post_id,)
+        uow.conn, PostRow, f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = %s", (post_id,)
     )
     assert row is not None
-    return _post_from_row(row, media_urls)
+    return post_from_row(row, media_urls, await quoted_posts(uow, me, [row.quote_post_id]))
 
 
-async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls) -> Post:
+async def edit_post(
+    uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls, search_config: str = "simple"
+) -> Post:
     me = uow.require_user()
+    check_text(body.content)
     post = await visible_post(uow, post_id, lock=True)
     if post.author_id != me:
         raise Forbidden("only the author can edit a post")
@@ -204,12 +168,22 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     edited = await fetch_one(
         uow.conn,
         _Edited,
-        """UPDATE posts SET content = %s, edited_at = now(), updated_at = now(), version = version + 1
+        """UPDATE posts SET content = %s, search_config = %s::regconfig, edited_at = now(), updated_at = now(),
+                  version = version + 1
            WHERE id = %s RETURNING version, edited_at""",
-        (body.content, post_id),
+        (body.content, search_config, post_id),
     )
     assert edited is not None
     version, edited_at = edited.version, edited.edited_at
+    entities = await write_text_entities(
+        uow,
+        source_id=post_id,
+        source_kind="post",
+        post_id=post_id,
+        post_created_at=post.created_at,
+        author_id=me,
+        content=body.content,
+    )
     updated = await get_post(uow, post_id, media_urls)
     media = await media_refs(uow, post_id)
     uow.record(
@@ -221,6 +195,10 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
             status=updated.status,
             created_at=updated.created_at,
             edited_at=edited_at,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
+            quote_post_id=updated.quoted.post_id if updated.quoted else None,
         ),
         post_id,
         version,
@@ -263,15 +241,16 @@ async def list_author_posts(
         after = "AND (p.created_at, p.id) < (%(after_time)s, %(after_id)s)"
     rows = await fetch_all(
         uow.conn,
-        _PostRow,
-        f"""SELECT {_POST_COLUMNS} {_POST_JOINS}
+        PostRow,
+        f"""SELECT {POST_COLUMNS} {POST_JOINS}
             WHERE p.author_id = %(author)s AND p.deleted_at IS NULL
               AND (%(all)s OR p.status = 'visible') {after}
             ORDER BY p.created_at DESC, p.id DESC
             LIMIT %(limit)s""",
         params,
     )
-    items = [_post_from_row(row, media_urls) for row in rows[:limit]]
+    quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in rows[:limit]])
+    items = [post_from_row(row, media_urls, quoted) for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)

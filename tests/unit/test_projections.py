@@ -24,6 +24,8 @@ from shared_code.domain.events import (
     AuthorSnapshot,
     BlockCreated,
     BlockDeleted,
+    BookmarkCreated,
+    BookmarkDeleted,
     CommentCreated,
     CommentDeleted,
     EventPayload,
@@ -47,6 +49,8 @@ from shared_code.domain.events import (
     ProfileVisibilityChanged,
     ReactionRemoved,
     ReactionSet,
+    RepostCreated,
+    RepostDeleted,
     UserCounts,
     UserCreated,
     UserDeleted,
@@ -68,12 +72,13 @@ from shared_code.projections.writes import (
     CreateOnce,
     VersionedUpsert,
 )
-from shared_code.services.feeds import feed_item, shows_in_feeds
+from shared_code.services.feeds import FeedEntryKeeper, RepostRef, feed_item, feed_time, shows_in_feeds
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = UUID(int=0xA1), UUID(int=0xB0B)
 POST, COMMENT, REACTION, FOLLOW = UUID(int=0x9057), UUID(int=0xC0), UUID(int=0x4EAC), UUID(int=0xF0)
 APPEAL = UUID(int=0xA99)
+REPOST, BOOKMARK = UUID(int=0x4E9057), UUID(int=0xB00C)
 CORRELATION = "corr-123"
 
 
@@ -243,6 +248,32 @@ def sample_events() -> dict[str, StoredEvent]:
             3,
         ),
         stored(
+            RepostCreated(
+                repost_id=REPOST,
+                post_id=POST,
+                post_author_id=ALICE,
+                user_id=BOB,
+                created_at=NOW,
+                post_counts=post_counts(7).model_copy(update={"reposts": 1}),
+            ),
+            REPOST,
+            1,
+        ),
+        stored(
+            RepostDeleted(
+                repost_id=REPOST,
+                post_id=POST,
+                post_author_id=ALICE,
+                user_id=BOB,
+                post_counts=post_counts(8),
+                cause="unrepost",
+            ),
+            REPOST,
+            2,
+        ),
+        stored(BookmarkCreated(bookmark_id=BOOKMARK, user_id=BOB, post_id=POST, created_at=NOW), BOOKMARK, 1),
+        stored(BookmarkDeleted(bookmark_id=BOOKMARK, user_id=BOB, post_id=POST), BOOKMARK, 2),
+        stored(
             FlagCreated(
                 flag_id=uuid4(), post_id=POST, reporter_id=BOB, reason="spam", severity="low", created_at=NOW
             ),
@@ -370,6 +401,8 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.erasure_progressed",
         "account.erased",
         "account.export_requested",
+        "bookmark.created",
+        "bookmark.deleted",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
@@ -548,6 +581,49 @@ def test_feed_item_is_keyed_per_recipient_and_carries_the_post_version() -> None
     assert not {"content", "author", "media", "editedAt"} & item.keys()
 
 
+def test_a_repost_event_writes_the_posts_counters_with_the_repost_count_only() -> None:
+    created = one(project(EVENTS["repost.created"]), COUNTERS)
+    assert (created["id"], created["reposts"], created["version"]) == (f"{POST}:counts", 1, 7)
+    undone = one(project(EVENTS["repost.deleted"]), COUNTERS)
+    assert (undone["reposts"], undone["version"]) == (0, 8)
+    assert containers(project(EVENTS["repost.created"])) == [(COUNTERS, "VersionedUpsert")]
+
+
+def test_an_item_a_repost_brings_sits_at_the_repost_time_and_keeps_the_posts_own() -> None:
+    doc = one(project(EVENTS["post.updated"]), POSTS)
+    repost = RepostRef(str(BOB), feed_time("2024-05-02T08:00:00+02:00"))
+    item = feed_item(str(ALICE), doc, repost)
+    assert item["id"] == f"{ALICE}:{POST}"  # the same item as the post's own: once per feed
+    assert (item["createdAt"], item["repostedAt"]) == ("2024-05-02T06:00:00Z",) * 2
+    assert item["repostedBy"] == str(BOB)
+    plain = feed_item(str(ALICE), doc)
+    assert plain["createdAt"] == doc["createdAt"] and "repostedBy" not in plain
+
+
+def test_repost_times_take_the_projections_form_so_they_order_among_posts_times() -> None:
+    assert feed_time(datetime(2024, 5, 1, 12, 0, tzinfo=UTC)) == "2024-05-01T12:00:00Z"
+    assert feed_time("2024-05-01T14:00:00.5+02:00") == "2024-05-01T12:00:00.500000Z"
+    earlier, later = feed_time("2024-05-01T11:59:59.9Z"), feed_time("2024-05-01T14:00:00.1+02:00")
+    assert earlier < later
+
+
+@pytest.mark.parametrize(
+    ("may_see", "follows_author", "reposted_by", "expected"),
+    [
+        (True, True, None, ("keep", None)),
+        (True, False, "R", ("keep", RepostRef("R", "2024-05-01T12:00:00Z"))),
+        (True, True, "R", ("keep", RepostRef("R", "2024-05-01T12:00:00Z"))),
+        (True, False, None, ("delete", None)),  # the last repost that brought it was undone
+        (False, True, "R", ("delete", None)),  # a block, a mute or a hidden post: out whatever keeps it
+    ],
+)
+def test_what_keeps_a_post_in_a_feed_after_a_repost_is_undone(
+    may_see: bool, follows_author: bool, reposted_by: str | None, expected: tuple[str, RepostRef | None]
+) -> None:
+    keeper = FeedEntryKeeper("X", may_see, follows_author, reposted_by, NOW if reposted_by else None)
+    assert keeper.decision() == expected
+
+
 # --- comments ----------------------------------------------------------------------------------
 
 
@@ -560,6 +636,7 @@ def test_comment_created_writes_post_counts_and_notifies_the_post_author() -> No
         "kind": "post",
         "reactions": {"like": 0, "love": 0, "laugh": 0, "wow": 0, "sad": 0, "angry": 0},
         "comments": 1,
+        "reposts": 0,
         "version": 2,
         "correlationId": CORRELATION,
     }

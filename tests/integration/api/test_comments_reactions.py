@@ -47,6 +47,7 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "parentId": None,
         "content": "nice!",
         "createdAt": comment["createdAt"],
+        "replyCount": 0,
     }
     [event] = await db.events(after=mark)
     assert event.key == ("comment.created", "comment", comment["id"], 1)
@@ -58,7 +59,17 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "parentId": None,
         "content": "nice!",
         "createdAt": event.payload["createdAt"],
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 1, "version": 2},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 1,
+            "version": 2,
+            "reposts": 0,
+        },
+        "parentAuthorId": None,
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 1, 2)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json["commentCount"] == 1
@@ -173,7 +184,13 @@ async def test_who_may_delete_a_comment(
         "postId": post["id"],
         "authorId": users["carol"]["id"],
         "deletedBy": users[deleter]["id"],
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 0, "version": 3},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 0,
+            "version": 3,
+            "reposts": 0,
+        },
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 0, 3)
     assert (await api.call("GET", f"/api/posts/{post['id']}/comments", subject="bob")).json["items"] == []
@@ -223,13 +240,20 @@ async def test_a_users_one_reaction_through_set_change_remove_and_set_again(
             "reactions": {**ZERO_COUNTS, "like": 1},
             "comments": 0,
             "version": 2,
+            "reposts": 0,
         },
     }
     assert (events[1].payload["type"], events[1].payload["previousType"]) == ("love", "like")
     assert events[2].payload == {
         **base,
         "previousType": "love",
-        "postCounts": {"postId": post["id"], "reactions": ZERO_COUNTS, "comments": 0, "version": 4},
+        "postCounts": {
+            "postId": post["id"],
+            "reactions": ZERO_COUNTS,
+            "comments": 0,
+            "version": 4,
+            "reposts": 0,
+        },
     }
     assert (events[3].payload["type"], events[3].payload["previousType"]) == ("angry", None)
     assert [e.payload["postCounts"]["version"] for e in events] == [2, 3, 4, 5]

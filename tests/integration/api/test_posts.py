@@ -67,6 +67,8 @@ async def test_create_post_answers_201_and_records_post_created(
         "editedAt": None,
         "counts": ZERO_COUNTS,
         "commentCount": 0,
+        "repostCount": 0,
+        "quoted": None,
     }
     assert await _post_row(db, post["id"]) == ("hello, world", "visible", 1, False)
     assert await db.row(
@@ -82,6 +84,10 @@ async def test_create_post_answers_201_and_records_post_created(
         "status": "visible",
         "createdAt": event.payload["createdAt"],
         "authorCounts": {"userId": alice["id"], "followers": 0, "following": 0, "posts": 1, "version": 2},
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
+        "quotePostId": None,
     }
     # What GET answers is what POST answered.
     r = await api.call("GET", f"/api/posts/{post['id']}", subject="alice")
@@ -236,6 +242,10 @@ async def test_the_author_edits_a_post(api: ApiClient, chorus: Chorus, db: Owner
         "status": "visible",
         "createdAt": event.payload["createdAt"],
         "editedAt": event.payload["editedAt"],
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
+        "quotePostId": None,
     }
     assert await _post_row(db, post["id"]) == ("first", "visible", 2, False)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json == edited
