@@ -331,7 +331,8 @@ class EventHubsPublisher:
 
     def __init__(self, producer: EventHubProducerClient | None, concurrency: int) -> None:
         self._producer = producer
-        self._concurrency = concurrency
+        # One semaphore for every batch in flight: the stream overlaps batches, the sends stay bounded.
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
         if self._producer is None:
@@ -339,11 +340,10 @@ class EventHubsPublisher:
         groups: dict[str, list[StoredEvent]] = defaultdict(list)
         for event in events:
             groups[str(event.aggregate_id)].append(event)
-        semaphore = asyncio.Semaphore(self._concurrency)
         failures: dict[int, BaseException] = {}
 
         async def send(key: str, group: list[StoredEvent]) -> None:
-            async with semaphore:
+            async with self._slots:
                 try:
                     await self._send(key, group)
                 except Exception as exc:

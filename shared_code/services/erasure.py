@@ -84,6 +84,7 @@ PERSONAL_PAYLOAD_FIELDS = [
     "bio",
     "avatarUrl",
     "email",
+    "hashtags",
 ]
 
 

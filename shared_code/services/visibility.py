@@ -3,7 +3,8 @@ discovery reads and mention notifications need it:
 
 - `author_visible_sql`: the rule as a SQL condition, so that a search or a tag's page is filtered
   inside its index scan (filtering a page afterwards would leave short pages and break paging). It
-  mirrors `shows_in_listings` (content put in front of someone unasked); every page it yields is then passed through the rule itself
+  mirrors `shows_in_listings` (content put in front of someone unasked); every page it yields is
+  then passed through the rule itself
   (`shown_by_the_rule`), so should the two ever disagree the rule wins and a page is only shorter.
 - `may_see_authors_content`: which of several accounts (those a text mentions) may see an author.
 """

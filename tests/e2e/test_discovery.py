@@ -420,3 +420,27 @@ async def test_erasure_leaves_no_mention_or_tag_of_the_account(
         assert conn.execute("SELECT tag, uses FROM hashtag_hourly_uses").fetchall() == [("bobtag", 1)]
     assert own["id"] not in await _ids(bob, "/api/hashtags/gonetag/posts")
     assert await _ids(bob, "/api/search/users?q=e_gone") == []
+
+
+async def test_a_private_author_notifies_only_mentioned_followers(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession, database_url: str
+) -> None:
+    eve = await _user(http, local_host, api, "v_eve")
+    fan = await _user(http, local_host, api, "v_fan")
+    stranger = await _user(http, local_host, api, "v_stranger")
+    await eve.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    assert (await fan.call("PUT", f"/api/users/{eve.id}/follow")).status == 202
+    await eve.ok("POST", f"/api/users/me/follow-requests/{fan.id}/approve")
+    post = await _post(eve, "hello @v_fan and @v_stranger")
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT payload->'mentions', payload->'notifyMentions' FROM outbox WHERE aggregate_id = %s",
+            (post["id"],),
+        ).fetchone()
+    assert row == ([fan.id, stranger.id], [fan.id])
+    await eventually(
+        lambda: _notifications(fan),
+        lambda items: [n["type"] for n in items if n["type"] == "mention"] == ["mention"],
+        what="the follower's mention notification",
+    )
+    assert [n for n in await _notifications(stranger) if n["type"] == "mention"] == []
