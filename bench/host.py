@@ -107,6 +107,32 @@ class Sample:
     load1: float
     # RSS by process name (postgres, node, python, …) summed over the tree: which service holds the memory
     by_process_mb: dict[str, float] = field(default_factory=dict)
+    # PSS of the same tree (shared pages divided among their sharers: what it really costs), every
+    # PSS_EVERY-th sample (reading it costs more than RSS); None in between.
+    tree_pss_mb: float | None = None
+    # The harness's own PostgreSQL backends, left out of the tree figures.
+    harness_backends_rss_mb: float = 0.0
+
+
+PSS_EVERY = 4
+_BACKEND_PORT = re.compile(r"^postgres: .* 127\.0\.0\.1\((\d+)\)")
+
+
+def _local_ports(process: psutil.Process) -> set[int]:
+    try:
+        return {c.laddr.port for c in process.net_connections(kind="tcp") if c.laddr}
+    except (psutil.AccessDenied, AttributeError):
+        return set()
+
+
+def _backend_port(process: psutil.Process) -> int | None:
+    """A PostgreSQL backend's client port, from its process title (`postgres: user db 127.0.0.1(port) …`)."""
+    try:
+        title = " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    match = _BACKEND_PORT.match(title)
+    return int(match[1]) if match else None
 
 
 @dataclass
@@ -166,10 +192,20 @@ class ResourceSampler:
         tree_rss = root.memory_info().rss
         by_name: dict[str, float] = {}
         services_cpu = 0.0
+        # The harness's own PostgreSQL backends (its baselines' and set-up connections) are not the stack's.
+        harness_ports = _local_ports(me)
+        with_pss = len(self.samples) % PSS_EVERY == 0
+        tree_pss = 0.0
+        harness_backends = 0.0
         for child in root.children(recursive=True):
             try:
+                if child.pid not in app_pids and _backend_port(child) in harness_ports:
+                    harness_backends += child.memory_info().rss
+                    continue
                 rss = child.memory_info().rss
                 tree_rss += rss
+                if with_pss:
+                    tree_pss += child.memory_full_info().pss
                 name = "host and workers (python)" if child.pid in app_pids else child.name()
                 by_name[name] = by_name.get(name, 0.0) + rss / 2**20
                 if child.pid in app_pids:
@@ -178,7 +214,7 @@ class ResourceSampler:
                 services_cpu += times.user + times.system
                 # Short-lived PostgreSQL backends take their CPU with them: keep the last value seen.
                 self._dead_cpu[child.pid] = times.user + times.system
-            except psutil.NoSuchProcess:
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         mine = me.cpu_times()
         return Sample(
@@ -190,6 +226,8 @@ class ResourceSampler:
             services_cpu_s=services_cpu,
             load1=os.getloadavg()[0],
             by_process_mb={k: round(v, 1) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])},
+            tree_pss_mb=round((tree_pss + root.memory_full_info().pss) / 2**20, 1) if with_pss else None,
+            harness_backends_rss_mb=round(harness_backends / 2**20, 1),
         )
 
     def window(self, start: float, end: float) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class ChangeFeedWatcher:
         self._key_of = key_of or (lambda doc: str(doc["id"]))
         self.first_seen: dict[str, float] = {}
         self.requests = 0
+        self.errors: list[str] = []  # failed reads (each read again)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -49,7 +50,12 @@ class ChangeFeedWatcher:
             items, token = await self._page(container, None)
             self._ready.set()
             while True:
-                items, token = await self._page(container, token)
+                try:
+                    items, token = await self._page(container, token)
+                except Exception as exc:  # a slow emulator times a read out: read again, never stop watching
+                    self.errors.append(f"{type(exc).__name__}: {str(exc)[:120]}")
+                    await asyncio.sleep(max(0.2, self.interval))
+                    continue
                 now = time.monotonic()
                 for doc in items:
                     self.first_seen.setdefault(self._key_of(doc), now)

@@ -61,3 +61,28 @@ def seconds_paused(
 
 def paused_at(spans: list[tuple[dt.datetime, dt.datetime]], moment: dt.datetime) -> bool:
     return any(a <= moment < b for a, b in spans)
+
+
+_UNAVAILABLE = re.compile(r"^(\d\d):(\d\d):(\d\d) .*outbox relay: ([\w-]+) is unavailable \((.{0,160})")
+_ANSWERS = re.compile(r"^(\d\d):(\d\d):(\d\d) .*outbox relay: ([\w-]+) answers again after ([\d.]+) s")
+
+
+def sink_outages(log_path: Path, start: dt.datetime, end: dt.datetime) -> list[str]:
+    """The relay's sinks (Cosmos DB, Event Hubs) that its breaker found not answering between `start`
+    and `end` (UTC), and for how long delivery to them paused: each as a readable line."""
+
+    def at(match: re.Match[str]) -> dt.datetime:
+        moment = start.replace(hour=int(match[1]), minute=int(match[2]), second=int(match[3]), microsecond=0)
+        return moment + dt.timedelta(days=1) if start - moment > dt.timedelta(hours=12) else moment
+
+    found = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        for pattern, kind in ((_UNAVAILABLE, "down"), (_ANSWERS, "back")):
+            match = pattern.search(line)
+            if match and start - dt.timedelta(seconds=1) <= at(match) <= end + dt.timedelta(seconds=5):
+                found.append(
+                    f"{at(match):%H:%M:%S} {match[4]} did not answer ({match[5].split(';')[0]})"
+                    if kind == "down"
+                    else f"{at(match):%H:%M:%S} {match[4]} answered again after {match[5]} s"
+                )
+    return found

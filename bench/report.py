@@ -36,6 +36,7 @@ def markdown(document: dict[str, Any]) -> str:
         "`make bench ARGS=--quick`.",
         "",
     ]
+    lines += [f"> {note}" for note in run.get("notes", [])] + ([""] if run.get("notes") else [])
     lines += targets_table(scenarios)
     lines += [
         "",

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
+from shared_code.domain.discovery import SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
 from shared_code.domain.limits import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -30,6 +31,7 @@ class QueryParameter:
     name: str
     schema: dict[str, Any]
     description: str
+    required: bool = False
 
 
 PAGE_QUERY = (
@@ -193,5 +195,28 @@ NOTIFICATION_QUERY = (
         "unread",
         {"type": "string", "enum": ["true", "false"], "default": "false"},
         "only unread notifications",
+    ),
+)
+
+# Search (docs/api.md "Search, hashtags and mentions"): what to look for, then the page.
+SEARCH_QUERY = (
+    QueryParameter(
+        "q",
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": SEARCH_QUERY_MAX,
+            "pattern": NON_BLANK_PATTERN,
+        },
+        f"what to look for: 1 to {SEARCH_QUERY_MAX} characters, not blank, without NUL (422 otherwise)",
+        required=True,
+    ),
+    *PAGE_QUERY,
+)
+TRENDING_QUERY = (
+    QueryParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": TRENDING_LIMIT_DEFAULT},
+        "how many tags",
     ),
 )

@@ -15,6 +15,7 @@ from functions.contract import ROUTES, RouteContract, api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
 from shared_code.domain.limits import MEDIA_SIZE_LIMIT
+from shared_code.domain.text_entities import HASHTAG_PATTERN
 from shared_code.schemas.common import UUID_PATTERN, ProblemDetails
 from shared_code.schemas.ops import FAILURE_ID_PATTERN
 from shared_code.schemas.reads import NOTIFICATION_ID_PATTERN
@@ -57,7 +58,11 @@ def openapi_path(route: str) -> str:
 
 
 # Path parameters that are not UUIDs, and what they look like.
-_PATH_PATTERNS = {"notificationId": NOTIFICATION_ID_PATTERN, "failureId": FAILURE_ID_PATTERN}
+_PATH_PATTERNS = {
+    "notificationId": NOTIFICATION_ID_PATTERN,
+    "failureId": FAILURE_ID_PATTERN,
+    "tag": HASHTAG_PATTERN,
+}
 _NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 
 
@@ -125,7 +130,7 @@ def _operation(route: RouteContract, refs: dict[Any, Any]) -> dict[str, Any]:
             {
                 "name": q.name,
                 "in": "query",
-                "required": False,
+                "required": q.required,
                 "schema": q.schema,
                 "description": q.description,
             }

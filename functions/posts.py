@@ -39,7 +39,7 @@ async def create_post(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreatePost)
 
     async def create(uow: UnitOfWork) -> tuple[Post, str]:
-        post = await posts.create_post(uow, body, api.app.media_urls)
+        post = await posts.create_post(uow, body, api.app.media_urls, api.app.settings.search_text_config)
         return post, f"posts/{post.id}"
 
     return await api.create("create_post", body, create)
@@ -64,7 +64,13 @@ async def get_post(api: ApiRequest) -> func.HttpResponse:
 async def edit_post(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
     body = api.body(EditPost)
-    return ok(await api.run(lambda uow: posts.edit_post(uow, post_id, body, api.app.media_urls)))
+    return ok(
+        await api.run(
+            lambda uow: posts.edit_post(
+                uow, post_id, body, api.app.media_urls, api.app.settings.search_text_config
+            )
+        )
+    )
 
 
 @api_route(

@@ -192,6 +192,12 @@ class Settings(BaseSettings):
     rate_limit_media_pending_max: int = Field(
         default=20, ge=1, validation_alias=_alias("RATE_LIMIT_MEDIA_PENDING_MAX")
     )
+    # Post search (GET /api/search/posts): the PostgreSQL text-search configuration posts are indexed and
+    # queried with ('simple': no stemming, any language; 'english', 'german', ...: that language's
+    # stemming and stop words). A post keeps the one it was written under (docs/api.md "Search").
+    search_text_config: str = Field(
+        default="simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$", validation_alias=_alias("SEARCH_TEXT_CONFIG")
+    )
     # Which X-Forwarded-For entry, counted from the right, is the client's address: the proxies in front
     # of the app append what they saw, so only their entries are trusted (1: the Functions front end).
     rate_limit_trusted_proxy_hops: int = Field(

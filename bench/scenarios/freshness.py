@@ -110,6 +110,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "feed_items_never_seen": missing_items,
         "slowest_posts_v2_s": [round(v, 3) for v, _ in sorted(worst, reverse=True)[:5]],
         "observer_requests": posts_watch.requests + feed_watch.requests,
+        "observer_failed_reads": (posts_watch.errors + feed_watch.errors)[:10],
         "posts_committed_while_no_relay_ran": len(during_pause),
         "posts_v2_latency_s_of_those": sorted(
             round(posts_watch.first_seen[p] - committed[p], 2)

@@ -101,11 +101,14 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         f"{ratio.text(pct)}; {Spread.of(app_rates).median:.0f} vs {Spread.of(base_rates).median:.0f} events/s",
         ratio.median >= TARGET_RATIO and dead == 0,
     )
+    # Event Hubs delivery is at least once: a send that timed out and was sent again may land twice
+    # (consumers drop repeats by event id), so "all" there means at least every published event.
     result.check(
         "events published / dead / in Event Hubs",
-        "all / 0 / all",
-        f"{published} / {dead} / {hub_count}",
-        published == events_per_round * ROUNDS and dead == 0 and hub_count == published,
+        "all / 0 / all (at least once)",
+        f"{published} / {dead} / {hub_count}"
+        + (f" ({hub_count - published} sent again after a timeout)" if hub_count > published else ""),
+        published == events_per_round * ROUNDS and dead == 0 and hub_count >= published,
     )
     claim_stale_s = float(rounds[0]["claim_select_s_stale_statistics"])
     stale_filter = "Join Filter: ((earlier" in str(rounds[0]["claim_plan_stale_statistics"])
@@ -124,6 +127,12 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         result.notes.append(
             f"The direct-upsert baseline writes the documents of the first {BASELINE_EVENTS:,} events of "
             f"each round (its rate is steady well before that)."
+        )
+    outages = [line for r in rounds for line in r.get("sink_outages", [])]
+    if outages:
+        result.notes.append(
+            "The relay's breaker found a sink not answering during the drains (delivery to it paused, the "
+            "events kept their attempts): " + "; ".join(outages) + "."
         )
     if paused > 0:
         without = [
@@ -202,6 +211,9 @@ async def _drain(
         "events_per_s_excluding_timer_pauses": round(published / active_s, 1) if published else 0,
         "claim_select_s_stale_statistics": round(claim_stale_s, 4),
         "claim_plan_stale_statistics": claim_plan_stale,
+        "sink_outages": relay_runs.sink_outages(ctx.host.log_path, committed_at, last_published)
+        if last_published
+        else [],
         "overruns": relay_runs.overruns(ctx.host.log_path, committed_at, last_published)
         if last_published and paused
         else [],

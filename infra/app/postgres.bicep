@@ -90,13 +90,13 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2025-08-01' = {
   }
 }
 
-// citext is used by the migrations (sql/0001_extensions.sql); Azure only lets allow-listed
-// extensions be created.
+// citext and unaccent are used by the migrations (sql/0001_extensions.sql, sql/0019_...: user
+// search); Azure only lets allow-listed extensions be created.
 resource allowedExtensions 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2025-08-01' = {
   parent: server
   name: 'azure.extensions'
   properties: {
-    value: 'CITEXT'
+    value: 'CITEXT,UNACCENT'
     source: 'user-override'
   }
 }

@@ -263,6 +263,11 @@ class PostCreated(EventPayload):
     author_counts: UserCounts
     # The post this one quotes (embeds), if any.
     quote_post_id: UUID | None = None
+    # Mentions and hashtags of the text (services/text_entities.py): every account it mentions,
+    # those of them to notify (not blocked either way, allowed to see the author), its tags.
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class PostUpdated(EventPayload):
@@ -277,6 +282,10 @@ class PostUpdated(EventPayload):
     created_at: datetime
     edited_at: datetime
     quote_post_id: UUID | None = None
+    # As in PostCreated; notify_mentions names only the accounts this edit mentions anew.
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class PostDeleted(EventPayload):
@@ -304,6 +313,11 @@ class CommentCreated(EventPayload):
     content: str
     created_at: datetime
     post_counts: PostCounts
+    # The replied-to comment's author (notified, unless it is the replier), when parent_id is set.
+    parent_author_id: UUID | None = None
+    mentions: tuple[UUID, ...] = ()
+    notify_mentions: tuple[UUID, ...] = ()
+    hashtags: tuple[str, ...] = ()
 
 
 class CommentDeleted(EventPayload):

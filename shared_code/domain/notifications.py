@@ -13,6 +13,8 @@ NOTIFICATION_TYPES: Final = (
     "follow_approved",  # an account you asked to follow approved you
     "comment",  # someone commented on your post
     "reaction",  # someone reacted to your post
+    "mention",  # someone mentioned you in a post or a comment
+    "reply",  # someone replied to your comment
 )
 
 

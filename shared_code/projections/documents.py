@@ -179,6 +179,30 @@ def _follow(event: ProjectableEvent) -> list[CosmosWrite]:
     return writes
 
 
+def _mention_notifications(
+    event: ProjectableEvent, author_id: str, source_id: str, created_at: str | None
+) -> list[CosmosWrite]:
+    """One notification per account the text mentions anew (the writer left out blocked accounts and
+    those who may not see the author). Its id is the (text, account) pair: an edit that mentions
+    someone again, or a replayed event, cannot notify twice."""
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=str(user_id),
+                kind="mention",
+                actor_id=author_id,
+                subject_id=str(event.payload["postId"]),
+                cause_id=f"{source_id}:{user_id}",
+                created_at=created_at,
+                correlation_id=event.correlation_id,
+            ),
+        )
+        for user_id in event.payload.get("notifyMentions", ())
+        if str(user_id) != author_id
+    ]
+
+
 def _follow_request(event: ProjectableEvent) -> list[CosmosWrite]:
     """A request notifies the private account; an approval notifies the requester."""
     p = event.payload
@@ -211,6 +235,13 @@ def _post(event: ProjectableEvent) -> list[CosmosWrite]:
                 COUNTERS, user_counts_document(event.payload["authorCounts"], event.correlation_id)
             )
         )
+    if event.event_type in ("post.created", "post.updated"):
+        p = event.payload
+        writes.extend(
+            _mention_notifications(
+                event, str(p["author"]["userId"]), str(p["postId"]), p.get("editedAt") or p.get("createdAt")
+            )
+        )
     return writes
 
 
@@ -219,7 +250,28 @@ def _comment(event: ProjectableEvent) -> list[CosmosWrite]:
     writes: list[CosmosWrite] = [
         VersionedUpsert(COUNTERS, post_counts_document(p["postCounts"], event.correlation_id))
     ]
-    if event.event_type == "comment.created" and p["authorId"] != p["postAuthorId"]:
+    if event.event_type != "comment.created":
+        return writes
+    parent_author = p.get("parentAuthorId")
+    replied_to = str(parent_author) if parent_author and parent_author != p["authorId"] else None
+    if replied_to is not None:
+        writes.append(
+            CreateOnce(
+                NOTIFICATIONS,
+                notification_document(
+                    recipient_id=replied_to,
+                    kind="reply",
+                    actor_id=str(p["authorId"]),
+                    subject_id=str(p["postId"]),
+                    cause_id=str(p["commentId"]),
+                    created_at=p.get("createdAt"),
+                    correlation_id=event.correlation_id,
+                ),
+            )
+        )
+    # The post's author hears of a comment, unless it is their own or a reply to them (one
+    # notification, the reply, is enough).
+    if p["authorId"] != p["postAuthorId"] and replied_to != str(p["postAuthorId"]):
         writes.append(
             CreateOnce(
                 NOTIFICATIONS,
@@ -234,6 +286,7 @@ def _comment(event: ProjectableEvent) -> list[CosmosWrite]:
                 ),
             )
         )
+    writes.extend(_mention_notifications(event, str(p["authorId"]), str(p["commentId"]), p.get("createdAt")))
     return writes
 
 

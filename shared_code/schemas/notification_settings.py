@@ -15,6 +15,8 @@ _DOCS = {
     "follow_approved": "an account you asked to follow approved you",
     "comment": "someone commented on your post",
     "reaction": "someone reacted to your post",
+    "mention": "someone mentioned you in a post or a comment",
+    "reply": "someone replied to your comment",
 }
 
 
@@ -26,6 +28,8 @@ class NotificationSettings(ResponseBody):
     follow_approved: bool = Field(description=_DOCS["follow_approved"])
     comment: bool = Field(description=_DOCS["comment"])
     reaction: bool = Field(description=_DOCS["reaction"])
+    mention: bool = Field(description=_DOCS["mention"])
+    reply: bool = Field(description=_DOCS["reply"])
 
 
 def _settings_change_schema(schema: dict[str, Any]) -> None:
@@ -47,6 +51,8 @@ class UpdateNotificationSettings(RequestBody):
     follow_approved: StrictBool | None = Field(default=None, description=_DOCS["follow_approved"])
     comment: StrictBool | None = Field(default=None, description=_DOCS["comment"])
     reaction: StrictBool | None = Field(default=None, description=_DOCS["reaction"])
+    mention: StrictBool | None = Field(default=None, description=_DOCS["mention"])
+    reply: StrictBool | None = Field(default=None, description=_DOCS["reply"])
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateNotificationSettings:

@@ -95,6 +95,8 @@ class Comment(ResponseBody):
     parent_id: UUID | None
     content: str
     created_at: datetime
+    # Live direct replies (GET /api/comments/{commentId}/replies).
+    reply_count: int
 
 
 class Reaction(ResponseBody):

@@ -23,6 +23,7 @@ from shared_code.schemas.posts import Author, Comment, CreateComment
 from shared_code.services.authors import author_snapshot
 from shared_code.services.guards import blocked_either_way, blocked_either_way_ids, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
+from shared_code.services.text_entities import check_text, remove_comment_entities, write_text_entities
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,17 @@ async def _no_block_with_author(uow: UnitOfWork, author_id: UUID, me: UUID, acti
 
 
 async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Comment:
+    """A comment, or a reply to a comment of the same post (`parentId`; replies nest to any depth,
+    each counted in its parent's reply count and notified to the parent's author)."""
     me = uow.require_user()
+    check_text(body.content)
     post = await visible_post(uow, post_id)
     await uow.lock_live_users(me, post.author_id)
     await _no_block_with_author(uow, post.author_id, me, "comment on")
+    parent_author_id: UUID | None = None
     if body.parent_id is not None:
         cur = await uow.conn.execute(
-            "SELECT author_id FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL",
+            "SELECT author_id FROM comments WHERE id = %s AND post_id = %s AND deleted_at IS NULL FOR SHARE",
             (body.parent_id, post_id),
         )
         parent = await cur.fetchone()
@@ -107,6 +112,8 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
             raise Invalid("parentId is not a comment on this post", field="parentId")
         if parent[0] != me and await blocked_either_way(uow, parent[0], me):
             raise Forbidden("you cannot reply to this comment: one of you has blocked the other")
+        parent_author_id = parent[0]
+        await _move_reply_count(uow, body.parent_id, +1)
     comment = await fetch_one(
         uow.conn,
         _NewComment,
@@ -116,6 +123,15 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
     assert comment is not None
     comment_id, created_at = comment.id, comment.created_at
     counts = await _move_comment_count(uow, post_id, +1)
+    entities = await write_text_entities(
+        uow,
+        source_id=comment_id,
+        source_kind="comment",
+        post_id=post_id,
+        post_created_at=post.created_at,
+        author_id=me,
+        content=body.content,
+    )
     uow.record(
         CommentCreated(
             comment_id=comment_id,
@@ -126,6 +142,10 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
             content=body.content,
             created_at=created_at,
             post_counts=counts,
+            parent_author_id=parent_author_id,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
         ),
         comment_id,
         1,
@@ -138,7 +158,27 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
         parent_id=body.parent_id,
         content=body.content,
         created_at=created_at,
+        reply_count=0,
     )
+
+
+async def _move_reply_count(uow: UnitOfWork, comment_id: UUID, delta: int) -> None:
+    """A comment's live direct replies, moved in the transaction that adds or removes one."""
+    await uow.conn.execute(
+        """INSERT INTO comment_reply_counts (comment_id, replies) VALUES (%(c)s, greatest(%(d)s, 0))
+           ON CONFLICT (comment_id) DO UPDATE SET replies = comment_reply_counts.replies + %(d)s""",
+        {"c": comment_id, "d": delta},
+    )
+
+
+async def _comment_removed(uow: UnitOfWork, comment_id: UUID) -> None:
+    """What a comment's deletion takes with it: its mentions and tags, and its place in its parent's
+    reply count."""
+    await remove_comment_entities(uow, comment_id)
+    cur = await uow.conn.execute("SELECT parent_id FROM comments WHERE id = %s", (comment_id,))
+    row = await cur.fetchone()
+    if row is not None and row[0] is not None:
+        await _move_reply_count(uow, row[0], -1)
 
 
 @dataclass(frozen=True)
@@ -154,6 +194,7 @@ class _CommentRow:
     parent_id: UUID | None
     content: str
     created_at: datetime
+    reply_count: int
 
     def comment(self) -> Comment:
         return Comment(
@@ -169,6 +210,7 @@ class _CommentRow:
             parent_id=self.parent_id,
             content=self.content,
             created_at=self.created_at,
+            reply_count=self.reply_count,
         )
 
 
@@ -182,6 +224,15 @@ async def _move_comment_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Pos
     )
     assert row is not None
     return row.counts()
+
+
+# A comment as every comment read shows it: with its author's current profile and its live direct replies.
+COMMENT_COLUMNS = """c.id, c.post_id, c.author_id, u.username, pr.display_name, pr.avatar_url, c.parent_id,
+    c.content, c.created_at,
+    coalesce((SELECT replies FROM comment_reply_counts rc WHERE rc.comment_id = c.id), 0) AS reply_count"""
+COMMENT_JOINS = (
+    """FROM comments c JOIN users u ON u.id = c.author_id JOIN profiles pr ON pr.user_id = c.author_id"""
+)
 
 
 async def list_comments(
@@ -201,11 +252,48 @@ async def list_comments(
     rows = await fetch_all(
         uow.conn,
         _CommentRow,
-        f"""SELECT c.id, c.post_id, c.author_id, u.username, pr.display_name, pr.avatar_url, c.parent_id,
-                   c.content, c.created_at
-            FROM comments c JOIN users u ON u.id = c.author_id JOIN profiles pr ON pr.user_id = c.author_id
+        f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
             WHERE c.post_id = %(post)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
-            ORDER BY c.created_at, c.id LIMIT %(limit)s""",  # noqa: S608
+            ORDER BY c.created_at, c.id LIMIT %(limit)s""",
+        params,
+    )
+    items = [row.comment() for row in rows[:limit]]
+    last = items[-1] if items else None
+    next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
+    return Page[Comment](items=items, next_cursor=next_cursor)
+
+
+async def list_replies(
+    uow: UnitOfWork, cursors: CursorCodec, comment_id: UUID, limit: int, cursor: str | None
+) -> Page[Comment]:
+    """A comment's direct replies, oldest first (each with its own reply count, for the next level);
+    404 when the comment is deleted or its post is not the caller's to see."""
+    me = uow.require_user()
+    parent = await fetch_one(
+        uow.conn,
+        _CommentRef,
+        "SELECT post_id, author_id FROM comments WHERE id = %s AND deleted_at IS NULL",
+        (comment_id,),
+    )
+    if parent is None:
+        raise NotFound("no such comment")
+    await visible_post(uow, parent.post_id)
+    hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
+    if parent.author_id in hidden:
+        raise NotFound("no such comment")
+    scope = f"replies:{comment_id}"
+    params: dict[str, Any] = {"parent": comment_id, "limit": limit + 1, "hidden": hidden}
+    after = ""
+    position = cursors.time_position(scope, cursor)
+    if position:
+        params["after_time"], params["after_id"] = position
+        after = "AND (c.created_at, c.id) > (%(after_time)s, %(after_id)s)"
+    rows = await fetch_all(
+        uow.conn,
+        _CommentRow,
+        f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
+            WHERE c.parent_id = %(parent)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
+            ORDER BY c.created_at, c.id LIMIT %(limit)s""",
         params,
     )
     items = [row.comment() for row in rows[:limit]]
@@ -251,6 +339,7 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID, reason: str | None =
     version_row = await cur.fetchone()
     assert version_row is not None
     counts = await _move_comment_count(uow, post_id, -1)
+    await _comment_removed(uow, comment_id)
     uow.record(
         CommentDeleted(
             comment_id=comment_id, post_id=post_id, author_id=author_id, deleted_by=me, post_counts=counts
@@ -279,6 +368,8 @@ async def restore_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     post_row = await cur.fetchone()
     assert post_row is not None
     counts = await _move_comment_count(uow, post_id, +1)
+    if parent_id is not None:
+        await _move_reply_count(uow, parent_id, +1)
     uow.record(
         CommentCreated(
             comment_id=comment_id,
@@ -313,6 +404,7 @@ async def erase_comments_of(uow: UnitOfWork, author_id: UUID, limit: int) -> int
         version_row = await cur.fetchone()
         assert version_row is not None
         counts = await _move_comment_count(uow, post_id, -1)
+        await _comment_removed(uow, comment_id)
         uow.record(
             CommentDeleted(
                 comment_id=comment_id,

@@ -48,6 +48,7 @@ from shared_code.services.notification_settings import erase_notification_settin
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.reposts import erase_reposts_of
 from shared_code.services.social import erase_blocks_and_mutes_of, erase_follow_requests_of, erase_follows_of
+from shared_code.services.text_entities import erase_mentions_of
 
 log = logging.getLogger("chorus.erasure")
 
@@ -83,6 +84,7 @@ PERSONAL_PAYLOAD_FIELDS = [
     "bio",
     "avatarUrl",
     "email",
+    "hashtags",
 ]
 
 
@@ -454,6 +456,13 @@ async def _erase_account_row(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return changed + await _erase_moderation_texts(uow, user_id, limit)
 
 
+async def _erase_comments_and_mentions(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """The account's comments, then what is left of its mentions and tags: others' mentions of it
+    and (should any remain) its own."""
+    changed = await erase_comments_of(uow, user_id, limit)
+    return changed or await erase_mentions_of(uow, user_id, limit)
+
+
 async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     """Follows to and from the account, each with its event; then its follow requests both ways."""
     follows = await erase_follows_of(uow, user_id, limit)
@@ -462,7 +471,7 @@ async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
 
 _SQL_STEPS = {
     "posts": _erase_posts,
-    "comments": erase_comments_of,
+    "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
     "reposts_and_bookmarks": _erase_reposts_and_bookmarks,
     "follows": _erase_graph,

@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 _SECTIONS: tuple[tuple[str, str], ...] = (
     (
         "posts",
-        """SELECT p.id, p.content, p.status, p.created_at, p.edited_at FROM posts p
+        """SELECT p.id, p.content, p.status, p.created_at, p.edited_at, p.quote_post_id FROM posts p
            WHERE p.author_id = %(u)s AND p.deleted_at IS NULL ORDER BY p.created_at, p.id""",
     ),
     (
@@ -47,6 +47,16 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
     (
         "reactions",
         """SELECT post_id, type, created_at FROM reactions
+           WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
+    ),
+    (
+        "reposts",
+        """SELECT post_id, created_at FROM reposts
+           WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
+    ),
+    (
+        "bookmarks",
+        """SELECT post_id, created_at FROM bookmarks
            WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
     ),
     (

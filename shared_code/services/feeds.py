@@ -184,6 +184,11 @@ class FeedPostRow:
     media: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _RepostedPostRow(FeedPostRow):
+    reposted_at: datetime
+
+
 def feed_post_from_row(row: FeedPostRow) -> dict[str, Any]:
     return {
         "postId": str(row.post_id),
@@ -607,7 +612,36 @@ class FeedService:
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
         posts = [feed_post_from_row(row) for row in rows]
-        return await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
+        written = await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
+        return written + await self._backfill_reposts(recipient_id, author_id)
+
+    async def _backfill_reposts(self, recipient_id: str, reposter_id: str) -> int:
+        """The reposter's recent live reposts into the recipient's feed (after a follow or unmute), each
+        at its repost's time and showing its reposter, as a repost's own fan-out would have put them."""
+        async with system_connection(self._pool) as conn:
+            rows = await fetch_all(
+                conn,
+                _RepostedPostRow,
+                f"""SELECT {FEED_POST_COLUMNS}, r.created_at AS reposted_at
+                   FROM reposts r JOIN posts p ON p.id = r.post_id
+                   JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
+                   WHERE r.user_id = %(reposter)s AND r.deleted_at IS NULL
+                     AND p.deleted_at IS NULL AND p.status = 'visible' AND u.deleted_at IS NULL
+                     AND EXISTS (SELECT 1 FROM follows f WHERE f.follower_id = %(recipient)s
+                                   AND f.followee_id = %(reposter)s AND f.deleted_at IS NULL)
+                     AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(recipient)s
+                                       AND m.muted_id IN (%(reposter)s, p.author_id) AND m.deleted_at IS NULL)
+                     AND {author_visible_sql("p.author_id", "%(recipient)s::uuid")}
+                   ORDER BY r.created_at DESC LIMIT %(limit)s""",  # noqa: S608 (constants)
+                {"reposter": reposter_id, "recipient": recipient_id, "limit": self._backfill_posts},
+            )
+        return await bounded(
+            rows,
+            lambda row: self.write_item(
+                recipient_id, feed_post_from_row(row), RepostRef(reposter_id, feed_time(row.reposted_at))
+            ),
+            self._concurrency,
+        )
 
     async def remove_author(self, recipient_id: str, author_id: str) -> int:
         """Every post of `author_id` out of `recipient_id`'s feed, and every repost of theirs (unfollow,

@@ -35,6 +35,7 @@ from shared_code.services.authors import author_snapshot
 from shared_code.services.engagement import restore_comment
 from shared_code.services.guards import visible_post
 from shared_code.services.post_media import media_refs
+from shared_code.services.text_entities import moderated_post_tags
 
 # The status each action leads to, and the statuses it may start from.
 _TRANSITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -192,6 +193,9 @@ async def _set_status(
         (target, post_id),
     )
     assert post is not None
+    await moderated_post_tags(
+        uow, post_id, post.author_id, post.content, post.created_at, target == "visible"
+    )
     await uow.conn.execute(
         "INSERT INTO moderation_actions (post_id, moderator_id, action, reason) VALUES (%s, %s, %s, %s)",
         (post_id, moderator, recorded_action, reason),

@@ -10,6 +10,7 @@ from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.events import PostDeleted
 from shared_code.services.authors import change_post_count
+from shared_code.services.text_entities import remove_post_entities
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ async def soft_delete_post(uow: UnitOfWork, post_id: UUID, author_id: UUID) -> N
     if deleted is None:
         return
     version, deleted_at = deleted.version, deleted.deleted_at
+    await remove_post_entities(uow, post_id)
     author_counts = await change_post_count(uow, author_id, -1)
     uow.record(
         PostDeleted(post_id=post_id, author_id=author_id, deleted_at=deleted_at, author_counts=author_counts),

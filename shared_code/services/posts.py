@@ -27,6 +27,7 @@ from shared_code.services.post_media import media_refs
 from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, media_view, post_from_row
 from shared_code.services.quotes import quoted_posts, require_quotable
 from shared_code.services.reaction_counts import full_reaction_counts
+from shared_code.services.text_entities import check_text, write_text_entities
 
 
 async def _attach_media(
@@ -66,21 +67,34 @@ async def _attach_media(
     return tuple(found[m] for m in media_ids)
 
 
-async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) -> Post:
+async def create_post(
+    uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls, search_config: str = "simple"
+) -> Post:
+    """`search_config`: the text-search configuration the post is indexed under (SEARCH_TEXT_CONFIG)."""
     me = uow.require_user()
+    check_text(body.content)
     await uow.lock_live_users(me)
     quoted = await require_quotable(uow, me, body.quote_post_id) if body.quote_post_id else None
     new = await fetch_one(
         uow.conn,
         _NewPost,
-        """INSERT INTO posts (author_id, content, quote_post_id) VALUES (%s, %s, %s)
+        """INSERT INTO posts (author_id, content, quote_post_id, search_config) VALUES (%s, %s, %s, %s::regconfig)
            RETURNING id, created_at, status""",
-        (me, body.content, body.quote_post_id),
+        (me, body.content, body.quote_post_id, search_config),
     )
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
     media = await _attach_media(uow, me, post_id, body.media_ids, media_urls.unattached_ttl)
+    entities = await write_text_entities(
+        uow,
+        source_id=post_id,
+        source_kind="post",
+        post_id=post_id,
+        post_created_at=created_at,
+        author_id=me,
+        content=body.content,
+    )
     author_counts = await change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
     uow.record(
@@ -92,6 +106,9 @@ async def create_post(uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls) 
             status=status,
             created_at=created_at,
             author_counts=author_counts,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
             quote_post_id=body.quote_post_id,
         ),
         post_id,
@@ -135,8 +152,11 @@ async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Pos
     return post_from_row(row, media_urls, await quoted_posts(uow, me, [row.quote_post_id]))
 
 
-async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls) -> Post:
+async def edit_post(
+    uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: MediaUrls, search_config: str = "simple"
+) -> Post:
     me = uow.require_user()
+    check_text(body.content)
     post = await visible_post(uow, post_id, lock=True)
     if post.author_id != me:
         raise Forbidden("only the author can edit a post")
@@ -148,12 +168,22 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
     edited = await fetch_one(
         uow.conn,
         _Edited,
-        """UPDATE posts SET content = %s, edited_at = now(), updated_at = now(), version = version + 1
+        """UPDATE posts SET content = %s, search_config = %s::regconfig, edited_at = now(), updated_at = now(),
+                  version = version + 1
            WHERE id = %s RETURNING version, edited_at""",
-        (body.content, post_id),
+        (body.content, search_config, post_id),
     )
     assert edited is not None
     version, edited_at = edited.version, edited.edited_at
+    entities = await write_text_entities(
+        uow,
+        source_id=post_id,
+        source_kind="post",
+        post_id=post_id,
+        post_created_at=post.created_at,
+        author_id=me,
+        content=body.content,
+    )
     updated = await get_post(uow, post_id, media_urls)
     media = await media_refs(uow, post_id)
     uow.record(
@@ -165,6 +195,9 @@ async def edit_post(uow: UnitOfWork, post_id: UUID, body: EditPost, media_urls: 
             status=updated.status,
             created_at=updated.created_at,
             edited_at=edited_at,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
             quote_post_id=updated.quoted.post_id if updated.quoted else None,
         ),
         post_id,

@@ -20,9 +20,9 @@ from tests.support.http_client import ApiUser
 from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 # Under load (8 helpers on 2 cores) the relay and change feeds can lag: generous, never a sleep.
-SETTLE = 60.0
+SETTLE = 90.0
 
 
 @pytest.fixture
@@ -148,6 +148,17 @@ async def test_a_repost_shows_once_per_feed_with_the_newest_reposter_and_undoing
     assert (await ann.ok("GET", f"/api/posts/{post['id']}"))["repostCount"] == 0
 
 
+async def test_following_a_reposter_brings_their_recent_reposts(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession
+) -> None:
+    ann, ben, fay = await _people(http, local_host, api, "ann", "ben", "fay")
+    post = await ann.ok("POST", "/api/posts", {"content": "passed on before fay came"})
+    await ben.ok("PUT", f"/api/posts/{post['id']}/repost")
+    await fay.ok("PUT", f"/api/users/{ben.id}/follow")
+    feed = await eventually(lambda: _feed(fay), lambda f: post["id"] in f, timeout=SETTLE, what="back-filled")
+    assert (feed[post["id"]]["repostedBy"], feed[post["id"]]["authorId"]) == (ben.id, ann.id)
+
+
 async def test_deleting_the_original_takes_its_reposts_out_of_feeds(
     local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession
 ) -> None:
@@ -164,6 +175,24 @@ async def test_deleting_the_original_takes_its_reposts_out_of_feeds(
         timeout=SETTLE,
         what="the reposted item deleted from dan's feed",
     )
+
+
+async def test_an_original_made_private_leaves_its_reposts_and_its_quotes_show_it_unavailable(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession
+) -> None:
+    ann, ben, dan = await _people(http, local_host, api, "ann", "ben", "dan")
+    await dan.ok("PUT", f"/api/users/{ben.id}/follow")
+    post = await ann.ok("POST", "/api/posts", {"content": "public for now"})
+    quote = await ben.ok("POST", "/api/posts", {"content": "see this", "quotePostId": post["id"]})
+    await ben.ok("PUT", f"/api/posts/{post['id']}/repost")
+    await eventually(lambda: _feed(dan), lambda f: post["id"] in f, timeout=SETTLE, what="the repost for dan")
+    await dan.ok("PUT", f"/api/posts/{post['id']}/bookmark")
+    await ann.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    # dan does not follow ann: her post leaves his feed, his bookmarks, and his view of ben's quote.
+    assert post["id"] not in await _feed(dan)
+    assert (await dan.ok("GET", "/api/bookmarks"))["items"] == []
+    assert (await dan.ok("GET", f"/api/posts/{quote['id']}"))["quoted"]["unavailable"] is True
+    assert (await ben.call("PUT", f"/api/posts/{post['id']}/repost")).status in (403, 404)
 
 
 async def test_blocks_decide_who_may_repost_and_who_receives_a_repost(

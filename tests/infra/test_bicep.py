@@ -504,7 +504,7 @@ def test_monitoring_and_data_services_disable_local_auth() -> None:
         "infra/app/storage-account.bicep": ["allowSharedKeyAccess: false", "allowBlobPublicAccess: false"],
         "infra/app/monitoring.bicep": ["DisableLocalAuth: true"],
         "infra/app/keyvault.bicep": ["enableRbacAuthorization: true"],
-        "infra/app/postgres.bicep": ["'azure.extensions'", "value: 'CITEXT'"],
+        "infra/app/postgres.bicep": ["'azure.extensions'", "value: 'CITEXT,UNACCENT'"],
     }
     for path, needles in expectations.items():
         text = (REPO / path).read_text()

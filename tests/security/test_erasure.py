@@ -142,6 +142,7 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
         "comment": f"comment-{marker}",
         "flag": f"flag-{marker}",
         "subject": f"sec-gone_{marker}",
+        "hashtag": f"tag{marker}",
     }
     gone = await _join(http, local_host, api, f"gone_{marker}", bio=secrets["bio"])
     await gone.ok("PATCH", "/api/users/me", {"displayName": secrets["display name"]})
@@ -151,7 +152,10 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     # Everything a person leaves behind: posts, comments, reactions both ways, follows both ways,
     # a block, a mute, a flag, a stored Idempotency-Key response, notifications both ways.
     own_post = await gone.ok("POST", "/api/posts", {"content": secrets["post"]}, {"Idempotency-Key": marker})
-    await gone.ok("POST", "/api/posts", {"content": secrets["post"] + " again"})
+    # A hashtag (its trending count names it) and a mention of bob (a row naming both accounts).
+    await gone.ok(
+        "POST", "/api/posts", {"content": secrets["post"] + f" again #{secrets['hashtag']} @bob_{marker}"}
+    )
     bobs_post = await bob.ok("POST", "/api/posts", {"content": "bob's"})
     await gone.ok("POST", f"/api/posts/{bobs_post['id']}/comments", {"content": secrets["comment"]})
     await cat.ok("POST", f"/api/posts/{bobs_post['id']}/comments", {"content": "cat's comment"})
@@ -224,6 +228,13 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
         for what, secret in secrets.items():
             found = {table for table, rows in everything.items() if any(secret in row for row in rows)}
             assert not found, f"the erased account's {what} is still in {sorted(found)}"
+        cur = await conn.execute(
+            "SELECT count(*) FROM mentions WHERE author_id = %(u)s OR mentioned_user_id = %(u)s",
+            {"u": gone.id},
+        )
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+        cur = await conn.execute("SELECT count(*) FROM hashtag_uses WHERE author_id = %s", (gone.id,))
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
         cur = await conn.execute("SELECT count(*) FROM idempotency_keys WHERE user_id = %s", (gone.id,))
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]
         for table, where in (
@@ -431,6 +442,7 @@ async def test_the_export_holds_the_callers_data_and_nothing_of_anyone_else(
     assert document["account"]["id"] == ann.id and document["account"]["username"] == f"ann_{marker}"
     assert document["profile"]["bio"] == f"ann-bio-{marker}"
     assert [p["content"] for p in document["posts"]] == [f"ann-post-{marker}"]
+    assert document["reposts"] == [] and document["bookmarks"] == []
     assert [c["content"] for c in document["comments"]] == [f"ann-comment-{marker}"]
     assert [(r["postId"], r["type"]) for r in document["reactions"]] == [(bens_post["id"], "love")]
     assert [f["userId"] for f in document["following"]] == [ben.id]

@@ -17,7 +17,7 @@ def test_every_notification_type_has_a_setting_and_nothing_else() -> None:
 def test_a_change_names_at_least_one_type_each_true_or_false() -> None:
     change = UpdateNotificationSettings.model_validate({"comment": False, "followRequest": True})
     assert change.changes() == {"comment": False, "follow_request": True}
-    for bad in ({}, {"comment": None}, {"comment": "no"}, {"mention": False}, {"follow_request": False}):
+    for bad in ({}, {"comment": None}, {"comment": "no"}, {"telepathy": False}, {"follow_request": False}):
         with pytest.raises(ValidationError):
             UpdateNotificationSettings.model_validate(bad)
     schema = UpdateNotificationSettings.model_json_schema(by_alias=True)

@@ -11,23 +11,16 @@ tests/integration/outbox.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import psycopg
 import pytest
-from azure.eventhub._buffered_producer._partition_resolver import PartitionResolver
 
 from shared_code.domain.stored_event import StoredEvent
-from shared_code.outbox.handlers import (
-    EventHubsPublisher,
-    FeedMaintenanceHandler,
-    ProjectionHandler,
-    group_by_partition,
-)
+from shared_code.outbox.handlers import EventHubsPublisher, FeedMaintenanceHandler, ProjectionHandler
 from shared_code.outbox.policy import (
     BACKOFF_CAP_SECONDS,
     LAST_ERROR_MAX,
@@ -457,68 +450,39 @@ async def test_a_removal_is_skipped_while_the_recipient_still_sees_the_author(
 # --- Event Hubs ------------------------------------------------------------------------------------------
 
 
-PARTITIONS = ["0", "1", "2", "3"]
-
-
 class FakeBatch:
-    def __init__(self, partition_id: str, capacity: int) -> None:
-        self.partition_id = partition_id
-        self.capacity = capacity
+    def __init__(self, partition_key: str) -> None:
+        self.partition_key = partition_key
         self.events: list[Any] = []
 
     def add(self, data: Any) -> None:
-        if len(self.events) >= self.capacity:
-            raise ValueError("EventDataBatch has reached its size limit")
         self.events.append(data)
 
 
 class FakeProducer:
-    """Sends to partitions; fails every send to `failing_partitions`, or the send numbered `fail_send`."""
-
-    def __init__(
-        self,
-        failing_partitions: frozenset[str] = frozenset(),
-        capacity: int = 1000,
-        fail_send: int | None = None,
-    ) -> None:
-        self.failing_partitions = failing_partitions
-        self.capacity = capacity
-        self.fail_send = fail_send
-        self.sends = 0
+    def __init__(self, failing_keys: frozenset[str] = frozenset()) -> None:
+        self.failing_keys = failing_keys
         self.sent: list[FakeBatch] = []
 
-    async def get_partition_ids(self) -> list[str]:
-        return PARTITIONS
-
-    async def create_batch(self, *, partition_id: str) -> FakeBatch:
-        return FakeBatch(partition_id, self.capacity)
+    async def create_batch(self, *, partition_key: str) -> FakeBatch:
+        return FakeBatch(partition_key)
 
     async def send_batch(self, batch: FakeBatch) -> None:
-        self.sends += 1
-        if batch.partition_id in self.failing_partitions or self.sends == self.fail_send:
+        if batch.partition_key in self.failing_keys:
             raise ConnectionError("link detached")
         self.sent.append(batch)
 
 
-def aggregates_on_distinct_partitions(count: int) -> list[UUID]:
-    """Aggregate ids whose keys map to `count` different partitions."""
-    found: dict[str, UUID] = {}
-    while len(found) < count:
-        aggregate = uuid4()
-        [partition] = group_by_partition([event(0, aggregate)], PARTITIONS)
-        found.setdefault(partition, aggregate)
-    return list(found.values())
-
-
 async def test_event_hubs_sends_each_event_keyed_by_its_aggregate_with_its_id() -> None:
-    a, b = aggregates_on_distinct_partitions(2)
+    a, b = uuid4(), uuid4()
     events = [event(1, a, metadata={"correlationId": "c-1", "traceparent": "00-abc-def-01"}), event(2, b)]
     producer = FakeProducer()
     failures = await EventHubsPublisher(producer, concurrency=4).handle(events)  # type: ignore[arg-type]
     assert failures == {}
-    by_key = {data.partition_key: data for batch in producer.sent for data in batch.events}
+    by_key = {batch.partition_key: batch.events for batch in producer.sent}
     assert set(by_key) == {str(a), str(b)}
-    data = by_key[str(a)]
+    data = by_key[str(a)][0]
+    assert len(by_key[str(a)]) == 1
     assert data.message_id == str(events[0].event_id)
     assert data.content_type == "application/json"
     assert data.body_as_json() == events[0].envelope()
@@ -529,55 +493,19 @@ async def test_event_hubs_sends_each_event_keyed_by_its_aggregate_with_its_id() 
         "correlationId": "c-1",
         "traceparent": "00-abc-def-01",
     }
-    assert by_key[str(b)].properties == {
+    assert by_key[str(b)][0].properties == {
         "eventType": "post.updated",
         "aggregateType": "post",
         "aggregateVersion": 1,
     }
 
 
-async def test_event_hubs_sends_one_batch_per_partition_each_event_where_its_key_maps() -> None:
-    events = [event(i, uuid4()) for i in range(1, 201)]
-    producer = FakeProducer()
-    assert await EventHubsPublisher(producer, concurrency=4).handle(events) == {}  # type: ignore[arg-type]
-    assert len(producer.sent) == len({b.partition_id for b in producer.sent}) <= len(PARTITIONS)
-    resolver = PartitionResolver(PARTITIONS)  # type: ignore[no-untyped-call]
-    for batch in producer.sent:
-        keys = [data.partition_key for data in batch.events]
-        # Where a send keyed by aggregate would have put it, so each aggregate stays on one partition.
-        partitions = {resolver.get_partition_id_by_partition_key(key) for key in keys}  # type: ignore[no-untyped-call]
-        assert partitions == {batch.partition_id}
-        ids = [json.loads(data.body_as_str())["id"] for data in batch.events]
-        assert ids == [str(e.event_id) for e in events if str(e.aggregate_id) in keys]  # outbox order
-    assert sum(len(b.events) for b in producer.sent) == 200
-
-
-async def test_a_full_batch_is_sent_and_the_partitions_events_continue_in_the_next() -> None:
-    [aggregate] = aggregates_on_distinct_partitions(1)
-    events = [event(i, aggregate, version=i) for i in range(1, 6)]
-    producer = FakeProducer(capacity=2)
-    assert await EventHubsPublisher(producer, concurrency=4).handle(events) == {}  # type: ignore[arg-type]
-    assert [len(b.events) for b in producer.sent] == [2, 2, 1]
-    versions = [data.properties["aggregateVersion"] for b in producer.sent for data in b.events]
-    assert versions == [1, 2, 3, 4, 5]
-
-
-async def test_a_failed_send_fails_its_events_and_those_not_sent_after_it_only() -> None:
-    [aggregate] = aggregates_on_distinct_partitions(1)
-    events = [event(i, aggregate, version=i) for i in range(1, 6)]
-    producer = FakeProducer(capacity=2, fail_send=2)
-    failures = await EventHubsPublisher(producer, 4).handle(events)  # type: ignore[arg-type]
-    assert sorted(failures) == [3, 4, 5]
-    assert [len(b.events) for b in producer.sent] == [2]
-
-
-async def test_a_failed_send_fails_only_its_partitions_events() -> None:
-    a, b = aggregates_on_distinct_partitions(2)
-    [failing] = group_by_partition([event(0, b)], PARTITIONS)
-    producer = FakeProducer(frozenset({failing}))
+async def test_a_failed_send_fails_only_its_aggregates_events() -> None:
+    a, b = uuid4(), uuid4()
+    producer = FakeProducer(frozenset({str(b)}))
     failures = await EventHubsPublisher(producer, 4).handle([event(1, a), event(2, b)])  # type: ignore[arg-type]
     assert list(failures) == [2]
-    assert [data.partition_key for batch in producer.sent for data in batch.events] == [str(a)]
+    assert [batch.partition_key for batch in producer.sent] == [str(a)]
 
 
 async def test_without_a_producer_publishing_is_off_and_nothing_fails() -> None:

@@ -47,6 +47,7 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
         "parentId": None,
         "content": "nice!",
         "createdAt": comment["createdAt"],
+        "replyCount": 0,
     }
     [event] = await db.events(after=mark)
     assert event.key == ("comment.created", "comment", comment["id"], 1)
@@ -65,6 +66,10 @@ async def test_comment_answers_201_and_records_comment_created_with_the_new_coun
             "version": 2,
             "reposts": 0,
         },
+        "parentAuthorId": None,
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
     }
     assert await _post_counts(db, post["id"]) == (ZERO_COUNTS, 1, 2)
     assert (await api.call("GET", f"/api/posts/{post['id']}", subject="alice")).json["commentCount"] == 1

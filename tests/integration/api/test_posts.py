@@ -84,6 +84,9 @@ async def test_create_post_answers_201_and_records_post_created(
         "status": "visible",
         "createdAt": event.payload["createdAt"],
         "authorCounts": {"userId": alice["id"], "followers": 0, "following": 0, "posts": 1, "version": 2},
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
         "quotePostId": None,
     }
     # What GET answers is what POST answered.
@@ -239,6 +242,9 @@ async def test_the_author_edits_a_post(api: ApiClient, chorus: Chorus, db: Owner
         "status": "visible",
         "createdAt": event.payload["createdAt"],
         "editedAt": event.payload["editedAt"],
+        "mentions": [],
+        "notifyMentions": [],
+        "hashtags": [],
         "quotePostId": None,
     }
     assert await _post_row(db, post["id"]) == ("first", "visible", 2, False)

@@ -415,7 +415,7 @@ async def test_notification_settings_are_each_users_own(api: ApiClient, chorus: 
         "followRequest"
     ] is True
     assert await db.count("notification_settings") == 1
-    for bad in ({}, {"comment": None}, {"mention": True}, {"comment": 0}):
+    for bad in ({}, {"comment": None}, {"telepathy": True}, {"comment": 0}):
         r = await api.call("PATCH", "/api/users/me/notification-settings", subject="alice", json_body=bad)
         assert_problem(r, 422, "validation-failed")
 
