@@ -9,7 +9,13 @@ from uuid import UUID
 import azure.functions as func
 
 from functions.contract import PAGE_QUERY, api_route
-from functions.http_support import ApiRequest, no_content, ok, weigh_by_followers_of
+from functions.http_support import (
+    ApiRequest,
+    no_content,
+    ok,
+    weigh_by_callers_followers,
+    weigh_by_followers_of,
+)
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.schemas.accounts import FollowAnswer, FollowRequest, PublicProfile
 from shared_code.schemas.common import Page
@@ -155,6 +161,7 @@ async def list_follow_requests(api: ApiRequest) -> func.HttpResponse:
     summary="Approve a follow request: the user follows the caller (idempotent)",
     status=204,
     tag="social",
+    weigh=weigh_by_callers_followers,  # the new follow back-fills from, and joins, the caller's fan-out
 )
 async def approve_follow_request(api: ApiRequest) -> func.HttpResponse:
     return await _change_edge(api, social.approve_request)

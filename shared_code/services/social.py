@@ -301,6 +301,11 @@ async def _cancel_request(
         )
 
 
+# An account's pending requests from live accounts (a deleted requester's go with its erasure).
+_PENDING_FROM_LIVE = """FROM follow_requests r JOIN users u ON u.id = r.requester_id AND u.deleted_at IS NULL
+    WHERE r.target_id = %s AND r.resolved_at IS NULL"""
+
+
 async def approve_pending_requests(uow: UnitOfWork, target: UUID, limit: int) -> tuple[int, int]:
     """An account that turned public approves its pending requests, the oldest first, up to `limit`
     in this transaction (each through the follow use case: its event, counts and back-fill). Returns
@@ -310,13 +315,18 @@ async def approve_pending_requests(uow: UnitOfWork, target: UUID, limit: int) ->
     pending = await fetch_all(
         uow.conn,
         _PendingRequest,
-        """SELECT id, requester_id, target_id FROM follow_requests
-           WHERE target_id = %s AND resolved_at IS NULL
-           ORDER BY created_at, requester_id LIMIT %s""",
+        f"""SELECT r.id, r.requester_id, r.target_id {_PENDING_FROM_LIVE}
+            ORDER BY r.created_at, r.requester_id LIMIT %s""",
         (target, limit),
     )
+    # Each requester held live, as every follow does (a requester being erased is skipped: its
+    # erasure deletes the request); in id order, as UnitOfWork.lock_live_users locks.
+    cur = await uow.conn.execute(
+        "SELECT chorus_lock_live_users(%s::uuid[])", (sorted({r.requester_id for r in pending}),)
+    )
+    live = {row[0] for row in await cur.fetchall()}
     approved = 0
-    for request in pending:
+    for request in (r for r in pending if r.requester_id in live):
         await _one_at_a_time(uow, request.requester_id, target)
         if await blocked_either_way(uow, request.requester_id, target):
             await _cancel_request(uow, request.requester_id, target, "block")
@@ -326,9 +336,7 @@ async def approve_pending_requests(uow: UnitOfWork, target: UUID, limit: int) ->
 
 
 async def _pending_count(uow: UnitOfWork, target: UUID) -> int:
-    cur = await uow.conn.execute(
-        "SELECT count(*) FROM follow_requests WHERE target_id = %s AND resolved_at IS NULL", (target,)
-    )
+    cur = await uow.conn.execute(f"SELECT count(*) {_PENDING_FROM_LIVE}", (target,))
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 

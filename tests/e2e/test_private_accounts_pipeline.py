@@ -16,7 +16,7 @@ from tests.support.http_client import ApiUser
 from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
@@ -53,17 +53,23 @@ async def test_a_request_notifies_and_its_approval_back_fills_the_feed(people: A
 
     asked = await ben.call("PUT", f"/api/users/{ann.id}/follow")
     assert (asked.status, asked.body) == (202, {"status": "requested"})
-    await eventually(lambda: _types(ann), lambda t: ("follow_request", ben.id) in t, what="request notified")
+    await eventually(
+        lambda: _types(ann), lambda t: ("follow_request", ben.id) in t, timeout=60, what="request notified"
+    )
     # Pending: nothing of ann's reaches ben.
     assert (await ben.call("GET", f"/api/posts/{post['id']}")).status == 404
     assert post["id"] not in await ben.feed_post_ids()
 
     await ann.ok("POST", f"/api/users/me/follow-requests/{ben.id}/approve")
-    await eventually(ben.feed_post_ids, lambda ids: post["id"] in ids, what="approval back-filled ben's feed")
     await eventually(
-        lambda: _types(ben), lambda t: ("follow_approved", ann.id) in t, what="approval notified"
+        ben.feed_post_ids, lambda ids: post["id"] in ids, timeout=60, what="approval back-filled ben's feed"
     )
-    await eventually(lambda: _types(ann), lambda t: ("follow", ben.id) in t, what="the follow notified")
+    await eventually(
+        lambda: _types(ben), lambda t: ("follow_approved", ann.id) in t, timeout=60, what="approval notified"
+    )
+    await eventually(
+        lambda: _types(ann), lambda t: ("follow", ben.id) in t, timeout=60, what="the follow notified"
+    )
     assert (await ben.call("GET", f"/api/posts/{post['id']}")).status == 200
     # A non-follower still sees nothing of it, in the feed or by id.
     assert (await cat.call("GET", f"/api/posts/{post['id']}")).status == 404
@@ -73,9 +79,9 @@ async def test_a_request_notifies_and_its_approval_back_fills_the_feed(people: A
 async def test_a_notification_type_turned_off_is_not_written(people: Any, database_url: str) -> None:
     ann, ben = people["ann"], people["ben"]
     settings = await ann.ok("GET", "/api/users/me/notification-settings")
-    assert settings == dict.fromkeys(
-        ("follow", "followRequest", "followApproved", "comment", "reaction"), True
-    )
+    # Every type is on until turned off (other features add types of their own).
+    assert set(settings) >= {"follow", "followRequest", "followApproved", "comment", "reaction"}
+    assert all(settings.values())
     changed = await ann.ok(
         "PATCH", "/api/users/me/notification-settings", {"reaction": False, "follow": False}
     )
@@ -91,14 +97,16 @@ async def test_a_notification_type_turned_off_is_not_written(people: Any, databa
 
     # The comment (still on) arrives; the follow's event has been projected and the reaction counted
     # (the change feed writes the counter and the notification in one batch), yet neither notified.
-    await eventually(lambda: _types(ann), lambda t: ("comment", ben.id) in t, what="the comment notified")
     await eventually(
-        lambda: _projected(database_url, "follow.created"), bool, timeout=30, what="follow.created projected"
+        lambda: _types(ann), lambda t: ("comment", ben.id) in t, timeout=60, what="the comment notified"
+    )
+    await eventually(
+        lambda: _projected(database_url, "follow.created"), bool, timeout=60, what="follow.created projected"
     )
     await eventually(
         lambda: ben.ok("GET", "/api/feed"),
         lambda page: any(i["postId"] == post["id"] and i["counts"]["like"] == 1 for i in page["items"]),
-        timeout=30,
+        timeout=60,
         what="the like counted by the change feed",
     )
     assert await _types(ann) == [("comment", ben.id)]
@@ -109,4 +117,6 @@ async def test_a_notification_type_turned_off_is_not_written(people: Any, databa
     await ben.ok("DELETE", f"/api/posts/{post['id']}/reactions")
     cat = people["cat"]
     await cat.ok("PUT", f"/api/posts/{post['id']}/reactions", {"type": "wow"})
-    await eventually(lambda: _types(ann), lambda t: ("reaction", cat.id) in t, what="reactions on again")
+    await eventually(
+        lambda: _types(ann), lambda t: ("reaction", cat.id) in t, timeout=60, what="reactions on again"
+    )

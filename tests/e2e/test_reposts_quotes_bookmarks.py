@@ -177,6 +177,24 @@ async def test_deleting_the_original_takes_its_reposts_out_of_feeds(
     )
 
 
+async def test_an_original_made_private_leaves_its_reposts_and_its_quotes_show_it_unavailable(
+    local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession
+) -> None:
+    ann, ben, dan = await _people(http, local_host, api, "ann", "ben", "dan")
+    await dan.ok("PUT", f"/api/users/{ben.id}/follow")
+    post = await ann.ok("POST", "/api/posts", {"content": "public for now"})
+    quote = await ben.ok("POST", "/api/posts", {"content": "see this", "quotePostId": post["id"]})
+    await ben.ok("PUT", f"/api/posts/{post['id']}/repost")
+    await eventually(lambda: _feed(dan), lambda f: post["id"] in f, timeout=SETTLE, what="the repost for dan")
+    await dan.ok("PUT", f"/api/posts/{post['id']}/bookmark")
+    await ann.ok("PATCH", "/api/users/me", {"visibility": "private"})
+    # dan does not follow ann: her post leaves his feed, his bookmarks, and his view of ben's quote.
+    assert post["id"] not in await _feed(dan)
+    assert (await dan.ok("GET", "/api/bookmarks"))["items"] == []
+    assert (await dan.ok("GET", f"/api/posts/{quote['id']}"))["quoted"]["unavailable"] is True
+    assert (await ben.call("PUT", f"/api/posts/{post['id']}/repost")).status in (403, 404)
+
+
 async def test_blocks_decide_who_may_repost_and_who_receives_a_repost(
     local_host: FunctionHost, api: ApiClient, http: aiohttp.ClientSession, database_url: str
 ) -> None:
