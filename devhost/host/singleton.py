@@ -156,10 +156,13 @@ async def _keep(lock: SingletonLock, lost: asyncio.Event, label: str) -> None:
                 renewed = time.monotonic()
                 continue
             why = "another holder took it"
-        except AzureError as exc:
+        except Exception as exc:  # whatever failed, the lease is ours until it expires
             if time.monotonic() - renewed < LEASE_SECONDS - RENEW_SECONDS:
-                continue  # still ours for a while: try again
-            why = f"the host storage did not answer ({type(exc).__name__}) before it expired"
+                log.warning(
+                    "%s: renewing the singleton lock failed (%s); trying again", label, type(exc).__name__
+                )
+                continue
+            why = f"renewing failed ({type(exc).__name__}) until it expired"
         log.warning("%s: lost the singleton lock (%s); this worker stops firing it", label, why)
         lost.set()
         return

@@ -174,7 +174,7 @@ class WorkerPool:
             for index in range(self.count):
                 self.workers[index] = self._spawn(index)
             if not self._wait_until_ready():
-                return 1
+                return 0 if self._stopping.is_set() else 1
             self._write_host_file()
             print(
                 f"{READY_LINE} {self.base_url}/api  ({self.count} worker process(es); Ctrl-C stops it)",
