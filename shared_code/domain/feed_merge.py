@@ -36,9 +36,10 @@ def parse_time(value: str | datetime) -> datetime:
 
 
 def cosmos_time(value: datetime) -> str:
-    """A time as the projections store it (pydantic's JSON form: UTC, 'Z', microseconds if any), so
-    that Cosmos DB's string comparisons order it among stored createdAt values."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A time as feed sources store the times they are ordered by: UTC, always six fractional digits,
+    'Z'. Cosmos DB orders these as strings, and a variable width would not sort: pydantic's JSON form
+    drops a zero fraction, and 'Z' sorts after '.', so '…:05Z' would come after '…:05.000005Z'."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def entry_key(entry: dict[str, Any]) -> Key:

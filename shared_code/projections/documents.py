@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from shared_code.domain.feed_merge import cosmos_time, parse_time
 from shared_code.domain.stored_event import ProjectableEvent
 from shared_code.projections.writes import (
     AUTHOR_POSTS,
@@ -99,6 +100,8 @@ def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
     from (one write per post event whatever the audience). Same fields as posts_v2; expires after
     AUTHOR_POSTS_TTL_SECONDS (a deletion, like every tombstone, after a day)."""
     document = post_document(event)
+    if document["createdAt"]:  # pulled pages are ordered by it as a string (feed_merge.cosmos_time)
+        document["createdAt"] = cosmos_time(parse_time(document["createdAt"]))
     if not document["deleted"]:
         document["ttl"] = AUTHOR_POSTS_TTL_SECONDS
     return document

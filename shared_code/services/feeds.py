@@ -97,7 +97,9 @@ def feed_item(recipient_id: str, post: dict[str, Any], repost: RepostRef | None 
         "recipientId": recipient_id,
         "postId": post["postId"],
         "authorId": post["authorId"],
-        "createdAt": repost.at if repost else post.get("createdAt"),
+        "createdAt": feed_time(repost.at if repost else post["createdAt"])
+        if repost or post.get("createdAt")
+        else None,
         "postVersion": post.get("version"),
         "correlationId": post.get("correlationId"),
     }
