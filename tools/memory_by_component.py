@@ -75,8 +75,8 @@ def main() -> int:
     except (KeyboardInterrupt, psutil.NoSuchProcess):
         pass
     print(f"{'component':32} {'peak RSS MiB':>12} {'peak PSS MiB':>12} {'processes':>9}")
-    for name, (rss, pss, count) in sorted(peaks.items(), key=lambda kv: -kv[1][0]):
-        print(f"{name:32} {rss:12.0f} {pss:12.0f} {int(count):9d}")
+    for name, (peak_rss, peak_pss, processes) in sorted(peaks.items(), key=lambda kv: -kv[1][0]):
+        print(f"{name:32} {peak_rss:12.0f} {peak_pss:12.0f} {int(processes):9d}")
     print(f"{'total (peak of the sums)':32} {peak_rss_total:12.0f} {peak_pss_total:12.0f}")
     return 0
 

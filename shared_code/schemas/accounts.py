@@ -67,7 +67,7 @@ def _edit_profile_schema(schema: dict[str, Any]) -> None:
     """What the validator below enforces, stated: at least one field; displayName and bio may be
     left out but not null (avatarUrl null removes the avatar)."""
     schema["minProperties"] = 1
-    for name in ("displayName", "bio", "visibility"):
+    for name in ("username", "displayName", "bio", "visibility"):
         field = schema["properties"][name]
         field.pop("default", None)
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
@@ -77,6 +77,12 @@ def _edit_profile_schema(schema: dict[str, Any]) -> None:
 class UpdateProfile(RequestBody):
     model_config = ConfigDict(json_schema_extra=_edit_profile_schema)
 
+    username: Username | None = Field(
+        default=None,
+        description="a new username (the same rules as at sign-up; 409 when taken or held). The old one "
+        "is free for others at once; posts keep the text they were written with, and mentions keep "
+        "pointing at the account",
+    )
     display_name: DisplayName | None = None
     bio: Bio | None = None
     avatar_url: AvatarUrl | None = None
@@ -89,9 +95,11 @@ class UpdateProfile(RequestBody):
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateProfile:
         if not self.model_fields_set:
-            raise ValueError("give at least one of displayName, bio, avatarUrl, visibility")
+            raise ValueError("give at least one of username, displayName, bio, avatarUrl, visibility")
         if "visibility" in self.model_fields_set and self.visibility is None:
             raise ValueError("visibility cannot be null: public or private")
+        if "username" in self.model_fields_set and self.username is None:
+            raise ValueError("username cannot be removed")
         if "display_name" in self.model_fields_set and self.display_name is None:
             raise ValueError("displayName cannot be removed")
         if "bio" in self.model_fields_set and self.bio is None:

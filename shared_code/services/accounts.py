@@ -117,6 +117,7 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
         await _change_visibility(uow, user_id, body.visibility)
     if not body.model_fields_set - {"visibility"}:
         return await get_me(uow)
+    renamed = body.username is not None and await _change_username(uow, user_id, body.username)
     changes: dict[str, Any] = {
         column: getattr(body, field)
         for field, column in (("display_name", "display_name"), ("bio", "bio"), ("avatar_url", "avatar_url"))
@@ -130,13 +131,14 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
     )
     assert current is not None
     changed = {column: value for column, value in changes.items() if getattr(current, column) != value}
-    if changed:
-        # Column names come from the fixed mapping above, never from the request.
-        assignments = ", ".join(f"{column} = %({column})s" for column in changed)
-        await uow.conn.execute(
-            f"UPDATE profiles SET {assignments}, updated_at = now() WHERE user_id = %(user_id)s",  # noqa: S608
-            {**changed, "user_id": user_id},
-        )
+    if changed or renamed:
+        if changed:
+            # Column names come from the fixed mapping above, never from the request.
+            assignments = ", ".join(f"{column} = %({column})s" for column in changed)
+            await uow.conn.execute(
+                f"UPDATE profiles SET {assignments}, updated_at = now() WHERE user_id = %(user_id)s",  # noqa: S608
+                {**changed, "user_id": user_id},
+            )
         cur = await uow.conn.execute(
             "UPDATE users SET version = version + 1, updated_at = now() WHERE id = %s RETURNING version",
             (user_id,),
@@ -151,13 +153,32 @@ async def update_profile(uow: UnitOfWork, body: UpdateProfile) -> Me:
                 display_name=me.display_name,
                 bio=me.bio,
                 avatar_url=me.avatar_url,
-                changed=tuple(_camel(c) for c in changed),
+                changed=(("username",) if renamed else ()) + tuple(_camel(c) for c in changed),
             ),
             user_id,
             version_row[0],
         )
         return me
     return await get_me(uow)
+
+
+async def _change_username(uow: UnitOfWork, user_id: UUID, username: str) -> bool:
+    """Take a new username, under the same rules and lock as onboarding; False when it is already
+    the account's. The old name is free for others at once (only an erasure holds a name back)."""
+    await lock_username(uow, username)
+    if await username_held(uow, username):
+        raise Conflict("that username is not available; choose another", field="username")
+    try:
+        cur = await uow.conn.execute(
+            """UPDATE users SET username = %s, updated_at = now()
+               WHERE id = %s AND username::text IS DISTINCT FROM %s RETURNING 1""",
+            (username, user_id, username),
+        )
+    except pg_errors.UniqueViolation as exc:
+        if exc.diag.constraint_name == "users_live_username":
+            raise Conflict("that username is taken", field="username") from None
+        raise
+    return await cur.fetchone() is not None
 
 
 def _camel(column: str) -> str:

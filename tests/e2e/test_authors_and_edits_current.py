@@ -65,12 +65,17 @@ async def test_a_profile_change_shows_in_feeds_posts_comments_and_notifications(
         what="ben's follow notification",
     )
 
-    new = {"displayName": "Ann Renamed", "avatarUrl": "https://example.org/ann-new.png"}
+    new = {
+        "username": "current_ann_renamed",
+        "displayName": "Ann Renamed",
+        "avatarUrl": "https://example.org/ann-new.png",
+    }
     started = time.monotonic()
     await ann.ok("PATCH", "/api/users/me", new)
 
     def current(author: dict[str, Any]) -> bool:
-        return (author["displayName"], author["avatarUrl"]) == (new["displayName"], new["avatarUrl"])
+        shown = (author["username"], author["displayName"], author["avatarUrl"])
+        return shown == (new["username"], new["displayName"], new["avatarUrl"])
 
     async def everywhere() -> dict[str, bool]:
         ben_feed = await ben.ok("GET", "/api/feed")
@@ -89,7 +94,7 @@ async def test_a_profile_change_shows_in_feeds_posts_comments_and_notifications(
     await eventually(
         everywhere, lambda shown: all(shown.values()), timeout=GENEROUS_SECONDS, what="the new profile"
     )
-    _within_promise("the new name and avatar everywhere", started)
+    _within_promise("the new username, name and avatar everywhere", started)
     # and the lists did show ann's things (an empty list would pass vacuously)
     assert any(i["authorId"] == ann.id for i in (await ben.ok("GET", "/api/feed"))["items"])
     assert any(

@@ -11,6 +11,7 @@ size; and the anonymous health probe answers while the stores do not.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -181,6 +182,7 @@ async def test_anonymous_routes_are_limited_per_client_address_whatever_it_claim
 
 async def _flood_openapi(hosts: tuple[HostProcess, HostProcess], http: aiohttp.ClientSession) -> None:
     refused = None
+    started = time.monotonic()
     for n in range(2 * ANONYMOUS_PER_MINUTE):
         host = hosts[n % 2]
         forged = f"198.51.100.{n % 250}, 203.0.113.{n % 250}"
@@ -192,7 +194,10 @@ async def _flood_openapi(hosts: tuple[HostProcess, HostProcess], http: aiohttp.C
             break
     assert refused is not None, "forged X-Forwarded-For headers escaped the anonymous limit"
     assert_rate_limited(refused, "anonymous")
-    assert n <= ANONYMOUS_PER_MINUTE + 30, n
+    # The bucket holds a minute's worth and refills one request every 60/limit s: what the flood's own
+    # duration refilled is allowed too (on a loaded machine the document takes a while to serve).
+    refilled = (time.monotonic() - started) * ANONYMOUS_PER_MINUTE / 60
+    assert n <= ANONYMOUS_PER_MINUTE + math.ceil(refilled) + 1, (n, refilled)
 
 
 async def test_requests_with_bad_tokens_spend_the_addresss_anonymous_limit(

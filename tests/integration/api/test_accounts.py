@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from shared_code.app_context import AppContext
-from shared_code.services.erasure import ErasureService, expire_keys_and_holds
+from shared_code.services.erasure import ErasureService, expire_keys_and_holds, username_digest
 from tests.support.api import ApiClient
 from tests.support.chorus import Chorus, token_with
 from tests.support.outbox import OwnerDb, keys
@@ -229,6 +229,39 @@ async def test_profile_update_changes_only_what_differs_with_one_version_per_cha
     assert r.json == me
 
 
+async def test_a_new_username_is_taken_under_the_sign_up_rules_and_frees_the_old_one(
+    api: ApiClient, chorus: Chorus, db: OwnerDb
+) -> None:
+    alice = await chorus.user("alice")
+    await chorus.user("bob")
+
+    async def rename(subject: str, username: str) -> Any:
+        return await api.call("PATCH", "/api/users/me", subject=subject, json_body={"username": username})
+
+    mark = await db.mark()
+    # Taken by a live account (compared without case), or held after an erasure: 409, nothing changes.
+    assert assert_problem(await rename("alice", "BOB"), 409, "conflict")["field"] == "username"
+    await db.execute(
+        "INSERT INTO username_holds VALUES (%s, now() + interval '1 day')", (username_digest("gone_one"),)
+    )
+    assert assert_problem(await rename("alice", "gone_one"), 409, "conflict")["field"] == "username"
+    assert await db.events(after=mark) == []
+
+    r = await rename("alice", "alice_2")
+    assert r.status == 200, r
+    assert r.json == {**alice, "username": "alice_2"}
+    [event] = await db.events(after=mark)
+    assert event.key == ("profile.updated", "user", alice["id"], 2)
+    assert (event.payload["username"], event.payload["changed"]) == ("alice_2", ["username"])
+    # The same name again records nothing; a change of case alone is a change.
+    assert (await rename("alice", "alice_2")).json["username"] == "alice_2"
+    assert len(await db.events(after=mark)) == 1
+    assert (await rename("alice", "Alice_2")).json["username"] == "Alice_2"
+    assert len(await db.events(after=mark)) == 2
+    # The old name is free for someone else at once.
+    assert (await chorus.user("carol", username="alice"))["username"] == "alice"
+
+
 PROFILE_REFUSALS: dict[str, tuple[dict[str, Any], str | None]] = {
     "nothing to change": ({}, None),
     "null display name": ({"displayName": None}, None),
@@ -237,7 +270,10 @@ PROFILE_REFUSALS: dict[str, tuple[dict[str, Any], str | None]] = {
     "display name too long": ({"displayName": "d" * 51}, "displayName"),
     "bio too long": ({"bio": "b" * 501}, "bio"),
     "avatar not https": ({"avatarUrl": "ftp://img.test/a.png"}, "avatarUrl"),
-    "username is not editable": ({"username": "renamed"}, "username"),
+    "null username": ({"username": None}, None),
+    "username too short": ({"username": "ab"}, "username"),
+    "username with a dash": ({"username": "bad-name"}, "username"),
+    "reserved username": ({"username": "Admin"}, "username"),
 }
 
 
