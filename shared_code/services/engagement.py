@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from shared_code.cursors import CursorCodec
@@ -240,27 +240,9 @@ async def list_comments(
 ) -> Page[Comment]:
     me = uow.require_user()
     await visible_post(uow, post_id)
-    scope = f"comments:{post_id}"
     # Comments by anyone the caller blocked or is blocked by are left out (moderators see all).
     hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
-    params: dict[str, Any] = {"post": post_id, "limit": limit + 1, "hidden": hidden}
-    after = ""
-    position = cursors.time_position(scope, cursor)
-    if position:
-        params["after_time"], params["after_id"] = position
-        after = "AND (c.created_at, c.id) > (%(after_time)s, %(after_id)s)"
-    rows = await fetch_all(
-        uow.conn,
-        _CommentRow,
-        f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
-            WHERE c.post_id = %(post)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
-            ORDER BY c.created_at, c.id LIMIT %(limit)s""",
-        params,
-    )
-    items = [row.comment() for row in rows[:limit]]
-    last = items[-1] if items else None
-    next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
-    return Page[Comment](items=items, next_cursor=next_cursor)
+    return await _comment_page(uow, cursors, f"comments:{post_id}", "post_id", post_id, hidden, limit, cursor)
 
 
 async def list_replies(
@@ -281,8 +263,24 @@ async def list_replies(
     hidden = [] if uow.actor.is_moderator else await blocked_either_way_ids(uow, me)
     if parent.author_id in hidden:
         raise NotFound("no such comment")
-    scope = f"replies:{comment_id}"
-    params: dict[str, Any] = {"parent": comment_id, "limit": limit + 1, "hidden": hidden}
+    return await _comment_page(
+        uow, cursors, f"replies:{comment_id}", "parent_id", comment_id, hidden, limit, cursor
+    )
+
+
+async def _comment_page(
+    uow: UnitOfWork,
+    cursors: CursorCodec,
+    scope: str,
+    column: Literal["post_id", "parent_id"],
+    subject_id: UUID,
+    hidden: list[UUID],
+    limit: int,
+    cursor: str | None,
+) -> Page[Comment]:
+    """One page of live comments whose `column` is `subject_id` (a post's comments, a comment's
+    replies), oldest first, leaving out the `hidden` authors; keyset-paged on (created_at, id)."""
+    params: dict[str, Any] = {"subject": subject_id, "limit": limit + 1, "hidden": hidden}
     after = ""
     position = cursors.time_position(scope, cursor)
     if position:
@@ -291,8 +289,9 @@ async def list_replies(
     rows = await fetch_all(
         uow.conn,
         _CommentRow,
+        # `column` is one of two fixed names (the type says which), never from the request.
         f"""SELECT {COMMENT_COLUMNS} {COMMENT_JOINS}
-            WHERE c.parent_id = %(parent)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
+            WHERE c.{column} = %(subject)s AND c.deleted_at IS NULL AND c.author_id <> ALL(%(hidden)s::uuid[]) {after}
             ORDER BY c.created_at, c.id LIMIT %(limit)s""",
         params,
     )
