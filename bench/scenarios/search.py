@@ -1,4 +1,4 @@
-"""search: user search and post search on a million rows each (issue 15; bench/REQUESTS.md, discovery).
+"""search: user search and post search on a million rows each (issue 15).
 
 Set-up straight into PostgreSQL, in bulk (ids in index order, as celebrity's): N users with profiles
 (usernames `u` + hex, display names that start with an accented first name) and one post each (an md5 word and one of five
