@@ -11,9 +11,9 @@ from bench.result import ScenarioResult
 
 WHY: dict[str, str] = {
     "write_path": (
-        "Bound: with the default FUNCTIONS_WORKER_PROCESS_COUNT = 1 the app runs in ONE worker process with "
-        "one event loop that serves HTTP and also runs the relay timer and the change-feed functions for "
-        "every post it accepts (per post: the claim/record transactions, the posts_v2, authorPosts and "
+        "Bound: with the default FUNCTIONS_WORKER_PROCESS_COUNT (one worker per core, at most 2) the app "
+        "runs in two worker processes, each with one event loop that serves HTTP and also runs its share of "
+        "the relay timer (on one worker at a time) and the change-feed leases for every post accepted (per post: the claim/record transactions, the posts_v2, authorPosts and "
         "counters writes, the Event Hubs send, the admin-mirror insert, the change-feed read, the fan-out "
         "and the lease write), on a 2-core machine shared with PostgreSQL, the Node emulators, the load "
         "generator and other users. The direct-psycopg baseline runs none of that, and is itself bounded by "
@@ -33,8 +33,9 @@ WHY: dict[str, str] = {
         "queries) the Cosmos part shrinks."
     ),
     "relay_drain": (
-        "Bound: the relay streams (up to 3 claimed batches in flight, one Event Hubs send per partition) "
-        "but shares the app's one worker process and event loop with the change-feed fan-out of the very "
+        "Bound: the relay streams (up to 3 claimed batches in flight; one Event Hubs send per aggregate: "
+        "batching by partition was withdrawn, see docs/reliability.md) but shares its worker process and "
+        "event loop with the change-feed fan-out of the very "
         "posts it publishes (each published post is read back from the posts_v2 change feed and fanned "
         "out) and with the admin-mirror transaction; the baseline only upserts, continuously, from a "
         "process that does nothing else. What would lift it: the relay and the change-feed functions in "
