@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devhost.supervisor import how_it_ended
+
 log = logging.getLogger("devhost.workers")
 
 # As the Functions host: FUNCTIONS_WORKER_PROCESS_COUNT, at most 10.
@@ -81,16 +83,6 @@ def _die_with_host() -> None:
     supervisor then starts a new host and new workers on the same port."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def how_it_ended(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return f"was killed by {name}"
-    return f"exited with code {returncode}"
 
 
 def worker_file(state_dir: Path, index: int) -> Path:
