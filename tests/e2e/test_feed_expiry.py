@@ -4,9 +4,6 @@ The retention is shortened to about 50 s so that expiry happens within the test.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import pytest
 from azure.cosmos import exceptions
@@ -15,7 +12,6 @@ from devhost.host.server import FunctionHost
 from shared_code.app_context import AppContext
 from tests.support.api import ApiClient
 from tests.support.http_client import ApiUser
-from tests.support.local_host import hosted_app
 from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
 
@@ -28,24 +24,17 @@ def app_settings_values(app_settings_values: dict[str, str]) -> dict[str, str]:
     return {**app_settings_values, **SETTINGS}
 
 
-@pytest.fixture
-async def host(
-    app_context: AppContext,
-    app_settings_values: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> AsyncIterator[FunctionHost]:
-    async with hosted_app(app_settings_values, monkeypatch, tmp_path) as started:
-        yield started
-
-
 @pytest.mark.timeout(240)
 async def test_a_reader_paging_past_expired_items_goes_on_from_postgresql_with_the_same_cursor(
-    host: FunctionHost, api: ApiClient, app_context: AppContext
+    local_host: FunctionHost, api: ApiClient, app_context: AppContext
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        author = await onboard_user(ApiUser(http, host.base_url, api.token("expiry-author")), "expiry_author")
-        reader = await onboard_user(ApiUser(http, host.base_url, api.token("expiry-reader")), "expiry_reader")
+        author = await onboard_user(
+            ApiUser(http, local_host.base_url, api.token("expiry-author")), "expiry_author"
+        )
+        reader = await onboard_user(
+            ApiUser(http, local_host.base_url, api.token("expiry-reader")), "expiry_reader"
+        )
         await reader.ok("PUT", f"/api/users/{author.id}/follow")
         posts = [
             str((await author.ok("POST", "/api/posts", {"content": f"post {i}"}))["id"]) for i in range(4)

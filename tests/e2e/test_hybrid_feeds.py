@@ -6,7 +6,6 @@ reader paging past what Cosmos DB keeps goes on from PostgreSQL with the same cu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +19,6 @@ from shared_code.db.unit_of_work import system_connection
 from shared_code.ops.reconcile import reconcile
 from tests.support.api import ApiClient
 from tests.support.http_client import ApiUser
-from tests.support.local_host import hosted_app
 from tests.support.onboarding import onboard_user
 from tests.support.polling import eventually
 
@@ -35,22 +33,11 @@ def app_settings_values(app_settings_values: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-async def host(
-    app_context: AppContext,
-    app_settings_values: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> AsyncIterator[FunctionHost]:
-    async with hosted_app(app_settings_values, monkeypatch, tmp_path) as started:
-        yield started
-
-
-@pytest.fixture
-async def people(host: FunctionHost, api: ApiClient) -> AsyncIterator[dict[str, ApiUser]]:
+async def people(local_host: FunctionHost, api: ApiClient) -> AsyncIterator[dict[str, ApiUser]]:
     async with aiohttp.ClientSession() as http:
         clients = {}
         for name in ("star", "fan", "other", "reader", "small"):
-            user = ApiUser(http, host.base_url, api.token(f"hybrid-{name}"))
+            user = ApiUser(http, local_host.base_url, api.token(f"hybrid-{name}"))
             clients[name] = await onboard_user(user, f"hybrid_{name}", name.title())
         yield clients
 
