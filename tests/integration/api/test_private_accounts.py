@@ -219,6 +219,24 @@ async def test_visibility_is_public_or_private(api: ApiClient, chorus: Chorus) -
         assert_problem(r, 422, "validation-failed")
 
 
+async def test_the_public_profile_and_follower_lists_say_whether_an_account_is_private(
+    api: ApiClient, chorus: Chorus
+) -> None:
+    alice, bob, _ = await chorus.users("alice", "bob", "stranger")
+    await chorus.do("PUT", f"/api/users/{alice['id']}/follow", "bob", status=204)
+    profile = await api.call("GET", f"/api/profiles/{alice['id']}", subject="bob")
+    assert (profile.status, profile.json["visibility"]) == (200, "public"), profile
+    await _private(chorus, "alice")
+    # Read from PostgreSQL with the block check: shown at once, for a follower and a stranger alike.
+    for viewer in ("bob", "stranger"):
+        profile = await api.call("GET", f"/api/profiles/{alice['id']}", subject=viewer)
+        assert (profile.status, profile.json["visibility"]) == (200, "private"), profile
+    following = await api.call("GET", f"/api/users/{bob['id']}/following", subject="bob")
+    assert [(p["userId"], p["visibility"]) for p in following.json["items"]] == [(alice["id"], "private")]
+    followers = await api.call("GET", f"/api/users/{alice['id']}/followers", subject="bob")
+    assert [(p["userId"], p["visibility"]) for p in followers.json["items"]] == [(bob["id"], "public")]
+
+
 # --- the privacy rule on every read ---------------------------------------------------------------
 
 
