@@ -23,7 +23,8 @@ def app_settings_values(app_settings_values: dict[str, str]) -> dict[str, str]:
 
 async def _window(db: OwnerDb, author_id: str) -> tuple[datetime, datetime, bool] | None:
     row = await db.row(
-        "SELECT pulled_since, pulled_last, pulling FROM fanout_pull_windows WHERE author_id = %s", (author_id,)
+        "SELECT pulled_since, pulled_last, pulling FROM fanout_pull_windows WHERE author_id = %s",
+        (author_id,),
     )
     return (row[0], row[1], row[2]) if row else None
 
