@@ -94,6 +94,7 @@ async def create_post(
         post_created_at=created_at,
         author_id=me,
         content=body.content,
+        new_source=True,
     )
     author_counts = await change_post_count(uow, me, +1)
     author = await author_snapshot(uow, me)
