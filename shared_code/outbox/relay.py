@@ -339,7 +339,8 @@ class OutboxRelay:
         if not probes:
             return True, None  # nothing to ask: every failure is the event's own
         try:
-            await asyncio.wait_for(asyncio.gather(*(probe() for probe in probes)), PROBE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                await asyncio.gather(*(probe() for probe in probes))
         except TimeoutError:
             return False, f"no answer within {PROBE_TIMEOUT_SECONDS:.0f} s"
         except Exception as exc:  # whatever the store says, it did not answer the probe
@@ -372,7 +373,8 @@ class OutboxRelay:
             if deadline_seconds is None:
                 return await handler.handle(events)
             try:
-                return await asyncio.wait_for(handler.handle(events), deadline_seconds)
+                async with asyncio.timeout(deadline_seconds):
+                    return await handler.handle(events)
             except TimeoutError:
                 raise TimeoutError(f"{handler.name} did not answer within {deadline_seconds:g} s") from None
 
