@@ -57,10 +57,10 @@ ERASURE_ACTOR = Actor(subject="system:erasure", role="system")
 # The steps in order. Posts go first, so the graph steps after them never back-fill a feed with them.
 STEPS = (
     "posts",
-    "events",
     "comments",
     "reactions",
     "reposts_and_bookmarks",
+    "events",
     "follows",
     "blocks_and_mutes",
     "moderation",
