@@ -21,7 +21,7 @@ bp = func.Blueprint()
 def _time_param(api: ApiRequest, name: str) -> datetime | None:
     """`?from=` / `?to=`: an RFC 3339 time with an offset (a '+' sent unencoded arrives as a space)."""
     raw = api.req.params.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         value = datetime.fromisoformat(raw.strip().replace(" ", "+"))

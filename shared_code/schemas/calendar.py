@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, model_validator
 
 from shared_code.domain.event_rules import (
     EVENT_CATEGORY_MAX,
@@ -37,7 +37,18 @@ def _in_range(value: datetime) -> datetime:
     return utc
 
 
-EventTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+def _time_string(value: Any) -> Any:
+    """A JSON string, as the schema says (pydantic alone would also take a number of seconds)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time with an offset, as a string")
+    return value
+
+
+EventTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(_time_string),
+    AfterValidator(_in_range),
+]
 EventTitle = Annotated[NonBlankText, Field(min_length=1, max_length=EVENT_TITLE_MAX)]
 EventDescription = Annotated[Text, Field(max_length=EVENT_DESCRIPTION_MAX)]
 EventPlace = Annotated[Text, Field(max_length=EVENT_PLACE_MAX)]

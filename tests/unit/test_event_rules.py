@@ -185,6 +185,8 @@ def test_an_event_body_is_checked_before_anything_is_written() -> None:
         {"visibility": "private"},
         {"startsAt": "2027-06-01T12:00:00"},  # no offset
         {"startsAt": "1999-12-31T23:00:00Z"},
+        {"startsAt": "2000-01-01T00:30:00+01:00"},  # 1999 in UTC
+        {"startsAt": 1_800_000_000},  # seconds: the schema says a string
         {"place": "a\x00b"},
         {"unknown": 1},
     ):
