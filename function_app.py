@@ -15,6 +15,7 @@ from functions import (
     discovery,
     health,
     media,
+    messaging,
     moderation,
     openapi,
     outbox,
@@ -39,7 +40,11 @@ for blueprint in (
     moderation.bp,
     reads.bp,
     discovery.bp,
+<<<<<<< HEAD
     calendar.bp,
+=======
+    messaging.bp,
+>>>>>>> main
     admin.bp,
     outbox.bp,
     change_feed.bp,

@@ -16,6 +16,7 @@ from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     POSTS,
@@ -305,6 +306,7 @@ def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
     ]
 
 
+<<<<<<< HEAD
 def _event_rsvp(event: ProjectableEvent) -> list[CosmosWrite]:
     """An answer notifies the host (not their own answer, not 'not_going'); a promotion from the
     waiting list notifies the promoted user. Counts are read from PostgreSQL (docs/read-costs.md)."""
@@ -353,6 +355,35 @@ def _event_change(event: ProjectableEvent) -> list[CosmosWrite]:
         for user_id in p.get("notifyUserIds", ())
         if str(user_id) != str(p["hostId"])
     ]
+=======
+def message_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A message in its conversation's partition of `messages`, with every recipient device's
+    ciphertext (a reader gets only their own: services/message_reads.py). A deleted message keeps its
+    place (`seq`) as a tombstone without content, expiring like every tombstone."""
+    p = event.payload
+    deleted = event.event_type == "message.deleted"
+    return {
+        "id": str(p["messageId"]),
+        "messageId": str(p["messageId"]),
+        "conversationId": str(p["conversationId"]),
+        "senderId": str(p["senderId"]),
+        "seq": p["seq"],
+        "text": None if deleted else p.get("text"),
+        "encrypted": bool(p.get("encrypted", False)),
+        "ciphertexts": [] if deleted else p.get("ciphertexts", []),
+        "replyToId": p.get("replyToId"),
+        "createdAt": p["createdAt"],
+        "editedAt": p.get("editedAt"),
+        "deleted": deleted,
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def _message(event: ProjectableEvent) -> list[CosmosWrite]:
+    return [VersionedUpsert(MESSAGES, message_document(event))]
+>>>>>>> main
 
 
 def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
@@ -389,6 +420,7 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
+<<<<<<< HEAD
     # Events and RSVPs are read from PostgreSQL (docs/read-costs.md); only their notifications are
     # projected.
     "event.created": _nothing,
@@ -396,6 +428,16 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "event.cancelled": _event_change,
     "rsvp.set": _event_rsvp,
     "rsvp.removed": _nothing,
+=======
+    # Messages are read from their conversation's partition; conversations, memberships and read
+    # positions from PostgreSQL (services/message_reads.py says why).
+    "conversation.created": _nothing,
+    "conversation.member_changed": _nothing,
+    "conversation.read": _nothing,
+    "message.sent": _message,
+    "message.edited": _message,
+    "message.deleted": _message,
+>>>>>>> main
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

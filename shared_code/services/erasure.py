@@ -45,6 +45,7 @@ from shared_code.services.calendar import erase_events_of, erase_rsvps_of
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
+from shared_code.services.messaging import erase_messages_of
 from shared_code.services.notification_settings import erase_notification_settings_of
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.reposts import erase_reposts_of
@@ -60,7 +61,11 @@ STEPS = (
     "comments",
     "reactions",
     "reposts_and_bookmarks",
+<<<<<<< HEAD
     "events",
+=======
+    "messages",
+>>>>>>> main
     "follows",
     "blocks_and_mutes",
     "moderation",
@@ -87,7 +92,14 @@ PERSONAL_PAYLOAD_FIELDS = [
     "avatarUrl",
     "email",
     "hashtags",
+<<<<<<< HEAD
     "details",  # an event's title, description and place
+=======
+    # Direct messages (services/messaging.py).
+    "text",
+    "ciphertexts",
+    "title",
+>>>>>>> main
 ]
 
 
@@ -486,6 +498,7 @@ _SQL_STEPS = {
     "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
     "reposts_and_bookmarks": _erase_reposts_and_bookmarks,
+    "messages": erase_messages_of,
     "follows": _erase_graph,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,

@@ -32,6 +32,7 @@ from shared_code.domain.feed_merge import (
     cosmos_time,
     entry_key,
     horizon,
+    likely_page,
     newer_than,
     parse_time,
     read_page,
@@ -42,7 +43,7 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.audience import visible_authors
-from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feed_hydration import ReadAhead, hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
 from shared_code.services.projection_queries import page, read_or_none
 from shared_code.services.quotes import unavailable, with_quotes
@@ -123,12 +124,24 @@ async def read_feed(
             async with budget.guard():
                 return await _cosmos_pages(db, me, windows, edge, position, n)
 
+        read_ahead = ReadAhead()
+
         async def screen(entries: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
-            return _hidden_by(await _screen(run, me, entries))
+            # The page's likely entries are hydrated from Cosmos DB while PostgreSQL screens them.
+            ahead = asyncio.create_task(read_ahead.fetch(db, likely_page(entries, limit), budget))
+            try:
+                hidden = await _screen(run, me, entries)
+            except BaseException:
+                ahead.cancel()
+                raise
+            await ahead
+            return _hidden_by(hidden)
 
         feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
         # The current post, author and counts of each entry: feed items are references (feed_hydration).
-        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
+        hydrated = await hydrate_feed_entries(
+            db, run, feed_page.cosmos_entries, media_urls, budget, read_ahead
+        )
     except CosmosUnavailable as exc:
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "
