@@ -40,11 +40,8 @@ for blueprint in (
     moderation.bp,
     reads.bp,
     discovery.bp,
-<<<<<<< HEAD
     calendar.bp,
-=======
     messaging.bp,
->>>>>>> main
     admin.bp,
     outbox.bp,
     change_feed.bp,

@@ -14,12 +14,8 @@ from pydantic import BaseModel
 
 from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
-<<<<<<< HEAD
-from shared_code.domain.discovery import SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
-from shared_code.domain.event_rules import EVENT_WINDOW_DEFAULT, EVENT_WINDOW_MAX
-=======
 from shared_code.domain.discovery import SEARCH_POSTS_CANDIDATES, SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
->>>>>>> main
+from shared_code.domain.event_rules import EVENT_WINDOW_DEFAULT, EVENT_WINDOW_MAX
 from shared_code.domain.limits import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -240,7 +236,6 @@ TRENDING_QUERY = (
     ),
 )
 
-<<<<<<< HEAD
 # GET /api/events: the window, then the page (docs/api.md "Events and RSVPs").
 EVENT_LIST_QUERY = (
     QueryParameter(
@@ -256,7 +251,7 @@ EVENT_LIST_QUERY = (
         f"after from; at most {EVENT_WINDOW_MAX.days} days after it (422 otherwise)",
     ),
     *PAGE_QUERY,
-=======
+)
 # Direct messages (docs/api.md "Conversations and messages").
 CONVERSATIONS_QUERY = (
     *PAGE_QUERY,
@@ -274,5 +269,4 @@ MESSAGES_QUERY = (
         "only what was sent, edited or deleted after this time (deleted messages as tombstones), "
         "newest change first: a device catching up",
     ),
->>>>>>> main
 )

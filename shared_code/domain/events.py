@@ -411,7 +411,6 @@ class BookmarkDeleted(EventPayload):
     post_id: UUID
 
 
-<<<<<<< HEAD
 # --- events and RSVPs (gatherings a user hosts; docs/api.md "Events and RSVPs") -------------------
 
 
@@ -510,7 +509,8 @@ class RsvpRemoved(EventPayload):
     previous_status: str
     cause: str
     event_counts: EventCounts
-=======
+
+
 # --- conversations and messages --------------------------------------------------------------
 # What people write to each other (texts, ciphertexts, media, group titles) is `confidential`: the
 # Cosmos projections get it, Event Hubs never does (`published_payload`), and erasure scrubs it.
@@ -611,7 +611,6 @@ class MessageDeleted(EventPayload):
     seq: int
     created_at: datetime
     deleted_at: datetime
->>>>>>> main
 
 
 # --- moderation ------------------------------------------------------------------------------
@@ -742,20 +741,17 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         RepostDeleted,
         BookmarkCreated,
         BookmarkDeleted,
-<<<<<<< HEAD
         EventCreated,
         EventUpdated,
         EventCancelled,
         RsvpSet,
         RsvpRemoved,
-=======
         ConversationCreated,
         ConversationMemberChanged,
         ConversationRead,
         MessageSent,
         MessageEdited,
         MessageDeleted,
->>>>>>> main
         FlagCreated,
         PostModerated,
         AppealCreated,

@@ -306,7 +306,6 @@ def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
     ]
 
 
-<<<<<<< HEAD
 def _event_rsvp(event: ProjectableEvent) -> list[CosmosWrite]:
     """An answer notifies the host (not their own answer, not 'not_going'); a promotion from the
     waiting list notifies the promoted user. Counts are read from PostgreSQL (docs/read-costs.md)."""
@@ -355,7 +354,8 @@ def _event_change(event: ProjectableEvent) -> list[CosmosWrite]:
         for user_id in p.get("notifyUserIds", ())
         if str(user_id) != str(p["hostId"])
     ]
-=======
+
+
 def message_document(event: ProjectableEvent) -> dict[str, Any]:
     """A message in its conversation's partition of `messages`, with every recipient device's
     ciphertext (a reader gets only their own: services/message_reads.py). A deleted message keeps its
@@ -383,7 +383,6 @@ def message_document(event: ProjectableEvent) -> dict[str, Any]:
 
 def _message(event: ProjectableEvent) -> list[CosmosWrite]:
     return [VersionedUpsert(MESSAGES, message_document(event))]
->>>>>>> main
 
 
 def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
@@ -420,7 +419,6 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
-<<<<<<< HEAD
     # Events and RSVPs are read from PostgreSQL (docs/read-costs.md); only their notifications are
     # projected.
     "event.created": _nothing,
@@ -428,7 +426,6 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "event.cancelled": _event_change,
     "rsvp.set": _event_rsvp,
     "rsvp.removed": _nothing,
-=======
     # Messages are read from their conversation's partition; conversations, memberships and read
     # positions from PostgreSQL (services/message_reads.py says why).
     "conversation.created": _nothing,
@@ -437,7 +434,6 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     "message.sent": _message,
     "message.edited": _message,
     "message.deleted": _message,
->>>>>>> main
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

@@ -61,11 +61,8 @@ STEPS = (
     "comments",
     "reactions",
     "reposts_and_bookmarks",
-<<<<<<< HEAD
     "events",
-=======
     "messages",
->>>>>>> main
     "follows",
     "blocks_and_mutes",
     "moderation",
@@ -92,14 +89,11 @@ PERSONAL_PAYLOAD_FIELDS = [
     "avatarUrl",
     "email",
     "hashtags",
-<<<<<<< HEAD
     "details",  # an event's title, description and place
-=======
     # Direct messages (services/messaging.py).
     "text",
     "ciphertexts",
     "title",
->>>>>>> main
 ]
 
 

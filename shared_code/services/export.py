@@ -60,7 +60,6 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
            WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
     ),
     (
-<<<<<<< HEAD
         "events",
         """SELECT id, title, description, place, category, starts_at, ends_at, capacity, visibility,
                   cancelled_at, created_at FROM events
@@ -70,7 +69,8 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
         "rsvps",
         """SELECT event_id, status, created_at, updated_at FROM event_rsvps
            WHERE user_id = %(u)s ORDER BY created_at, event_id""",
-=======
+    ),
+    (
         "messagesSent",
         """SELECT id, conversation_id, reply_to_id, text, encrypted, created_at, edited_at FROM messages
            WHERE sender_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, id""",
@@ -84,7 +84,6 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
         "devices",
         """SELECT device_id, identity_key, signed_prekey_id, signed_prekey, updated_at FROM device_keys
            WHERE user_id = %(u)s ORDER BY device_id""",
->>>>>>> main
     ),
     (
         "following",

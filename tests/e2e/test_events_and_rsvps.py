@@ -271,7 +271,7 @@ async def test_the_host_hears_of_answers_and_attendees_of_changes_promotions_and
     await ben.ok("PUT", path, {"status": "going"})  # waits
     await cat.ok("PUT", path, {"status": "interested"})
     await dan.ok("PUT", path, {"status": "interested"})
-    await cat.ok("PATCH", "/api/users/me/notification-settings", {"eventUpdated": False})
+    await cat.ok("PATCH", "/api/users/me/notification-settings", {"event_updated": False})
     eid = event["id"]
     await eventually(
         lambda: _notes(host),
