@@ -57,10 +57,12 @@ WHY: dict[str, str] = {
     ),
     "celebrity": (
         "Bound of the visibility: a celebrity's post is pulled at read time, so it shows once the relay has "
-        "written it to authorPosts (and, for the author's first pulled post, once the change feed has "
-        "recorded the pull window); each sampled follower's time includes the feed read that showed it "
-        "(its own latency under the pollers' load, reported beside it) and the pollers' round-robin over "
-        "the sample. Bound of the read: each page asks one authorPosts query per big author followed "
+        "written it to authorPosts (its pull window is opened in the post's own transaction); the figures "
+        "split it: commit → in authorPosts (direct point read), → window covers it, the polling reads' own "
+        "latency, and the pollers' revisit of one follower (the sample round-robin among POLLERS "
+        "readers, so about sample / POLLERS reads apart: the resolution of each follower's time, bounded "
+        "by how many feed reads per second the host and the single-threaded emulator serve on this "
+        "machine). Bound of the read: each page asks one authorPosts query per big author followed "
         "(20 here) besides the userFeed page and hydration, all to a single-threaded emulator; the direct "
         "baseline asks the same, so the ratio is the app's own work per page."
     ),

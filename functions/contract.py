@@ -220,3 +220,22 @@ TRENDING_QUERY = (
         "how many tags",
     ),
 )
+
+# Direct messages (docs/api.md "Conversations and messages").
+CONVERSATIONS_QUERY = (
+    *PAGE_QUERY,
+    QueryParameter(
+        "requests",
+        {"type": "string", "enum": ["true", "false"], "default": "false"},
+        "true: the message requests waiting for the caller (from people they do not follow) instead of the inbox",
+    ),
+)
+MESSAGES_QUERY = (
+    *PAGE_QUERY,
+    QueryParameter(
+        "since",
+        {"type": "string", "format": "date-time"},
+        "only what was sent, edited or deleted after this time (deleted messages as tombstones), "
+        "newest change first: a device catching up",
+    ),
+)

@@ -369,6 +369,13 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
+    # Conversations and messages are read from PostgreSQL (services/messaging.py) for now.
+    "conversation.created": _nothing,
+    "conversation.member_changed": _nothing,
+    "conversation.read": _nothing,
+    "message.sent": _nothing,
+    "message.edited": _nothing,
+    "message.deleted": _nothing,
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

@@ -131,6 +131,7 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
         post_created_at=post.created_at,
         author_id=me,
         content=body.content,
+        new_source=True,
     )
     uow.record(
         CommentCreated(

@@ -32,6 +32,7 @@ from shared_code.domain.feed_merge import (
     cosmos_time,
     entry_key,
     horizon,
+    likely_page,
     newer_than,
     parse_time,
     read_page,
@@ -44,7 +45,7 @@ from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.audience import visible_authors
 from shared_code.services.author_access import author_visible_sql
-from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feed_hydration import ReadAhead, hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow
 from shared_code.services.projection_queries import page, read_or_none
 from shared_code.services.pulled_reposts import pulled_entry, repost_facts
@@ -129,17 +130,33 @@ async def read_feed(
             async with budget.guard():
                 return await _cosmos_pages(db, me, windows, edge, position, n)
 
+        read_ahead = ReadAhead()
+
         async def screen(entries: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
-            if not windows or not entries:
-                return _hidden_by(await _screen(run, me, entries))
-            # Reposts pulled from big reposters: each post once, with its newest reposter.
-            facts = await repost_facts(db, run, budget, me, windows, edge, entries)
-            hidden = _hidden_by(await _screen(run, me, entries))
-            return lambda entry: shadowed(entry, facts) or hidden(entry)
+            # The page's likely entries are hydrated from Cosmos DB while PostgreSQL screens them.
+            ahead = asyncio.create_task(read_ahead.fetch(db, likely_page(entries, limit), budget))
+            try:
+                # Reposts pulled from big reposters: each post once, with its newest reposter.
+                facts = (
+                    await repost_facts(db, run, budget, me, windows, edge, entries)
+                    if windows and entries
+                    else None
+                )
+                hidden = await _screen(run, me, entries)
+            except BaseException:
+                ahead.cancel()
+                raise
+            await ahead
+            hidden_by = _hidden_by(hidden)
+            if facts is None:
+                return hidden_by
+            return lambda entry: shadowed(entry, facts) or hidden_by(entry)
 
         feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
         # The current post, author and counts of each entry: feed items are references (feed_hydration).
-        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
+        hydrated = await hydrate_feed_entries(
+            db, run, feed_page.cosmos_entries, media_urls, budget, read_ahead
+        )
     except CosmosUnavailable as exc:
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "

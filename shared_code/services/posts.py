@@ -102,6 +102,7 @@ async def create_post(
         post_created_at=created_at,
         author_id=me,
         content=body.content,
+        new_source=True,
     )
     author_counts = await change_post_count(uow, me, +1)
     if fanout_max_followers is not None and is_pulled(author_counts.followers, fanout_max_followers):

@@ -28,6 +28,9 @@ from shared_code.domain.events import (
     BookmarkDeleted,
     CommentCreated,
     CommentDeleted,
+    ConversationCreated,
+    ConversationMemberChanged,
+    ConversationRead,
     EventPayload,
     FlagCreated,
     FollowCreated,
@@ -38,6 +41,9 @@ from shared_code.domain.events import (
     FollowRequested,
     FollowRequestsApprovalProgressed,
     MediaRef,
+    MessageDeleted,
+    MessageEdited,
+    MessageSent,
     MuteCreated,
     MuteDeleted,
     PostCounts,
@@ -54,6 +60,7 @@ from shared_code.domain.events import (
     UserCounts,
     UserCreated,
     UserDeleted,
+    published_payload,
 )
 from shared_code.domain.feed_merge import cosmos_time
 from shared_code.domain.stored_event import StoredEvent
@@ -338,8 +345,73 @@ def sample_events() -> dict[str, StoredEvent]:
             APPEAL,
             4,
         ),
+        *_messaging_samples(),
     ]
     return {event.event_type: event for event in events}
+
+
+def _messaging_samples() -> list[StoredEvent]:
+    conversation, member, message = uuid4(), uuid4(), uuid4()
+    return [
+        stored(
+            ConversationCreated(
+                conversation_id=conversation, kind="direct", title=None, created_by=ALICE, created_at=NOW
+            ),
+            conversation,
+            1,
+        ),
+        stored(
+            ConversationMemberChanged(
+                member_id=member,
+                conversation_id=conversation,
+                user_id=BOB,
+                role="member",
+                state="requested",
+                change="added",
+                by_user_id=ALICE,
+            ),
+            member,
+            1,
+        ),
+        stored(
+            ConversationRead(
+                member_id=member,
+                conversation_id=conversation,
+                user_id=BOB,
+                last_read_seq=1,
+                last_read_message_id=message,
+            ),
+            member,
+            2,
+        ),
+        stored(
+            MessageSent(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                text="hi",
+                encrypted=False,
+                reply_to_id=None,
+                recipient_ids=(BOB,),
+                created_at=NOW,
+            ),
+            message,
+            1,
+        ),
+        stored(
+            MessageEdited(
+                message_id=message, conversation_id=conversation, sender_id=ALICE, text="hey", edited_at=NOW
+            ),
+            message,
+            2,
+        ),
+        stored(
+            MessageDeleted(message_id=message, conversation_id=conversation, sender_id=ALICE, deleted_at=NOW),
+            message,
+            3,
+        ),
+    ]
 
 
 EVENTS = sample_events()
@@ -404,6 +476,13 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.export_requested",
         "bookmark.created",
         "bookmark.deleted",
+        # Conversations and messages are read from PostgreSQL (services/messaging.py).
+        "conversation.created",
+        "conversation.member_changed",
+        "conversation.read",
+        "message.sent",
+        "message.edited",
+        "message.deleted",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
@@ -779,3 +858,16 @@ def test_a_follow_request_notifies_the_account_and_its_approval_the_requester() 
     assert requested["id"] != approved["id"]
     for quiet in ("follow.request_declined", "follow.request_cancelled", "profile.visibility_changed"):
         assert project(EVENTS[quiet]) == []
+
+
+def test_what_people_write_to_each_other_is_left_out_of_what_event_hubs_gets() -> None:
+    sent = EVENTS["message.sent"]
+    published = published_payload(sent.event_type, sent.payload)
+    assert "text" in sent.payload and "text" not in published
+    assert "ciphertexts" not in published and "media" not in published
+    assert published["messageId"] == sent.payload["messageId"]
+    assert "text" not in published_payload("message.edited", EVENTS["message.edited"].payload)
+    assert "title" not in published_payload("conversation.created", EVENTS["conversation.created"].payload)
+    # Other events are published whole.
+    post = EVENTS["post.created"]
+    assert published_payload(post.event_type, post.payload) == post.payload
