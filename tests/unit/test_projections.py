@@ -69,6 +69,7 @@ from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     PARTITION_KEYS,
@@ -401,13 +402,27 @@ def _messaging_samples() -> list[StoredEvent]:
         ),
         stored(
             MessageEdited(
-                message_id=message, conversation_id=conversation, sender_id=ALICE, text="hey", edited_at=NOW
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                text="hey",
+                reply_to_id=None,
+                created_at=NOW,
+                edited_at=NOW,
             ),
             message,
             2,
         ),
         stored(
-            MessageDeleted(message_id=message, conversation_id=conversation, sender_id=ALICE, deleted_at=NOW),
+            MessageDeleted(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                created_at=NOW,
+                deleted_at=NOW,
+            ),
             message,
             3,
         ),
@@ -476,13 +491,10 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.export_requested",
         "bookmark.created",
         "bookmark.deleted",
-        # Conversations and messages are read from PostgreSQL (services/messaging.py).
+        # Conversations and read positions are read from PostgreSQL (services/message_reads.py).
         "conversation.created",
         "conversation.member_changed",
         "conversation.read",
-        "message.sent",
-        "message.edited",
-        "message.deleted",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
@@ -871,3 +883,23 @@ def test_what_people_write_to_each_other_is_left_out_of_what_event_hubs_gets() -
     # Other events are published whole.
     post = EVENTS["post.created"]
     assert published_payload(post.event_type, post.payload) == post.payload
+
+
+def test_a_message_is_written_to_its_conversations_partition_and_a_deletion_keeps_no_content() -> None:
+    sent = one(project(EVENTS["message.sent"]), MESSAGES)
+    assert (sent["conversationId"], sent["seq"], sent["text"], sent["deleted"]) == (
+        EVENTS["message.sent"].payload["conversationId"],
+        1,
+        "hi",
+        False,
+    )
+    edited = one(project(EVENTS["message.edited"]), MESSAGES)
+    assert (edited["text"], edited["version"], edited["editedAt"] is not None) == ("hey", 2, True)
+    deleted = one(project(EVENTS["message.deleted"]), MESSAGES)
+    assert (deleted["text"], deleted["ciphertexts"], deleted["deleted"], deleted["seq"]) == (
+        None,
+        [],
+        True,
+        1,
+    )
+    assert deleted["ttl"] > 0
