@@ -30,7 +30,7 @@ from shared_code.schemas.messaging import (
     SendMessage,
     SetMemberRole,
 )
-from shared_code.services import device_keys, messaging
+from shared_code.services import device_keys, message_reads, messaging
 from shared_code.services.idempotency import StoredResponse, respond_once
 
 bp = func.Blueprint()
@@ -209,11 +209,24 @@ async def list_messages(api: ApiRequest) -> func.HttpResponse:
     conversation_id = api.route_id("conversationId")
     limit, cursor = api.page()
     since = _since(api.req.params.get("since"))
-    return ok(
-        await api.run(
-            lambda uow: messaging.list_messages(uow, api.app.cursors, conversation_id, limit, cursor, since)
+    if since is not None:  # a device catching up: every change, tombstones included, from PostgreSQL
+        return ok(
+            await api.run(
+                lambda uow: messaging.list_messages(
+                    uow, api.app.cursors, conversation_id, limit, cursor, since
+                )
+            )
         )
+    read = await message_reads.read_messages(
+        api.run,
+        api.app.request_cosmos_db,
+        api.cosmos_budget(),
+        api.app.cursors,
+        conversation_id,
+        limit,
+        cursor,
     )
+    return ok(read.page)
 
 
 def _since(raw: str | None) -> datetime | None:

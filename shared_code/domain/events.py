@@ -485,6 +485,8 @@ class MessageSent(EventPayload):
 
 
 class MessageEdited(EventPayload):
+    """The whole (plain) message as it now is: the messages projection rewrites its document."""
+
     event_type = "message.edited"
     aggregate_type = "message"
     confidential = ("text",)
@@ -492,7 +494,10 @@ class MessageEdited(EventPayload):
     message_id: UUID
     conversation_id: UUID
     sender_id: UUID
+    seq: int
     text: str
+    reply_to_id: UUID | None
+    created_at: datetime
     edited_at: datetime
 
 
@@ -503,6 +508,8 @@ class MessageDeleted(EventPayload):
     message_id: UUID
     conversation_id: UUID
     sender_id: UUID
+    seq: int
+    created_at: datetime
     deleted_at: datetime
 
 

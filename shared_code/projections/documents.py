@@ -16,6 +16,7 @@ from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     POSTS,
@@ -105,6 +106,33 @@ def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
     if not document["deleted"]:
         document["ttl"] = AUTHOR_POSTS_TTL_SECONDS
     return document
+
+
+def author_repost_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A repost in the reposter's partition of authorPosts (`authorId` is the partition: the reposter),
+    where feed reads pull it when the reposter is above FANOUT_MAX_FOLLOWERS, positioned at the
+    repost's time like the feed item a fan-out would have made. One document per (post, reposter),
+    versioned by the repost row: a late or replayed `repost.created` cannot bring back an undone
+    repost (its `repost.deleted` wrote a newer version, a tombstone). It names the post, not the
+    post's author: readers resolve the author from PostgreSQL (an erased author leaves no trace here)."""
+    p = event.payload
+    deleted = event.event_type == "repost.deleted"
+    reposter, post_id = str(p["userId"]), str(p["postId"])
+    at = cosmos_time(parse_time(p["createdAt"])) if p.get("createdAt") else None
+    return {
+        "id": f"{post_id}:repost",
+        "kind": "repost",
+        "authorId": reposter,
+        "postId": post_id,
+        "repostedBy": reposter,
+        "createdAt": at,
+        "repostedAt": at,
+        "deleted": deleted,
+        "status": "visible",
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else AUTHOR_POSTS_TTL_SECONDS,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
 
 
 def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
@@ -299,10 +327,42 @@ def _reaction(event: ProjectableEvent) -> list[CosmosWrite]:
 
 
 def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
-    # The repost count; the feeds follow from the relay's feed maintenance (services/feeds.py).
+    # The repost count, and the repost in the reposter's authorPosts partition (pulled by the feeds of
+    # a big reposter's followers); the fanned-out feeds follow from the relay's feed maintenance
+    # (services/feeds.py).
     return [
-        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id))
+        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id)),
+        VersionedUpsert(AUTHOR_POSTS, author_repost_document(event)),
     ]
+
+
+def message_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A message in its conversation's partition of `messages`, with every recipient device's
+    ciphertext (a reader gets only their own: services/message_reads.py). A deleted message keeps its
+    place (`seq`) as a tombstone without content, expiring like every tombstone."""
+    p = event.payload
+    deleted = event.event_type == "message.deleted"
+    return {
+        "id": str(p["messageId"]),
+        "messageId": str(p["messageId"]),
+        "conversationId": str(p["conversationId"]),
+        "senderId": str(p["senderId"]),
+        "seq": p["seq"],
+        "text": None if deleted else p.get("text"),
+        "encrypted": bool(p.get("encrypted", False)),
+        "ciphertexts": [] if deleted else p.get("ciphertexts", []),
+        "replyToId": p.get("replyToId"),
+        "createdAt": p["createdAt"],
+        "editedAt": p.get("editedAt"),
+        "deleted": deleted,
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def _message(event: ProjectableEvent) -> list[CosmosWrite]:
+    return [VersionedUpsert(MESSAGES, message_document(event))]
 
 
 def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
@@ -339,13 +399,14 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
-    # Conversations and messages are read from PostgreSQL (services/messaging.py) for now.
+    # Messages are read from their conversation's partition; conversations, memberships and read
+    # positions from PostgreSQL (services/message_reads.py says why).
     "conversation.created": _nothing,
     "conversation.member_changed": _nothing,
     "conversation.read": _nothing,
-    "message.sent": _nothing,
-    "message.edited": _nothing,
-    "message.deleted": _nothing,
+    "message.sent": _message,
+    "message.edited": _message,
+    "message.deleted": _message,
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

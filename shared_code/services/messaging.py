@@ -97,6 +97,16 @@ async def _membership(
     return row
 
 
+async def membership(uow: UnitOfWork, conversation_id: UUID) -> _Membership:
+    """The caller's membership of a conversation they may read, or 404 (services/message_reads.py)."""
+    return await _membership(uow, conversation_id)
+
+
+def messages_scope(conversation_id: UUID, reader: UUID) -> str:
+    """The cursor scope of a conversation's messages for one reader, from either store."""
+    return f"messages:{conversation_id}:{reader}"
+
+
 # --- conversations -------------------------------------------------------------------------------
 
 
@@ -621,7 +631,10 @@ async def edit_message(
             message_id=message_id,
             conversation_id=edited.conversation_id,
             sender_id=me,
+            seq=edited.seq,
             text=body.text,
+            reply_to_id=edited.reply_to_id,
+            created_at=edited.created_at,
             edited_at=edited.edited_at,
         ),
         message_id,
@@ -644,7 +657,12 @@ async def delete_message(uow: UnitOfWork, message_id: UUID) -> None:
     assert done is not None
     uow.record(
         MessageDeleted(
-            message_id=message_id, conversation_id=row.conversation_id, sender_id=me, deleted_at=done[1]
+            message_id=message_id,
+            conversation_id=row.conversation_id,
+            sender_id=me,
+            seq=row.seq,
+            created_at=row.created_at,
+            deleted_at=done[1],
         ),
         message_id,
         done[0],
@@ -666,7 +684,7 @@ async def list_messages(
     mine = await _membership(uow, conversation_id)
     params: dict[str, Any] = {"c": conversation_id, "joined": mine.joined_seq, "limit": limit + 1}
     if since is None:
-        scope = f"messages:{conversation_id}:{me}"
+        scope = messages_scope(conversation_id, me)
         after = ""
         if cursor:
             seq = cursors.decode(scope, cursor).get("seq")
@@ -836,12 +854,12 @@ async def erase_messages_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     sender would delete them (each with message.deleted), then the ciphertexts addressed to it and its
     device keys go, and it leaves every conversation it was in. The rows that stay keep ids only."""
     cur = await uow.conn.execute(
-        """SELECT id, conversation_id FROM messages WHERE sender_id = %s AND deleted_at IS NULL
+        """SELECT id, conversation_id, seq, created_at FROM messages WHERE sender_id = %s AND deleted_at IS NULL
            ORDER BY id LIMIT %s FOR UPDATE""",
         (user_id, limit),
     )
     live = await cur.fetchall()
-    for message_id, conversation_id in live:
+    for message_id, conversation_id, seq, created_at in live:
         await uow.conn.execute("DELETE FROM message_ciphertexts WHERE message_id = %s", (message_id,))
         cur = await uow.conn.execute(
             """UPDATE messages SET text = NULL, deleted_at = now(), updated_at = now(), version = version + 1
@@ -852,7 +870,12 @@ async def erase_messages_of(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
         assert done is not None
         uow.record(
             MessageDeleted(
-                message_id=message_id, conversation_id=conversation_id, sender_id=user_id, deleted_at=done[1]
+                message_id=message_id,
+                conversation_id=conversation_id,
+                sender_id=user_id,
+                seq=seq,
+                created_at=created_at,
+                deleted_at=done[1],
             ),
             message_id,
             done[0],

@@ -62,12 +62,14 @@ from shared_code.domain.events import (
     UserDeleted,
     published_payload,
 )
+from shared_code.domain.feed_merge import cosmos_time
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
 from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     PARTITION_KEYS,
@@ -400,13 +402,27 @@ def _messaging_samples() -> list[StoredEvent]:
         ),
         stored(
             MessageEdited(
-                message_id=message, conversation_id=conversation, sender_id=ALICE, text="hey", edited_at=NOW
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                text="hey",
+                reply_to_id=None,
+                created_at=NOW,
+                edited_at=NOW,
             ),
             message,
             2,
         ),
         stored(
-            MessageDeleted(message_id=message, conversation_id=conversation, sender_id=ALICE, deleted_at=NOW),
+            MessageDeleted(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                created_at=NOW,
+                deleted_at=NOW,
+            ),
             message,
             3,
         ),
@@ -475,13 +491,10 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.export_requested",
         "bookmark.created",
         "bookmark.deleted",
-        # Conversations and messages are read from PostgreSQL (services/messaging.py).
+        # Conversations and read positions are read from PostgreSQL (services/message_reads.py).
         "conversation.created",
         "conversation.member_changed",
         "conversation.read",
-        "message.sent",
-        "message.edited",
-        "message.deleted",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
@@ -665,12 +678,41 @@ def test_feed_item_is_keyed_per_recipient_and_carries_the_post_version() -> None
     assert not {"content", "author", "media", "editedAt"} & item.keys()
 
 
-def test_a_repost_event_writes_the_posts_counters_with_the_repost_count_only() -> None:
+def test_a_repost_event_writes_the_posts_counters_and_the_repost_in_the_reposters_partition() -> None:
     created = one(project(EVENTS["repost.created"]), COUNTERS)
     assert (created["id"], created["reposts"], created["version"]) == (f"{POST}:counts", 1, 7)
     undone = one(project(EVENTS["repost.deleted"]), COUNTERS)
     assert (undone["reposts"], undone["version"]) == (0, 8)
-    assert containers(project(EVENTS["repost.created"])) == [(COUNTERS, "VersionedUpsert")]
+    assert sorted(containers(project(EVENTS["repost.created"]))) == [
+        (AUTHOR_POSTS, "VersionedUpsert"),
+        (COUNTERS, "VersionedUpsert"),
+    ]
+    # Pulled by the reposter's followers when the reposter is too big to fan out: in the reposter's
+    # partition, at the repost's time, versioned by the repost row, naming the post but not its author.
+    pulled = one(project(EVENTS["repost.created"]), AUTHOR_POSTS)
+    assert pulled == {
+        "id": f"{POST}:repost",
+        "kind": "repost",
+        "authorId": str(BOB),
+        "postId": str(POST),
+        "repostedBy": str(BOB),
+        "createdAt": cosmos_time(NOW),
+        "repostedAt": cosmos_time(NOW),
+        "deleted": False,
+        "status": "visible",
+        "ttl": AUTHOR_POSTS_TTL_SECONDS,
+        "version": 1,
+        "correlationId": CORRELATION,
+    }
+    assert str(ALICE) not in str(pulled)
+    tombstone = one(project(EVENTS["repost.deleted"]), AUTHOR_POSTS)
+    assert (tombstone["id"], tombstone["authorId"], tombstone["deleted"], tombstone["version"]) == (
+        f"{POST}:repost",
+        str(BOB),
+        True,
+        2,
+    )
+    assert tombstone["ttl"] == TOMBSTONE_TTL_SECONDS
 
 
 def test_an_item_a_repost_brings_sits_at_the_repost_time_and_keeps_the_posts_own() -> None:
@@ -841,3 +883,23 @@ def test_what_people_write_to_each_other_is_left_out_of_what_event_hubs_gets() -
     # Other events are published whole.
     post = EVENTS["post.created"]
     assert published_payload(post.event_type, post.payload) == post.payload
+
+
+def test_a_message_is_written_to_its_conversations_partition_and_a_deletion_keeps_no_content() -> None:
+    sent = one(project(EVENTS["message.sent"]), MESSAGES)
+    assert (sent["conversationId"], sent["seq"], sent["text"], sent["deleted"]) == (
+        EVENTS["message.sent"].payload["conversationId"],
+        1,
+        "hi",
+        False,
+    )
+    edited = one(project(EVENTS["message.edited"]), MESSAGES)
+    assert (edited["text"], edited["version"], edited["editedAt"] is not None) == ("hey", 2, True)
+    deleted = one(project(EVENTS["message.deleted"]), MESSAGES)
+    assert (deleted["text"], deleted["ciphertexts"], deleted["deleted"], deleted["seq"]) == (
+        None,
+        [],
+        True,
+        1,
+    )
+    assert deleted["ttl"] > 0
