@@ -1,8 +1,9 @@
 """The app hosted inside the harness process, with a Cosmos client whose every request is counted
 (bench/counting.py): for the scenarios that count what a step costs (cost_model, celebrity).
 
-The counted client is the one the app's services use (`AppContext.cosmos_db`), built as
-shared_code.adapters.cosmos builds it plus the counting hook. The HTTP front end is optional: a scenario
+The counted clients are the ones the app uses (`AppContext.cosmos_db` for the background work,
+`AppContext.request_cosmos_db` for the request paths), built as shared_code.adapters.cosmos builds them
+plus the counting hook. The HTTP front end is optional: a scenario
 that only calls services (a change-feed step) does not need one.
 """
 
@@ -50,7 +51,7 @@ async def app_in_process(
         from devhost.host.http_server import HttpFrontEnd
         from devhost.host.invocation import Invoker
         from devhost.host.server import route_prefix
-        from shared_code.adapters.cosmos import direct_transport
+        from shared_code.adapters.cosmos import direct_transport, request_client_options
         from shared_code.app_context import AppContext
         from shared_code.bootstrap import use_app_context
         from shared_code.settings import get_settings
@@ -65,6 +66,17 @@ async def app_in_process(
             raw_response_hook=counter.hook,
         )
         app_ctx.cosmos_db = app_ctx.cosmos.get_database_client(cosmos_database)
+        # The request paths (GET /api/feed, notifications, profiles, reactions) use their own client, with
+        # the request timeouts and retry budget: counted too, or their rows would show no Cosmos requests.
+        await app_ctx.request_cosmos.close()
+        app_ctx.request_cosmos = CosmosClient(
+            ctx.stack.cosmos_endpoint,
+            credential=ctx.stack.cosmos_key,
+            transport=direct_transport(),
+            raw_response_hook=counter.hook,
+            **request_client_options(app_ctx.settings),
+        )
+        app_ctx.request_cosmos_db = app_ctx.request_cosmos.get_database_client(cosmos_database)
         use_app_context(app_ctx)
         runner: web.AppRunner | None = None
         invoker = None

@@ -37,7 +37,8 @@ class ChangeFeedWatcher:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self._ready.wait(), 30)
+        async with asyncio.timeout(30):
+            await self._ready.wait()
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -32,6 +32,31 @@ AREAS = (
     ("app (functions, shared_code)", ("functions/", "shared_code/")),
     ("azure.functions SDK", ("azure/functions",)),
 )
+# Which of the app's jobs a sample worked for: the first frame, from the root down, that names one. A
+# worker's one event loop serves HTTP and runs the relay timer and the change-feed leases, so this says
+# how its CPU divides between them. py-spy shows a task's own coroutines only, so a task that a job
+# gathered (one Cosmos write of a batch) starts at its own coroutine: hence the markers of the jobs'
+# inner parts too. Callbacks the loop runs outside any task (a client transport's reads and writes)
+# name no job.
+ACTIVITIES = (
+    ("HTTP requests", ("HttpFrontEnd", "aiohttp/web_protocol", "functions/http_support")),
+    (
+        "relay (outbox timer)",
+        ("run_timer (", "shared_code/outbox/", "functions/outbox.py", "EventHubsPublisher", "azure/eventhub"),
+    ),
+    (
+        "change feed (fan-out, counters)",
+        (
+            "devhost/host/change_feed.py",
+            "functions/change_feed.py",
+            "services/change_feed.py",
+            "services/feeds.py",
+        ),
+    ),
+    ("Cosmos projection writes (relay; change-feed counters)", ("CosmosWriter",)),
+    ("psycopg (stack cut short: no job named)", ("psycopg",)),
+    ("client I/O callbacks (no job named)", ("aiohttp/client", "sslproto", "asyncio/selector_events")),
+)
 
 
 class PySpy:
@@ -79,6 +104,8 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
     leaves: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     areas: Counter[str] = Counter()
+    activities: Counter[str] = Counter()
+    processes: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -89,7 +116,10 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
         frames = stack.split(";")
         leaf = frames[-1]
         leaves[_short(leaf)] += count
-        areas[_area(frames)] += count
+        area = _area(frames)
+        areas[area] += count
+        activities["idle" if area.startswith("idle") else _activity(frames)] += count
+        processes[_process(frames)] += count
         for frame in set(frames):
             if "shared_code/" in frame or "functions/" in frame or "devhost/host" in frame:
                 inclusive[_short(frame)] += count
@@ -102,6 +132,8 @@ def summarise(path: Path, top: int = 12) -> dict[str, Any]:
     return {
         "samples": total,
         "by_area_pct": share(areas),
+        "by_activity_pct": share(activities),
+        "by_process_pct": share(processes),
         "top_leaf_frames_pct": share(leaves),
         "top_app_frames_inclusive_pct": share(inclusive),
         "collapsed_stacks": str(path),
@@ -119,6 +151,26 @@ def _short(frame: str) -> str:
     return f"{match['func']} ({file}:{match['line']})"
 
 
+def _activity(frames: list[str]) -> str:
+    for frame in frames:
+        for activity, markers in ACTIVITIES:
+            if any(marker in frame for marker in markers):
+                return activity
+    return "other (no job named)"
+
+
+_WORKER = re.compile(r"devhost worker --index (\d+)")
+
+
+def _process(frames: list[str]) -> str:
+    """Which process a sample came from: py-spy --subprocesses names it in the stack's first frames."""
+    for frame in frames[:3]:
+        match = _WORKER.search(frame)
+        if match:
+            return f"worker {match[1]}"
+    return "host process" if frames and frames[0].startswith("process ") else "single process"
+
+
 def _area(frames: list[str]) -> str:
     """What a sample was doing: the first frame, from the leaf up, that belongs to a known part."""
     leaf = frames[-1]
@@ -133,3 +185,24 @@ def _area(frames: list[str]) -> str:
             if any(marker in frame for marker in markers):
                 return area
     return "other"
+
+
+def summary_text(title: str, summary: dict[str, Any]) -> str:
+    """A summary as a short text (what bench/results/profile-*.txt keep; the stacks themselves are large)."""
+    lines = [f"# {title}", "", f"py-spy samples: {summary.get('samples', 0)} (100 Hz, every worker process)"]
+    sections = (
+        ("by_process_pct", "By process"),
+        ("by_activity_pct", "By the app's job (HTTP requests, relay, change feed)"),
+        ("by_area_pct", "By library (the first known frame from the leaf up)"),
+        ("top_app_frames_inclusive_pct", "App and host frames, inclusive"),
+        ("top_leaf_frames_pct", "Leaf frames"),
+    )
+    for key, heading in sections:
+        lines += ["", f"## {heading}", ""]
+        lines += [f"{share:5.1f} %  {name}" for name, share in summary.get(key, [])]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # python -m bench.profiling TITLE COLLAPSED_STACKS: the text summary of a py-spy raw profile.
+    print(summary_text(sys.argv[1], summarise(Path(sys.argv[2]), top=15)), end="")

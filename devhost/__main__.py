@@ -81,7 +81,8 @@ async def _serve_stack(stack: LocalStack) -> int:
                 exit_code = 1
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_SECONDS)
+                async with asyncio.timeout(WATCH_INTERVAL_SECONDS):
+                    await stop.wait()
     finally:
         await control.stop()
     return exit_code

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
-from shared_code.domain.discovery import SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
+from shared_code.domain.discovery import SEARCH_POSTS_CANDIDATES, SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
 from shared_code.domain.limits import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -213,10 +213,43 @@ SEARCH_QUERY = (
     ),
     *PAGE_QUERY,
 )
+# Post search: the same `q`, with the rule that bounds what it ranks.
+POST_SEARCH_QUERY = (
+    QueryParameter(
+        "q",
+        SEARCH_QUERY[0].schema,
+        f'what to look for (web-search syntax: words, "a phrase", -word, or): 1 to {SEARCH_QUERY_MAX} '
+        "characters, not blank, without NUL (422 otherwise). The answer ranks at most the newest "
+        f"{SEARCH_POSTS_CANDIDATES} live posts that match, written up to the first page's time (the "
+        "cursor keeps it): a word found in more posts than that answers as fast as a rare one, with the "
+        "best matches among its newest posts",
+        required=True,
+    ),
+    *PAGE_QUERY,
+)
 TRENDING_QUERY = (
     QueryParameter(
         "limit",
         {"type": "integer", "minimum": 1, "maximum": PAGE_LIMIT_MAX, "default": TRENDING_LIMIT_DEFAULT},
         "how many tags",
+    ),
+)
+
+# Direct messages (docs/api.md "Conversations and messages").
+CONVERSATIONS_QUERY = (
+    *PAGE_QUERY,
+    QueryParameter(
+        "requests",
+        {"type": "string", "enum": ["true", "false"], "default": "false"},
+        "true: the message requests waiting for the caller (from people they do not follow) instead of the inbox",
+    ),
+)
+MESSAGES_QUERY = (
+    *PAGE_QUERY,
+    QueryParameter(
+        "since",
+        {"type": "string", "format": "date-time"},
+        "only what was sent, edited or deleted after this time (deleted messages as tombstones), "
+        "newest change first: a device catching up",
     ),
 )

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 from pydantic import TypeAdapter, ValidationError
 
-from functions.contract import PAGE_QUERY, SEARCH_QUERY, TRENDING_QUERY, api_route
+from functions.contract import PAGE_QUERY, POST_SEARCH_QUERY, SEARCH_QUERY, TRENDING_QUERY, api_route
 from functions.http_support import ApiRequest, ok
-from shared_code.domain.discovery import SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
+from shared_code.domain.discovery import SEARCH_POSTS_CANDIDATES, SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
 from shared_code.domain.errors import Invalid
 from shared_code.domain.limits import PAGE_LIMIT_MAX
 from shared_code.schemas.common import NonBlankText, Page
@@ -54,9 +54,9 @@ async def search_users(api: ApiRequest) -> func.HttpResponse:
     bp,
     "GET",
     "search/posts",
-    summary="Posts matching q (full text), best match first",
+    summary=f"Posts matching q (full text), best match first among the newest {SEARCH_POSTS_CANDIDATES} matches",
     response=Page[Post],
-    query=SEARCH_QUERY,
+    query=POST_SEARCH_QUERY,
     tag="search",
 )
 async def search_posts(api: ApiRequest) -> func.HttpResponse:

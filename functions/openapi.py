@@ -14,7 +14,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from functions.contract import ROUTES, RouteContract, api_route
 from functions.http_support import ApiRequest
 from functions.responses import json_response
-from shared_code.domain.limits import MEDIA_SIZE_LIMIT
+from shared_code.domain.limits import DEVICE_ID_PATTERN, MEDIA_SIZE_LIMIT
 from shared_code.domain.text_entities import HASHTAG_PATTERN
 from shared_code.schemas.common import UUID_PATTERN, ProblemDetails
 from shared_code.schemas.ops import FAILURE_ID_PATTERN
@@ -62,6 +62,7 @@ _PATH_PATTERNS = {
     "notificationId": NOTIFICATION_ID_PATTERN,
     "failureId": FAILURE_ID_PATTERN,
     "tag": HASHTAG_PATTERN,
+    "deviceId": DEVICE_ID_PATTERN,
 }
 _NOT_FOUND_IF_OTHER = "any other value names nothing and answers a 404 problem"
 

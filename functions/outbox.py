@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared_code.bootstrap import get_app_context, outbox_relay, runbook
+from shared_code.domain.discovery import TRENDING_RETENTION_HOURS
 from shared_code.outbox.policy import drain_budget_seconds
+from shared_code.services.discovery import prune_trending_buckets
 from shared_code.services.rate_limits import prune_full_buckets
 
 bp = func.Blueprint()
@@ -63,3 +65,6 @@ async def prune_published_outbox(timer: func.TimerRequest) -> None:
     # Rate-limit buckets that are full again say nothing a missing row does not (docs/api.md "Limits").
     pruned = await prune_full_buckets(ctx.system_pool)
     log.info("rate limits: deleted %d full bucket(s)", pruned)
+    # Trending reads the last 24 hours of hourly buckets; older ones would only grow the table.
+    trending = await prune_trending_buckets(ctx.system_pool, datetime.now(UTC))
+    log.info("trending: deleted %d hourly bucket(s) older than %d hours", trending, TRENDING_RETENTION_HOURS)

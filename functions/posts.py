@@ -39,7 +39,10 @@ async def create_post(api: ApiRequest) -> func.HttpResponse:
     body = api.body(CreatePost)
 
     async def create(uow: UnitOfWork) -> tuple[Post, str]:
-        post = await posts.create_post(uow, body, api.app.media_urls, api.app.settings.search_text_config)
+        settings = api.app.settings
+        post = await posts.create_post(
+            uow, body, api.app.media_urls, settings.search_text_config, settings.fanout_max_followers
+        )
         return post, f"posts/{post.id}"
 
     return await api.create("create_post", body, create)

@@ -49,6 +49,8 @@ async def get_feed(api: ApiRequest) -> func.HttpResponse:
         limit,
         cursor,
         retention=timedelta(days=app.settings.feed_item_ttl_days),
+        subject=api.actor.subject,
+        readers=feed_reads.RECENT_READERS,
     )
     response = ok(read.page)
     if read.from_postgres:

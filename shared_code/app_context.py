@@ -25,6 +25,7 @@ from shared_code.adapters.postgres import connection_kwargs, open_pool
 from shared_code.auth import TokenVerifier
 from shared_code.cursors import CursorCodec
 from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
+from shared_code.db.text_search import UnknownTextSearchConfig, check_text_search_config
 from shared_code.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class AppContext:
 
 async def refuse_unsafe_login(settings: Settings) -> None:
     """Refuse to start (UnsafeDatabaseLogin, naming the cause) if the app's PostgreSQL login would not
-    be subject to row-level security. A server that is away does not stop the start: the pool then
+    be subject to row-level security, or (UnknownTextSearchConfig) if the database has no text-search
+    configuration named SEARCH_TEXT_CONFIG. A server that is away does not stop the start: the pool then
     checks its first connection instead (shared_code.adapters.postgres.open_pool)."""
     try:
         kwargs = await connection_kwargs(settings)()
@@ -99,7 +101,8 @@ async def refuse_unsafe_login(settings: Settings) -> None:
         return
     try:
         await check_app_login(conn)
-    except UnsafeDatabaseLogin as exc:
+        await check_text_search_config(conn, settings.search_text_config)
+    except (UnsafeDatabaseLogin, UnknownTextSearchConfig) as exc:
         log.critical("%s", exc)
         raise
     finally:

@@ -108,9 +108,8 @@ class BacklogCache:
         """Read now (on the loop that owns the pool)."""
         self.reads += 1
         try:
-            snapshot: BacklogSnapshot | None = await asyncio.wait_for(
-                self._read(), BACKLOG_READ_TIMEOUT_SECONDS
-            )
+            async with asyncio.timeout(BACKLOG_READ_TIMEOUT_SECONDS):
+                snapshot: BacklogSnapshot | None = await self._read()
         except Exception as exc:  # the gauges go quiet; health and the logs say why
             log.warning("backlog metrics: cannot read PostgreSQL (%s: %s)", type(exc).__name__, exc)
             snapshot = None

@@ -198,6 +198,14 @@ class Settings(BaseSettings):
     search_text_config: str = Field(
         default="simple", pattern=r"^[a-z_][a-z0-9_]{0,62}$", validation_alias=_alias("SEARCH_TEXT_CONFIG")
     )
+    # Direct messages (docs/api.md "Conversations and messages"): a group conversation holds at most this
+    # many members (its owner included); a message can be edited this many minutes after it was sent.
+    messaging_group_max_members: int = Field(
+        default=50, ge=3, le=1000, validation_alias=_alias("MESSAGING_GROUP_MAX_MEMBERS")
+    )
+    messaging_edit_window_minutes: float = Field(
+        default=15.0, ge=0, le=7 * 24 * 60, validation_alias=_alias("MESSAGING_EDIT_WINDOW_MINUTES")
+    )
     # Which X-Forwarded-For entry, counted from the right, is the client's address: the proxies in front
     # of the app append what they saw, so only their entries are trusted (1: the Functions front end).
     rate_limit_trusted_proxy_hops: int = Field(

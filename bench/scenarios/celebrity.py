@@ -6,7 +6,11 @@
    side is its public profile, which nothing here reads). The 1,000,000 case grows the 100,000 one.
 2. The celebrity (onboarded through the API) posts through `POST /api/posts`: commit (the 201) → the post
    visible in a random sample of followers' feeds, each follower's own `GET /api/feed` polled by a few
-   concurrent readers; a follower's time is the arrival of its first page that holds the post.
+   concurrent readers; a follower's time is the arrival of its first page that holds the post. Beside
+   it, split out: commit → the post in authorPosts (a direct point read) and → the author's pull window
+   covering it (PostgreSQL), polled every 20 ms: from the later of the two any feed read pulls the post;
+   the polling reads' own latency; and how long the pollers take to come back to one follower (their
+   round-robin over the sample: the resolution of the per-follower times).
 3. Cosmos writes per post: the relay's projection of the post's `post.created` event (pure: its documents,
    shared_code.projections.documents.project) plus the posts_v2 change-feed step run once more in this
    process (`fan_out_posts`) with every Cosmos request counted (bench/counting.py), on the same
@@ -28,9 +32,11 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from azure.cosmos import CosmosClient as SyncCosmosClient
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from bench.context import BenchContext
 from bench.counting import summarise
@@ -38,6 +44,7 @@ from bench.feed_baseline import DirectFeedRead
 from bench.histogram import LatencyHistogram
 from bench.inprocess import app_in_process
 from bench.loadgen import LoadResult, closed_loop
+from bench.profiling import PySpy
 from bench.result import ScenarioResult, ms
 from bench.rounds import ROUNDS, percent, ratios, times
 from bench.seeding import seed_posts
@@ -123,7 +130,16 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         loaded = size
         await ctx.wait_idle()
         sample = sorted(rng.sample(range(size), sample_size))
-        await _visibility(ctx, result, size, sample, posts_per_size, threshold)
+        spy = None
+        if ctx.profile and size == max(sizes):  # where the host's time goes while followers poll
+            spy = PySpy(ctx.host.pid, ctx.out_dir / "profiles" / f"{NAME}-{size}.txt")
+            spy.start()
+        t0 = ctx.sampler.now()
+        await _visibility(ctx, result, celebrity, size, sample, posts_per_size, threshold)
+        visibility = result.figures[f"f{size}_visibility"]
+        visibility["resources"] = ctx.sampler.window(t0, ctx.sampler.now())
+        if spy:
+            visibility["profile"] = spy.stop()
         await _writes_per_post(ctx, result, size, threshold)
     await _feed_read(ctx, result, threshold, big_total, small_total, readers_total, seconds)
     return result
@@ -193,6 +209,7 @@ async def fan_ids(ctx: BenchContext, indexes: list[int]) -> list[str]:
 async def _visibility(
     ctx: BenchContext,
     result: ScenarioResult,
+    celebrity: str,
     size: int,
     sample: list[int],
     posts: int,
@@ -204,40 +221,81 @@ async def _visibility(
         await ctx.http.expect("GET", "/api/feed?limit=5", token)
     to_each = LatencyHistogram()
     sent_each = LatencyHistogram()
+    missed_each = LatencyHistogram()
     to_last = LatencyHistogram()
+    to_author_posts = LatencyHistogram()
+    to_window = LatencyHistogram()
+    revisits = LatencyHistogram()
     missing = 0
     reads = LatencyHistogram()
-    for n in range(posts):
-        await ctx.wait_idle()
-        post = await ctx.http.expect(
-            "POST", "/api/posts", ctx.token(CELEBRITY_SUBJECT), {"content": f"to {size:,} followers, #{n}"}
-        )
-        committed = time.monotonic()
-        watched = Watched()
-        missing += await _watch(ctx, tokens, str(post["id"]), committed, timeout, watched)
-        reads.merge(watched.reads)
-        for sent, arrived in watched.seen.values():
-            sent_each.record_seconds(max(0.0, sent))
-            to_each.record_seconds(arrived)
-        if watched.seen:
-            to_last.record_seconds(max(arrived for _, arrived in watched.seen.values()))
+    watching_s = 0.0
+    # opened before the clock starts: the watcher then measures the window, not a connection's set-up
+    async with await ctx.admin() as conn:
+        for n in range(posts):
+            await ctx.wait_idle()
+            post = await ctx.http.expect(
+                "POST",
+                "/api/posts",
+                ctx.token(CELEBRITY_SUBJECT),
+                {"content": f"to {size:,} followers, #{n}"},
+            )
+            committed = time.monotonic()
+            watched = Watched()
+            pullable = Pullable()
+            feeds, _ = await asyncio.gather(
+                _watch(ctx, tokens, str(post["id"]), committed, timeout, watched),
+                _watch_pullable(
+                    ctx, conn, celebrity, post, committed, timeout, pullable, threshold is not None
+                ),
+            )
+            missing += feeds
+            watching_s += time.monotonic() - committed
+            reads.merge(watched.reads)
+            revisits.merge(watched.revisits)
+            for follower, (sent, arrived) in watched.seen.items():
+                sent_each.record_seconds(max(0.0, sent))
+                to_each.record_seconds(arrived)
+                missed_each.record_seconds(max(0.0, watched.last_missed.get(follower, 0.0)))
+            if watched.seen:
+                to_last.record_seconds(max(arrived for _, arrived in watched.seen.values()))
+            if pullable.author_posts is not None:
+                to_author_posts.record_seconds(pullable.author_posts)
+            if pullable.window is not None:
+                to_window.record_seconds(pullable.window)
     result.histograms[f"F={size:,}: commit → feed (each sampled follower)"] = to_each
     result.histograms[f"F={size:,}: commit → feed (last sampled follower)"] = to_last
     result.histograms[f"F={size:,}: the polling feed reads themselves"] = reads
+    result.histograms[f"F={size:,}: commit → in authorPosts (direct point read)"] = to_author_posts
+    result.histograms[f"F={size:,}: commit → pull window covers the post (PostgreSQL)"] = to_window
+    result.histograms[f"F={size:,}: one follower's read → its next read (the pollers' revisit)"] = revisits
     result.figures[f"f{size}_visibility"] = {
         "each_follower": to_each.summary(),
         "each_follower_lower_bound": sent_each.summary(),
+        "each_follower_last_read_without_it_sent": missed_each.summary(),
         "last_follower": to_last.summary(),
         "never_seen": missing,
         "feed_reads": reads.summary(),
+        "in_author_posts": to_author_posts.summary(),
+        "pull_window_covers_it": to_window.summary(),
+        "revisit_interval": revisits.summary(),
+        "rate_per_s": round(reads.count / watching_s, 1) if watching_s else 0.0,  # feed reads while polling
     }
+    result.check(
+        f"F={size:,}: commit → pullable (in authorPosts, direct point read; and its pull window open), p99",
+        "reported",
+        f"in authorPosts p99 {ms(to_author_posts.percentile_ms(99.0))} (p50 "
+        f"{ms(to_author_posts.percentile_ms(50.0))}); window covers it p99 {ms(to_window.percentile_ms(99.0))}",
+        None,
+    )
     p99 = to_each.percentile_ms(99.0)
     result.check(
         f"F={size:,}: commit → visible in {len(sample)} sampled followers' feeds (GET /api/feed), p99",
         f"≤ {ms(TARGET_VISIBLE_P99_MS)}",
         f"{ms(p99)} (p50 {ms(to_each.percentile_ms(50.0))}; the reads that showed it were sent by p99 "
-        f"{ms(sent_each.percentile_ms(99.0))}; a feed read itself p50 {ms(reads.percentile_ms(50.0))}; "
-        f"{posts} posts, {missing} never seen)",
+        f"{ms(sent_each.percentile_ms(99.0))}, the last read without it by p99 "
+        f"{ms(missed_each.percentile_ms(99.0))}; a feed read itself p50 {ms(reads.percentile_ms(50.0))}, "
+        f"p99 {ms(reads.percentile_ms(99.0))}; one follower read again after p50 "
+        f"{ms(revisits.percentile_ms(50.0)) if revisits.count else '—'}; {posts} posts, {missing} never seen)",
         p99 <= TARGET_VISIBLE_P99_MS and missing == 0,
     )
 
@@ -249,6 +307,63 @@ class Watched:
 
     seen: dict[int, tuple[float, float]] = field(default_factory=dict)
     reads: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # commit → when the follower's last read that did not show the post was sent: not visible to it
+    # before then (or only just); with `seen`, the span the post became visible in.
+    last_missed: dict[int, float] = field(default_factory=dict)
+    # one follower's read sent → the same follower's next read sent: the resolution of `seen`
+    revisits: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+@dataclass
+class Pullable:
+    """commit → the post in its author's authorPosts partition (a direct point read), and → the
+    author's pull window covering it (PostgreSQL): from the later of the two a feed read pulls it."""
+
+    author_posts: float | None = None
+    window: float | None = None
+
+
+# The direct watchers poll this often: fine against the feed pollers' revisit, light on the emulator.
+PULLABLE_POLL_S = 0.02
+
+
+async def _watch_pullable(
+    ctx: BenchContext,
+    conn: psycopg.AsyncConnection[Any],
+    celebrity: str,
+    post: dict[str, Any],
+    committed: float,
+    within_s: float,
+    into: Pullable,
+    hybrid: bool,
+) -> None:
+    deadline = committed + within_s
+    container = ctx.db.get_container_client("authorPosts")
+
+    async def in_author_posts() -> None:
+        while time.monotonic() < deadline:
+            try:
+                await container.read_item(str(post["id"]), partition_key=celebrity)
+            except CosmosResourceNotFoundError:
+                await asyncio.sleep(PULLABLE_POLL_S)
+                continue
+            into.author_posts = time.monotonic() - committed
+            return
+
+    async def window_covers() -> None:
+        while time.monotonic() < deadline:
+            cur = await conn.execute(
+                """SELECT EXISTS (SELECT 1 FROM fanout_pull_windows WHERE author_id = %s
+                     AND pulled_since <= %s AND (pulling OR pulled_last >= %s))""",
+                (celebrity, post["createdAt"], post["createdAt"]),
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                into.window = time.monotonic() - committed
+                return
+            await asyncio.sleep(PULLABLE_POLL_S)
+
+    await asyncio.gather(in_author_posts(), *([window_covers()] if hybrid else []))
 
 
 async def _watch(
@@ -258,17 +373,22 @@ async def _watch(
     returns how many followers never saw it."""
     waiting = list(tokens)
     deadline = committed + within_s
+    last_sent: dict[int, float] = {}
 
     async def poller() -> None:
         while waiting and time.monotonic() < deadline:
             follower = waiting.pop(0)
             sent = time.monotonic()
+            if follower in last_sent:
+                into.revisits.record_seconds(sent - last_sent[follower])
+            last_sent[follower] = sent
             status, page = await ctx.http.call("GET", "/api/feed?limit=5", tokens[follower])
             arrived = time.monotonic()
             into.reads.record_seconds(arrived - sent)
             if status == 200 and any(item.get("postId") == post_id for item in page.get("items", [])):
                 into.seen[follower] = (sent - committed, arrived - committed)
             else:
+                into.last_missed[follower] = sent - committed
                 waiting.append(follower)
                 await asyncio.sleep(0.01)  # let the other pollers read before this follower again
 

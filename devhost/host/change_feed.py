@@ -46,6 +46,7 @@ from azure.cosmos.aio import ContainerProxy, CosmosClient
 from azure.functions import meta
 
 from devhost.host.app_index import AppIndexError, FunctionSpec, resolve_setting_refs
+from devhost.host.cancellation import raise_if_stopping
 from devhost.host.retries import Invoke, invoke_with_retries
 from shared_code.adapters.cosmos import direct_transport, parse_connection_string
 
@@ -241,6 +242,7 @@ class ChangeFeedTrigger:
                             await self._renew_all()
                             renewed_at = time.monotonic()
                     except AzureError as exc:
+                        raise_if_stopping(exc)
                         log.warning(
                             "%s: the lease container did not answer (%s); trying again",
                             self.spec.name,
@@ -440,6 +442,7 @@ class ChangeFeedTrigger:
                 async with asyncio.timeout(READ_DEADLINE_SECONDS):
                     items, next_continuation = await self._read_page(monitored, feed_range, continuation)
             except (AzureError, TimeoutError) as exc:
+                raise_if_stopping(exc)
                 log.warning(
                     "%s: reading the change feed of %s failed (%s); retrying",
                     self.spec.name,
@@ -460,6 +463,7 @@ class ChangeFeedTrigger:
                     self._lose(owned.lease.id, str(exc))
                     return
                 except AzureError as exc:  # written with the next batch; a crash meanwhile replays it
+                    raise_if_stopping(exc)
                     log.warning("%s: checkpoint of %s failed (%s)", self.spec.name, owned.lease.id, exc)
             if not items:
                 self._idle.add(owned.lease.id)

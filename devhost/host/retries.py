@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from devhost.host.app_index import FunctionSpec
+from devhost.host.cancellation import raise_if_stopping
 
 log = logging.getLogger("devhost.retries")
 
@@ -37,6 +38,7 @@ async def invoke_with_retries(
         try:
             return await invoke(spec, trigger_value, summary=summary, retry_count=retry_number)
         except Exception as exc:
+            raise_if_stopping(exc)  # a stopping host neither retries nor gives the work up: it is redone
             retry_number += 1
             if spec.retry is None or not spec.retry.allows(retry_number):
                 raise

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from devhost.host.app_index import FunctionSpec, load_function_app
+from devhost.host.cancellation import being_cancelled, cancel_and_wait
 from devhost.host.change_feed import ChangeFeedTrigger, trigger_config
 from devhost.host.http_server import HttpFrontEnd
 from devhost.host.invocation import Invoker
@@ -174,25 +175,30 @@ class FunctionHost:
         return {feeder.spec.name: feeder.owned_leases for feeder in self._feeders}
 
     def _spawn(self, label: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        async def supervised() -> None:
-            while True:
-                try:
-                    await loop()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("%s crashed; restarting it in %.0f s", label, RESTART_DELAY_SECONDS)
-                    await asyncio.sleep(RESTART_DELAY_SECONDS)
-
-        self._tasks.append(asyncio.create_task(supervised(), name=label))
+        self._tasks.append(asyncio.create_task(run_supervised(label, loop), name=label))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         self._invoker.close()
+
+
+async def run_supervised(label: str, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run `loop` until it returns or is cancelled, starting it again RESTART_DELAY_SECONDS after a crash.
+    A loop whose clean-up fails while it is being cancelled is not started again: its error replaces the
+    cancellation, and restarting would leave a host that never stops (a timer firing on and on)."""
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if being_cancelled():
+                log.warning("%s failed while it was being stopped (%s); it is not started again", label, exc)
+                raise asyncio.CancelledError from exc
+            log.exception("%s crashed; restarting it in %.0f s", label, RESTART_DELAY_SECONDS)
+            await asyncio.sleep(RESTART_DELAY_SECONDS)

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob.aio import BlobLeaseClient, BlobServiceClient
 
+from devhost.host.cancellation import raise_if_stopping
+
 log = logging.getLogger("devhost.singleton")
 
 LOCK_CONTAINER = "azure-webjobs-hosts"
@@ -138,6 +140,7 @@ async def _acquire(lock: SingletonLock, label: str) -> bool:
     try:
         return await lock.try_acquire()
     except AzureError as exc:
+        raise_if_stopping(exc)
         log.warning(
             "%s: the host storage (AzureWebJobsStorage) did not answer for the singleton lock (%s); "
             "the timer waits until it does",
@@ -157,6 +160,7 @@ async def _keep(lock: SingletonLock, lost: asyncio.Event, label: str) -> None:
                 continue
             why = "another holder took it"
         except Exception as exc:  # whatever failed, the lease is ours until it expires
+            raise_if_stopping(exc)
             if time.monotonic() - renewed < LEASE_SECONDS - RENEW_SECONDS:
                 log.warning(
                     "%s: renewing the singleton lock failed (%s); trying again", label, type(exc).__name__

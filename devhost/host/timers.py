@@ -91,7 +91,8 @@ async def run_timer(spec: FunctionSpec, invoke: object, stop: asyncio.Event | No
         last = now
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            async with asyncio.timeout(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+                await stop.wait()
         if stop.is_set():
             return
         started = datetime.now(UTC)

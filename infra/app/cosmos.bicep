@@ -31,6 +31,7 @@ var containerDefinitions = [
   loadJsonContent('../../cosmos_indexes/authorPosts.json')
   loadJsonContent('../../cosmos_indexes/counters.json')
   loadJsonContent('../../cosmos_indexes/leases.json')
+  loadJsonContent('../../cosmos_indexes/messages.json')
   loadJsonContent('../../cosmos_indexes/notifications.json')
   loadJsonContent('../../cosmos_indexes/posts_v2.json')
   loadJsonContent('../../cosmos_indexes/publicProfiles.json')

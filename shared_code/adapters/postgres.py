@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from shared_code.db.boundary import UnsafeDatabaseLogin, check_app_login
+from shared_code.db.text_search import UnknownTextSearchConfig, check_text_search_config
 from shared_code.db.unit_of_work import SystemPool
 from shared_code.settings import Settings
 
@@ -97,15 +98,17 @@ async def open_pool(settings: Settings, *, acting_as_system: bool = False) -> As
     checked = False
 
     async def configure(conn: AsyncConnection[Any]) -> None:
-        # Until one connection has shown that the login is subject to row-level security (the start-up
-        # check may have found the server away), each new connection is checked; an unsafe login gets
-        # none, so every request answers 503 and the log says why.
+        # Until one connection has shown that the login is subject to row-level security and that the
+        # database has SEARCH_TEXT_CONFIG (the start-up check may have found the server away), each new
+        # connection is checked; an unsafe login or an unknown configuration gets none, so every
+        # request answers 503 and the log says why.
         nonlocal checked
         if checked:
             return
         try:
             await check_app_login(conn)
-        except UnsafeDatabaseLogin as exc:
+            await check_text_search_config(conn, settings.search_text_config)
+        except (UnsafeDatabaseLogin, UnknownTextSearchConfig) as exc:
             log.critical("%s", exc)
             raise
         checked = True

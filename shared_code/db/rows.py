@@ -22,8 +22,14 @@ async def fetch_one(
 
 
 async def fetch_all(
-    conn: AsyncConnection[Any], row_type: type[R], query: QueryNoTemplate, params: Params | None = None
+    conn: AsyncConnection[Any],
+    row_type: type[R],
+    query: QueryNoTemplate,
+    params: Params | None = None,
+    *,
+    prepare: bool | None = None,
 ) -> list[R]:
+    """`prepare=False`: never as a prepared statement, so that each run is planned for its values."""
     async with conn.cursor(row_factory=class_row(row_type)) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return await cur.fetchall()

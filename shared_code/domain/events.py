@@ -22,6 +22,8 @@ class EventPayload(BaseModel):
 
     event_type: ClassVar[str]
     aggregate_type: ClassVar[str]
+    # Payload fields for the projections only, never published to Event Hubs (`published_payload`).
+    confidential: ClassVar[tuple[str, ...]] = ()
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -409,6 +411,108 @@ class BookmarkDeleted(EventPayload):
     post_id: UUID
 
 
+# --- conversations and messages --------------------------------------------------------------
+# What people write to each other (texts, ciphertexts, media, group titles) is `confidential`: the
+# Cosmos projections get it, Event Hubs never does (`published_payload`), and erasure scrubs it.
+
+
+class ConversationCreated(EventPayload):
+    event_type = "conversation.created"
+    aggregate_type = "conversation"
+    confidential = ("title",)
+
+    conversation_id: UUID
+    kind: str
+    title: str | None
+    created_by: UUID
+    created_at: datetime
+
+
+class ConversationMemberChanged(EventPayload):
+    """A member was added (or asked: a request), accepted or declined a request, left, was removed, or
+    got another role. `state` and `role` are the member's after the change."""
+
+    event_type = "conversation.member_changed"
+    aggregate_type = "conversation_member"
+
+    member_id: UUID
+    conversation_id: UUID
+    user_id: UUID
+    role: str
+    state: str
+    change: str
+    by_user_id: UUID
+
+
+class ConversationRead(EventPayload):
+    """A read receipt: the member has read up to `last_read_seq` (it never goes back)."""
+
+    event_type = "conversation.read"
+    aggregate_type = "conversation_member"
+
+    member_id: UUID
+    conversation_id: UUID
+    user_id: UUID
+    last_read_seq: int
+    last_read_message_id: UUID
+
+
+class MessageCiphertext(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    recipient_id: UUID
+    device_id: str
+    ciphertext: str
+
+
+class MessageSent(EventPayload):
+    event_type = "message.sent"
+    aggregate_type = "message"
+    confidential = ("text", "ciphertexts", "media")
+
+    message_id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    seq: int
+    text: str | None
+    encrypted: bool
+    ciphertexts: tuple[MessageCiphertext, ...] = ()
+    media: tuple[MediaRef, ...] = ()
+    reply_to_id: UUID | None
+    # The members it reaches (active, or asked in a request), the sender left out.
+    recipient_ids: tuple[UUID, ...]
+    created_at: datetime
+
+
+class MessageEdited(EventPayload):
+    """The whole (plain) message as it now is: the messages projection rewrites its document."""
+
+    event_type = "message.edited"
+    aggregate_type = "message"
+    confidential = ("text",)
+
+    message_id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    seq: int
+    text: str
+    reply_to_id: UUID | None
+    created_at: datetime
+    edited_at: datetime
+
+
+class MessageDeleted(EventPayload):
+    event_type = "message.deleted"
+    aggregate_type = "message"
+
+    message_id: UUID
+    conversation_id: UUID
+    sender_id: UUID
+    seq: int
+    created_at: datetime
+    deleted_at: datetime
+
+
 # --- moderation ------------------------------------------------------------------------------
 
 
@@ -537,6 +641,12 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         RepostDeleted,
         BookmarkCreated,
         BookmarkDeleted,
+        ConversationCreated,
+        ConversationMemberChanged,
+        ConversationRead,
+        MessageSent,
+        MessageEdited,
+        MessageDeleted,
         FlagCreated,
         PostModerated,
         AppealCreated,
@@ -552,3 +662,14 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
 def parse_event(event_type: str, payload: dict[str, Any]) -> EventPayload:
     """The typed payload of a stored event. KeyError for an unknown type."""
     return EVENT_TYPES[event_type].model_validate(payload)
+
+
+def published_payload(event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as Event Hubs gets it: without the event type's confidential fields (what people
+    wrote to each other stays in PostgreSQL and the members' projections)."""
+    model = EVENT_TYPES.get(event_type)
+    hidden = model.confidential if model is not None else ()
+    if not hidden:
+        return payload
+    wire = {to_camel(name) for name in hidden}
+    return {key: value for key, value in payload.items() if key not in wire}

@@ -177,6 +177,16 @@ def merge_sources(
     return MergedPage(shown, position, cosmos_done=frontier is None)
 
 
+def likely_page(entries: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` distinct posts among a round's entries: if the screen hides none, the page the
+    merge makes of them is a prefix of these (cut at the frontier), so they are worth hydrating before
+    the screen has answered. Only a hint: whatever the page holds beyond it is hydrated after."""
+    unique: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        unique.setdefault(str(entry["postId"]), entry)
+    return sorted(unique.values(), key=entry_key, reverse=True)[:limit]
+
+
 # --- a whole page ----------------------------------------------------------------------------------
 
 # A page whose merged entries were mostly hidden (muted, blocked, deleted) reads again, at most this

@@ -80,3 +80,14 @@ BIGINT_MAX: Final = 2**63 - 1
 # by default).
 OPERATOR_IDS_MAX: Final = 1000
 SKIP_REASON_MAX: Final = 2000
+
+# Direct messages (docs/api.md "Conversations and messages"; sql/0022 repeats them).
+MESSAGE_TEXT_MAX: Final = 4000
+CONVERSATION_TITLE_MAX: Final = 100
+# End-to-end encryption: keys and ciphertexts are the client's opaque strings (e.g. base64).
+DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,64}$"
+DEVICE_KEY_MAX: Final = 1024
+MESSAGE_CIPHERTEXT_MAX: Final = 65536
+# Ciphertexts one message may carry (one per recipient device), and one-time prekeys one upload adds.
+MESSAGE_CIPHERTEXTS_MAX: Final = 500
+ONE_TIME_PREKEYS_MAX: Final = 200

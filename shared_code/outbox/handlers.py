@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared_code.adapters.cosmos_writer import CosmosWriter
 from shared_code.db.unit_of_work import system_connection
+from shared_code.domain.events import published_payload
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project
 from shared_code.projections.writes import CosmosWrite
@@ -361,7 +362,9 @@ class EventHubsPublisher:
         assert self._producer is not None
         batch = await self._producer.create_batch(partition_key=partition_key)
         for event in group:
-            data = EventData(json.dumps(event.envelope(), separators=(",", ":")))
+            envelope = event.envelope()
+            envelope["payload"] = published_payload(event.event_type, event.payload)
+            data = EventData(json.dumps(envelope, separators=(",", ":")))
             data.content_type = "application/json"
             data.message_id = str(event.event_id)
             data.properties = _properties(event)

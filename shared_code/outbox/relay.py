@@ -34,9 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import psycopg
@@ -93,8 +94,17 @@ class Sink:
     # connections but never answers must not hold the relay, and the stages behind it, for the SDK's
     # own timeouts. None: no limit.
     deadline_seconds: float | None = None
-    # While a delivery runs, its sink is probed this often (see RelayPolicy.sink_watch_seconds).
+    # While a delivery runs, its sink is probed this often (see RelayPolicy.sink_watch_seconds), unless
+    # it showed within that long that it answers (see `answered_at`).
     watch_seconds: float = 1.0
+    # When the sink last showed that it answers (monotonic): a delivery of the relay's that took an event,
+    # or a probe that got an answer. With several batches in flight under load, deliveries that outlast
+    # the watch interval are common while the sink answers the others; each probing the sink on its
+    # own cost more than the sends (an Event Hubs probe opens a management connection, TLS context
+    # included: 6 % of the workers' CPU at write_path c=8, bench/results/profile-write_path-c8.txt).
+    answered_at: float = -math.inf
+    # The probe in flight for the watches, shared by every delivery that wants one now.
+    watch_probe: asyncio.Future[tuple[bool, str | None]] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -245,10 +255,12 @@ class OutboxRelay:
                 return await delivery, None  # its deadline ends it first (see _run_handlers)
             done, _ = await asyncio.wait({delivery}, timeout=sink.watch_seconds)
             if delivery in done:
-                return delivery.result(), None  # an earlier probe's answer may be stale: judge afresh
-            probed = await self._probe(sink)
+                return self._delivered(sink, events, delivery.result()), None  # judged afresh if need be
+            if time.monotonic() - sink.answered_at < sink.watch_seconds:
+                continue  # the sink answered within the interval (another batch, a shared probe)
+            probed = await self._watch_probe(sink)
             if delivery.done():
-                return delivery.result(), probed
+                return self._delivered(sink, events, delivery.result()), probed
             if not probed[0]:
                 break
         answered, probe_error = probed
@@ -257,6 +269,21 @@ class OutboxRelay:
             await delivery
         error = ConnectionError(f"{sink.name} did not answer ({probe_error})")
         return {e.id: error for e in events}, (answered, probe_error)
+
+    @staticmethod
+    def _delivered(
+        sink: Sink, events: list[StoredEvent], errors: dict[int, BaseException]
+    ) -> dict[int, BaseException]:
+        if len(errors) < len(events):
+            sink.answered_at = time.monotonic()  # it took an event: it answers
+        return errors
+
+    async def _watch_probe(self, sink: Sink) -> tuple[bool, str | None]:
+        """One probe of the sink for every delivery watching it now (shielded: a watcher that is
+        cancelled leaves it to the others)."""
+        if sink.watch_probe is None or sink.watch_probe.done():
+            sink.watch_probe = asyncio.ensure_future(self._probe(sink))
+        return await asyncio.shield(sink.watch_probe)
 
     async def _judge(
         self,
@@ -312,11 +339,13 @@ class OutboxRelay:
         if not probes:
             return True, None  # nothing to ask: every failure is the event's own
         try:
-            await asyncio.wait_for(asyncio.gather(*(probe() for probe in probes)), PROBE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                await asyncio.gather(*(probe() for probe in probes))
         except TimeoutError:
             return False, f"no answer within {PROBE_TIMEOUT_SECONDS:.0f} s"
         except Exception as exc:  # whatever the store says, it did not answer the probe
             return False, describe_error(exc)
+        sink.answered_at = time.monotonic()
         return True, None
 
     async def _probe_paused_sinks(self) -> None:
@@ -344,7 +373,8 @@ class OutboxRelay:
             if deadline_seconds is None:
                 return await handler.handle(events)
             try:
-                return await asyncio.wait_for(handler.handle(events), deadline_seconds)
+                async with asyncio.timeout(deadline_seconds):
+                    return await handler.handle(events)
             except TimeoutError:
                 raise TimeoutError(f"{handler.name} did not answer within {deadline_seconds:g} s") from None
 

@@ -16,6 +16,7 @@ from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     POSTS,
@@ -305,6 +306,35 @@ def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
     ]
 
 
+def message_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A message in its conversation's partition of `messages`, with every recipient device's
+    ciphertext (a reader gets only their own: services/message_reads.py). A deleted message keeps its
+    place (`seq`) as a tombstone without content, expiring like every tombstone."""
+    p = event.payload
+    deleted = event.event_type == "message.deleted"
+    return {
+        "id": str(p["messageId"]),
+        "messageId": str(p["messageId"]),
+        "conversationId": str(p["conversationId"]),
+        "senderId": str(p["senderId"]),
+        "seq": p["seq"],
+        "text": None if deleted else p.get("text"),
+        "encrypted": bool(p.get("encrypted", False)),
+        "ciphertexts": [] if deleted else p.get("ciphertexts", []),
+        "replyToId": p.get("replyToId"),
+        "createdAt": p["createdAt"],
+        "editedAt": p.get("editedAt"),
+        "deleted": deleted,
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else NO_EXPIRY,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
+def _message(event: ProjectableEvent) -> list[CosmosWrite]:
+    return [VersionedUpsert(MESSAGES, message_document(event))]
+
+
 def _nothing(event: ProjectableEvent) -> list[CosmosWrite]:
     return []
 
@@ -339,6 +369,14 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
+    # Messages are read from their conversation's partition; conversations, memberships and read
+    # positions from PostgreSQL (services/message_reads.py says why).
+    "conversation.created": _nothing,
+    "conversation.member_changed": _nothing,
+    "conversation.read": _nothing,
+    "message.sent": _message,
+    "message.edited": _message,
+    "message.deleted": _message,
     # A moderation decision re-renders the post (its status decides whether feeds show it); flags and
     # appeals are for moderators only (PostgreSQL), not projected.
     "post.moderated": _post,

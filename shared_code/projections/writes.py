@@ -24,6 +24,8 @@ AUTHOR_POSTS = "authorPosts"
 # so a pull window always finds the posts a feed read may still take from Cosmos DB.
 AUTHOR_POSTS_TTL_SECONDS = 90 * 24 * 3600
 
+# Every conversation's messages, partitioned by conversation: what GET .../messages reads.
+MESSAGES = "messages"
 PARTITION_KEYS = {
     POSTS: "postId",
     FEED: "recipientId",
@@ -32,6 +34,7 @@ PARTITION_KEYS = {
     NOTIFICATIONS: "recipientId",
     PROFILES: "userId",
     AUTHOR_POSTS: "authorId",
+    MESSAGES: "conversationId",
 }
 
 

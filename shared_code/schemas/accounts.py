@@ -131,6 +131,10 @@ class PublicProfile(ResponseBody):
     followers: int
     following: int
     posts: int
+    visibility: Visibility = Field(
+        description="`private`: the account's posts, comments, reactions, media and follower lists reach "
+        "only its approved followers, and following it is a request (202 `requested`)"
+    )
 
 
 class FollowRequest(ResponseBody):

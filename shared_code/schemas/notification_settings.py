@@ -1,10 +1,28 @@
-"""GET and PATCH /api/users/me/notification-settings: each notification type on or off."""
+"""GET and PATCH /api/users/me/notification-settings: each notification type on or off.
+
+One rule names a notification type (docs/api.md "Notification types"): its value, snake_case, as a
+notification's `type` says it (`follow_request`), and the settings are keyed by that same value, so
+a client turns off what it received with `settings[notification.type] = false`. The keys before
+this rule were the camelCase forms (`followRequest`): they still work, deprecated, so no client
+breaks silently: a PATCH accepts either form of a key (both forms of one key: 422), and a GET
+answers each multi-word type under both (the camelCase one marked `deprecated` in the OpenAPI
+document). The fields are the types' values; the forms are derived, so a new type added as a field
+follows the rule by itself.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
 from shared_code.schemas.common import RequestBody, ResponseBody
 
@@ -20,8 +38,41 @@ _DOCS = {
 }
 
 
+def deprecated_key(kind: str) -> str | None:
+    """The camelCase key a type had before keys became type values (None for a one-word type)."""
+    camel = to_camel(kind)
+    return camel if camel != kind else None
+
+
+def _either_key(kind: str) -> str | AliasChoices:
+    old = deprecated_key(kind)
+    return AliasChoices(kind, old) if old else kind
+
+
+def _deprecated_properties(schema: dict[str, Any]) -> None:
+    """The camelCase keys, stated as deprecated copies of the type-valued ones."""
+    for kind, field in list(schema["properties"].items()):
+        old = deprecated_key(kind)
+        if old:
+            schema["properties"][old] = {
+                **field,
+                "deprecated": True,
+                "description": f"deprecated: the same as `{kind}` (keys are the notification types' values)",
+            }
+
+
+# Keys are the notification types' values, not the camelCase of every other body.
+_TYPE_KEYS = AliasGenerator(validation_alias=_either_key, serialization_alias=lambda kind: kind)
+
+
+def _settings_schema(schema: dict[str, Any]) -> None:
+    _deprecated_properties(schema)
+
+
 class NotificationSettings(ResponseBody):
     """Each notification type: true (written) or false (turned off: not written at all)."""
+
+    model_config = ConfigDict(alias_generator=_TYPE_KEYS, json_schema_extra=_settings_schema)
 
     follow: bool = Field(description=_DOCS["follow"])
     follow_request: bool = Field(description=_DOCS["follow_request"])
@@ -31,6 +82,15 @@ class NotificationSettings(ResponseBody):
     mention: bool = Field(description=_DOCS["mention"])
     reply: bool = Field(description=_DOCS["reply"])
 
+    def to_json(self) -> dict[str, Any]:
+        """Each type under its value, and a multi-word one also under its deprecated camelCase key."""
+        answer = super().to_json()
+        for kind in type(self).model_fields:
+            old = deprecated_key(kind)
+            if old:
+                answer[old] = answer[kind]
+        return answer
+
 
 def _settings_change_schema(schema: dict[str, Any]) -> None:
     """What the validator enforces, stated: at least one type, each true or false (never null)."""
@@ -39,12 +99,13 @@ def _settings_change_schema(schema: dict[str, Any]) -> None:
         field.pop("default", None)
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
         field.update(kept)
+    _deprecated_properties(schema)
 
 
 class UpdateNotificationSettings(RequestBody):
     """The types to turn on (true) or off (false); those left out stay as they are."""
 
-    model_config = ConfigDict(json_schema_extra=_settings_change_schema)
+    model_config = ConfigDict(alias_generator=_TYPE_KEYS, json_schema_extra=_settings_change_schema)
 
     follow: StrictBool | None = Field(default=None, description=_DOCS["follow"])
     follow_request: StrictBool | None = Field(default=None, description=_DOCS["follow_request"])

@@ -131,6 +131,7 @@ async def add_comment(uow: UnitOfWork, post_id: UUID, body: CreateComment) -> Co
         post_created_at=post.created_at,
         author_id=me,
         content=body.content,
+        new_source=True,
     )
     uow.record(
         CommentCreated(
@@ -349,8 +350,13 @@ async def delete_comment(uow: UnitOfWork, comment_id: UUID, reason: str | None =
 
 
 async def restore_comment(uow: UnitOfWork, comment_id: UUID) -> None:
-    """Bring back a comment a moderator deleted (an overturned appeal): live again, counted again,
-    and announced as created again (same id, so its notification is the same one)."""
+    """Bring back a comment a moderator deleted (an overturned appeal): live again, counted again (its
+    post's comments and its parent's replies), its mentions and tags stored again, and announced as
+    created again (same id, so a notification still there is the same one). Who is notified is
+    decided now, by the rules a new comment meets: a mentioned account only if no block stands
+    between them and it may see the author's content (write_text_entities); the parent's author
+    only if the parent is live and no block stands between them; the gate then drops what a
+    recipient turned off or may not see (services/notification_settings.py)."""
     cur = await uow.conn.execute(
         # Not a comment its author's account erasure took (that one is gone for good).
         """UPDATE comments SET deleted_at = NULL, version = version + 1
@@ -363,12 +369,32 @@ async def restore_comment(uow: UnitOfWork, comment_id: UUID) -> None:
     if row is None:
         return  # live already
     post_id, author_id, parent_id, content, created_at, version = row
-    cur = await uow.conn.execute("SELECT author_id FROM posts WHERE id = %s", (post_id,))
+    cur = await uow.conn.execute("SELECT author_id, created_at FROM posts WHERE id = %s", (post_id,))
     post_row = await cur.fetchone()
     assert post_row is not None
     counts = await _move_comment_count(uow, post_id, +1)
+    parent_author_id: UUID | None = None
     if parent_id is not None:
         await _move_reply_count(uow, parent_id, +1)
+    # The author's own text comes back under the author's rules: row-level security then sees the
+    # blocks between the author and others (hidden from a moderator) and lets the mentions be theirs.
+    moderator = uow.user_id
+    await uow.act_as(author_id)
+    try:
+        if parent_id is not None:
+            parent_author_id = await _reply_notifies(uow, parent_id, author_id)
+        entities = await write_text_entities(
+            uow,
+            source_id=comment_id,
+            source_kind="comment",
+            post_id=post_id,
+            post_created_at=post_row[1],
+            author_id=author_id,
+            content=content,
+        )
+    finally:
+        if moderator is not None:
+            await uow.act_as(moderator)
     uow.record(
         CommentCreated(
             comment_id=comment_id,
@@ -379,10 +405,29 @@ async def restore_comment(uow: UnitOfWork, comment_id: UUID) -> None:
             content=content,
             created_at=created_at,
             post_counts=counts,
+            parent_author_id=parent_author_id,
+            mentions=entities.mentions,
+            notify_mentions=entities.notify_mentions,
+            hashtags=entities.hashtags,
         ),
         comment_id,
         version,
     )
+
+
+async def _reply_notifies(uow: UnitOfWork, parent_id: UUID, replier: UUID) -> UUID | None:
+    """The author a restored reply notifies, as a new reply would: the live parent's, unless a block
+    stands between them (a new reply is refused then: a restored one is not refused, only silent)."""
+    cur = await uow.conn.execute(
+        "SELECT author_id FROM comments WHERE id = %s AND deleted_at IS NULL", (parent_id,)
+    )
+    parent = await cur.fetchone()
+    if parent is None:
+        return None
+    if parent[0] != replier and await blocked_either_way(uow, parent[0], replier):
+        return None
+    parent_author: UUID = parent[0]
+    return parent_author
 
 
 async def erase_comments_of(uow: UnitOfWork, author_id: UUID, limit: int) -> int:

@@ -44,6 +44,7 @@ from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFIC
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
+from shared_code.services.messaging import erase_messages_of
 from shared_code.services.notification_settings import erase_notification_settings_of
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.reposts import erase_reposts_of
@@ -59,6 +60,7 @@ STEPS = (
     "comments",
     "reactions",
     "reposts_and_bookmarks",
+    "messages",
     "follows",
     "blocks_and_mutes",
     "moderation",
@@ -85,6 +87,10 @@ PERSONAL_PAYLOAD_FIELDS = [
     "avatarUrl",
     "email",
     "hashtags",
+    # Direct messages (services/messaging.py).
+    "text",
+    "ciphertexts",
+    "title",
 ]
 
 
@@ -474,6 +480,7 @@ _SQL_STEPS = {
     "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
     "reposts_and_bookmarks": _erase_reposts_and_bookmarks,
+    "messages": erase_messages_of,
     "follows": _erase_graph,
     "blocks_and_mutes": erase_blocks_and_mutes_of,
     "moderation": _erase_moderation_texts,

@@ -60,6 +60,21 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
            WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
     ),
     (
+        "messagesSent",
+        """SELECT id, conversation_id, reply_to_id, text, encrypted, created_at, edited_at FROM messages
+           WHERE sender_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, id""",
+    ),
+    (
+        "conversations",
+        """SELECT conversation_id, role, state, joined_at FROM conversation_members
+           WHERE user_id = %(u)s ORDER BY joined_at, conversation_id""",
+    ),
+    (
+        "devices",
+        """SELECT device_id, identity_key, signed_prekey_id, signed_prekey, updated_at FROM device_keys
+           WHERE user_id = %(u)s ORDER BY device_id""",
+    ),
+    (
         "following",
         """SELECT f.followee_id AS user_id, u.username, f.created_at FROM follows f
            JOIN users u ON u.id = f.followee_id

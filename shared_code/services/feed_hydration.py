@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -155,6 +155,34 @@ async def projected_sources(
     )
 
 
+@dataclass
+class ReadAhead:
+    """The projections' sources of a page read ahead, while the page is still being screened against
+    PostgreSQL (services/feed_reads.py): the two wait for different stores, so a page waits for the
+    slower of them instead of both in turn. Keeps what was asked (found or not), so the hydration then
+    reads only what the read-ahead did not ask."""
+
+    found: Sources = field(default_factory=lambda: Sources({}, {}, {}))
+    asked_posts: set[str] = field(default_factory=set)
+    asked_authors: set[str] = field(default_factory=set)
+
+    async def fetch(
+        self, db: DatabaseProxy, entries: Sequence[dict[str, Any]], budget: RequestBudget | None = None
+    ) -> None:
+        posts = [p for p in dict.fromkeys(e["postId"] for e in entries) if p not in self.asked_posts]
+        authors = [
+            a for a in dict.fromkeys(str(e["authorId"]) for e in entries) if a not in self.asked_authors
+        ]
+        if not posts and not authors:
+            return
+        found = await projected_sources(db, posts, authors, budget)
+        self.asked_posts.update(posts)
+        self.asked_authors.update(authors)
+        self.found.posts.update(found.posts)
+        self.found.profiles.update(found.profiles)
+        self.found.counts.update(found.counts)
+
+
 @dataclass(frozen=True)
 class _PostRow:
     post_id: UUID
@@ -289,15 +317,23 @@ async def hydrate_feed_entries(
     entries: list[dict[str, Any]],
     media_urls: MediaUrls,
     budget: RequestBudget | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> list[FeedItem]:
     """The FeedItems of a page of feed entries (dicts with at least postId, authorId, createdAt), in
     their order, less posts no longer shown. With a `budget`, the Cosmos reads run under it (a
-    CosmosUnavailable then means: serve the page another way) and rebuilt counters are written back."""
+    CosmosUnavailable then means: serve the page another way) and rebuilt counters are written back.
+    With a `read_ahead`, only what it did not ask is read from the projections."""
     if not entries:
         return []
-    post_ids = list(dict.fromkeys(e["postId"] for e in entries))
-    author_ids = list(dict.fromkeys(str(e["authorId"]) for e in entries))
-    found = await projected_sources(db, post_ids, author_ids, budget)
+    if read_ahead is not None:
+        await read_ahead.fetch(db, entries, budget)
+        found = Sources(
+            dict(read_ahead.found.posts), dict(read_ahead.found.profiles), dict(read_ahead.found.counts)
+        )
+    else:
+        post_ids = list(dict.fromkeys(e["postId"] for e in entries))
+        author_ids = list(dict.fromkeys(str(e["authorId"]) for e in entries))
+        found = await projected_sources(db, post_ids, author_ids, budget)
     posts, authors, counts = _missing(entries, found)
     if posts or authors or counts:
         canonical = await run(lambda uow: canonical_sources(uow, posts, authors, counts))

@@ -10,8 +10,10 @@ they pull and what they must not see, in short transactions of their own
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +34,7 @@ from shared_code.domain.feed_merge import (
     cosmos_time,
     entry_key,
     horizon,
+    likely_page,
     newer_than,
     parse_time,
     read_page,
@@ -42,7 +45,7 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.audience import visible_authors
-from shared_code.services.feed_hydration import hydrate_feed_entries, media_of
+from shared_code.services.feed_hydration import ReadAhead, hydrate_feed_entries, media_of
 from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
 from shared_code.services.projection_queries import page, read_or_none
 from shared_code.services.quotes import unavailable, with_quotes
@@ -88,6 +91,8 @@ async def read_feed(
     cursor: str | None,
     retention: timedelta = DEFAULT_RETENTION,
     now: datetime | None = None,
+    subject: str | None = None,
+    readers: RecentReaders | None = None,
 ) -> FeedRead:
     """The caller's home feed, newest first: their `userFeed` partition merged with the posts pulled
     from `authorPosts` of the big authors they follow, and, past what Cosmos DB keeps (the horizon:
@@ -96,23 +101,43 @@ async def read_feed(
     Cosmos DB is away the whole page comes from PostgreSQL (marked degraded) and the same cursor
     goes on from Cosmos DB once it is back. See docs/architecture.md "Home feeds at any audience size"."""
     now = now or datetime.now(UTC)
-    me, windows = await run(lambda uow: _reader(uow, now - retention))
-    scope = f"feed:{me}"
-    after = _keyset(cursors.decode(scope, cursor)) if cursor else None
+    # The feed's trim floor is read with the first round's queries (which use the retention's
+    # horizon alone), and what they return at or below the floor is cut: no extra round trip.
+    by_age = horizon(now, retention, None)
+    # The caller and their pull windows as this worker last read them: the first round's Cosmos
+    # queries start at once on that guess, while PostgreSQL says who the caller is and whom they pull
+    # now; what the answer changed is queried again, so the page is the same as without the guess.
+    guess = readers.get(subject) if readers is not None and subject else None
+    early = _first_round_early(db, budget, cursors, guess, cursor, by_age, limit) if guess else None
+    try:
+        me, windows = await run(lambda uow: _reader(uow, now - retention))
+        scope = f"feed:{me}"
+        after = _keyset(cursors.decode(scope, cursor)) if cursor else None
+    except BaseException:
+        await _drop(early)
+        raise
+    if readers is not None and subject:
+        readers.put(subject, Reader(me, tuple(windows)))
 
     async def postgres(position: Key | None, n: int, not_after: datetime | None) -> list[dict[str, Any]]:
         return await _postgres_entries(run, media_urls, me, n, position, not_after)
 
     try:
-        # The feed's trim floor is read with the first round's queries (which use the retention's
-        # horizon alone), and what they return at or below the floor is cut: no extra round trip.
-        by_age = horizon(now, retention, None)
         first_round = after is None or after[0] > by_age
-        async with budget.guard():
-            floor, first = await asyncio.gather(
-                read_or_none(db, FEED, f"{me}:floor", me),
-                _cosmos_pages(db, me, windows, by_age, after, limit) if first_round else _nothing(),
+        if early is not None and guess is not None and guess.me == me:
+            floor, guessed = await early
+            first = (
+                await _settled(db, budget, me, guessed, windows, by_age, after, limit)
+                if first_round
+                else None
             )
+        else:
+            await _drop(early)
+            async with budget.guard():
+                floor, first = await asyncio.gather(
+                    read_or_none(db, FEED, f"{me}:floor", me),
+                    _cosmos_pages(db, me, windows, by_age, after, limit) if first_round else _nothing(),
+                )
         edge = horizon(now, retention, parse_time(floor["floorAt"]) if floor else None)
 
         async def cosmos(position: Key | None, n: int) -> list[SourcePage]:
@@ -123,12 +148,24 @@ async def read_feed(
             async with budget.guard():
                 return await _cosmos_pages(db, me, windows, edge, position, n)
 
+        read_ahead = ReadAhead()
+
         async def screen(entries: list[dict[str, Any]]) -> Callable[[dict[str, Any]], bool]:
-            return _hidden_by(await _screen(run, me, entries))
+            # The page's likely entries are hydrated from Cosmos DB while PostgreSQL screens them.
+            ahead = asyncio.create_task(read_ahead.fetch(db, likely_page(entries, limit), budget))
+            try:
+                hidden = await _screen(run, me, entries)
+            except BaseException:
+                ahead.cancel()
+                raise
+            await ahead
+            return _hidden_by(hidden)
 
         feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
         # The current post, author and counts of each entry: feed items are references (feed_hydration).
-        hydrated = await hydrate_feed_entries(db, run, feed_page.cosmos_entries, media_urls, budget)
+        hydrated = await hydrate_feed_entries(
+            db, run, feed_page.cosmos_entries, media_urls, budget, read_ahead
+        )
     except CosmosUnavailable as exc:
         log.warning(
             "home feed served from PostgreSQL: Cosmos DB is not answering (%s). Feeds come from the "
@@ -149,6 +186,113 @@ async def read_feed(
 
 async def _nothing() -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who a caller is and whom they pull, as a feed read found it."""
+
+    me: str
+    windows: tuple[PullWindow, ...]
+
+
+class RecentReaders:
+    """Per worker, the last `Reader` of each recent caller (by token subject), at most `size` of them,
+    the least recently read dropped first. Only a guess to start a page's Cosmos queries early: every
+    read still asks PostgreSQL and uses its answer, so a guess that is out of date (a new follow, a
+    crossing, a mute) costs a few more queries, never a different page."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._readers: OrderedDict[str, Reader] = OrderedDict()
+
+    def get(self, subject: str) -> Reader | None:
+        reader = self._readers.get(subject)
+        if reader is not None:
+            self._readers.move_to_end(subject)
+        return reader
+
+    def put(self, subject: str, reader: Reader) -> None:
+        self._readers[subject] = reader
+        self._readers.move_to_end(subject)
+        while len(self._readers) > self._size:
+            self._readers.popitem(last=False)
+
+
+# One per worker process: each holds the callers it served lately.
+RECENT_READERS = RecentReaders()
+
+
+@dataclass(frozen=True)
+class _Guessed:
+    """The first round's sources as queried on a guess: the userFeed page and one page per window."""
+
+    feed: SourcePage
+    pulled: dict[PullWindow, SourcePage]
+
+
+def _first_round_early(
+    db: DatabaseProxy,
+    budget: RequestBudget,
+    cursors: CursorCodec,
+    guess: Reader,
+    cursor: str | None,
+    by_age: datetime,
+    limit: int,
+) -> asyncio.Task[tuple[dict[str, Any] | None, _Guessed | None]] | None:
+    try:
+        after = _keyset(cursors.decode(f"feed:{guess.me}", cursor)) if cursor else None
+    except BadCursor:
+        return None  # the guess is someone else (PostgreSQL decides): no early queries
+    first_round = after is None or after[0] > by_age
+
+    async def queries() -> tuple[dict[str, Any] | None, _Guessed | None]:
+        async with budget.guard():
+            if not first_round:
+                return await read_or_none(db, FEED, f"{guess.me}:floor", guess.me), None
+            pulled = [w for w in guess.windows if w.overlaps(by_age, after)]
+            floor, pages = await asyncio.gather(
+                read_or_none(db, FEED, f"{guess.me}:floor", guess.me),
+                _cosmos_pages(db, guess.me, pulled, by_age, after, limit),
+            )
+        return floor, _Guessed(pages[0], dict(zip(pulled, pages[1:], strict=True)))
+
+    return asyncio.create_task(queries())
+
+
+async def _settled(
+    db: DatabaseProxy,
+    budget: RequestBudget,
+    me: str,
+    guessed: _Guessed | None,
+    windows: list[PullWindow],
+    by_age: datetime,
+    after: Key | None,
+    limit: int,
+) -> list[SourcePage]:
+    """The first round's pages for the windows PostgreSQL gave: the guessed queries of the same
+    windows, and the queries of windows the guess did not have (or had otherwise) now."""
+    pulled = [w for w in windows if w.overlaps(by_age, after)]
+    if guessed is None:  # cannot be (same caller, same cursor), but then: all of them now
+        async with budget.guard():
+            return await _cosmos_pages(db, me, pulled, by_age, after, limit)
+    missing = [w for w in pulled if w not in guessed.pulled]
+    if missing:
+        async with budget.guard():
+            extra = await _pulled_pages(db, me, missing, by_age, after, limit)
+    else:
+        extra = []
+    found = {**guessed.pulled, **dict(zip(missing, extra, strict=True))}
+    return [guessed.feed, *(found[w] for w in pulled)]
+
+
+async def _drop(task: asyncio.Task[Any] | None) -> None:
+    """An early round nobody will use: cancelled, and whatever it raised ignored."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _cursor(cursors: CursorCodec, scope: str, position: Key | None, more: bool) -> str | None:
@@ -219,25 +363,39 @@ async def _cosmos_pages(
     at once."""
     keyset, keyset_parameters = _keyset_parameters(position)
     edge_parameter = {"name": "@edge", "value": cosmos_time(edge)}
-    fetches = [
-        _source_page(
-            db.get_container_client(FEED),
-            f"SELECT * FROM c WHERE c.recipientId = @me AND c.createdAt > @edge {keyset} {_ORDER}",  # noqa: S608
-            [{"name": "@me", "value": me}, edge_parameter, *keyset_parameters],
-            me,
-            n,
-            me,
-            pulled=False,
-        )
-    ]
+    feed = _source_page(
+        db.get_container_client(FEED),
+        f"SELECT * FROM c WHERE c.recipientId = @me AND c.createdAt > @edge {keyset} {_ORDER}",  # noqa: S608
+        [{"name": "@me", "value": me}, edge_parameter, *keyset_parameters],
+        me,
+        n,
+        me,
+        pulled=False,
+    )
+    return list(await asyncio.gather(feed, *_pulled_fetches(db, me, windows, edge, position, n)))
+
+
+async def _pulled_pages(
+    db: DatabaseProxy, me: str, windows: list[PullWindow], edge: datetime, position: Key | None, n: int
+) -> list[SourcePage]:
+    """One page per window that overlaps the page (in the windows' order)."""
+    return list(await asyncio.gather(*_pulled_fetches(db, me, windows, edge, position, n)))
+
+
+def _pulled_fetches(
+    db: DatabaseProxy, me: str, windows: list[PullWindow], edge: datetime, position: Key | None, n: int
+) -> list[Awaitable[SourcePage]]:
+    keyset, keyset_parameters = _keyset_parameters(position)
+    edge_parameter = {"name": "@edge", "value": cosmos_time(edge)}
     author_posts = db.get_container_client(AUTHOR_POSTS)
+    fetches: list[Awaitable[SourcePage]] = []
     for window in windows:
         if window.overlaps(edge, position):
             query, parameters = _pulled_query(window, edge_parameter, keyset, keyset_parameters)
             fetches.append(
                 _source_page(author_posts, query, parameters, window.author_id, n, me, pulled=True)
             )
-    return list(await asyncio.gather(*fetches))
+    return fetches
 
 
 async def _postgres_entries(

@@ -594,7 +594,10 @@ class FeedService:
     async def backfill(self, recipient_id: str, author_id: str) -> int:
         """The author's recent visible posts into the recipient's feed (after a follow or unmute),
         unless the recipient has muted the author or either blocks the other; not the posts in the
-        author's pull window (reads pull those), so following a big author costs no more writes."""
+        author's pull window (reads pull those), so following a big author costs no more writes.
+        At most FEED_BACKFILL_POSTS: when the author has more, the feed's floor is raised to the oldest
+        one copied, so a reader paging past it goes on from PostgreSQL, which has the rest (a follow
+        costs a bounded number of writes, and the feed still misses none of the author's posts)."""
         async with system_connection(self._pool) as conn:
             rows = await fetch_all(
                 conn,
@@ -614,6 +617,8 @@ class FeedService:
                 {"author": author_id, "recipient": recipient_id, "limit": self._backfill_posts},
             )
         posts = [feed_post_from_row(row) for row in rows]
+        if rows and len(rows) == self._backfill_posts:  # maybe more: older ones come from PostgreSQL
+            await self._raise_floor(recipient_id, rows[-1].created_at)
         written = await bounded(posts, lambda p: self.write_item(recipient_id, p), self._concurrency)
         return written + await self._backfill_reposts(recipient_id, author_id)
 

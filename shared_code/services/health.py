@@ -88,7 +88,8 @@ class HealthProbes:
 async def _probe(check: Callable[[], Awaitable[object]]) -> ComponentHealth:
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            await check()
     except TimeoutError:
         return ComponentHealth("down", detail=f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s")
     except Exception as exc:  # any failure of the dependency means "down"; the type says which

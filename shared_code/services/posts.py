@@ -16,6 +16,7 @@ from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, Invalid
 from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
+from shared_code.domain.feed_merge import is_pulled
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Post
 from shared_code.services.audience import require_may_see
@@ -68,9 +69,16 @@ async def _attach_media(
 
 
 async def create_post(
-    uow: UnitOfWork, body: CreatePost, media_urls: MediaUrls, search_config: str = "simple"
+    uow: UnitOfWork,
+    body: CreatePost,
+    media_urls: MediaUrls,
+    search_config: str = "simple",
+    fanout_max_followers: int | None = None,
 ) -> Post:
-    """`search_config`: the text-search configuration the post is indexed under (SEARCH_TEXT_CONFIG)."""
+    """`search_config`: the text-search configuration the post is indexed under (SEARCH_TEXT_CONFIG).
+    `fanout_max_followers` (FANOUT_MAX_FOLLOWERS): an author above it has the pull window widened to
+    the new post in this transaction, so followers pull it as soon as the relay has written it to
+    authorPosts, without waiting for the change-feed fan-out (which widens it too, and decides)."""
     me = uow.require_user()
     check_text(body.content)
     await uow.lock_live_users(me)
@@ -94,8 +102,11 @@ async def create_post(
         post_created_at=created_at,
         author_id=me,
         content=body.content,
+        new_source=True,
     )
     author_counts = await change_post_count(uow, me, +1)
+    if fanout_max_followers is not None and is_pulled(author_counts.followers, fanout_max_followers):
+        await uow.conn.execute("SELECT chorus_widen_pull_window(%s, %s)", (me, created_at))
     author = await author_snapshot(uow, me)
     uow.record(
         PostCreated(

@@ -12,6 +12,7 @@ from shared_code.adapters.availability import RequestBudget
 from shared_code.db.rows import fetch_one
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import NotFound
+from shared_code.domain.privacy import Visibility
 from shared_code.projections.documents import user_counts_document
 from shared_code.projections.writes import COUNTERS, PROFILES, VersionedUpsert
 from shared_code.schemas.accounts import PublicProfile
@@ -23,14 +24,20 @@ async def read_profile(
     run: Transactions, db: DatabaseProxy, budget: RequestBudget, user_id: UUID
 ) -> PublicProfile:
     """`publicProfiles` and `${userId}:counts`: two point reads. A profile the projections do not have
-    yet (just onboarded) comes from PostgreSQL."""
+    yet (just onboarded) comes from PostgreSQL. Its visibility is read from PostgreSQL with the block
+    check (same statement round): a change of visibility shows at once, with no projection to wait for."""
 
-    async def may_see(uow: UnitOfWork) -> None:
+    async def may_see(uow: UnitOfWork) -> Visibility:
         me = uow.require_user()
         if me != user_id and await has_blocked(uow, user_id, me):
             raise NotFound("no such user")
+        cur = await uow.conn.execute("SELECT visibility FROM profiles WHERE user_id = %s", (user_id,))
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound("no such user")
+        return "private" if row[0] == "private" else "public"
 
-    await run(may_see)
+    visibility = await run(may_see)
     key = str(user_id)
     async with budget.guard():
         profile = await read_or_none(db, PROFILES, key, key)
@@ -50,6 +57,7 @@ async def read_profile(
         followers=counts["followers"],
         following=counts["following"],
         posts=counts["posts"],
+        visibility=visibility,
     )
 
 
@@ -63,6 +71,7 @@ class _ProfileRow:
     followers: int
     following: int
     posts: int
+    visibility: str
     version: int
 
 
@@ -73,7 +82,7 @@ async def _profile_from_postgres(uow: UnitOfWork, user_id: UUID) -> tuple[Public
         uow.conn,
         _ProfileRow,
         """SELECT u.id AS user_id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following,
-                  c.posts, c.version
+                  c.posts, p.visibility, c.version
            FROM users u JOIN profiles p ON p.user_id = u.id JOIN user_counts c ON c.user_id = u.id
            WHERE u.id = %s AND u.deleted_at IS NULL""",
         (user_id,),

@@ -80,6 +80,7 @@ class _Connection:
     followers: int
     following: int
     posts: int
+    visibility: str
     followed_at: datetime
 
 
@@ -592,7 +593,7 @@ async def list_connections(
         uow.conn,
         _Connection,
         f"""SELECT u.id AS user_id, u.username, p.display_name, p.bio, p.avatar_url, c.followers, c.following,
-                   c.posts, f.created_at AS followed_at
+                   c.posts, p.visibility, f.created_at AS followed_at
             FROM follows f
             JOIN users u ON u.id = f.{theirs} AND u.deleted_at IS NULL
             JOIN profiles p ON p.user_id = u.id

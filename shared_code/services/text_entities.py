@@ -59,10 +59,15 @@ async def write_text_entities(
     post_created_at: datetime,
     author_id: UUID,
     content: str,
+    new_source: bool = False,
 ) -> TextEntitiesWritten:
     """Make the stored mentions and tags of `source_id` those of `content` (a new text, or an edit):
     rows no longer in the text go, new ones come. An account is notified when this write mentions it
-    anew, is not the author, no block stands between the two, and it may see the author's content."""
+    anew, is not the author, no block stands between the two, and it may see the author's content.
+
+    `new_source`: `source_id` was inserted in this very transaction, so it has no rows yet: the reads of
+    what was there and the deletes of what left are skipped (four statements fewer per new post or
+    comment, on the write path every user waits for)."""
     entities = extract(content)
     problem = bounds_problem(entities)
     if problem is not None:
@@ -79,16 +84,21 @@ async def write_text_entities(
     )
     order = {name: position for position, name in enumerate(entities.mentions)}
     mentioned = [a.id for a in sorted(accounts, key=lambda a: order[a.username.lower()])]
-    before = {
-        row.mentioned_user_id
-        for row in await fetch_all(
-            uow.conn, _Mentioned, "SELECT mentioned_user_id FROM mentions WHERE source_id = %s", (source_id,)
+    before: set[UUID] = set()
+    if not new_source:
+        before = {
+            row.mentioned_user_id
+            for row in await fetch_all(
+                uow.conn,
+                _Mentioned,
+                "SELECT mentioned_user_id FROM mentions WHERE source_id = %s",
+                (source_id,),
+            )
+        }
+        await uow.conn.execute(
+            "DELETE FROM mentions WHERE source_id = %s AND mentioned_user_id <> ALL(%s::uuid[])",
+            (source_id, mentioned),
         )
-    }
-    await uow.conn.execute(
-        "DELETE FROM mentions WHERE source_id = %s AND mentioned_user_id <> ALL(%s::uuid[])",
-        (source_id, mentioned),
-    )
     added = [user_id for user_id in mentioned if user_id not in before]
     if added:
         async with uow.conn.cursor() as cursor:
@@ -101,17 +111,19 @@ async def write_text_entities(
     allowed = await may_see_authors_content(uow, author_id, candidates) if candidates else set()
     notify = tuple(user_id for user_id in candidates if user_id in allowed)
 
-    tags_before = {
-        row.tag
-        for row in await fetch_all(
-            uow.conn, _Tag, "SELECT tag FROM hashtag_uses WHERE source_id = %s", (source_id,)
-        )
-    }
     tags = list(entities.hashtags)
-    # Deleting a use takes it off its trending hour (the trigger), so only tags that left the text go.
-    await uow.conn.execute(
-        "DELETE FROM hashtag_uses WHERE source_id = %s AND tag <> ALL(%s::text[])", (source_id, tags)
-    )
+    tags_before: set[str] = set()
+    if not new_source:
+        tags_before = {
+            row.tag
+            for row in await fetch_all(
+                uow.conn, _Tag, "SELECT tag FROM hashtag_uses WHERE source_id = %s", (source_id,)
+            )
+        }
+        # Deleting a use takes it off its trending hour (the trigger), so only tags that left the text go.
+        await uow.conn.execute(
+            "DELETE FROM hashtag_uses WHERE source_id = %s AND tag <> ALL(%s::text[])", (source_id, tags)
+        )
     new_tags = [tag for tag in tags if tag not in tags_before]
     if new_tags:
         async with uow.conn.cursor() as cursor:

@@ -21,6 +21,7 @@ SCENARIOS = (
     "reaction_storm",
     "celebrity",
     "search",
+    "messaging",
     "cost_model",
     "memory",
 )
@@ -77,6 +78,8 @@ def test_quick_bench_runs_every_scenario_and_writes_the_files(tmp_path: Path) ->
     assert celebrity[f"f{size}_bulk_load"]["followers_added"] == size
     assert celebrity[f"f{size}_visibility"]["never_seen"] == 0
     assert celebrity[f"f{size}_visibility"]["each_follower"]["count"] > 0
+    assert celebrity[f"f{size}_visibility"]["in_author_posts"]["count"] > 0
+    assert celebrity[f"f{size}_visibility"]["pull_window_covers_it"]["count"] > 0
     assert celebrity[f"f{size}_cosmos_per_post"]["writes"] > 0
     assert len(celebrity["feed_read"]["p99_vs_direct"]["rounds"]) >= 3
     assert all(a["ok"] > 0 and not a["errors"] for a in celebrity["feed_read"]["api"])

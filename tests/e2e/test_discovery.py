@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import UUID
 
 import aiohttp
 import psycopg
 import pytest
 
 from devhost.host.server import FunctionHost
-from shared_code.services.discovery import user_search_sql
+from shared_code.services.discovery import post_search_sql, user_search_params, user_search_sql
 from tests.support.api import ApiClient
 from tests.support.http_client import ApiUser
 from tests.support.onboarding import onboard_user
@@ -264,21 +263,41 @@ async def test_searches_are_index_scans_on_many_rows(database_url: str) -> None:
                SELECT id, 'words about number ' || substr(username::text, 5) FROM users
                WHERE auth_subject LIKE 'bulk-%'"""
         )
-        conn.execute("ANALYZE users; ANALYZE profiles; ANALYZE posts")
+        conn.execute("INSERT INTO post_counts (post_id) SELECT id FROM posts ON CONFLICT DO NOTHING")
+        conn.execute("ANALYZE users; ANALYZE profiles; ANALYZE posts; ANALYZE post_counts")
         for low, high in (("bulk1", "bulk2"), ("name 1", "name 2")):
-            params = {
-                "low": low,
-                "high": high,
-                "after_key": "",
-                "after_id": UUID(int=0),
-                "hidden": [],
-                "limit": 21,
-            }
+            params = user_search_params(low, high, None, 21)
             plan = "\n".join(
                 row[0] for row in conn.execute("EXPLAIN " + user_search_sql(bounded=True), params)
             )
-            assert "users_live_by_search_key" in plan and "profiles_by_search_key" in plan, plan
+            assert "users_live_by_search_key" in plan and "profiles_live_by_search_key" in plan, plan
             assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
+            # The scan starts at the prefix: one bound below, the row comparison (a second, scalar
+            # one let PostgreSQL start at the lowest key and read every entry below the prefix).
+            assert plan.count(f"ROW('{low}'::text, '00000000-0000-0000-0000-000000000000'::uuid)") == 2, plan
+        # Post search ranks only the newest candidates: a word in every post walks the posts by time and
+        # stops there, a rare one goes through the GIN index (each planned for its own query).
+        searcher = conn.execute("SELECT id FROM users WHERE auth_subject = 'bulk-1'").fetchone()
+        assert searcher is not None
+
+        def post_search(q: str, candidates: int, explain: str = "") -> list[tuple[Any, ...]]:
+            params = {
+                "viewer": searcher[0],
+                "moderator": False,
+                "config": "simple",
+                "q": q,
+                "candidates": candidates,
+                "until": None,
+                "limit": 21,
+            }
+            return conn.execute(explain + post_search_sql(first_page=True), params, prepare=False).fetchall()
+
+        common = "\n".join(row[0] for row in post_search("words", 1000, "EXPLAIN "))
+        assert "posts_live_newest" in common and "posts_search_vector" not in common, common
+        newest = conn.execute(
+            "SELECT id FROM posts WHERE deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 2"
+        ).fetchall()
+        assert {row[0] for row in post_search("words", 2)} == {row[0] for row in newest}
         # At 20,000 short posts a sequential scan is still cheap enough for the planner to prefer; that
         # the GIN index serves the match is what matters here (bench/ measures a million posts).
         conn.execute("SET enable_seqscan = off")
@@ -290,6 +309,8 @@ async def test_searches_are_index_scans_on_many_rows(database_url: str) -> None:
             )
         )
         assert "posts_search_vector" in plan, plan
+        rare = "\n".join(row[0] for row in post_search("12345", 1000, "EXPLAIN "))
+        assert "posts_search_vector" in rare and "posts_live_newest" not in rare, rare
 
 
 async def test_post_search_is_ranked_and_respects_blocks_privacy_moderation_and_deletion(

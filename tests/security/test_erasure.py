@@ -143,6 +143,7 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
         "flag": f"flag-{marker}",
         "subject": f"sec-gone_{marker}",
         "hashtag": f"tag{marker}",
+        "message": f"message-{marker}",
     }
     gone = await _join(http, local_host, api, f"gone_{marker}", bio=secrets["bio"])
     await gone.ok("PATCH", "/api/users/me", {"displayName": secrets["display name"]})
@@ -182,6 +183,14 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
     await gone.ok("PATCH", "/api/users/me", {"visibility": "private"})
     assert (await dan.call("PUT", f"/api/users/{gone.id}/follow"))[0] == 202
     await gone.ok("PATCH", "/api/users/me/notification-settings", {"follow": False})
+    # A conversation with bob (who follows gone), a message in it, and a device's keys.
+    talk = await gone.ok("POST", "/api/conversations", {"memberIds": [bob.id]})
+    await gone.ok("POST", f"/api/conversations/{talk['id']}/messages", {"text": secrets["message"]})
+    await gone.ok(
+        "PUT",
+        "/api/users/me/devices/phone/keys",
+        {"identityKey": "ik", "signedPrekeyId": 1, "signedPrekey": "spk", "signedPrekeySignature": "sig"},
+    )
     # Wait until the projections hold it all (the notification gone caused is the last to arrive).
     await eventually(
         lambda: bob.ok("GET", "/api/notifications"),
@@ -240,6 +249,8 @@ async def test_after_deletion_nothing_personal_remains_and_counters_are_exact(
         for table, where in (
             ("follow_requests", "requester_id = %(u)s OR target_id = %(u)s"),
             ("notification_settings", "user_id = %(u)s"),
+            ("device_keys", "user_id = %(u)s"),
+            ("conversation_members", "user_id = %(u)s AND state IN ('active', 'requested')"),
         ):
             cur = await conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", {"u": gone.id})
             assert (await cur.fetchone())[0] == 0, f"{table} keeps rows of the erased account"  # type: ignore[index]

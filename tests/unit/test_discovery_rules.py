@@ -14,6 +14,7 @@ from shared_code.domain.discovery import (
     TRENDING_HOURS,
     hour_bucket,
     prefix_upper_bound,
+    seen_through,
     trending_window_start,
 )
 from shared_code.domain.events import (
@@ -175,3 +176,16 @@ def test_the_trending_window_is_the_current_utc_hour_and_the_23_before(
 ) -> None:
     assert trending_window_start(now) == start
     assert hour_bucket(now) - trending_window_start(now) == timedelta(hours=TRENDING_HOURS - 1)
+
+
+def test_a_user_search_round_has_seen_up_to_the_least_end_of_the_branches_that_filled_their_window() -> None:
+    a, b = UUID(int=1), UUID(int=2)
+    usernames = [("anna", a), ("anne", b)]
+    display_names = [("ann", b), ("annz", a)]
+    # Both full: the least last entry (entries after it in the other branch are not seen yet).
+    assert seen_through([usernames, display_names], window=2) == ("anne", b)
+    # One branch ran out of entries in the range: the other's end bounds what was seen.
+    assert seen_through([usernames, display_names[:1]], window=2) == ("anne", b)
+    assert seen_through([usernames[:1], display_names], window=2) == ("annz", a)
+    # Neither full: everything in the range was seen.
+    assert seen_through([usernames[:1], []], window=2) is None

@@ -27,6 +27,7 @@ from shared_code.domain.feed_merge import (
     horizon,
     is_pulled,
     item_ttl_seconds,
+    likely_page,
     merge_sources,
     newer_than,
     parse_time,
@@ -274,6 +275,27 @@ def test_nothing_below_an_unfinished_source_is_taken_before_it() -> None:
     # source a may hold more between a[1] and b[0]: b's entries wait for the next round
     assert [e["postId"] for e in merged.entries] == [a[0].id, a[1].id]
     assert merged.position == a[1].key and not merged.cosmos_done
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 40), max_size=8, unique=True), min_size=1, max_size=4),
+    st.lists(st.booleans(), min_size=4, max_size=4),
+    st.integers(1, 10),
+)
+def test_the_page_read_ahead_holds_the_merged_page_when_nothing_is_hidden(
+    sources: list[list[int]], exhausted: list[bool], limit: int
+) -> None:
+    """The feed read hydrates `likely_page` while the screen runs: when the screen hides nothing, the
+    merged page needs no other entry (a post may be in several sources)."""
+    pages = []
+    for ids, done in zip(sources, exhausted, strict=False):
+        posts = [Post(str(UUID(int=n + 1)), 1, BASE + timedelta(seconds=n), False) for n in ids]
+        entries = [p.entry() for p in sorted(posts, key=lambda p: p.key, reverse=True)]
+        pages.append(SourcePage(entries, exhausted=done))
+    merged = merge_sources(pages, limit, hidden=lambda e: False)
+    likely = [e["postId"] for e in likely_page([e for p in pages for e in p.entries], limit)]
+    assert [e["postId"] for e in merged.entries] == likely[: len(merged.entries)]
 
 
 # --- the threshold and retention ---------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -106,3 +107,36 @@ def test_an_occurrence_missed_during_a_long_run_fires_at_once() -> None:
     assert next_due(every_minute, ran, datetime(2026, 1, 1, 12, 3, 30, tzinfo=UTC)) == datetime(
         2026, 1, 1, 12, 3, tzinfo=UTC
     )
+
+
+async def test_a_function_that_fails_because_the_host_is_stopping_is_neither_retried_nor_given_up() -> None:
+    """A library may turn the stop's cancellation into its own error; the invocation must still end as a
+    cancellation (so a change-feed batch is not recorded as failed and is redone after the restart)."""
+
+    calls: list[int] = []
+    running = asyncio.Event()
+
+    async def cut_short(
+        spec: FunctionSpec,
+        trigger_value: object,
+        *,
+        summary: str = "",
+        trace_parent: str | None = None,
+        retry_count: int = 0,
+    ) -> None:
+        calls.append(retry_count)
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise ConnectionError("the connection was closed while a query ran") from None
+
+    async def no_wait(delay: float) -> None: ...
+
+    spec = _spec(RetryPolicy("fixed_delay", 5))
+    task = asyncio.create_task(invoke_with_retries(spec, None, cut_short, sleep=no_wait))
+    await running.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert calls == [0]

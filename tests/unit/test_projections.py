@@ -28,6 +28,9 @@ from shared_code.domain.events import (
     BookmarkDeleted,
     CommentCreated,
     CommentDeleted,
+    ConversationCreated,
+    ConversationMemberChanged,
+    ConversationRead,
     EventPayload,
     FlagCreated,
     FollowCreated,
@@ -38,6 +41,9 @@ from shared_code.domain.events import (
     FollowRequested,
     FollowRequestsApprovalProgressed,
     MediaRef,
+    MessageDeleted,
+    MessageEdited,
+    MessageSent,
     MuteCreated,
     MuteDeleted,
     PostCounts,
@@ -54,6 +60,7 @@ from shared_code.domain.events import (
     UserCounts,
     UserCreated,
     UserDeleted,
+    published_payload,
 )
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
@@ -61,6 +68,7 @@ from shared_code.projections.writes import (
     AUTHOR_POSTS,
     AUTHOR_POSTS_TTL_SECONDS,
     COUNTERS,
+    MESSAGES,
     NO_EXPIRY,
     NOTIFICATIONS,
     PARTITION_KEYS,
@@ -337,8 +345,87 @@ def sample_events() -> dict[str, StoredEvent]:
             APPEAL,
             4,
         ),
+        *_messaging_samples(),
     ]
     return {event.event_type: event for event in events}
+
+
+def _messaging_samples() -> list[StoredEvent]:
+    conversation, member, message = uuid4(), uuid4(), uuid4()
+    return [
+        stored(
+            ConversationCreated(
+                conversation_id=conversation, kind="direct", title=None, created_by=ALICE, created_at=NOW
+            ),
+            conversation,
+            1,
+        ),
+        stored(
+            ConversationMemberChanged(
+                member_id=member,
+                conversation_id=conversation,
+                user_id=BOB,
+                role="member",
+                state="requested",
+                change="added",
+                by_user_id=ALICE,
+            ),
+            member,
+            1,
+        ),
+        stored(
+            ConversationRead(
+                member_id=member,
+                conversation_id=conversation,
+                user_id=BOB,
+                last_read_seq=1,
+                last_read_message_id=message,
+            ),
+            member,
+            2,
+        ),
+        stored(
+            MessageSent(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                text="hi",
+                encrypted=False,
+                reply_to_id=None,
+                recipient_ids=(BOB,),
+                created_at=NOW,
+            ),
+            message,
+            1,
+        ),
+        stored(
+            MessageEdited(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                text="hey",
+                reply_to_id=None,
+                created_at=NOW,
+                edited_at=NOW,
+            ),
+            message,
+            2,
+        ),
+        stored(
+            MessageDeleted(
+                message_id=message,
+                conversation_id=conversation,
+                sender_id=ALICE,
+                seq=1,
+                created_at=NOW,
+                deleted_at=NOW,
+            ),
+            message,
+            3,
+        ),
+    ]
 
 
 EVENTS = sample_events()
@@ -403,6 +490,10 @@ def test_an_unknown_event_type_is_an_error_not_silence() -> None:
         "account.export_requested",
         "bookmark.created",
         "bookmark.deleted",
+        # Conversations and read positions are read from PostgreSQL (services/message_reads.py).
+        "conversation.created",
+        "conversation.member_changed",
+        "conversation.read",
     ],
 )
 def test_blocks_mutes_flags_and_appeals_write_no_documents(event_type: str) -> None:
@@ -749,3 +840,36 @@ def test_a_follow_request_notifies_the_account_and_its_approval_the_requester() 
     assert requested["id"] != approved["id"]
     for quiet in ("follow.request_declined", "follow.request_cancelled", "profile.visibility_changed"):
         assert project(EVENTS[quiet]) == []
+
+
+def test_what_people_write_to_each_other_is_left_out_of_what_event_hubs_gets() -> None:
+    sent = EVENTS["message.sent"]
+    published = published_payload(sent.event_type, sent.payload)
+    assert "text" in sent.payload and "text" not in published
+    assert "ciphertexts" not in published and "media" not in published
+    assert published["messageId"] == sent.payload["messageId"]
+    assert "text" not in published_payload("message.edited", EVENTS["message.edited"].payload)
+    assert "title" not in published_payload("conversation.created", EVENTS["conversation.created"].payload)
+    # Other events are published whole.
+    post = EVENTS["post.created"]
+    assert published_payload(post.event_type, post.payload) == post.payload
+
+
+def test_a_message_is_written_to_its_conversations_partition_and_a_deletion_keeps_no_content() -> None:
+    sent = one(project(EVENTS["message.sent"]), MESSAGES)
+    assert (sent["conversationId"], sent["seq"], sent["text"], sent["deleted"]) == (
+        EVENTS["message.sent"].payload["conversationId"],
+        1,
+        "hi",
+        False,
+    )
+    edited = one(project(EVENTS["message.edited"]), MESSAGES)
+    assert (edited["text"], edited["version"], edited["editedAt"] is not None) == ("hey", 2, True)
+    deleted = one(project(EVENTS["message.deleted"]), MESSAGES)
+    assert (deleted["text"], deleted["ciphertexts"], deleted["deleted"], deleted["seq"]) == (
+        None,
+        [],
+        True,
+        1,
+    )
+    assert deleted["ttl"] > 0

@@ -6,6 +6,7 @@ taken from publishing or recording."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -298,3 +299,42 @@ async def test_slow_projections_while_cosmos_answers_are_watched_until_their_dea
     assert cosmos.probes >= 2  # looked at while it ran, and once more to judge the failure
     assert db.failed_by_id[1][1:] == ("pending", "TimeoutError: cosmos did not answer within 0.1 s")
     assert relay.projections.breaker.delivers
+
+
+class SlowProbe(Sink):
+    """A sink whose deliveries hang and whose probe answers, slowly enough for watchers to meet on it."""
+
+    async def handle(self, events: Sequence[StoredEvent]) -> Mapping[int, BaseException]:
+        self.seen.append([e.id for e in events])
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def probe(self) -> None:
+        self.probes += 1
+        await asyncio.sleep(0.05)  # the answer's own latency, not synchronisation
+
+
+async def test_deliveries_watching_one_sink_at_once_share_one_probe() -> None:
+    cosmos = SlowProbe("cosmos")
+    relay = relay_for(FakeStore([]), cosmos)
+    relay.projections.watch_seconds = 0.01
+    relay.projections.deadline_seconds = 0.04  # the deliveries end (charged) after one watch each
+    await asyncio.wait_for(
+        asyncio.gather(*(relay._deliver(relay.projections, [event(i)]) for i in (1, 2, 3))), 4
+    )
+    assert cosmos.probes == 1
+
+
+async def test_a_sink_that_took_an_event_within_the_watch_interval_is_not_probed_again() -> None:
+    cosmos = SlowProbe("cosmos")
+    relay = relay_for(FakeStore([]), cosmos)
+    relay.projections.watch_seconds = 60.0
+    relay.projections.deadline_seconds = 120.0
+    relay.projections.answered_at = time.monotonic()  # just took an event
+    delivery = asyncio.ensure_future(relay._deliver(relay.projections, [event(1)]))
+    # Unwatched until the interval ends: no probe while the sink is known to answer.
+    done, _ = await asyncio.wait({delivery}, timeout=0.1)
+    assert not done and cosmos.probes == 0
+    delivery.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await delivery

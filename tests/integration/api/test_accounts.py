@@ -305,6 +305,7 @@ async def test_public_profile_of_a_user(api: ApiClient, chorus: Chorus) -> None:
         "followers": 1,
         "following": 0,
         "posts": 0,
+        "visibility": "public",
     }
     assert_problem(await api.call("GET", f"/api/profiles/{uuid.uuid4()}", subject="bob"), 404, "not-found")
     await chorus.do("PUT", f"/api/users/{bob['id']}/block", "alice")

@@ -347,3 +347,67 @@ async def test_a_moderator_the_author_blocked_sees_the_post_but_cannot_react_or_
     assert await db.events(after=mark) == []
     # But moderation still works.
     await chorus.do("DELETE", f"/api/comments/{comment['id']}?reason=abuse", "mod", role="moderator")
+
+
+async def test_a_comment_restored_on_appeal_gets_its_mentions_tags_and_reply_back_under_todays_rules(
+    api: ApiClient, chorus: Chorus, db: OwnerDb
+) -> None:
+    """An overturned appeal brings a deleted reply back as a new reply would be: counted under its
+    parent, its mentions and tags stored again, and an event that notifies whom the rules allow now
+    (a mentioned account that blocked the replier since is stored as mentioned, not notified)."""
+    _, ann, bob, cat, dan = await chorus.users("author", "ann", "bob", "cat", "dan")
+    await chorus.users("mod", "mod2")
+    post = await chorus.post("author", "a post")
+    parent = await chorus.comment("dan", post["id"], "a parent")
+    r = await api.call(
+        "POST",
+        f"/api/posts/{post['id']}/comments",
+        subject="ann",
+        json_body={"content": "hi @bob and @cat #Restored", "parentId": parent["id"]},
+    )
+    assert r.status == 201, r
+    reply = r.json
+
+    async def stored() -> tuple[list[str], list[str], int]:
+        mentioned = await db.rows(
+            "SELECT mentioned_user_id::text FROM mentions WHERE source_id = %s ORDER BY 1", (reply["id"],)
+        )
+        tags = await db.rows("SELECT tag FROM hashtag_uses WHERE source_id = %s", (reply["id"],))
+        replies = await db.scalar(
+            "SELECT coalesce(max(replies), 0) FROM comment_reply_counts WHERE comment_id = %s",
+            (parent["id"],),
+        )
+        return [m for (m,) in mentioned], [t for (t,) in tags], int(replies)
+
+    every_mention = sorted([bob["id"], cat["id"]])
+    assert await stored() == (every_mention, ["restored"], 1)
+    await chorus.do("DELETE", f"/api/comments/{reply['id']}?reason=rude", "mod", role="moderator")
+    assert await stored() == ([], [], 0)
+    await chorus.do("PUT", f"/api/users/{ann['id']}/block", "cat")
+    appeal = await chorus.do(
+        "POST",
+        "/api/appeals",
+        "ann",
+        json_body={"postId": post["id"], "commentId": reply["id"], "statement": "not rude"},
+        status=201,
+    )
+    mark = await db.mark()
+    await chorus.do(
+        "POST",
+        f"/api/moderation/appeals/{appeal.json['id']}/decision",
+        "mod2",
+        role="moderator",
+        json_body={"decision": "overturned", "reason": "fair"},
+        status=200,
+    )
+    assert await stored() == (every_mention, ["restored"], 1)
+    [restored] = await db.events(after=mark, event_type="comment.created")
+    assert restored.aggregate_id == uuid.UUID(reply["id"])
+    assert sorted(restored.payload["mentions"]) == every_mention
+    assert restored.payload["notifyMentions"] == [bob["id"]]  # cat blocked ann meanwhile
+    assert restored.payload["hashtags"] == ["restored"]
+    assert restored.payload["parentAuthorId"] == dan["id"]
+    replies = await api.call("GET", f"/api/comments/{parent['id']}/replies", subject="author")
+    assert [(c["id"], c["replyCount"]) for c in replies.json["items"]] == [(reply["id"], 0)]
+    parents = await api.call("GET", f"/api/posts/{post['id']}/comments", subject="author")
+    assert {c["id"]: c["replyCount"] for c in parents.json["items"]}[parent["id"]] == 1

@@ -219,6 +219,24 @@ async def test_visibility_is_public_or_private(api: ApiClient, chorus: Chorus) -
         assert_problem(r, 422, "validation-failed")
 
 
+async def test_the_public_profile_and_follower_lists_say_whether_an_account_is_private(
+    api: ApiClient, chorus: Chorus
+) -> None:
+    alice, bob, _ = await chorus.users("alice", "bob", "stranger")
+    await chorus.do("PUT", f"/api/users/{alice['id']}/follow", "bob", status=204)
+    profile = await api.call("GET", f"/api/profiles/{alice['id']}", subject="bob")
+    assert (profile.status, profile.json["visibility"]) == (200, "public"), profile
+    await _private(chorus, "alice")
+    # Read from PostgreSQL with the block check: shown at once, for a follower and a stranger alike.
+    for viewer in ("bob", "stranger"):
+        profile = await api.call("GET", f"/api/profiles/{alice['id']}", subject=viewer)
+        assert (profile.status, profile.json["visibility"]) == (200, "private"), profile
+    following = await api.call("GET", f"/api/users/{bob['id']}/following", subject="bob")
+    assert [(p["userId"], p["visibility"]) for p in following.json["items"]] == [(alice["id"], "private")]
+    followers = await api.call("GET", f"/api/users/{alice['id']}/followers", subject="bob")
+    assert [(p["userId"], p["visibility"]) for p in followers.json["items"]] == [(bob["id"], "public")]
+
+
 # --- the privacy rule on every read ---------------------------------------------------------------
 
 
@@ -410,10 +428,22 @@ async def test_notification_settings_are_each_users_own(api: ApiClient, chorus: 
         json_body={"comment": True, "followRequest": False},
         status=200,
     )
-    assert (r.json["comment"], r.json["followRequest"]) == (True, False)
-    assert (await api.call("GET", "/api/users/me/notification-settings", subject="bob")).json[
-        "followRequest"
-    ] is True
+    # The camelCase key of before still works (deprecated); the answer holds both forms.
+    assert (r.json["comment"], r.json["follow_request"], r.json["followRequest"]) == (True, False, False)
+    bobs = (await api.call("GET", "/api/users/me/notification-settings", subject="bob")).json
+    assert (bobs["follow_request"], bobs["followRequest"]) == (True, True)
+    # The key is the type's value, as a notification's `type` says it.
+    r = await chorus.do(
+        "PATCH",
+        "/api/users/me/notification-settings",
+        "alice",
+        json_body={"follow_request": True},
+        status=200,
+    )
+    assert (r.json["follow_request"], r.json["followRequest"]) == (True, True)
+    both = {"follow_request": True, "followRequest": False}
+    r = await api.call("PATCH", "/api/users/me/notification-settings", subject="alice", json_body=both)
+    assert_problem(r, 422, "validation-failed")
     assert await db.count("notification_settings") == 1
     for bad in ({}, {"comment": None}, {"telepathy": True}, {"comment": 0}):
         r = await api.call("PATCH", "/api/users/me/notification-settings", subject="alice", json_body=bad)

@@ -151,6 +151,7 @@ async def test_follower_and_following_lists_are_public_profiles_newest_first(
                 "followers": 0,
                 "following": 1,
                 "posts": 1,
+                "visibility": "public",
             },
             {
                 "userId": bob["id"],
@@ -161,6 +162,7 @@ async def test_follower_and_following_lists_are_public_profiles_newest_first(
                 "followers": 1,
                 "following": 1,
                 "posts": 0,
+                "visibility": "public",
             },
         ],
         "nextCursor": None,
