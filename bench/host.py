@@ -144,7 +144,7 @@ _NODE_SERVICES = (
 
 def _service_name(process: psutil.Process) -> str:
     """The process's name, and for Node which of the three services it is (their memory differs)."""
-    name = process.name()
+    name = str(process.name())
     if name == "node":
         command = " ".join(process.cmdline())
         return next((label for needle, label in _NODE_SERVICES if needle in command), name)
