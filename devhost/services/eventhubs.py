@@ -15,14 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from devhost.services.process import (
-    NODE_DIR,
-    ManagedProcess,
-    ServiceStartError,
-    node_environment,
-    port_accepts,
-    start_process,
-)
+from devhost.services.process import NODE_DIR, ManagedProcess, ServiceStartError, port_accepts, start_process
 
 HOST = "127.0.0.1"
 SCRIPT = NODE_DIR / "eventhubs-standin.js"
@@ -115,7 +108,7 @@ def start_eventhubs_standin(
     ]
     if data_file is not None:
         argv += ["--data-file", str(data_file.absolute())]
-    process = start_process("eventhubs-standin", argv, log_path, env=node_environment(), cwd=NODE_DIR)
+    process = start_process("eventhubs-standin", argv, log_path, cwd=NODE_DIR)
     ports: dict[str, int] = {}
 
     def ready() -> bool:
