@@ -108,6 +108,33 @@ def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
     return document
 
 
+def author_repost_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A repost in the reposter's partition of authorPosts (`authorId` is the partition: the reposter),
+    where feed reads pull it when the reposter is above FANOUT_MAX_FOLLOWERS, positioned at the
+    repost's time like the feed item a fan-out would have made. One document per (post, reposter),
+    versioned by the repost row: a late or replayed `repost.created` cannot bring back an undone
+    repost (its `repost.deleted` wrote a newer version, a tombstone). It names the post, not the
+    post's author: readers resolve the author from PostgreSQL (an erased author leaves no trace here)."""
+    p = event.payload
+    deleted = event.event_type == "repost.deleted"
+    reposter, post_id = str(p["userId"]), str(p["postId"])
+    at = cosmos_time(parse_time(p["createdAt"])) if p.get("createdAt") else None
+    return {
+        "id": f"{post_id}:repost",
+        "kind": "repost",
+        "authorId": reposter,
+        "postId": post_id,
+        "repostedBy": reposter,
+        "createdAt": at,
+        "repostedAt": at,
+        "deleted": deleted,
+        "status": "visible",
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else AUTHOR_POSTS_TTL_SECONDS,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
 def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
     """One per user per post; it carries the post's counts so the reactions change feed can
     keep counters exact without counting."""
@@ -300,9 +327,12 @@ def _reaction(event: ProjectableEvent) -> list[CosmosWrite]:
 
 
 def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
-    # The repost count; the feeds follow from the relay's feed maintenance (services/feeds.py).
+    # The repost count, and the repost in the reposter's authorPosts partition (pulled by the feeds of
+    # a big reposter's followers); the fanned-out feeds follow from the relay's feed maintenance
+    # (services/feeds.py).
     return [
-        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id))
+        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id)),
+        VersionedUpsert(AUTHOR_POSTS, author_repost_document(event)),
     ]
 
 
