@@ -11,16 +11,21 @@ from bench.result import ScenarioResult
 
 WHY: dict[str, str] = {
     "write_path": (
-        "Bound: with the default FUNCTIONS_WORKER_PROCESS_COUNT (one worker per core, at most 2) the app "
-        "runs in two worker processes, each with one event loop that serves HTTP and also runs its share of "
-        "the relay timer (on one worker at a time) and the change-feed leases for every post accepted (per post: the claim/record transactions, the posts_v2, authorPosts and "
-        "counters writes, the Event Hubs send, the admin-mirror insert, the change-feed read, the fan-out "
-        "and the lease write), on a 2-core machine shared with PostgreSQL, the Node emulators, the load "
-        "generator and other users. The direct-psycopg baseline runs none of that, and is itself bounded by "
-        "PostgreSQL's commits (fsync on, as `make run`). In Azure the relay and the change-feed functions "
-        "run on their own instances (Functions scale out per trigger), so an HTTP worker does only the "
-        "request; locally, more worker processes (FUNCTIONS_WORKER_PROCESS_COUNT) spread it, at the cost "
-        "of memory, on cores that are already all busy here."
+        "Bound: host CPU. Profile of c=8 (bench/results/profile-write_path-c8.txt, py-spy over both "
+        "workers): of the workers' busy samples about a third serve the HTTP requests and two thirds the "
+        "pipeline behind each accepted post on the same two event loops (the relay's claim, projections, "
+        "Event Hubs send and record; the posts_v2 change feed, fan-out state and feed item); by library, "
+        "psycopg's sends, asyncio/TLS and aiohttp lead. On a quiet machine a POST costs about 7 ms of host "
+        "CPU in all (the quiet full run of 2026-12-03), of which about 2.5 ms is the request itself. The "
+        "target, 60 % of the direct rate (≈ 350 posts/s at c=8 on that run), would take ≈ 2.5 cores of "
+        "Python for the app plus about 1 core of PostgreSQL: more than the machine has. Even with the "
+        "pipeline elsewhere (Azure runs the relay and change-feed functions on instances of their own), "
+        "the requests alone (≈ 0.9 core) and PostgreSQL would fill both cores, with the load generator and "
+        "the emulators still to run. The p99 ratio follows from the saturation: a request's steps wait "
+        "behind the relay's and fan-out's batches on the same loop. The direct-psycopg baseline runs no "
+        "Python between its statements and none of the pipeline. Removed this round: four statements per "
+        "new post (14 → 10) and the Event Hubs probes that each delivery ran on its own (6 % of samples); "
+        "a rate-limit charge no longer waits for a durable commit of its own (sql/0025)."
     ),
     "feed_read": (
         "Bound: each GET /api/feed is two short PostgreSQL transactions (who the caller is and whom they "
@@ -33,21 +38,28 @@ WHY: dict[str, str] = {
         "queries) the Cosmos part shrinks."
     ),
     "relay_drain": (
-        "Bound: the relay streams (up to 3 claimed batches in flight; one Event Hubs send per aggregate: "
-        "batching by partition was withdrawn, see docs/reliability.md) but shares its worker process and "
-        "event loop with the change-feed fan-out of the very "
-        "posts it publishes (each published post is read back from the posts_v2 change feed and fanned "
-        "out) and with the admin-mirror transaction; the baseline only upserts, continuously, from a "
-        "process that does nothing else. What would lift it: the relay and the change-feed functions in "
-        "separate workers or instances (as Azure runs them)."
+        "Bound: host CPU per Cosmos request. Profile (bench/results/profile-relay_drain.txt): the Cosmos "
+        "projection writes and the change-feed fan-out of the posts being published take half of the "
+        "workers' samples, the relay's own loop (claims, records, Event Hubs) under a tenth. Per event "
+        "the app sends about 8 Cosmos requests (posts_v2, authorPosts, counters by the relay; the change "
+        "feed's posts_v2 reads, fan-out state read and write, the author's feed item) where the baseline "
+        "sends the 3 upserts of the relay's projection only; at ≈ 0.5 ms of SDK and TLS client CPU per "
+        "request (fanout's figure) that is ≈ 4 of the ≈ 6 ms of host CPU per event measured on the quiet "
+        "full run of 2026-12-03 (claims, records, the admin mirror and the Event Hubs send the rest), so "
+        "about 1.25 cores of Python drained ≈ 200 events/s; 70 % of that run's direct rate (≈ 420 "
+        "events/s) would take ≈ 2.5 cores. The emulator is not the limit: the services together (PostgreSQL "
+        "and the emulators) used about a third of a core on that run. What would lift it: the change-feed functions on instances of their own (as Azure scales them), which "
+        "a 2-core machine cannot give them."
     ),
     "fanout": (
-        "Bound: the fan-out writes one feed item per request through the Python SDK on the app's event loop "
-        "(bounded at FANOUT_CONCURRENCY = 64), with a PostgreSQL page read per 1,000 followers and the "
-        "fan-out state and trim checks; the baseline does the same upserts without the change-feed "
-        "machinery, from a process that does nothing else. Transactional batches are per partition key "
-        "(one recipient each), so they do not help here; above FANOUT_MAX_FOLLOWERS posts are pulled at "
-        "read time instead (celebrity)."
+        "Bound: the same Cosmos requests as the baseline, one feed item each through the same Python SDK "
+        "(≈ 0.5 ms of host CPU per item on both sides), at FANOUT_CONCURRENCY = 64; the app adds per "
+        "item the feed document's projection and the bounded scheduling, and per post a PostgreSQL page "
+        "per 1,000 followers, the fan-out state and trim checks, while the relay and lease loops share "
+        "its event loop. So it runs within a few per cent of the floor, either side of it from run to run; "
+        "it cannot do fewer requests than one per recipient: "
+        "transactional batches are per partition key (one recipient each), and above "
+        "FANOUT_MAX_FOLLOWERS posts are pulled at read time instead (celebrity)."
     ),
     "freshness": (
         "Bound: commit → NOTIFY → the relay's stream (it may be busy with batches in flight) → posts_v2; "
@@ -100,7 +112,10 @@ def _evidence(result: ScenarioResult) -> str:
             leaves = ", ".join(
                 f"{name} {share} %" for name, share in profile.get("top_leaf_frames_pct", [])[:4]
             )
-            parts.append(f"{key} py-spy ({profile.get('samples')} samples): {areas}; top frames: {leaves}")
+            jobs = ", ".join(f"{name} {share} %" for name, share in profile.get("by_activity_pct", [])[:6])
+            parts.append(
+                f"{key} py-spy ({profile.get('samples')} samples): {areas}; by job: {jobs}; top frames: {leaves}"
+            )
     if isinstance(result.figures.get("profile"), dict) and result.figures["profile"].get("by_area_pct"):
         profile = result.figures["profile"]
         areas = ", ".join(f"{name} {share} %" for name, share in profile["by_area_pct"][:6])

@@ -13,6 +13,7 @@ from bench.scenarios import (
     feed_read,
     freshness,
     memory,
+    messaging,
     reaction_storm,
     relay_drain,
     search,
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Scenario] = {
         reaction_storm,
         celebrity,
         search,
+        messaging,
         cost_model,
         memory,
     )

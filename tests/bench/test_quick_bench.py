@@ -21,6 +21,7 @@ SCENARIOS = (
     "reaction_storm",
     "celebrity",
     "search",
+    "messaging",
     "cost_model",
     "memory",
 )
