@@ -336,6 +336,56 @@ def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
     ]
 
 
+def _event_rsvp(event: ProjectableEvent) -> list[CosmosWrite]:
+    """An answer notifies the host (not their own answer, not 'not_going'); a promotion from the
+    waiting list notifies the promoted user. Counts are read from PostgreSQL (docs/read-costs.md)."""
+    p = event.payload
+    promoted = p["cause"] == "promoted"
+    if promoted:
+        recipient, kind = str(p["userId"]), "event_promoted"
+    elif p["status"] != "not_going" and p["userId"] != p["hostId"]:
+        recipient, kind = str(p["hostId"]), "event_rsvp"
+    else:
+        return []
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=recipient,
+                kind=kind,
+                actor_id=str(p["hostId"] if promoted else p["userId"]),
+                subject_id=str(p["eventId"]),
+                cause_id=f"{p['rsvpId']}:{event.aggregate_version}",
+                created_at=p.get("updatedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+    ]
+
+
+def _event_change(event: ProjectableEvent) -> list[CosmosWrite]:
+    """A change or a cancellation notifies everyone who answered going, interested or wait (the writer
+    listed them); one per (event version, user), so a replay cannot notify twice."""
+    p = event.payload
+    cancelled = event.event_type == "event.cancelled"
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=str(user_id),
+                kind="event_cancelled" if cancelled else "event_updated",
+                actor_id=str(p["hostId"]),
+                subject_id=str(p["eventId"]),
+                cause_id=f"{p['eventId']}:{event.aggregate_version}:{user_id}",
+                created_at=p.get("cancelledAt") if cancelled else p.get("updatedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+        for user_id in p.get("notifyUserIds", ())
+        if str(user_id) != str(p["hostId"])
+    ]
+
+
 def message_document(event: ProjectableEvent) -> dict[str, Any]:
     """A message in its conversation's partition of `messages`, with every recipient device's
     ciphertext (a reader gets only their own: services/message_reads.py). A deleted message keeps its
@@ -399,6 +449,13 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
+    # Events and RSVPs are read from PostgreSQL (docs/read-costs.md); only their notifications are
+    # projected.
+    "event.created": _nothing,
+    "event.updated": _event_change,
+    "event.cancelled": _event_change,
+    "rsvp.set": _event_rsvp,
+    "rsvp.removed": _nothing,
     # Messages are read from their conversation's partition; conversations, memberships and read
     # positions from PostgreSQL (services/message_reads.py says why).
     "conversation.created": _nothing,

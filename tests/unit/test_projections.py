@@ -82,6 +82,7 @@ from shared_code.projections.writes import (
     VersionedUpsert,
 )
 from shared_code.services.feeds import FeedEntryKeeper, RepostRef, feed_item, feed_time, shows_in_feeds
+from tests.unit.test_event_projections import calendar_event_samples
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = UUID(int=0xA1), UUID(int=0xB0B)
@@ -429,7 +430,7 @@ def _messaging_samples() -> list[StoredEvent]:
     ]
 
 
-EVENTS = sample_events()
+EVENTS = {**sample_events(), **calendar_event_samples()}
 
 
 def one(
