@@ -28,6 +28,11 @@ WHY: dict[str, str] = {
         "a rate-limit charge no longer waits for a durable commit of its own (sql/0025)."
     ),
     "feed_read": (
+        "Degraded reads: on the quiet full run of 2026-12-03 the services used a full core (the single-"
+        "threaded Node emulator saturated) while the host used a tenth of one, every round's p99 was the "
+        "1.5 s Cosmos request budget plus the PostgreSQL fallback, and the direct reads took 2-3 s: the "
+        "emulator, not the app, bounds these reads; a read that misses the budget is served from "
+        "PostgreSQL (Chorus-Degraded) and is not counted as a feed read. "
         "Bound: each GET /api/feed is two short PostgreSQL transactions (who the caller is and whom they "
         "pull; what they must not see) around Cosmos requests to a single-threaded Node emulator over TLS "
         "(the userFeed page, one query per pulled author, the floor, then posts_v2, publicProfiles and "
@@ -74,7 +79,9 @@ WHY: dict[str, str] = {
         "latency, and the pollers' revisit of one follower (the sample round-robin among POLLERS "
         "readers, so about sample / POLLERS reads apart: the resolution of each follower's time, bounded "
         "by how many feed reads per second the host and the single-threaded emulator serve on this "
-        "machine). Bound of the read: each page asks one authorPosts query per big author followed "
+        "machine: the host's CPU per read, in the evidence, against the share of the cores it gets). "
+        "A follower whose first read after the commit already shows the post (counted) waited only for "
+        "the sweep to reach it. Bound of the read: each page asks one authorPosts query per big author followed "
         "(20 here) besides the userFeed page and hydration, all to a single-threaded emulator; the direct "
         "baseline asks the same, so the ratio is the app's own work per page."
     ),

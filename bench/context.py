@@ -9,6 +9,7 @@ feed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 import psycopg
 from azure.cosmos import CosmosClient as SyncCosmosClient
 from azure.cosmos.aio import CosmosClient, DatabaseProxy
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from bench.host import HostProcess, ResourceSampler, Stack
 from bench.loadgen import Http
@@ -58,6 +60,17 @@ class BenchContext:
                 provision(client, BASELINE_DATABASE)
             self._baseline_ready = True
         return self.cosmos.get_database_client(BASELINE_DATABASE)
+
+    async def drop_baseline(self) -> None:
+        """Delete the baselines' database once a scenario is done with it. Its documents are the
+        harness's, not the app's (like the baselines' PostgreSQL backends, which the memory figures
+        leave out), and the emulator keeps every document in memory; the next baseline provisions it
+        again."""
+        if not self._baseline_ready:
+            return
+        with contextlib.suppress(CosmosResourceNotFoundError):
+            await self.cosmos.delete_database(BASELINE_DATABASE)
+        self._baseline_ready = False
 
     async def admin(self) -> psycopg.AsyncConnection[Any]:
         """A connection as the database owner (set-up, counting), autocommit."""

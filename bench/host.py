@@ -135,6 +135,22 @@ def _backend_port(process: psutil.Process) -> int | None:
     return int(match[1]) if match else None
 
 
+_NODE_SERVICES = (
+    ("cosmos-emulator", "node (Cosmos emulator)"),
+    ("azurite", "node (Azurite)"),
+    ("eventhubs-standin", "node (Event Hubs stand-in)"),
+)
+
+
+def _service_name(process: psutil.Process) -> str:
+    """The process's name, and for Node which of the three services it is (their memory differs)."""
+    name = str(process.name())
+    if name == "node":
+        command = " ".join(process.cmdline())
+        return next((label for needle, label in _NODE_SERVICES if needle in command), name)
+    return name
+
+
 @dataclass
 class ResourceSampler:
     """Samples RSS and CPU of the host tree and of the harness every `interval` seconds."""
@@ -206,7 +222,7 @@ class ResourceSampler:
                 tree_rss += rss
                 if with_pss:
                     tree_pss += child.memory_full_info().pss
-                name = "host and workers (python)" if child.pid in app_pids else child.name()
+                name = "host and workers (python)" if child.pid in app_pids else _service_name(child)
                 by_name[name] = by_name.get(name, 0.0) + rss / 2**20
                 if child.pid in app_pids:
                     continue

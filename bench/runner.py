@@ -70,6 +70,10 @@ async def run_bench(quick: bool, only: list[str] | None, out_dir: Path, profile:
                     log.exception("scenario %s failed", name)
                     result = ScenarioResult(name, "failed", error=traceback.format_exc())
                 t1 = sampler.now()
+                try:
+                    await ctx.drop_baseline()
+                except Exception as exc:  # the scenario's result stands; only memory stays higher
+                    log.warning("could not delete the baselines' Cosmos database after %s: %s", name, exc)
                 result.seconds = t1 - t0
                 result.resources = result.resources or sampler.window(t0, t1)
                 annotate(result)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from functions.http_support import Handler, LimitClass, Weigh, endpoint
 from shared_code.cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 from shared_code.domain.discovery import SEARCH_POSTS_CANDIDATES, SEARCH_QUERY_MAX, TRENDING_LIMIT_DEFAULT
+from shared_code.domain.event_rules import EVENT_WINDOW_DEFAULT, EVENT_WINDOW_MAX
 from shared_code.domain.limits import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
@@ -235,6 +236,22 @@ TRENDING_QUERY = (
     ),
 )
 
+# GET /api/events: the window, then the page (docs/api.md "Events and RSVPs").
+EVENT_LIST_QUERY = (
+    QueryParameter(
+        "from",
+        {"type": "string", "format": "date-time"},
+        "the window's start (RFC 3339 with an offset; percent-encode a '+'): events still running then "
+        "are listed. Absent: now",
+    ),
+    QueryParameter(
+        "to",
+        {"type": "string", "format": "date-time"},
+        f"the window's end: events starting before it are listed. Absent: {EVENT_WINDOW_DEFAULT.days} days "
+        f"after from; at most {EVENT_WINDOW_MAX.days} days after it (422 otherwise)",
+    ),
+    *PAGE_QUERY,
+)
 # Direct messages (docs/api.md "Conversations and messages").
 CONVERSATIONS_QUERY = (
     *PAGE_QUERY,

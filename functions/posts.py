@@ -236,7 +236,7 @@ async def list_reactions(api: ApiRequest) -> func.HttpResponse:
 )
 async def repost(api: ApiRequest) -> func.HttpResponse:
     post_id = api.route_id("postId")
-    await api.run(lambda uow: reposts.repost(uow, post_id))
+    await api.run(lambda uow: reposts.repost(uow, post_id, api.app.settings.fanout_max_followers))
     return no_content()
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -110,6 +109,9 @@ def configure_observability(settings: Settings) -> None:
 
 def metric_lines(data: MetricsData) -> str:
     """One line per data point (`name{attributes} value`), instead of the SDK's pretty JSON."""
+    # The metrics SDK (about 5 MiB per process) loads only where metrics are exported.
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
+
     lines = []
     for resource in data.resource_metrics:
         for scope in resource.scope_metrics:

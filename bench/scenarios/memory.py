@@ -61,7 +61,10 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         result.notes.append(
             f"At the peak ({tree_peak.t:.0f} s into the run) the tree held {tree_peak.tree_rss_mb:.0f} MiB: "
             f"{shares}. The Node Cosmos emulator keeps every document of the run in memory (a stand-in for "
-            f"a remote service, which Azure does not run beside the app), and PostgreSQL's RSS counts its "
-            f"shared buffers again in every backend that touched them."
+            f"a remote service, which Azure does not run beside the app), and a summed RSS counts every "
+            f"shared page once per process that touched it: PostgreSQL's shared buffers and its binary in "
+            f"each of its backends (two pools of POSTGRES_POOL_MAX per worker), the Python SDKs' code in "
+            f"each worker. The PSS beside it divides shared pages among their sharers: what the tree "
+            "really costs (docs/local-host.md, Memory)."
         )
     return result

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.services.process import ManagedProcess, free_port, node_bin, port_accepts, start_process
+from devhost.services.process import (
+    ManagedProcess,
+    free_port,
+    node_bin,
+    node_environment,
+    port_accepts,
+    start_process,
+)
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development account key: public, not a secret.
@@ -66,7 +73,7 @@ def start_azurite(log_dir: Path, timeout: float = 30, data_dir: Path | None = No
         "--tablePort",
         str(table),
     ]
-    process = start_process("azurite", argv, log_dir / "azurite.log")
+    process = start_process("azurite", argv, log_dir / "azurite.log", env=node_environment())
     azurite = Azurite(process, blob, queue, table)
     process.wait_until(azurite._listening, timeout)
     return azurite

@@ -13,7 +13,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.services.process import NODE_DIR, ManagedProcess, ServiceStartError, start_process
+from devhost.services.process import (
+    NODE_DIR,
+    ManagedProcess,
+    ServiceStartError,
+    node_environment,
+    start_process,
+)
 
 # The public, documented Cosmos emulator key, not a secret (the emulator does not check it anyway).
 WELL_KNOWN_EMULATOR_KEY = (
@@ -110,7 +116,7 @@ def start_cosmos_emulator(
     argv = ["node", str(EMULATOR_SCRIPT), "--port", str(port or 0), "--host", HOST]
     if data_file is not None:
         argv += ["--data-file", str(data_file.absolute()), "--save-interval-ms", str(save_interval_ms)]
-    process = start_process("cosmos-emulator", argv, log_path=log_path, cwd=NODE_DIR)
+    process = start_process("cosmos-emulator", argv, log_path=log_path, env=node_environment(), cwd=NODE_DIR)
     try:
         process.wait_until(watcher, timeout)
     except BaseException:

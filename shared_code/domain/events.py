@@ -411,6 +411,106 @@ class BookmarkDeleted(EventPayload):
     post_id: UUID
 
 
+# --- events and RSVPs (gatherings a user hosts; docs/api.md "Events and RSVPs") -------------------
+
+
+class EventDetails(BaseModel):
+    """An event's details as they are after the change."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    title: str
+    description: str
+    place: str
+    category: str | None
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int | None
+    visibility: str
+
+
+class EventCounts(BaseModel):
+    """An event's RSVP counts after the change, with `events.counts_version`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    event_id: UUID
+    going: int
+    interested: int
+    waitlisted: int
+    version: int
+
+
+class EventCreated(EventPayload):
+    event_type = "event.created"
+    aggregate_type = "event"
+
+    event_id: UUID
+    host_id: UUID
+    details: EventDetails
+    created_at: datetime
+
+
+class EventUpdated(EventPayload):
+    """The host changed the details; `notifyUserIds`: those who answered going, interested or wait,
+    each notified (event_updated)."""
+
+    event_type = "event.updated"
+    aggregate_type = "event"
+
+    event_id: UUID
+    host_id: UUID
+    details: EventDetails
+    updated_at: datetime
+    notify_user_ids: list[UUID]
+
+
+class EventCancelled(EventPayload):
+    """`cause`: "host" (DELETE /api/events/{id}) or "account_deleted" (the host's erasure)."""
+
+    event_type = "event.cancelled"
+    aggregate_type = "event"
+
+    event_id: UUID
+    host_id: UUID
+    cancelled_at: datetime
+    cause: str
+    notify_user_ids: list[UUID]
+
+
+class RsvpSet(EventPayload):
+    """A user's answer is now `status` (`previousStatus` None: a first answer). `cause`: "rsvp" (their
+    own PUT) or "promoted" (a seat freed and they were first on the waiting list)."""
+
+    event_type = "rsvp.set"
+    aggregate_type = "event_rsvp"
+
+    rsvp_id: UUID
+    event_id: UUID
+    host_id: UUID
+    user_id: UUID
+    status: str
+    previous_status: str | None
+    cause: str
+    event_counts: EventCounts
+    updated_at: datetime
+
+
+class RsvpRemoved(EventPayload):
+    """A user's answer went: `cause` "withdrawn" (DELETE .../rsvp) or "account_deleted"."""
+
+    event_type = "rsvp.removed"
+    aggregate_type = "event_rsvp"
+
+    rsvp_id: UUID
+    event_id: UUID
+    host_id: UUID
+    user_id: UUID
+    previous_status: str
+    cause: str
+    event_counts: EventCounts
+
+
 # --- conversations and messages --------------------------------------------------------------
 # What people write to each other (texts, ciphertexts, media, group titles) is `confidential`: the
 # Cosmos projections get it, Event Hubs never does (`published_payload`), and erasure scrubs it.
@@ -642,6 +742,11 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         RepostDeleted,
         BookmarkCreated,
         BookmarkDeleted,
+        EventCreated,
+        EventUpdated,
+        EventCancelled,
+        RsvpSet,
+        RsvpRemoved,
         ConversationCreated,
         ConversationMemberChanged,
         ConversationRead,

@@ -67,6 +67,10 @@ class PullWindow:
     last: datetime
     pulling: bool
 
+    def covers(self, at: datetime) -> bool:
+        """Whether a post or repost made at `at` is pulled (not fanned out) by this window."""
+        return self.since <= at and (self.pulling or at <= self.last)
+
     def overlaps(self, horizon: datetime, after: Key | None) -> bool:
         """Whether a page (entries newer than the horizon, before the position) may pull anything of
         this window; a page pulls createdAt >= since (and <= last unless pulling)."""
@@ -144,6 +148,90 @@ def _newer_version(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return b if int(b.get("postVersion") or 0) > int(a.get("postVersion") or 0) else a
 
 
+def _preferred(
+    a: dict[str, Any], b: dict[str, Any], hidden: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """Of two entries of one post in a page: the one that may show (a pulled copy the feed's own item
+    shadows is hidden, the item is not), else the newer version."""
+    a_hidden, b_hidden = hidden(a), hidden(b)
+    if a_hidden != b_hidden:
+        return b if a_hidden else a
+    return _newer_version(a, b)
+
+
+# --- reposts pulled from big reposters -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PulledRepost:
+    """The newest live repost of a post by an account the reader pulls (a big reposter they follow,
+    within its pull window, newer than the horizon), as PostgreSQL says now."""
+
+    user_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RepostFacts:
+    """What decides which entry of a post shows in one page (once per feed, docs/architecture.md
+    "Reposts by big accounts"). `newest_pulled`: by post id; `in_feed`: posts the reader's own
+    userFeed holds newer than the horizon."""
+
+    newest_pulled: dict[str, PulledRepost]
+    in_feed: frozenset[str]
+
+
+def newest_pulled_reposts(
+    reposts: Sequence[tuple[str, str, datetime]], windows: Sequence[PullWindow], edge: datetime
+) -> dict[str, PulledRepost]:
+    """Of live reposts (post id, reposter id, time), the newest per post among those a page pulls: by
+    an account whose window covers the repost's time, newer than the horizon. Ties: the greater
+    reposter id (any fixed order will do: every page decides alike)."""
+    by_author = {w.author_id: w for w in windows}
+    newest: dict[str, PulledRepost] = {}
+    for post_id, user_id, at in reposts:
+        window = by_author.get(user_id)
+        if window is None or at <= edge or not window.covers(at):
+            continue
+        current = newest.get(post_id)
+        if current is None or (at, user_id) > (current.at, current.user_id):
+            newest[post_id] = PulledRepost(user_id, at)
+    return newest
+
+
+def shadowed(entry: dict[str, Any], facts: RepostFacts) -> bool:
+    """Whether a pulled entry must not show because another entry of its post does (once per feed):
+    - the reader's userFeed holds the post (above the horizon): its item shows it, at its place;
+    - a pulled repost shows only if it is the post's newest pulled repost (an undone one, or an older
+      one, shows nowhere);
+    - a pulled post of a big author shows unless a pulled repost of it (always newer) does.
+    The userFeed's own entries are never shadowed. Every page decides an entry alike, wherever the
+    cursor is, so no post shows twice across pages. Pure."""
+    if not entry.get("pulled"):
+        return False
+    post_id = str(entry["postId"])
+    if post_id in facts.in_feed:
+        return True
+    newest = facts.newest_pulled.get(post_id)
+    if entry.get("repostedBy"):
+        return newest is None or newest.user_id != str(entry["repostedBy"])
+    return newest is not None
+
+
+def newer_reposter(entry: dict[str, Any], facts: RepostFacts) -> PulledRepost | None:
+    """For a userFeed entry: the pulled repost to show as its reposter when it is newer than the one
+    the item shows (a big reposter's repost writes no item, so the item cannot know it). Pure."""
+    if entry.get("pulled"):
+        return None
+    newest = facts.newest_pulled.get(str(entry["postId"]))
+    if newest is None:
+        return None
+    shown = entry.get("repostedAt")
+    if shown and parse_time(shown) >= newest.at:
+        return None
+    return newest
+
+
 def merge_sources(
     sources: Sequence[SourcePage], limit: int, hidden: Callable[[dict[str, Any]], bool]
 ) -> MergedPage:
@@ -151,7 +239,8 @@ def merge_sources(
 
     Only entries at or after the frontier are certain to be in order: a source that was not exhausted
     may hold more entries below its last one, so nothing below the highest such last entry is taken
-    this round. Entries of one post in several sources are one entry (the newest version)."""
+    this round. Entries of one post in several sources are one entry (one that may show, else the
+    newest version)."""
     frontier: Key | None = None
     for source in sources:
         if not source.exhausted and source.entries:
@@ -163,7 +252,7 @@ def merge_sources(
             if frontier is not None and entry_key(entry) < frontier:
                 continue
             post_id = str(entry["postId"])
-            unique[post_id] = _newer_version(unique[post_id], entry) if post_id in unique else entry
+            unique[post_id] = _preferred(unique[post_id], entry, hidden) if post_id in unique else entry
     candidates = sorted(unique.values(), key=entry_key, reverse=True)
     shown: list[dict[str, Any]] = []
     position: Key | None = None

@@ -15,6 +15,10 @@ NOTIFICATION_TYPES: Final = (
     "reaction",  # someone reacted to your post
     "mention",  # someone mentioned you in a post or a comment
     "reply",  # someone replied to your comment
+    "event_rsvp",  # someone answered going, interested or joined the waiting list of your event
+    "event_updated",  # an event you answered going, interested or wait for changed
+    "event_cancelled",  # an event you answered going, interested or wait for was cancelled
+    "event_promoted",  # a seat freed: you moved from an event's waiting list to going
 )
 
 

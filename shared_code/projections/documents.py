@@ -108,6 +108,33 @@ def author_post_document(event: ProjectableEvent) -> dict[str, Any]:
     return document
 
 
+def author_repost_document(event: ProjectableEvent) -> dict[str, Any]:
+    """A repost in the reposter's partition of authorPosts (`authorId` is the partition: the reposter),
+    where feed reads pull it when the reposter is above FANOUT_MAX_FOLLOWERS, positioned at the
+    repost's time like the feed item a fan-out would have made. One document per (post, reposter),
+    versioned by the repost row: a late or replayed `repost.created` cannot bring back an undone
+    repost (its `repost.deleted` wrote a newer version, a tombstone). It names the post, not the
+    post's author: readers resolve the author from PostgreSQL (an erased author leaves no trace here)."""
+    p = event.payload
+    deleted = event.event_type == "repost.deleted"
+    reposter, post_id = str(p["userId"]), str(p["postId"])
+    at = cosmos_time(parse_time(p["createdAt"])) if p.get("createdAt") else None
+    return {
+        "id": f"{post_id}:repost",
+        "kind": "repost",
+        "authorId": reposter,
+        "postId": post_id,
+        "repostedBy": reposter,
+        "createdAt": at,
+        "repostedAt": at,
+        "deleted": deleted,
+        "status": "visible",
+        "ttl": TOMBSTONE_TTL_SECONDS if deleted else AUTHOR_POSTS_TTL_SECONDS,
+        "version": event.aggregate_version,
+        "correlationId": event.correlation_id,
+    }
+
+
 def reaction_document(event: ProjectableEvent) -> dict[str, Any]:
     """One per user per post; it carries the post's counts so the reactions change feed can
     keep counters exact without counting."""
@@ -300,9 +327,62 @@ def _reaction(event: ProjectableEvent) -> list[CosmosWrite]:
 
 
 def _repost(event: ProjectableEvent) -> list[CosmosWrite]:
-    # The repost count; the feeds follow from the relay's feed maintenance (services/feeds.py).
+    # The repost count, and the repost in the reposter's authorPosts partition (pulled by the feeds of
+    # a big reposter's followers); the fanned-out feeds follow from the relay's feed maintenance
+    # (services/feeds.py).
     return [
-        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id))
+        VersionedUpsert(COUNTERS, post_counts_document(event.payload["postCounts"], event.correlation_id)),
+        VersionedUpsert(AUTHOR_POSTS, author_repost_document(event)),
+    ]
+
+
+def _event_rsvp(event: ProjectableEvent) -> list[CosmosWrite]:
+    """An answer notifies the host (not their own answer, not 'not_going'); a promotion from the
+    waiting list notifies the promoted user. Counts are read from PostgreSQL (docs/read-costs.md)."""
+    p = event.payload
+    promoted = p["cause"] == "promoted"
+    if promoted:
+        recipient, kind = str(p["userId"]), "event_promoted"
+    elif p["status"] != "not_going" and p["userId"] != p["hostId"]:
+        recipient, kind = str(p["hostId"]), "event_rsvp"
+    else:
+        return []
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=recipient,
+                kind=kind,
+                actor_id=str(p["hostId"] if promoted else p["userId"]),
+                subject_id=str(p["eventId"]),
+                cause_id=f"{p['rsvpId']}:{event.aggregate_version}",
+                created_at=p.get("updatedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+    ]
+
+
+def _event_change(event: ProjectableEvent) -> list[CosmosWrite]:
+    """A change or a cancellation notifies everyone who answered going, interested or wait (the writer
+    listed them); one per (event version, user), so a replay cannot notify twice."""
+    p = event.payload
+    cancelled = event.event_type == "event.cancelled"
+    return [
+        CreateOnce(
+            NOTIFICATIONS,
+            notification_document(
+                recipient_id=str(user_id),
+                kind="event_cancelled" if cancelled else "event_updated",
+                actor_id=str(p["hostId"]),
+                subject_id=str(p["eventId"]),
+                cause_id=f"{p['eventId']}:{event.aggregate_version}:{user_id}",
+                created_at=p.get("cancelledAt") if cancelled else p.get("updatedAt"),
+                correlation_id=event.correlation_id,
+            ),
+        )
+        for user_id in p.get("notifyUserIds", ())
+        if str(user_id) != str(p["hostId"])
     ]
 
 
@@ -371,6 +451,13 @@ _PROJECTIONS: dict[str, Callable[[ProjectableEvent], list[CosmosWrite]]] = {
     # Bookmarks are private and read from PostgreSQL (docs/read-costs.md): nothing to project.
     "bookmark.created": _nothing,
     "bookmark.deleted": _nothing,
+    # Events and RSVPs are read from PostgreSQL (docs/read-costs.md); only their notifications are
+    # projected.
+    "event.created": _nothing,
+    "event.updated": _event_change,
+    "event.cancelled": _event_change,
+    "rsvp.set": _event_rsvp,
+    "rsvp.removed": _nothing,
     # Messages are read from their conversation's partition; conversations, memberships and read
     # positions from PostgreSQL (services/message_reads.py says why).
     "conversation.created": _nothing,

@@ -35,6 +35,10 @@ _DOCS = {
     "reaction": "someone reacted to your post",
     "mention": "someone mentioned you in a post or a comment",
     "reply": "someone replied to your comment",
+    "event_rsvp": "someone answered going, interested or joined the waiting list of your event",
+    "event_updated": "an event you answered going, interested or wait for changed",
+    "event_cancelled": "an event you answered going, interested or wait for was cancelled",
+    "event_promoted": "a seat freed: you moved from an event's waiting list to going",
 }
 
 
@@ -81,6 +85,10 @@ class NotificationSettings(ResponseBody):
     reaction: bool = Field(description=_DOCS["reaction"])
     mention: bool = Field(description=_DOCS["mention"])
     reply: bool = Field(description=_DOCS["reply"])
+    event_rsvp: bool = Field(description=_DOCS["event_rsvp"])
+    event_updated: bool = Field(description=_DOCS["event_updated"])
+    event_cancelled: bool = Field(description=_DOCS["event_cancelled"])
+    event_promoted: bool = Field(description=_DOCS["event_promoted"])
 
     def to_json(self) -> dict[str, Any]:
         """Each type under its value, and a multi-word one also under its deprecated camelCase key."""
@@ -100,6 +108,12 @@ def _settings_change_schema(schema: dict[str, Any]) -> None:
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
         field.update(kept)
     _deprecated_properties(schema)
+    # A type named by both of its keys at once is refused (422): stated, so no client is surprised.
+    schema["allOf"] = [
+        {"not": {"required": [kind, old]}}
+        for kind in list(schema["properties"])
+        if (old := deprecated_key(kind)) and old in schema["properties"]
+    ]
 
 
 class UpdateNotificationSettings(RequestBody):
@@ -114,6 +128,10 @@ class UpdateNotificationSettings(RequestBody):
     reaction: StrictBool | None = Field(default=None, description=_DOCS["reaction"])
     mention: StrictBool | None = Field(default=None, description=_DOCS["mention"])
     reply: StrictBool | None = Field(default=None, description=_DOCS["reply"])
+    event_rsvp: StrictBool | None = Field(default=None, description=_DOCS["event_rsvp"])
+    event_updated: StrictBool | None = Field(default=None, description=_DOCS["event_updated"])
+    event_cancelled: StrictBool | None = Field(default=None, description=_DOCS["event_cancelled"])
+    event_promoted: StrictBool | None = Field(default=None, description=_DOCS["event_promoted"])
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateNotificationSettings:

@@ -25,6 +25,8 @@ class CreatePost(RequestBody):
     content: PostContent
     # A quote: the post this one embeds (one the caller can see).
     quote_post_id: Uuid | None = None
+    # An event the post links (one the caller can see, not cancelled).
+    event_id: Uuid | None = None
     media_ids: Annotated[list[Uuid], Field(max_length=MEDIA_PER_POST_MAX), AfterValidator(_unique)] = []  # noqa: RUF012 (pydantic copies defaults)
 
 
@@ -65,6 +67,18 @@ class QuotedPost(ResponseBody):
     created_at: datetime | None
 
 
+class LinkedEvent(ResponseBody):
+    """The event a post links, as the reader may see it now: `unavailable` (and nothing but its id)
+    once it is cancelled or out of the reader's reach (docs/api.md "Events and RSVPs")."""
+
+    event_id: UUID
+    unavailable: bool
+    title: str | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    place: str | None
+
+
 class Post(ResponseBody):
     id: UUID
     author_id: UUID
@@ -78,6 +92,7 @@ class Post(ResponseBody):
     comment_count: int
     repost_count: int = 0
     quoted: QuotedPost | None = None
+    event: LinkedEvent | None = None
 
 
 class Bookmark(ResponseBody):

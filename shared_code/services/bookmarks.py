@@ -21,6 +21,7 @@ from shared_code.domain.events import BookmarkCreated, BookmarkDeleted
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Bookmark
 from shared_code.services.author_access import author_visible_sql
+from shared_code.services.calendar import linked_events
 from shared_code.services.guards import visible_post
 from shared_code.services.post_rows import POST_COLUMNS, PostRow, post_from_row
 from shared_code.services.quotes import quoted_posts
@@ -107,8 +108,13 @@ async def list_bookmarks(
     )
     page = rows[:limit]
     quoted = await quoted_posts(uow, me, [row.quote_post_id for row in page])
+    events = await linked_events(uow, [row.event_id for row in page])
     items = [
-        Bookmark(post_id=row.id, bookmarked_at=row.bookmarked_at, post=post_from_row(row, media_urls, quoted))
+        Bookmark(
+            post_id=row.id,
+            bookmarked_at=row.bookmarked_at,
+            post=post_from_row(row, media_urls, quoted, events),
+        )
         for row in page
     ]
     last = page[-1] if page else None

@@ -329,7 +329,8 @@ async def search_posts(
     if cursor:
         position = cursors.decode(scope, cursor)
         try:
-            params["until"] = datetime.fromisoformat(position["u"])
+            # A cursor issued before the first page's time travelled in it ranks up to now.
+            params["until"] = datetime.fromisoformat(position["u"]) if "u" in position else None
             params["after_rank"] = float(position["r"])
             params["after_time"] = datetime.fromisoformat(position["t"])
             params["after_id"] = UUID(position["id"])

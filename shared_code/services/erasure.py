@@ -41,6 +41,7 @@ from shared_code.domain.events import (
 )
 from shared_code.domain.limits import ERASED_DISPLAY_NAME, ERASED_TEXT
 from shared_code.projections.writes import AUTHOR_POSTS, COUNTERS, FEED, NOTIFICATIONS, REACTIONS
+from shared_code.services.calendar import erase_events_of, erase_rsvps_of
 from shared_code.services.engagement import erase_comments_of, erase_reactions_of
 from shared_code.services.export import EXPORT_CONTAINER
 from shared_code.services.idempotency import delete_expired_keys
@@ -60,6 +61,7 @@ STEPS = (
     "comments",
     "reactions",
     "reposts_and_bookmarks",
+    "events",
     "messages",
     "follows",
     "blocks_and_mutes",
@@ -87,6 +89,7 @@ PERSONAL_PAYLOAD_FIELDS = [
     "avatarUrl",
     "email",
     "hashtags",
+    "details",  # an event's title, description and place
     # Direct messages (services/messaging.py).
     "text",
     "ciphertexts",
@@ -407,7 +410,8 @@ async def _delete_stored_responses(uow: UnitOfWork, user_id: UUID, limit: int) -
 _ABOUT_ACCOUNT = """(metadata ->> 'actorUserId' = %(u)s OR (aggregate_type = 'user' AND aggregate_id = %(uid)s)
      OR payload ->> 'userId' = %(u)s OR payload ->> 'authorId' = %(u)s
      OR payload -> 'author' ->> 'userId' = %(u)s
-     OR payload ->> 'followerId' = %(u)s OR payload ->> 'followeeId' = %(u)s)"""
+     OR payload ->> 'followerId' = %(u)s OR payload ->> 'followeeId' = %(u)s
+     OR payload ->> 'hostId' = %(u)s)"""
 
 
 async def _projections_pending(uow: UnitOfWork, user_id: UUID, before_outbox_id: int) -> bool:
@@ -475,8 +479,16 @@ async def _erase_graph(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
     return follows + (await erase_follow_requests_of(uow, user_id, limit - follows) if follows < limit else 0)
 
 
+async def _erase_events_and_rsvps(uow: UnitOfWork, user_id: UUID, limit: int) -> int:
+    """The account's answers go first (seats freed for those waiting), then its own events are
+    cancelled (attendees notified) and their words blanked."""
+    answers = await erase_rsvps_of(uow, user_id, limit)
+    return answers or await erase_events_of(uow, user_id, limit)
+
+
 _SQL_STEPS = {
     "posts": _erase_posts,
+    "events": _erase_events_and_rsvps,
     "comments": _erase_comments_and_mentions,
     "reactions": erase_reactions_of,
     "reposts_and_bookmarks": _erase_reposts_and_bookmarks,

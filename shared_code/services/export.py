@@ -60,6 +60,17 @@ _SECTIONS: tuple[tuple[str, str], ...] = (
            WHERE user_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, post_id""",
     ),
     (
+        "events",
+        """SELECT id, title, description, place, category, starts_at, ends_at, capacity, visibility,
+                  cancelled_at, created_at FROM events
+           WHERE host_id = %(u)s ORDER BY created_at, id""",
+    ),
+    (
+        "rsvps",
+        """SELECT event_id, status, created_at, updated_at FROM event_rsvps
+           WHERE user_id = %(u)s ORDER BY created_at, event_id""",
+    ),
+    (
         "messagesSent",
         """SELECT id, conversation_id, reply_to_id, text, encrypted, created_at, edited_at FROM messages
            WHERE sender_id = %(u)s AND deleted_at IS NULL ORDER BY created_at, id""",

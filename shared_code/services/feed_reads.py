@@ -38,6 +38,7 @@ from shared_code.domain.feed_merge import (
     newer_than,
     parse_time,
     read_page,
+    shadowed,
 )
 from shared_code.metrics import record_degraded_read
 from shared_code.projections.writes import AUTHOR_POSTS, FEED
@@ -45,9 +46,11 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author
 from shared_code.schemas.reads import FeedItem
 from shared_code.services.audience import visible_authors
+from shared_code.services.author_access import author_visible_sql
 from shared_code.services.feed_hydration import ReadAhead, hydrate_feed_entries, media_of
-from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow, feed_item
+from shared_code.services.feeds import FEED_POST_COLUMNS, FeedPostRow
 from shared_code.services.projection_queries import page, read_or_none
+from shared_code.services.pulled_reposts import pulled_entry, repost_facts
 from shared_code.services.quotes import unavailable, with_quotes
 from shared_code.services.reaction_counts import full_reaction_counts
 
@@ -59,6 +62,9 @@ class _FeedPostWithCounts(FeedPostRow):
     reactions: dict[str, int] | None
     comments: int
     reposts: int
+    # Its place in the feed (the post's time, or the repost's that brought it) and that reposter.
+    position: datetime
+    reposted_by: UUID | None
 
 
 # --- the home feed ---------------------------------------------------------------------------------
@@ -154,12 +160,21 @@ async def read_feed(
             # The page's likely entries are hydrated from Cosmos DB while PostgreSQL screens them.
             ahead = asyncio.create_task(read_ahead.fetch(db, likely_page(entries, limit), budget))
             try:
+                # Reposts pulled from big reposters: each post once, with its newest reposter.
+                facts = (
+                    await repost_facts(db, run, budget, me, windows, edge, entries)
+                    if windows and entries
+                    else None
+                )
                 hidden = await _screen(run, me, entries)
             except BaseException:
                 ahead.cancel()
                 raise
             await ahead
-            return _hidden_by(hidden)
+            hidden_by = _hidden_by(hidden)
+            if facts is None:
+                return hidden_by
+            return lambda entry: shadowed(entry, facts) or hidden_by(entry)
 
         feed_page = await read_page(limit, after, edge, cosmos, screen, postgres)
         # The current post, author and counts of each entry: feed items are references (feed_hydration).
@@ -351,7 +366,7 @@ async def _source_page(
 ) -> SourcePage:
     entries, continuation = await page(container, query, parameters, partition, n, None)
     if pulled:
-        entries = [feed_item(me, document) for document in entries]
+        entries = [pulled_entry(me, document) for document in entries]
     return SourcePage(entries, exhausted=continuation is None)
 
 
@@ -409,7 +424,7 @@ async def _postgres_entries(
         {
             "postId": str(row.post_id),
             "authorId": str(row.author_id),
-            "createdAt": cosmos_time(row.created_at),
+            "createdAt": cosmos_time(row.position),
             "item": _feed_item_from_row(row, media_urls),
         }
         for row in rows
@@ -419,8 +434,8 @@ async def _postgres_entries(
 def _pulled_query(
     window: PullWindow, edge: dict[str, Any], keyset: str, keyset_parameters: list[dict[str, Any]]
 ) -> tuple[str, list[dict[str, Any]]]:
-    """The query of one pulled author's partition: visible posts of the pull window, newer than the
-    horizon, after the keyset."""
+    """The query of one pulled author's partition: visible posts and live reposts of the pull window,
+    newer than the horizon, after the keyset (a repost document sits at its repost's time)."""
     parameters = [{"name": "@a", "value": window.author_id}, edge]
     parameters.append({"name": "@since", "value": cosmos_time(window.since)})
     upper = ""
@@ -428,7 +443,7 @@ def _pulled_query(
         upper = "AND c.createdAt <= @last"
         parameters.append({"name": "@last", "value": cosmos_time(window.last)})
     query = (
-        "SELECT c.postId, c.authorId, c.createdAt, c.version FROM c "  # noqa: S608
+        "SELECT c.postId, c.authorId, c.createdAt, c.version, c.repostedBy, c.repostedAt FROM c "  # noqa: S608
         "WHERE c.authorId = @a AND c.createdAt > @edge AND c.createdAt >= @since "
         f"{upper} AND c.deleted = false AND c.status = 'visible' {keyset} {_ORDER}"
     )
@@ -462,24 +477,30 @@ async def _feed_rows(
     after: tuple[datetime, UUID] | None,
     not_after: datetime | None = None,
 ) -> list[_FeedPostWithCounts]:
-    """The newest `limit` posts of the authors the caller sees, each author's read from the
-    (author_id, created_at, id) index and cut at `limit`: the cost grows with the authors followed
-    times the page size, not with how much they have written."""
+    """The newest `limit` entries of the caller's feed: the posts of the authors the caller sees and
+    the live reposts of the accounts they follow (and their own), each at its position (a post's
+    time, a repost's time) and keyset on (position, post id) as in Cosmos DB. A post shows once, at
+    its newest position for the caller (a repost shadows the post and older reposts of it), showing
+    that reposter. Each author's posts and each account's reposts are read from their indexes and
+    cut at `limit`, after the shadowing and the privacy rule, so the cut is exact; the cost grows with
+    the accounts followed times the page size, not with how much they have written."""
     params: dict[str, Any] = {"me": me, "limit": limit}
-    keyset = ""
+    post_keyset = repost_keyset = ""
     if after is not None:
         params["after_time"], params["after_id"] = after
-        keyset = "AND (p0.created_at, p0.id) < (%(after_time)s, %(after_id)s)"
+        post_keyset = "AND (p0.created_at, p0.id) < (%(after_time)s, %(after_id)s)"
+        repost_keyset = "AND (r0.created_at, r0.post_id) < (%(after_time)s, %(after_id)s)"
     if not_after is not None:  # what Cosmos DB holds is newer: taken from there
         params["not_after"] = not_after
-        keyset += " AND p0.created_at <= %(not_after)s"
+        post_keyset += " AND p0.created_at <= %(not_after)s"
+        repost_keyset += " AND r0.created_at <= %(not_after)s"
     await uow.conn.execute(
         "SELECT set_config('statement_timeout', %s, true)", (str(FEED_FALLBACK_STATEMENT_TIMEOUT_MS),)
     )
     return await fetch_all(
         uow.conn,
         _FeedPostWithCounts,
-        f"""WITH authors AS (
+        f"""WITH followed AS (
                 SELECT f.followee_id AS id FROM follows f
                 WHERE f.follower_id = %(me)s AND f.deleted_at IS NULL
                   AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(me)s
@@ -487,17 +508,41 @@ async def _feed_rows(
                   AND NOT EXISTS (SELECT 1 FROM blocks b WHERE b.deleted_at IS NULL
                                     AND ((b.blocker_id = %(me)s AND b.blocked_id = f.followee_id)
                                          OR (b.blocker_id = f.followee_id AND b.blocked_id = %(me)s)))
-                UNION SELECT %(me)s::uuid)
-            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments, pc.reposts
-            FROM authors a
-            CROSS JOIN LATERAL (
-                SELECT p0.* FROM posts p0
-                WHERE p0.author_id = a.id AND p0.deleted_at IS NULL AND p0.status = 'visible' {keyset}
-                ORDER BY p0.created_at DESC, p0.id DESC LIMIT %(limit)s) p
+                UNION SELECT %(me)s::uuid),
+            entries AS (
+                SELECT p1.id AS post_id, p1.created_at AS position, NULL::uuid AS reposted_by
+                FROM followed a
+                CROSS JOIN LATERAL (
+                    SELECT p0.id, p0.created_at FROM posts p0
+                    WHERE p0.author_id = a.id AND p0.deleted_at IS NULL AND p0.status = 'visible' {post_keyset}
+                      -- reposted by someone followed: shown at that (newer) repost instead
+                      AND NOT EXISTS (SELECT 1 FROM reposts rp WHERE rp.post_id = p0.id AND rp.deleted_at IS NULL
+                                        AND rp.user_id IN (SELECT id FROM followed))
+                    ORDER BY p0.created_at DESC, p0.id DESC LIMIT %(limit)s) p1
+                UNION ALL
+                SELECT r1.post_id, r1.created_at, r1.user_id
+                FROM followed a
+                CROSS JOIN LATERAL (
+                    SELECT r0.post_id, r0.created_at, r0.user_id FROM reposts r0
+                    JOIN posts p0 ON p0.id = r0.post_id AND p0.deleted_at IS NULL AND p0.status = 'visible'
+                    JOIN users au ON au.id = p0.author_id AND au.deleted_at IS NULL
+                    WHERE r0.user_id = a.id AND r0.deleted_at IS NULL {repost_keyset}
+                      -- the newest repost of the post by someone followed (ties: the greater id)
+                      AND NOT EXISTS (SELECT 1 FROM reposts rp WHERE rp.post_id = r0.post_id
+                                        AND rp.deleted_at IS NULL AND rp.user_id IN (SELECT id FROM followed)
+                                        AND (rp.created_at, rp.user_id) > (r0.created_at, r0.user_id))
+                      AND NOT EXISTS (SELECT 1 FROM mutes m WHERE m.muter_id = %(me)s
+                                        AND m.muted_id = p0.author_id AND m.deleted_at IS NULL)
+                      AND {author_visible_sql("p0.author_id", "%(me)s::uuid")}
+                    ORDER BY r0.created_at DESC, r0.post_id DESC LIMIT %(limit)s) r1)
+            SELECT {FEED_POST_COLUMNS}, pc.reactions, pc.comments, pc.reposts,
+                   e.position, e.reposted_by
+            FROM entries e
+            JOIN posts p ON p.id = e.post_id
             JOIN users u ON u.id = p.author_id JOIN profiles pr ON pr.user_id = p.author_id
             JOIN post_counts pc ON pc.post_id = p.id
-            ORDER BY p.created_at DESC, p.id DESC
-            LIMIT %(limit)s""",  # noqa: S608 (constants and a fixed keyset clause; values are parameters)
+            ORDER BY e.position DESC, e.post_id DESC
+            LIMIT %(limit)s""",  # noqa: S608 (constants and fixed keyset clauses; values are parameters)
         params,
     )
 
@@ -541,5 +586,7 @@ def _feed_item_from_row(row: _FeedPostWithCounts, media_urls: MediaUrls) -> Feed
         counts=full_reaction_counts(row.reactions),
         comment_count=row.comments,
         repost_count=row.reposts,
+        reposted_by=row.reposted_by,
+        reposted_at=row.position if row.reposted_by else None,
         quoted=unavailable(row.quote_post_id) if row.quote_post_id else None,
     )

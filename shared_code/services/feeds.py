@@ -31,6 +31,8 @@ state is marked incomplete before a removal starts and complete after any fan-ou
 that failed half-way, or versions the change feed coalesced (it delivers the latest version only),
 still get a full fan-out.
 
+A repost by an account above FANOUT_MAX_FOLLOWERS is not fanned out: readers pull it from the
+reposter's authorPosts partition (services/pulled_reposts.py), as they pull big authors' posts.
 Reposts put the original post into the reposter's followers' feeds as the same item
 (`${recipientId}:${postId}`, so once per feed), carrying `repostedBy`/`repostedAt`: the newest
 repost by someone the recipient follows. An item's `createdAt` is its feed position, set once
@@ -713,20 +715,36 @@ class FeedService:
     async def fan_out_repost(self, post_id: str, reposter_id: str) -> int:
         """A repost: the original into the feeds of the reposter and their followers (once per feed).
         Read from PostgreSQL, so a late or replayed event does what the repost is now: nothing once it
-        was undone (the undo's own event retracts) and the newest time if it was made again."""
+        was undone (the undo's own event retracts) and the newest time if it was made again.
+
+        An undo may commit while this runs, and its retraction may run before our writes land: so
+        after each page of writes the repost is read again, and if it is no longer the live repost we
+        started from (undone, or undone and made again) what we wrote is decided again
+        (`refresh_entries`) and we stop. Whatever the interleaving, the last word on an item is a
+        decision read after the undo committed: a late fan-out of an undone repost leaves nothing."""
         reposted_at = await self._live_repost_time(post_id, reposter_id)
         if reposted_at is None:
             return 0
         post = await self._visible_post(post_id)
         if post is None:
             return 0  # deleted or hidden meanwhile: its own event cleans the feeds
-        return await self._write_for_reposter(post, RepostRef(reposter_id, feed_time(reposted_at)))
+        return await self._write_for_reposter(
+            post, RepostRef(reposter_id, feed_time(reposted_at)), live_since=reposted_at
+        )
 
-    async def _write_for_reposter(self, post: dict[str, Any], repost: RepostRef) -> int:
-        if await self.audience(repost.user_id, parse_time(repost.at), record=False):
-            # Above FANOUT_MAX_FOLLOWERS a repost, like a post, is not written to every follower's feed;
-            # reads do not pull reposts yet (docs/architecture.md), so it shows in the reposter's own.
+    async def _write_for_reposter(
+        self, post: dict[str, Any], repost: RepostRef, live_since: datetime | None = None, record: bool = True
+    ) -> int:
+        """The post into the feeds `repost` brings it to. With `live_since` (the repost's time when the
+        fan-out started), each page is checked against the repost as it is after the writes. `record`:
+        widen the reposter's pull window to the repost (its own fan-out; not a later edit of the post,
+        whose repost was placed when it was made)."""
+        if await self.audience(repost.user_id, parse_time(repost.at), record=record):
+            # Above FANOUT_MAX_FOLLOWERS a repost, like a post, is not written to every follower's feed:
+            # the reposter's pull window now covers it and readers pull it from the reposter's
+            # authorPosts partition (services/feed_reads.py); only the reposter's own feed gets an item.
             await self.write_item(repost.user_id, post, repost)
+            await self._unless_undone([repost.user_id], post, repost, live_since)
             return 1
         total = 0
         async for page in self.recipients(repost.user_id, include_muters=False):
@@ -734,7 +752,29 @@ class FeedService:
             total += await bounded(
                 allowed, lambda recipient: self.write_item(recipient, post, repost), self._concurrency
             )
+            if not await self._unless_undone(allowed, post, repost, live_since):
+                break
         return total
+
+    async def _unless_undone(
+        self, written: list[str], post: dict[str, Any], repost: RepostRef, live_since: datetime | None
+    ) -> bool:
+        """After writing `written` for a repost that was live at `live_since`: True if it still is (go
+        on); else those items are decided again (the undo's retraction may have run before our
+        writes) and False (stop: the undo, or the repost made again, has its own event)."""
+        if live_since is None:
+            return True
+        if await self._live_repost_time(str(post["postId"]), repost.user_id) == live_since:
+            return True
+        log.info(
+            "repost of post %s by %s was undone or made again while it was fanned out: %d items "
+            "decided again",
+            post.get("postId"),
+            repost.user_id,
+            len(written),
+        )
+        await self.refresh_entries(written, str(post["postId"]))
+        return False
 
     async def retract_repost(self, post_id: str, reposter_id: str) -> int:
         """An undone repost: out of the feeds of the reposter's followers where nothing else keeps it;
@@ -815,7 +855,7 @@ class FeedService:
         total = 0
         for repost in reposts:
             if visible:
-                total += await self._write_for_reposter(post, repost)
+                total += await self._write_for_reposter(post, repost, record=False)
                 continue
             async for page in self.recipients(repost.user_id, include_muters=True):
                 total += await bounded(

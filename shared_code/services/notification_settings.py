@@ -1,7 +1,7 @@
 """Notification settings: which types a user turned off, and the gate every notification passes
 before it is written (the relay's projections and the reactions change feed): a type its recipient
-turned off is not written at all, and neither is a notification about a post whose author's content
-the recipient may not see (the privacy rule, services/audience.py)."""
+turned off is not written at all, and neither is a notification about a post (or an event) whose
+author's (host's) content the recipient may not see (the privacy rule, services/audience.py)."""
 
 from __future__ import annotations
 
@@ -82,8 +82,13 @@ class NotificationGate:
                 "SELECT user_id, turned_off FROM notification_settings WHERE user_id = ANY(%s)", (recipients,)
             )
             turned_off = {row[0]: frozenset(row[1]) for row in await cur.fetchall()}
-            # Subjects that are posts (follow notifications name a user): whose content they are.
-            cur = await conn.execute("SELECT id, author_id FROM posts WHERE id = ANY(%s)", (subjects,))
+            # Subjects that are posts or events (follow notifications name a user): whose content they
+            # are (an event's is its host's).
+            cur = await conn.execute(
+                """SELECT id, author_id FROM posts WHERE id = ANY(%(s)s)
+                   UNION ALL SELECT id, host_id FROM events WHERE id = ANY(%(s)s)""",
+                {"s": subjects},
+            )
             post_author = {row[0]: row[1] for row in await cur.fetchall()}
             hidden: set[tuple[UUID, UUID]] = set()
             for recipient in recipients:

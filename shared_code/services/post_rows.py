@@ -11,7 +11,7 @@ from uuid import UUID
 
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.domain.events import MediaRef
-from shared_code.schemas.posts import Author, Media, Post, QuotedPost
+from shared_code.schemas.posts import Author, LinkedEvent, Media, Post, QuotedPost
 from shared_code.services.reaction_counts import full_reaction_counts
 
 
@@ -37,6 +37,7 @@ class PostRow:
     media: list[dict[str, Any]]
     reposts: int
     quote_post_id: UUID | None
+    event_id: UUID | None
 
 
 # One query shape for every post read: the post, its author, counts and media in one round trip.
@@ -47,7 +48,7 @@ POST_COLUMNS = """
                                                 'blobPath', m.blob_path) ORDER BY pm.position)
               FROM post_media pm JOIN media_assets m ON m.id = pm.media_id
               WHERE pm.post_id = p.id AND m.purged_at IS NULL), '[]'::json) AS media,
-    pc.reposts, p.quote_post_id
+    pc.reposts, p.quote_post_id, p.event_id
 """
 POST_JOINS = """
     FROM posts p
@@ -57,7 +58,12 @@ POST_JOINS = """
 """
 
 
-def post_from_row(row: PostRow, media_urls: MediaUrls, quoted: dict[UUID, QuotedPost]) -> Post:
+def post_from_row(
+    row: PostRow,
+    media_urls: MediaUrls,
+    quoted: dict[UUID, QuotedPost],
+    events: dict[UUID, LinkedEvent] | None = None,
+) -> Post:
     media = [MediaRef.model_validate(m) for m in row.media]
     return Post(
         id=row.id,
@@ -79,4 +85,5 @@ def post_from_row(row: PostRow, media_urls: MediaUrls, quoted: dict[UUID, Quoted
         media=[media_view(m, media_urls) for m in media] if row.status == "visible" else [],
         repost_count=row.reposts,
         quoted=quoted.get(row.quote_post_id) if row.quote_post_id else None,
+        event=(events or {}).get(row.event_id) if row.event_id else None,
     )

@@ -21,6 +21,7 @@ from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Post
 from shared_code.services.audience import require_may_see
 from shared_code.services.authors import author_snapshot, change_post_count
+from shared_code.services.calendar import linked_events, require_linkable
 from shared_code.services.guards import require_live_user, visible_post
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
@@ -84,12 +85,14 @@ async def create_post(
     check_text(body.content)
     await uow.lock_live_users(me)
     quoted = await require_quotable(uow, me, body.quote_post_id) if body.quote_post_id else None
+    event = await require_linkable(uow, body.event_id) if body.event_id else None
     new = await fetch_one(
         uow.conn,
         _NewPost,
-        """INSERT INTO posts (author_id, content, quote_post_id, search_config) VALUES (%s, %s, %s, %s::regconfig)
+        """INSERT INTO posts (author_id, content, quote_post_id, event_id, search_config)
+           VALUES (%s, %s, %s, %s, %s::regconfig)
            RETURNING id, created_at, status""",
-        (me, body.content, body.quote_post_id, search_config),
+        (me, body.content, body.quote_post_id, body.event_id, search_config),
     )
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
@@ -138,6 +141,7 @@ async def create_post(
         counts=full_reaction_counts(None),
         comment_count=0,
         quoted=quoted,
+        event=event,
     )
 
 
@@ -161,7 +165,8 @@ async def get_post(uow: UnitOfWork, post_id: UUID, media_urls: MediaUrls) -> Pos
         uow.conn, PostRow, f"SELECT {POST_COLUMNS} {POST_JOINS} WHERE p.id = %s", (post_id,)
     )
     assert row is not None
-    return post_from_row(row, media_urls, await quoted_posts(uow, me, [row.quote_post_id]))
+    quoted = await quoted_posts(uow, me, [row.quote_post_id])
+    return post_from_row(row, media_urls, quoted, await linked_events(uow, [row.event_id]))
 
 
 async def edit_post(
@@ -262,7 +267,8 @@ async def list_author_posts(
         params,
     )
     quoted = await quoted_posts(uow, viewer, [row.quote_post_id for row in rows[:limit]])
-    items = [post_from_row(row, media_urls, quoted) for row in rows[:limit]]
+    events = await linked_events(uow, [row.event_id for row in rows[:limit]])
+    items = [post_from_row(row, media_urls, quoted, events) for row in rows[:limit]]
     last = items[-1] if items else None
     next_cursor = cursors.time_cursor(scope, last.created_at, last.id) if last and len(rows) > limit else None
     return Page[Post](items=items, next_cursor=next_cursor)

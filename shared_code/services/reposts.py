@@ -17,6 +17,7 @@ from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
 from shared_code.domain.errors import Conflict, Forbidden, NotFound
 from shared_code.domain.events import PostCounts, RepostCreated, RepostDeleted
+from shared_code.domain.feed_merge import is_pulled
 from shared_code.services.guards import blocked_either_way, visible_post
 from shared_code.services.reaction_counts import full_reaction_counts
 
@@ -63,6 +64,12 @@ async def _move_repost_count(uow: UnitOfWork, post_id: UUID, delta: int) -> Post
     )
 
 
+async def _is_pulled(uow: UnitOfWork, user_id: UUID, max_followers: int) -> bool:
+    cur = await uow.conn.execute("SELECT followers FROM user_counts WHERE user_id = %s", (user_id,))
+    row = await cur.fetchone()
+    return is_pulled(int(row[0]) if row else 0, max_followers)
+
+
 async def _author_is_public(uow: UnitOfWork, author_id: UUID) -> bool:
     cur = await uow.conn.execute(
         "SELECT visibility = 'public' FROM profiles WHERE user_id = %s", (author_id,)
@@ -71,8 +78,11 @@ async def _author_is_public(uow: UnitOfWork, author_id: UUID) -> bool:
     return bool(row and row[0])
 
 
-async def repost(uow: UnitOfWork, post_id: UUID) -> None:
-    """Repost a post the caller can see; reposting again changes nothing."""
+async def repost(uow: UnitOfWork, post_id: UUID, fanout_max_followers: int | None = None) -> None:
+    """Repost a post the caller can see; reposting again changes nothing. `fanout_max_followers`
+    (FANOUT_MAX_FOLLOWERS): a reposter above it has the pull window widened to the repost in this
+    transaction, as a big author's post does (services/posts.py), so followers pull it from the
+    reposter's authorPosts partition as soon as the relay has written it there."""
     me = uow.require_user()
     post = await visible_post(uow, post_id)
     if post.status != "visible":
@@ -99,6 +109,8 @@ async def repost(uow: UnitOfWork, post_id: UUID) -> None:
     if row is None:
         return  # reposted already
     counts = await _move_repost_count(uow, post_id, +1)
+    if fanout_max_followers is not None and await _is_pulled(uow, me, fanout_max_followers):
+        await uow.conn.execute("SELECT chorus_widen_pull_window(%s, %s)", (me, row.created_at))
     uow.record(
         RepostCreated(
             repost_id=row.id,

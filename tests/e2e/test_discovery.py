@@ -326,9 +326,13 @@ async def test_post_search_is_ranked_and_respects_blocks_privacy_moderation_and_
     other = await _post(cat, "nothing to see")
     assert await _ids(alice, "/api/search/posts?q=kestrels") == [strong["id"], weak["id"]]
     page = await alice.ok("GET", "/api/search/posts?q=kestrels&limit=1")
+    # A post written after the first page is not among the candidates its cursor ranks.
+    newer = await _post(alice, "kestrels kestrels kestrels kestrels")
     rest = await alice.ok("GET", f"/api/search/posts?q=kestrels&limit=1&cursor={page['nextCursor']}")
     assert [p["id"] for p in page["items"] + rest["items"]] == [strong["id"], weak["id"]]
     assert rest["nextCursor"] is None
+    assert newer["id"] in await _ids(alice, "/api/search/posts?q=kestrels")
+    await alice.ok("DELETE", f"/api/posts/{newer['id']}")
     assert await _ids(alice, "/api/search/posts?q=%22see%22") == [other["id"]]
 
     # A block either way: neither finds the other's posts.

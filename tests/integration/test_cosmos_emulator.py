@@ -506,6 +506,29 @@ def test_change_feed_from_a_point_in_time(database: DatabaseProxy) -> None:
     ]
 
 
+def test_a_partitions_change_feed_follows_rewrites_and_deletes_after_its_first_read(
+    database: DatabaseProxy,
+) -> None:
+    # The emulator builds a partition's own feed log on the first read scoped to it; the writes after
+    # that must move, add and drop its items exactly as before the first read.
+    container = make_container(database)
+    for i in range(4):
+        container.create_item({"id": f"i{i}", "pk": "p"})
+    container.upsert_item({"id": "i0", "pk": "p", "v": 2})
+    assert ids(container.query_items_change_feed(start_time="Beginning", partition_key="p")) == [
+        "i1",
+        "i2",
+        "i3",
+        "i0",
+    ]
+    container.upsert_item({"id": "i1", "pk": "p", "v": 2})
+    container.delete_item("i2", partition_key="p")
+    container.create_item({"id": "i4", "pk": "p"})
+    feed = list(container.query_items_change_feed(start_time="Beginning", partition_key="p"))
+    assert ids(feed) == ["i3", "i0", "i1", "i4"]
+    assert [item.get("v") for item in feed] == [None, 2, 2, None]
+
+
 def test_change_feed_per_partition_key_and_feed_range(database: DatabaseProxy) -> None:
     container = make_container(database)
     for i in range(6):

@@ -62,6 +62,7 @@ from shared_code.domain.events import (
     UserDeleted,
     published_payload,
 )
+from shared_code.domain.feed_merge import cosmos_time
 from shared_code.domain.stored_event import StoredEvent
 from shared_code.projections.documents import project, reaction_side_effects
 from shared_code.projections.writes import (
@@ -81,6 +82,7 @@ from shared_code.projections.writes import (
     VersionedUpsert,
 )
 from shared_code.services.feeds import FeedEntryKeeper, RepostRef, feed_item, feed_time, shows_in_feeds
+from tests.unit.test_event_projections import calendar_event_samples
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ALICE, BOB = UUID(int=0xA1), UUID(int=0xB0B)
@@ -428,7 +430,7 @@ def _messaging_samples() -> list[StoredEvent]:
     ]
 
 
-EVENTS = sample_events()
+EVENTS = {**sample_events(), **calendar_event_samples()}
 
 
 def one(
@@ -677,12 +679,41 @@ def test_feed_item_is_keyed_per_recipient_and_carries_the_post_version() -> None
     assert not {"content", "author", "media", "editedAt"} & item.keys()
 
 
-def test_a_repost_event_writes_the_posts_counters_with_the_repost_count_only() -> None:
+def test_a_repost_event_writes_the_posts_counters_and_the_repost_in_the_reposters_partition() -> None:
     created = one(project(EVENTS["repost.created"]), COUNTERS)
     assert (created["id"], created["reposts"], created["version"]) == (f"{POST}:counts", 1, 7)
     undone = one(project(EVENTS["repost.deleted"]), COUNTERS)
     assert (undone["reposts"], undone["version"]) == (0, 8)
-    assert containers(project(EVENTS["repost.created"])) == [(COUNTERS, "VersionedUpsert")]
+    assert sorted(containers(project(EVENTS["repost.created"]))) == [
+        (AUTHOR_POSTS, "VersionedUpsert"),
+        (COUNTERS, "VersionedUpsert"),
+    ]
+    # Pulled by the reposter's followers when the reposter is too big to fan out: in the reposter's
+    # partition, at the repost's time, versioned by the repost row, naming the post but not its author.
+    pulled = one(project(EVENTS["repost.created"]), AUTHOR_POSTS)
+    assert pulled == {
+        "id": f"{POST}:repost",
+        "kind": "repost",
+        "authorId": str(BOB),
+        "postId": str(POST),
+        "repostedBy": str(BOB),
+        "createdAt": cosmos_time(NOW),
+        "repostedAt": cosmos_time(NOW),
+        "deleted": False,
+        "status": "visible",
+        "ttl": AUTHOR_POSTS_TTL_SECONDS,
+        "version": 1,
+        "correlationId": CORRELATION,
+    }
+    assert str(ALICE) not in str(pulled)
+    tombstone = one(project(EVENTS["repost.deleted"]), AUTHOR_POSTS)
+    assert (tombstone["id"], tombstone["authorId"], tombstone["deleted"], tombstone["version"]) == (
+        f"{POST}:repost",
+        str(BOB),
+        True,
+        2,
+    )
+    assert tombstone["ttl"] == TOMBSTONE_TTL_SECONDS
 
 
 def test_an_item_a_repost_brings_sits_at_the_repost_time_and_keeps_the_posts_own() -> None:

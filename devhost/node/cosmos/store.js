@@ -132,7 +132,10 @@ class Partition {
     this.key = key;
     this.components = components;
     this.docs = new Map();
-    this.log = new FeedLog();
+    // This partition's own change-feed log, built on its first partition-scoped feed read (see
+    // DocStore.partitionLog): most partitions (a feed item's recipient, a post's id) are never read that
+    // way, and an empty log's three arrays cost more than the item they would index.
+    this.log = null;
     this.unique = uniqueKeyCount ? Array.from({ length: uniqueKeyCount }, () => new Map()) : null;
     this.epk = null;
   }
@@ -310,7 +313,7 @@ class DocStore {
       e.doc = doc;
       e.lsn = this.lsn;
       this.log.staled();
-      part.log.staled();
+      if (part.log) part.log.staled();
     } else {
       if (doc._rid === null) {
         doc._rid = this.newRid();
@@ -326,7 +329,7 @@ class DocStore {
     e.exp = this.expiry(doc, mtime);
     if (e.exp !== Infinity) this.heapPush(e);
     this.log.append(e);
-    part.log.append(e);
+    if (part.log) part.log.append(e);
     return e;
   }
 
@@ -339,7 +342,7 @@ class DocStore {
     this.all.delete(e.rid);
     this.unindexUnique(part, e.doc, e.id);
     this.log.staled();
-    part.log.staled();
+    if (part.log) part.log.staled();
     if (part.docs.size === 0 && this.parts.get(part.key) === part) {
       this.parts.delete(part.key);
       if (this.epkIndex && part.epk !== null) this.epkIndex.delete(part.epk);
@@ -444,13 +447,20 @@ class DocStore {
       restored.push(e);
     }
     restored.sort((a, b) => a.lsn - b.lsn);
-    for (const e of restored) {
-      this.log.append(e);
-      e.part.log.append(e);
-    }
+    for (const e of restored) this.log.append(e);
   }
 
   // --- reads ---
+
+  /** The partition's change-feed log, built from its live entries in LSN order on first use (the same
+   * slots a log kept from the start would hold once compacted), then kept up to date by write(). */
+  partitionLog(part) {
+    if (!part.log) {
+      part.log = new FeedLog();
+      [...part.docs.values()].sort((a, b) => a.lsn - b.lsn).forEach(e => part.log.append(e));
+    }
+    return part.log;
+  }
 
   /** Visible documents of the given partitions (or all), in `_rid` order. */
   visibleDocs(parts, now) {
@@ -478,7 +488,7 @@ class DocStore {
     let log;
     let filter = null;
     if (parts === null) log = this.log;
-    else if (parts.length === 1) log = parts[0].log;
+    else if (parts.length === 1) log = this.partitionLog(parts[0]);
     else if (parts.length === 0) return { entries: [], continuationLsn: Math.max(afterLsn, this.lsn) };
     else {
       log = this.log;

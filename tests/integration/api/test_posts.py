@@ -69,6 +69,7 @@ async def test_create_post_answers_201_and_records_post_created(
         "commentCount": 0,
         "repostCount": 0,
         "quoted": None,
+        "event": None,
     }
     assert await _post_row(db, post["id"]) == ("hello, world", "visible", 1, False)
     assert await db.row(
