@@ -80,7 +80,9 @@ WHY: dict[str, str] = {
         "latency, and the pollers' revisit of one follower (the sample round-robin among POLLERS "
         "readers, so about sample / POLLERS reads apart: the resolution of each follower's time, bounded "
         "by how many feed reads per second the host and the single-threaded emulator serve on this "
-        "machine). Bound of the read: each page asks one authorPosts query per big author followed "
+        "machine: the host's CPU per read, in the evidence, against the share of the cores it gets). "
+        "A follower whose first read after the commit already shows the post (counted) waited only for "
+        "the sweep to reach it. Bound of the read: each page asks one authorPosts query per big author followed "
         "(20 here) besides the userFeed page and hydration, all to a single-threaded emulator; the direct "
         "baseline asks the same, so the ratio is the app's own work per page."
     ),
