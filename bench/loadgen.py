@@ -131,6 +131,17 @@ class Http:
             payload = json.loads(raw) if raw and response.content_type.endswith("json") else None
             return response.status, payload
 
+    async def call_headers(
+        self, method: str, path: str, token: str | None = None
+    ) -> tuple[int, dict[str, str]]:
+        """A bodiless request's status and response headers (lower-case names); the body is read and
+        dropped."""
+        assert self._session is not None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self._session.request(method, self.base_url + path, headers=headers) as response:
+            await response.read()
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+
     async def expect(
         self,
         method: str,

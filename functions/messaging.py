@@ -87,7 +87,11 @@ async def list_conversations(api: ApiRequest) -> func.HttpResponse:
     if requests not in ("true", "false"):
         raise Invalid("requests must be true or false", field="requests")
     return ok(
-        await api.run(lambda uow: messaging.inbox(uow, api.app.cursors, limit, cursor, requests == "true"))
+        await api.run(
+            lambda uow: messaging.inbox(
+                uow, api.app.cursors, api.app.media_urls, limit, cursor, requests == "true"
+            )
+        )
     )
 
 
@@ -213,7 +217,7 @@ async def list_messages(api: ApiRequest) -> func.HttpResponse:
         return ok(
             await api.run(
                 lambda uow: messaging.list_messages(
-                    uow, api.app.cursors, conversation_id, limit, cursor, since
+                    uow, api.app.cursors, api.app.media_urls, conversation_id, limit, cursor, since
                 )
             )
         )
@@ -222,6 +226,7 @@ async def list_messages(api: ApiRequest) -> func.HttpResponse:
         api.app.request_cosmos_db,
         api.cosmos_budget(),
         api.app.cursors,
+        api.app.media_urls,
         conversation_id,
         limit,
         cursor,
@@ -256,7 +261,7 @@ async def send_message(api: ApiRequest) -> func.HttpResponse:
     body = api.body(SendMessage)
 
     async def create(uow: UnitOfWork) -> tuple[Message, str]:
-        message = await messaging.send_message(uow, conversation_id, body)
+        message = await messaging.send_message(uow, conversation_id, body, api.app.media_urls)
         return message, f"messages/{message.id}"
 
     return await api.create(f"send_message:{conversation_id}", body, create)
@@ -275,7 +280,9 @@ async def edit_message(api: ApiRequest) -> func.HttpResponse:
     message_id = api.route_id("messageId")
     body = api.body(EditMessage)
     window = api.app.settings.messaging_edit_window_minutes
-    return ok(await api.run(lambda uow: messaging.edit_message(uow, message_id, body, window)))
+    return ok(
+        await api.run(lambda uow: messaging.edit_message(uow, message_id, body, window, api.app.media_urls))
+    )
 
 
 @api_route(

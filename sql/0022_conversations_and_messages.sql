@@ -172,6 +172,10 @@ CREATE POLICY message_media_erase ON message_media FOR DELETE
     USING (EXISTS (SELECT 1 FROM messages m WHERE m.id = message_id AND m.sender_id = chorus_acting_user())
            OR chorus_is_system());
 
+-- A message's media are read by whoever may read the message (message_media's policy says who).
+CREATE POLICY media_assets_read_in_message ON media_assets FOR SELECT
+    USING (EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = media_assets.id));
+
 -- The key directory is public (anyone who may message a user fetches their devices' public keys);
 -- each user publishes their own devices' keys; claiming a one-time prekey deletes it, by anyone.
 ALTER TABLE device_keys ENABLE ROW LEVEL SECURITY;

@@ -24,6 +24,9 @@ CONCURRENCY = 8
 LIMIT = 50
 TARGET_P99_TIMES = 1.25
 AUTHOR_SUBJECT = "bench-author-feed"
+# functions/reads.py marks a page served from PostgreSQL because Cosmos DB did not answer in time.
+DEGRADED_HEADER = "chorus-degraded"
+DEGRADED = "degraded (served from PostgreSQL: Cosmos DB over the request budget)"
 
 
 async def run(ctx: BenchContext) -> ScenarioResult:
@@ -57,7 +60,11 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     rng = random.Random(7)
 
     async def read(worker: int) -> str:
-        status, _ = await ctx.http.call("GET", f"/api/feed?limit={LIMIT}", rng.choice(tokens))
+        status, headers = await ctx.http.call_headers("GET", f"/api/feed?limit={LIMIT}", rng.choice(tokens))
+        if status == 200 and DEGRADED_HEADER in headers:
+            # Cosmos DB did not answer within the request's budget and the page came from PostgreSQL:
+            # not the read being measured (and its latency is capped by the budget), so not "ok".
+            return DEGRADED
         return ctx.http.outcome_of(status, (200,))
 
     apis: list[LoadResult] = []
@@ -104,12 +111,28 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     result.ratios["p99_vs_direct"] = p99.median
     result.ratios["rate_vs_direct"] = rate.median
     result.figures["rounds"] = {"p99_vs_direct": p99.as_dict(), "rate_vs_direct": rate.as_dict()}
+    degraded = sum(a.outcomes.get(DEGRADED, 0) for a in apis)
+    answered = degraded + sum(a.ok for a in apis)
+    result.figures["degraded_reads"] = degraded
     result.check(
         f"p99 at concurrency {CONCURRENCY} vs the same reads done directly (median of rounds)",
         f"≤ {times(TARGET_P99_TIMES)}",
-        f"{p99.text(times)}; {_p99s(apis)} vs {_p99s(directs)} ms",
-        p99.median <= TARGET_P99_TIMES,
+        (
+            f"no read answered from Cosmos DB: {degraded} of {answered} degraded; direct p99 "
+            f"{_p99s(directs)} ms"
+            if degraded == answered
+            else f"{p99.text(times)}; {_p99s(apis)} vs {_p99s(directs)} ms"
+            + (f"; {degraded} of {answered} reads degraded (left out)" if degraded else "")
+        ),
+        # A read that fell back to PostgreSQL is not the read the target is about: any of them misses it.
+        p99.median <= TARGET_P99_TIMES and degraded == 0,
     )
+    if degraded:
+        result.notes.append(
+            f"{degraded} of {answered} measured reads came back degraded (header Chorus-Degraded): Cosmos DB "
+            "did not answer within COSMOS_REQUEST_TIMEOUT_SECONDS and the page was served from PostgreSQL. "
+            "They are left out of the latencies and the rate (their latency is the budget, not a feed read)."
+        )
     result.check(
         "rate vs the same reads done directly (median of rounds)",
         "reported",

@@ -589,13 +589,14 @@ class MessageEdited(EventPayload):
 
     event_type = "message.edited"
     aggregate_type = "message"
-    confidential = ("text",)
+    confidential = ("text", "media")
 
     message_id: UUID
     conversation_id: UUID
     sender_id: UUID
     seq: int
     text: str
+    media: tuple[MediaRef, ...] = ()
     reply_to_id: UUID | None
     created_at: datetime
     edited_at: datetime

@@ -40,10 +40,17 @@ class MediaState:
     ready_at: datetime | None
     gone: bool  # soft-deleted (a stale pending upload) or purged
     post: AttachedPost | None
+    # Attached to a live direct message: its readers get its URL with the message (services/messaging.py).
+    in_message: bool = False
 
 
 def unattached_expired(state: MediaState, now: datetime, unattached_ttl: timedelta) -> bool:
-    return state.post is None and state.ready_at is not None and now - state.ready_at >= unattached_ttl
+    return (
+        state.post is None
+        and not state.in_message
+        and state.ready_at is not None
+        and now - state.ready_at >= unattached_ttl
+    )
 
 
 def readable_by_someone(state: MediaState, now: datetime, unattached_ttl: timedelta) -> bool:

@@ -401,6 +401,8 @@ def message_document(event: ProjectableEvent) -> dict[str, Any]:
         "text": None if deleted else p.get("text"),
         "encrypted": bool(p.get("encrypted", False)),
         "ciphertexts": [] if deleted else p.get("ciphertexts", []),
+        # Blob paths: readers sign a URL per read. An edit keeps the media it had (services/messaging.py).
+        "media": [] if deleted else p.get("media", []),
         "replyToId": p.get("replyToId"),
         "createdAt": p["createdAt"],
         "editedAt": p.get("editedAt"),

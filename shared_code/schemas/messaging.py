@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from shared_code.domain.limits import (
     CONVERSATION_TITLE_MAX,
@@ -41,12 +41,20 @@ class CreateConversation(RequestBody):
     """One other member: the 1:1 conversation with them (the same one every time). More, or a title:
     a group the caller owns."""
 
-    member_ids: Annotated[list[Uuid], Field(min_length=1, max_length=999), AfterValidator(_unique)]
+    member_ids: Annotated[
+        list[Uuid],
+        Field(min_length=1, max_length=999, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique),
+    ]
     title: ConversationTitle | None = None
 
 
 class AddMembers(RequestBody):
-    member_ids: Annotated[list[Uuid], Field(min_length=1, max_length=999), AfterValidator(_unique)]
+    member_ids: Annotated[
+        list[Uuid],
+        Field(min_length=1, max_length=999, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique),
+    ]
 
 
 class SetMemberRole(RequestBody):
@@ -63,8 +71,14 @@ class SendMessage(RequestBody):
     """Text and/or media, or (end-to-end encrypted) one opaque ciphertext per recipient device instead
     of text."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     text: MessageText | None = None
-    media_ids: Annotated[list[Uuid], Field(max_length=MEDIA_PER_POST_MAX), AfterValidator(_unique)] = []  # noqa: RUF012 (pydantic copies defaults)
+    media_ids: Annotated[
+        list[Uuid],
+        Field(max_length=MEDIA_PER_POST_MAX, json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique),
+    ] = []  # noqa: RUF012 (pydantic copies defaults)
     ciphertexts: Annotated[list[DeviceCiphertext], Field(max_length=MESSAGE_CIPHERTEXTS_MAX)] = []  # noqa: RUF012
     reply_to_id: Uuid | None = None
 

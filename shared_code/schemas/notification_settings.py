@@ -108,6 +108,12 @@ def _settings_change_schema(schema: dict[str, Any]) -> None:
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
         field.update(kept)
     _deprecated_properties(schema)
+    # A type named by both of its keys at once is refused (422): stated, so no client is surprised.
+    schema["allOf"] = [
+        {"not": {"required": [kind, old]}}
+        for kind in list(schema["properties"])
+        if (old := deprecated_key(kind)) and old in schema["properties"]
+    ]
 
 
 class UpdateNotificationSettings(RequestBody):

@@ -31,6 +31,8 @@ state is marked incomplete before a removal starts and complete after any fan-ou
 that failed half-way, or versions the change feed coalesced (it delivers the latest version only),
 still get a full fan-out.
 
+A repost by an account above FANOUT_MAX_FOLLOWERS is not fanned out: readers pull it from the
+reposter's authorPosts partition (services/pulled_reposts.py), as they pull big authors' posts.
 Reposts put the original post into the reposter's followers' feeds as the same item
 (`${recipientId}:${postId}`, so once per feed), carrying `repostedBy`/`repostedAt`: the newest
 repost by someone the recipient follows. An item's `createdAt` is its feed position, set once
@@ -731,11 +733,13 @@ class FeedService:
         )
 
     async def _write_for_reposter(
-        self, post: dict[str, Any], repost: RepostRef, live_since: datetime | None = None
+        self, post: dict[str, Any], repost: RepostRef, live_since: datetime | None = None, record: bool = True
     ) -> int:
         """The post into the feeds `repost` brings it to. With `live_since` (the repost's time when the
-        fan-out started), each page is checked against the repost as it is after the writes."""
-        if await self.audience(repost.user_id, parse_time(repost.at)):
+        fan-out started), each page is checked against the repost as it is after the writes. `record`:
+        widen the reposter's pull window to the repost (its own fan-out; not a later edit of the post,
+        whose repost was placed when it was made)."""
+        if await self.audience(repost.user_id, parse_time(repost.at), record=record):
             # Above FANOUT_MAX_FOLLOWERS a repost, like a post, is not written to every follower's feed:
             # the reposter's pull window now covers it and readers pull it from the reposter's
             # authorPosts partition (services/feed_reads.py); only the reposter's own feed gets an item.
@@ -851,7 +855,7 @@ class FeedService:
         total = 0
         for repost in reposts:
             if visible:
-                total += await self._write_for_reposter(post, repost)
+                total += await self._write_for_reposter(post, repost, record=False)
                 continue
             async for page in self.recipients(repost.user_id, include_muters=True):
                 total += await bounded(

@@ -261,7 +261,9 @@ _STATE_COLUMNS = """
     m.id AS media_id, m.content_type, m.size_bytes, m.blob_path,
     m.owner_id, EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL) AS owner_live,
     m.status, m.ready_at, m.deleted_at IS NOT NULL OR m.purged_at IS NOT NULL AS gone,
-    p.id AS post_id, p.author_id AS post_author_id, p.deleted_at IS NULL AS post_live, p.status AS post_status
+    p.id AS post_id, p.author_id AS post_author_id, p.deleted_at IS NULL AS post_live, p.status AS post_status,
+    EXISTS (SELECT 1 FROM message_media mm JOIN messages msg ON msg.id = mm.message_id
+            WHERE mm.media_id = m.id AND msg.deleted_at IS NULL) AS in_message
 """
 _STATE_FROM = """
     FROM media_assets m
@@ -285,6 +287,7 @@ class _StateRow:
     post_author_id: UUID | None
     post_live: bool | None
     post_status: str | None
+    in_message: bool
 
     def state(self) -> MediaState:
         post = None
@@ -304,6 +307,7 @@ class _StateRow:
             ready_at=self.ready_at,
             gone=self.gone,
             post=post,
+            in_message=self.in_message,
         )
 
 
@@ -429,7 +433,9 @@ async def purge_unreadable_media(
                    LEFT JOIN posts p ON p.id = pm.post_id
                    WHERE m.status = 'ready' AND m.purged_at IS NULL AND m.deleted_at IS NULL
                      AND (NOT EXISTS (SELECT 1 FROM users u WHERE u.id = m.owner_id AND u.deleted_at IS NULL)
-                          OR (pm.media_id IS NULL AND m.ready_at <= now() - %s)
+                          OR (pm.media_id IS NULL AND m.ready_at <= now() - %s
+                              AND NOT EXISTS (SELECT 1 FROM message_media mm JOIN messages msg ON msg.id = mm.message_id
+                                              WHERE mm.media_id = m.id AND msg.deleted_at IS NULL))
                           OR (pm.media_id IS NOT NULL AND (p.deleted_at IS NOT NULL OR p.status <> 'visible')))
                    ORDER BY m.ready_at LIMIT %s FOR UPDATE OF m SKIP LOCKED""",
                 (unattached_ttl, CLEANUP_BATCH),

@@ -23,14 +23,17 @@ from uuid import UUID
 from azure.cosmos.aio import DatabaseProxy
 
 from shared_code.adapters.availability import CosmosUnavailable, RequestBudget
+from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.unit_of_work import Transactions, UnitOfWork
 from shared_code.domain.errors import BadCursor
+from shared_code.domain.events import MediaRef
 from shared_code.metrics import record_degraded_read
 from shared_code.projections.writes import MESSAGES
 from shared_code.schemas.common import Page
 from shared_code.schemas.messaging import Ciphertext, Message
 from shared_code.services import messaging
+from shared_code.services.post_rows import media_view
 
 log = logging.getLogger("chorus.reads")
 # A page reads at most this many chunks of documents (tombstones skipped) before PostgreSQL serves it.
@@ -60,6 +63,7 @@ async def read_messages(
     db: DatabaseProxy,
     budget: RequestBudget,
     cursors: CursorCodec,
+    media_urls: MediaUrls,
     conversation_id: UUID,
     limit: int,
     cursor: str | None,
@@ -81,13 +85,17 @@ async def read_messages(
         live = None
     if live is None:
         page = await run(
-            lambda uow: messaging.list_messages(uow, cursors, conversation_id, limit, cursor, None)
+            lambda uow: messaging.list_messages(
+                uow, cursors, media_urls, conversation_id, limit, cursor, None
+            )
         )
         return MessagesRead(page, from_postgres=True)
     items = live[:limit]
     next_cursor = cursors.encode(scope, {"seq": items[-1]["seq"]}) if len(live) > limit else None
     return MessagesRead(
-        Page[Message](items=[_message(doc, reader.user_id) for doc in items], next_cursor=next_cursor),
+        Page[Message](
+            items=[_message(doc, reader.user_id, media_urls) for doc in items], next_cursor=next_cursor
+        ),
         from_postgres=False,
     )
 
@@ -129,7 +137,7 @@ async def _live_messages(
     return live if len(live) >= wanted or expected <= joined_seq else None
 
 
-def _message(doc: dict[str, Any], reader: UUID) -> Message:
+def _message(doc: dict[str, Any], reader: UUID, media_urls: MediaUrls) -> Message:
     mine = str(reader)
     return Message(
         id=UUID(doc["messageId"]),
@@ -142,7 +150,7 @@ def _message(doc: dict[str, Any], reader: UUID) -> Message:
             for c in sorted(doc.get("ciphertexts", []), key=lambda c: str(c["deviceId"]))
             if c.get("recipientId") == mine
         ],
-        media=[],
+        media=[media_view(MediaRef.model_validate(ref), media_urls) for ref in doc.get("media", [])],
         reply_to_id=UUID(doc["replyToId"]) if doc.get("replyToId") else None,
         created_at=datetime.fromisoformat(doc["createdAt"]),
         edited_at=datetime.fromisoformat(doc["editedAt"]) if doc.get("editedAt") else None,

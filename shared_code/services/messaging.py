@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from psycopg import errors as pg_errors
+
+from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
@@ -29,6 +32,7 @@ from shared_code.domain.events import (
     ConversationCreated,
     ConversationMemberChanged,
     ConversationRead,
+    MediaRef,
     MessageCiphertext,
     MessageDeleted,
     MessageEdited,
@@ -47,6 +51,7 @@ from shared_code.schemas.messaging import (
     SendMessage,
 )
 from shared_code.services.guards import blocked_either_way_ids
+from shared_code.services.post_rows import media_view
 
 NO_SUCH_CONVERSATION = "no such conversation"
 NO_SUCH_MESSAGE = "no such message"
@@ -231,10 +236,11 @@ async def create_conversation(
             (conversation_id, body.title, me),
         )
     created_at = await _conversation_time(uow, conversation_id)
+    conversation_kind = "direct" if direct else "group"  # (not `kind="…"`: that names notification types)
     uow.record(
         ConversationCreated(
             conversation_id=conversation_id,
-            kind="direct" if direct else "group",
+            kind=conversation_kind,
             title=body.title,
             created_by=me,
             created_at=created_at,
@@ -445,7 +451,59 @@ _MESSAGE_COLUMNS = """m.id, m.conversation_id, m.seq, m.sender_id, m.text, m.enc
                       m.created_at, m.updated_at, m.edited_at, m.deleted_at, m.version"""
 
 
-async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow]) -> list[Message]:
+async def _message_media(uow: UnitOfWork, message_ids: list[UUID]) -> dict[UUID, list[MediaRef]]:
+    media: dict[UUID, list[MediaRef]] = defaultdict(list)
+    if not message_ids:
+        return media
+    cur = await uow.conn.execute(
+        """SELECT mm.message_id, a.id, a.content_type, a.blob_path
+           FROM message_media mm JOIN media_assets a ON a.id = mm.media_id
+           WHERE mm.message_id = ANY(%s) AND a.purged_at IS NULL ORDER BY mm.message_id, mm.position""",
+        (message_ids,),
+    )
+    for message_id, media_id, content_type, blob_path in await cur.fetchall():
+        media[message_id].append(MediaRef(media_id=media_id, content_type=content_type, blob_path=blob_path))
+    return media
+
+
+async def _attach_media(
+    uow: UnitOfWork, owner: UUID, message_id: UUID, media_ids: list[UUID], unattached_ttl: timedelta
+) -> tuple[MediaRef, ...]:
+    """The upload flow of posts (POST /api/media, then complete): ready media of the sender that no post
+    or message uses yet and that have not outlived MEDIA_UNATTACHED_TTL_HOURS."""
+    if not media_ids:
+        return ()
+    refs = await fetch_all(
+        uow.conn,
+        MediaRef,
+        """SELECT m.id AS media_id, m.content_type, m.blob_path FROM media_assets m
+           WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
+             AND m.purged_at IS NULL AND m.ready_at > now() - %s
+             AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
+             AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = m.id)
+           FOR UPDATE""",
+        (media_ids, owner, unattached_ttl),
+    )
+    found = {ref.media_id: ref for ref in refs}
+    missing = [str(m) for m in media_ids if m not in found]
+    if missing:
+        raise Invalid(
+            "these media are not yours, not ready, or already used", field="mediaIds", mediaIds=missing
+        )
+    try:
+        async with uow.conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO message_media (message_id, media_id, position) VALUES (%s, %s, %s)",
+                [(message_id, media_id, position) for position, media_id in enumerate(media_ids)],
+            )
+    except pg_errors.UniqueViolation:
+        raise Conflict(
+            "one of these media was attached elsewhere at the same time", mediaIds=[str(m) for m in media_ids]
+        ) from None
+    return tuple(found[m] for m in media_ids)
+
+
+async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow], media_urls: MediaUrls) -> list[Message]:
     """Messages as the caller gets them: with their own devices' ciphertexts (row-level security
     shows a member only the ciphertexts addressed to them)."""
     me = uow.require_user()
@@ -459,6 +517,7 @@ async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow]) -> list[Messag
         )
         for message_id, device_id, ciphertext in await cur.fetchall():
             ciphertexts[message_id].append(Ciphertext(device_id=device_id, ciphertext=ciphertext))
+    media = await _message_media(uow, [row.id for row in rows if row.deleted_at is None])
     return [
         Message(
             id=row.id,
@@ -467,7 +526,7 @@ async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow]) -> list[Messag
             text=None if row.deleted_at else row.text,
             encrypted=row.encrypted,
             ciphertexts=ciphertexts.get(row.id, []),
-            media=[],
+            media=[media_view(ref, media_urls) for ref in media.get(row.id, [])],
             reply_to_id=row.reply_to_id,
             created_at=row.created_at,
             edited_at=row.edited_at,
@@ -477,7 +536,9 @@ async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow]) -> list[Messag
     ]
 
 
-async def send_message(uow: UnitOfWork, conversation_id: UUID, body: SendMessage) -> Message:
+async def send_message(
+    uow: UnitOfWork, conversation_id: UUID, body: SendMessage, media_urls: MediaUrls
+) -> Message:
     """A message to the conversation's members. Replying to a request accepts it; in a 1:1
     conversation a block either way forbids it."""
     me = uow.require_user()
@@ -500,8 +561,6 @@ async def send_message(uow: UnitOfWork, conversation_id: UUID, body: SendMessage
             field="ciphertexts",
             recipientIds=sorted(str(s) for s in strangers),
         )
-    if body.media_ids:
-        raise Invalid("media in messages are not supported yet", field="mediaIds")
     encrypted = bool(body.ciphertexts)
     row = await fetch_one(
         uow.conn,
@@ -521,6 +580,7 @@ async def send_message(uow: UnitOfWork, conversation_id: UUID, body: SendMessage
         },
     )
     assert row is not None
+    media = await _attach_media(uow, me, row.id, list(body.media_ids), media_urls.unattached_ttl)
     if body.ciphertexts:
         async with uow.conn.cursor() as cursor:
             await cursor.executemany(
@@ -548,6 +608,7 @@ async def send_message(uow: UnitOfWork, conversation_id: UUID, body: SendMessage
                 MessageCiphertext(recipient_id=c.recipient_id, device_id=c.device_id, ciphertext=c.ciphertext)
                 for c in body.ciphertexts
             ),
+            media=media,
             reply_to_id=row.reply_to_id,
             recipient_ids=tuple(recipients),
             created_at=row.created_at,
@@ -555,7 +616,7 @@ async def send_message(uow: UnitOfWork, conversation_id: UUID, body: SendMessage
         row.id,
         1,
     )
-    return (await _messages_out(uow, [row]))[0]
+    return (await _messages_out(uow, [row], media_urls))[0]
 
 
 async def _direct_other(uow: UnitOfWork, conversation_id: UUID, me: UUID) -> UUID:
@@ -608,7 +669,7 @@ async def _own_message(uow: UnitOfWork, message_id: UUID) -> _MessageRow:
 
 
 async def edit_message(
-    uow: UnitOfWork, message_id: UUID, body: EditMessage, window_minutes: float
+    uow: UnitOfWork, message_id: UUID, body: EditMessage, window_minutes: float, media_urls: MediaUrls
 ) -> Message:
     """The sender changes the text of a plain message within MESSAGING_EDIT_WINDOW_MINUTES."""
     me = uow.require_user()
@@ -633,6 +694,7 @@ async def edit_message(
             sender_id=me,
             seq=edited.seq,
             text=body.text,
+            media=tuple((await _message_media(uow, [message_id])).get(message_id, [])),
             reply_to_id=edited.reply_to_id,
             created_at=edited.created_at,
             edited_at=edited.edited_at,
@@ -640,7 +702,7 @@ async def edit_message(
         message_id,
         edited.version,
     )
-    return (await _messages_out(uow, [edited]))[0]
+    return (await _messages_out(uow, [edited], media_urls))[0]
 
 
 async def delete_message(uow: UnitOfWork, message_id: UUID) -> None:
@@ -672,6 +734,7 @@ async def delete_message(uow: UnitOfWork, message_id: UUID) -> None:
 async def list_messages(
     uow: UnitOfWork,
     cursors: CursorCodec,
+    media_urls: MediaUrls,
     conversation_id: UUID,
     limit: int,
     cursor: str | None,
@@ -722,7 +785,7 @@ async def list_messages(
         next_cursor = (
             cursors.time_cursor(scope, page[-1].updated_at, page[-1].id) if len(rows) > limit else None
         )
-    return Page[Message](items=await _messages_out(uow, page), next_cursor=next_cursor)
+    return Page[Message](items=await _messages_out(uow, page, media_urls), next_cursor=next_cursor)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -781,7 +844,12 @@ class _InboxRow:
 
 
 async def inbox(
-    uow: UnitOfWork, cursors: CursorCodec, limit: int, cursor: str | None, requests: bool
+    uow: UnitOfWork,
+    cursors: CursorCodec,
+    media_urls: MediaUrls,
+    limit: int,
+    cursor: str | None,
+    requests: bool,
 ) -> Page[InboxEntry]:
     """The caller's conversations (or, `requests`, the requests waiting for them), newest activity
     first, each with its last message and the caller's exact unread count."""
@@ -823,7 +891,7 @@ async def inbox(
         if last_ids
         else []
     )
-    last = {message.id: message for message in await _messages_out(uow, last_rows)}
+    last = {message.id: message for message in await _messages_out(uow, last_rows, media_urls)}
     items = [
         InboxEntry(
             conversation_id=row.conversation_id,

@@ -46,6 +46,7 @@ async def _attach_media(
            WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
              AND m.purged_at IS NULL AND m.ready_at > now() - %s
              AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
+             AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = m.id)
            FOR UPDATE""",
         (list(media_ids), owner, unattached_ttl),
     )

@@ -4,14 +4,22 @@ listing window, and the request bodies' validation."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import product
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from pydantic import ValidationError
 
 from shared_code.domain.event_rules import (
+    EVENT_CATEGORY_MAX,
+    EVENT_DESCRIPTION_MAX,
+    EVENT_PLACE_MAX,
+    EVENT_TITLE_MAX,
+    EVENT_VISIBILITIES,
     EVENT_WINDOW_DEFAULT,
     EVENT_WINDOW_MAX,
     RSVP_ANSWERS,
@@ -209,3 +217,42 @@ def test_an_rsvp_is_one_of_the_three_answers() -> None:
     for bad in ("waitlisted", "maybe", None):
         with pytest.raises(ValidationError):
             SetRsvp.model_validate({"status": bad})
+
+
+# --- the database's CHECK constraints say the same (sql/0023_events_and_rsvps.sql) --------------------
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "sql" / "schema.snapshot.json"
+
+
+def _constraint(name: str) -> str:
+    constraints: dict[str, str] = json.loads(SNAPSHOT.read_text())["constraints"]
+    return constraints[name]
+
+
+@pytest.mark.parametrize(
+    ("constraint", "low", "high"),
+    [
+        ("events.events_title_check", 1, EVENT_TITLE_MAX),
+        ("events.events_description_check", None, EVENT_DESCRIPTION_MAX),
+        ("events.events_place_check", None, EVENT_PLACE_MAX),
+        ("events.events_category_check", 1, EVENT_CATEGORY_MAX),
+    ],
+)
+def test_each_length_limit_is_the_one_the_database_checks(
+    constraint: str, low: int | None, high: int
+) -> None:
+    check = _constraint(constraint)
+    assert f"char_length({constraint.split('_')[1]}) <= {high}" in check
+    assert (f"char_length({constraint.split('_')[1]}) >= {low}" in check) == (low is not None)
+
+
+def test_each_vocabulary_is_the_one_the_database_accepts() -> None:
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(re.findall(r"'([^']*)'::text", _constraint(name)))
+
+    assert listed("events.events_visibility_check") == EVENT_VISIBILITIES
+    assert listed("event_rsvps.event_rsvps_status_check") == RSVP_STATUSES
+    # And more going than seats is refused by the database itself, whatever a use case does.
+    assert (
+        _constraint("events.events_within_capacity") == "CHECK (((capacity IS NULL) OR (going <= capacity)))"
+    )
