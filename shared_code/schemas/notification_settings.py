@@ -2,27 +2,15 @@
 
 One rule names a notification type (docs/api.md "Notification types"): its value, snake_case, as a
 notification's `type` says it (`follow_request`), and the settings are keyed by that same value, so
-a client turns off what it received with `settings[notification.type] = false`. The keys before
-this rule were the camelCase forms (`followRequest`): they still work, deprecated, so no client
-breaks silently: a PATCH accepts either form of a key (both forms of one key: 422), and a GET
-answers each multi-word type under both (the camelCase one marked `deprecated` in the OpenAPI
-document). The fields are the types' values; the forms are derived, so a new type added as a field
-follows the rule by itself.
+a client turns off what it received with `settings[notification.type] = false`. The fields are the
+types' values, so a new type added as a field follows the rule by itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import (
-    AliasChoices,
-    AliasGenerator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import AliasGenerator, ConfigDict, Field, StrictBool, model_validator
 
 from shared_code.schemas.common import RequestBody, ResponseBody
 
@@ -42,41 +30,14 @@ _DOCS = {
 }
 
 
-def deprecated_key(kind: str) -> str | None:
-    """The camelCase key a type had before keys became type values (None for a one-word type)."""
-    camel = to_camel(kind)
-    return camel if camel != kind else None
-
-
-def _either_key(kind: str) -> str | AliasChoices:
-    old = deprecated_key(kind)
-    return AliasChoices(kind, old) if old else kind
-
-
-def _deprecated_properties(schema: dict[str, Any]) -> None:
-    """The camelCase keys, stated as deprecated copies of the type-valued ones."""
-    for kind, field in list(schema["properties"].items()):
-        old = deprecated_key(kind)
-        if old:
-            schema["properties"][old] = {
-                **field,
-                "deprecated": True,
-                "description": f"deprecated: the same as `{kind}` (keys are the notification types' values)",
-            }
-
-
 # Keys are the notification types' values, not the camelCase of every other body.
-_TYPE_KEYS = AliasGenerator(validation_alias=_either_key, serialization_alias=lambda kind: kind)
-
-
-def _settings_schema(schema: dict[str, Any]) -> None:
-    _deprecated_properties(schema)
+_TYPE_KEYS = AliasGenerator(validation_alias=lambda kind: kind, serialization_alias=lambda kind: kind)
 
 
 class NotificationSettings(ResponseBody):
     """Each notification type: true (written) or false (turned off: not written at all)."""
 
-    model_config = ConfigDict(alias_generator=_TYPE_KEYS, json_schema_extra=_settings_schema)
+    model_config = ConfigDict(alias_generator=_TYPE_KEYS)
 
     follow: bool = Field(description=_DOCS["follow"])
     follow_request: bool = Field(description=_DOCS["follow_request"])
@@ -90,15 +51,6 @@ class NotificationSettings(ResponseBody):
     event_cancelled: bool = Field(description=_DOCS["event_cancelled"])
     event_promoted: bool = Field(description=_DOCS["event_promoted"])
 
-    def to_json(self) -> dict[str, Any]:
-        """Each type under its value, and a multi-word one also under its deprecated camelCase key."""
-        answer = super().to_json()
-        for kind in type(self).model_fields:
-            old = deprecated_key(kind)
-            if old:
-                answer[old] = answer[kind]
-        return answer
-
 
 def _settings_change_schema(schema: dict[str, Any]) -> None:
     """What the validator enforces, stated: at least one type, each true or false (never null)."""
@@ -107,13 +59,6 @@ def _settings_change_schema(schema: dict[str, Any]) -> None:
         field.pop("default", None)
         (kept,) = [option for option in field.pop("anyOf") if option != {"type": "null"}]
         field.update(kept)
-    _deprecated_properties(schema)
-    # A type named by both of its keys at once is refused (422): stated, so no client is surprised.
-    schema["allOf"] = [
-        {"not": {"required": [kind, old]}}
-        for kind in list(schema["properties"])
-        if (old := deprecated_key(kind)) and old in schema["properties"]
-    ]
 
 
 class UpdateNotificationSettings(RequestBody):

@@ -80,7 +80,7 @@ async def test_a_notification_type_turned_off_is_not_written(people: Any, databa
     ann, ben = people["ann"], people["ben"]
     settings = await ann.ok("GET", "/api/users/me/notification-settings")
     # Every type is on until turned off (other features add types of their own).
-    assert set(settings) >= {"follow", "followRequest", "followApproved", "comment", "reaction"}
+    assert set(settings) >= {"follow", "follow_request", "follow_approved", "comment", "reaction"}
     assert all(settings.values())
     changed = await ann.ok(
         "PATCH", "/api/users/me/notification-settings", {"reaction": False, "follow": False}

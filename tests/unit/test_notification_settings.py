@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
 
 from shared_code.domain.notifications import NOTIFICATION_TYPES, is_turned_off
 from shared_code.schemas.notification_settings import NotificationSettings, UpdateNotificationSettings
@@ -19,14 +18,14 @@ def test_every_notification_type_has_a_setting_and_nothing_else() -> None:
 
 
 def test_a_change_names_at_least_one_type_each_true_or_false() -> None:
-    change = UpdateNotificationSettings.model_validate({"comment": False, "followRequest": True})
+    change = UpdateNotificationSettings.model_validate({"comment": False, "follow_request": True})
     assert change.changes() == {"comment": False, "follow_request": True}
     for bad in (
         {},
         {"comment": None},
         {"comment": "no"},
         {"telepathy": False},
-        {"follow_request": False, "followRequest": False},  # one type named twice
+        {"followRequest": False},  # the camelCase of every other body is not a type's key
         {"follow_requests": False},
     ):
         with pytest.raises(ValidationError):
@@ -42,25 +41,18 @@ def test_a_type_is_written_unless_turned_off() -> None:
     assert not is_turned_off("reaction", frozenset({"comment"}))
 
 
-def test_settings_are_keyed_by_the_types_values_with_the_old_camel_case_keys_deprecated() -> None:
+def test_settings_are_keyed_by_the_types_values() -> None:
     """The one rule (docs/api.md "Notification types"): a type's key is its value, as a notification's
-    `type` says it; the camelCase keys of before still work, marked deprecated."""
+    `type` says it, in the answer, the change and the OpenAPI document."""
     every = {kind: True for kind in NOTIFICATION_TYPES}
-    answer = NotificationSettings.model_validate(every).to_json()
-    assert {key: value for key, value in answer.items() if key in NOTIFICATION_TYPES} == every
-    legacy = {to_camel(kind): kind for kind in NOTIFICATION_TYPES if to_camel(kind) != kind}
-    assert legacy  # follow_request, follow_approved...
-    assert set(answer) == set(NOTIFICATION_TYPES) | set(legacy)
-    for old, kind in legacy.items():
-        assert answer[old] == answer[kind]
-        assert UpdateNotificationSettings.model_validate({old: False}).changes() == {kind: False}
+    assert NotificationSettings.model_validate(every).to_json() == every
+    for kind in NOTIFICATION_TYPES:
         assert UpdateNotificationSettings.model_validate({kind: False}).changes() == {kind: False}
     for properties in (
         NotificationSettings.model_json_schema(by_alias=True, mode="serialization")["properties"],
         UpdateNotificationSettings.model_json_schema(by_alias=True, mode="validation")["properties"],
     ):
-        assert {k for k, v in properties.items() if not v.get("deprecated")} == set(NOTIFICATION_TYPES)
-        assert {k for k, v in properties.items() if v.get("deprecated")} == set(legacy)
+        assert set(properties) == set(NOTIFICATION_TYPES)
 
 
 def test_every_type_is_snake_case_and_every_kind_written_is_a_type() -> None:
