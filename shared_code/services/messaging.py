@@ -21,8 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from psycopg import errors as pg_errors
-
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
@@ -51,6 +49,7 @@ from shared_code.schemas.messaging import (
     SendMessage,
 )
 from shared_code.services.guards import blocked_either_way_ids
+from shared_code.services.media_attachments import attach_media
 from shared_code.services.post_rows import media_view
 
 NO_SUCH_CONVERSATION = "no such conversation"
@@ -466,43 +465,6 @@ async def _message_media(uow: UnitOfWork, message_ids: list[UUID]) -> dict[UUID,
     return media
 
 
-async def _attach_media(
-    uow: UnitOfWork, owner: UUID, message_id: UUID, media_ids: list[UUID], unattached_ttl: timedelta
-) -> tuple[MediaRef, ...]:
-    """The upload flow of posts (POST /api/media, then complete): ready media of the sender that no post
-    or message uses yet and that have not outlived MEDIA_UNATTACHED_TTL_HOURS."""
-    if not media_ids:
-        return ()
-    refs = await fetch_all(
-        uow.conn,
-        MediaRef,
-        """SELECT m.id AS media_id, m.content_type, m.blob_path FROM media_assets m
-           WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
-             AND m.purged_at IS NULL AND m.ready_at > now() - %s
-             AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
-             AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = m.id)
-           FOR UPDATE""",
-        (media_ids, owner, unattached_ttl),
-    )
-    found = {ref.media_id: ref for ref in refs}
-    missing = [str(m) for m in media_ids if m not in found]
-    if missing:
-        raise Invalid(
-            "these media are not yours, not ready, or already used", field="mediaIds", mediaIds=missing
-        )
-    try:
-        async with uow.conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO message_media (message_id, media_id, position) VALUES (%s, %s, %s)",
-                [(message_id, media_id, position) for position, media_id in enumerate(media_ids)],
-            )
-    except pg_errors.UniqueViolation:
-        raise Conflict(
-            "one of these media was attached elsewhere at the same time", mediaIds=[str(m) for m in media_ids]
-        ) from None
-    return tuple(found[m] for m in media_ids)
-
-
 async def _messages_out(uow: UnitOfWork, rows: list[_MessageRow], media_urls: MediaUrls) -> list[Message]:
     """Messages as the caller gets them: with their own devices' ciphertexts (row-level security
     shows a member only the ciphertexts addressed to them)."""
@@ -580,7 +542,7 @@ async def send_message(
         },
     )
     assert row is not None
-    media = await _attach_media(uow, me, row.id, list(body.media_ids), media_urls.unattached_ttl)
+    media = await attach_media(uow, me, body.media_ids, media_urls.unattached_ttl, "message", row.id)
     if body.ciphertexts:
         async with uow.conn.cursor() as cursor:
             await cursor.executemany(

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
-
-from psycopg import errors as pg_errors
 
 from shared_code.adapters.media_signing import MediaUrls
 from shared_code.cursors import CursorCodec
 from shared_code.db.rows import fetch_all, fetch_one
 from shared_code.db.unit_of_work import UnitOfWork
-from shared_code.domain.errors import Conflict, Forbidden, Invalid
-from shared_code.domain.events import MediaRef, PostCreated, PostUpdated
+from shared_code.domain.errors import Conflict, Forbidden
+from shared_code.domain.events import PostCreated, PostUpdated
 from shared_code.domain.feed_merge import is_pulled
 from shared_code.schemas.common import Page
 from shared_code.schemas.posts import Author, CreatePost, EditPost, Post
@@ -23,6 +20,7 @@ from shared_code.services.audience import require_may_see
 from shared_code.services.authors import author_snapshot, change_post_count
 from shared_code.services.calendar import linked_events, require_linkable
 from shared_code.services.guards import require_live_user, visible_post
+from shared_code.services.media_attachments import attach_media
 from shared_code.services.moderation import remove_as_moderator
 from shared_code.services.post_deletion import soft_delete_post
 from shared_code.services.post_media import media_refs
@@ -30,44 +28,6 @@ from shared_code.services.post_rows import POST_COLUMNS, POST_JOINS, PostRow, me
 from shared_code.services.quotes import quoted_posts, require_quotable
 from shared_code.services.reaction_counts import full_reaction_counts
 from shared_code.services.text_entities import check_text, write_text_entities
-
-
-async def _attach_media(
-    uow: UnitOfWork, owner: UUID, post_id: UUID, media_ids: Sequence[UUID], unattached_ttl: timedelta
-) -> tuple[MediaRef, ...]:
-    """Attach ready, unpurged media of `owner` that no post uses yet and that have not outlived
-    MEDIA_UNATTACHED_TTL_HOURS (the sweep purges those)."""
-    if not media_ids:
-        return ()
-    refs = await fetch_all(
-        uow.conn,
-        MediaRef,
-        """SELECT m.id AS media_id, m.content_type, m.blob_path FROM media_assets m
-           WHERE m.id = ANY(%s) AND m.owner_id = %s AND m.status = 'ready' AND m.deleted_at IS NULL
-             AND m.purged_at IS NULL AND m.ready_at > now() - %s
-             AND NOT EXISTS (SELECT 1 FROM post_media pm WHERE pm.media_id = m.id)
-             AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = m.id)
-           FOR UPDATE""",
-        (list(media_ids), owner, unattached_ttl),
-    )
-    found = {ref.media_id: ref for ref in refs}
-    missing = [str(m) for m in media_ids if m not in found]
-    if missing:
-        raise Invalid("these media are not yours, not ready, or already used by a post", mediaIds=missing)
-    try:
-        async with uow.conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO post_media (post_id, media_id, position) VALUES (%s, %s, %s)",
-                [(post_id, media_id, position) for position, media_id in enumerate(media_ids)],
-            )
-    except pg_errors.UniqueViolation:
-        # Another post took one of these media between the check above and this insert (the check
-        # reads before the other transaction commits): the loser of the race is told, not a 500.
-        raise Conflict(
-            "one of these media was attached to another post at the same time",
-            mediaIds=[str(m) for m in media_ids],
-        ) from None
-    return tuple(found[m] for m in media_ids)
 
 
 async def create_post(
@@ -97,7 +57,7 @@ async def create_post(
     assert new is not None
     post_id, created_at, status = new.id, new.created_at, new.status
     await uow.conn.execute("INSERT INTO post_counts (post_id) VALUES (%s)", (post_id,))
-    media = await _attach_media(uow, me, post_id, body.media_ids, media_urls.unattached_ttl)
+    media = await attach_media(uow, me, body.media_ids, media_urls.unattached_ttl, "post", post_id)
     entities = await write_text_entities(
         uow,
         source_id=post_id,
